@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian packages bootlab needs to build its guest images, run its tests
+# and drive the peer runtimes. Idempotent: does nothing when all are present.
+set -euo pipefail
+
+PACKAGES=(
+  # guest images: busybox rootfs, initramfs, kernel build from Debian's source
+  busybox-static cpio gzip xz-utils linux-source-6.1 bc bison flex libelf-dev libssl-dev
+  build-essential
+  # peers and tools the harness drives
+  qemu-system-x86 crun runc bubblewrap hyperfine strace iproute2
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,16 @@
+//! The phase model and marker protocol shared by the monitor (`vmm`), the sandbox
+//! (`container`), the harness (`bench`) and the guest init (`guest-init`).
+//!
+//! Every run is a list of [`Event`]s stamped with the host's CLOCK_MONOTONIC in
+//! nanoseconds. Because that clock is system-wide, a runtime process and the harness
+//! that spawned it can stamp events independently and still agree. Phases are derived
+//! from events by [`Timeline::phases`] using a [`PhaseModel`]; a phase whose boundary
+//! event is missing is merged with its neighbour and named so (`vmm+kernel`), never
+//! guessed (see shared/DESIGN.md, "Phase model").
+
+pub mod clock;
+pub mod marker;
+pub mod model;
+
+pub use clock::now_ns;
+pub use model::{Event, EventSource, Phase, PhaseModel, Timeline, CONTAINER_MODEL, VM_MODEL};

@@ -1,0 +1,1 @@
+//! A minimal KVM microVM monitor on the rust-vmm crates (see shared/DESIGN.md).
