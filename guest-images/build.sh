@@ -1,3 +1,245 @@
 #!/usr/bin/env bash
-# Placeholder until the image builder lands (issue 2).
-echo "guest-images: builder not written yet" >&2
+# Builds bootlab's guest images. Idempotent; safe to re-run (a cached kernel makes a
+# second run take seconds, also from a fresh clone on the same machine).
+#
+#   guest-images/build.sh [STEP...]     STEP: deps init rootfs initramfs kernel (default: all)
+#
+# Output in $BOOTLAB_IMAGES (default guest-images/out/):
+#   guest-init            the static init (also inside rootfs/ and the initramfs)
+#   rootfs/               busybox-static + applet links + guest-init (/sbin/guest-init, /init)
+#   initramfs.cpio[.gz]   newc: /init = guest-init, /dev/console, empty /proc /sys /dev /tmp
+#   initramfs-full.cpio.gz  the whole rootfs/ as an initramfs (larger: slower to boot emulated)
+#   vmlinux               Linux 6.1 (Debian linux-source-6.1), tinyconfig + kernel/*.config
+#
+# Environment:
+#   BOOTLAB_IMAGES=DIR               output directory
+#   BOOTLAB_CACHE=DIR                kernel cache (default /var/cache/bootlab)
+#   BOOTLAB_KERNEL_WORKAROUNDS=0     build the kernel WITHOUT the emulated-KVM workarounds
+#                                    (kernel/emulated-kvm.config + kernel/patches/); for
+#                                    hardware KVM. Default 1.
+#   BOOTLAB_JOBS=N                   make -j (default: nproc)
+# Needs root (apt-get, mknod of /dev/console in the initramfs).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$HERE")
+OUT=${BOOTLAB_IMAGES:-$HERE/out}
+CACHE=${BOOTLAB_CACHE:-/var/cache/bootlab}
+WORKAROUNDS=${BOOTLAB_KERNEL_WORKAROUNDS:-1}
+JOBS=${BOOTLAB_JOBS:-$(nproc)}
+KSRC_PKG=linux-source-6.1
+KSRC_TAR=/usr/src/linux-source-6.1.tar.xz
+TARGET=x86_64-unknown-linux-gnu
+# Bump when the kernel recipe below changes in a way the hashed inputs do not show.
+KERNEL_RECIPE=1
+
+declare -a SUMMARY=()
+log() { echo "images: $*" >&2; }
+die() { echo "images: ERROR: $*" >&2; exit 1; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+size_of() { stat -c %s "$1"; }
+note() { SUMMARY+=("$(printf '%-28s %s' "$1" "$2")"); }
+
+step_deps() {
+  bash "$ROOT/scripts/deps.sh"
+  command -v cargo >/dev/null || die "cargo not found (install Rust, e.g. rustup)"
+}
+
+# guest-init: built on its own (own target dir) so that only it is linked statically.
+step_init() {
+  local t0 tdir bin
+  t0=$(now)
+  tdir="$ROOT/target/guest-init"
+  (
+    cd "$ROOT"
+    RUSTFLAGS="-C target-feature=+crt-static" \
+      CARGO_PROFILE_RELEASE_OPT_LEVEL=z \
+      CARGO_PROFILE_RELEASE_PANIC=abort \
+      CARGO_PROFILE_RELEASE_LTO=fat \
+      CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
+      CARGO_PROFILE_RELEASE_STRIP=true \
+      cargo build --quiet --release --locked -p guest-init --target "$TARGET" --target-dir "$tdir"
+  )
+  bin="$tdir/$TARGET/release/guest-init"
+  if readelf -l "$bin" | grep -q 'INTERP'; then
+    die "$bin has a PT_INTERP: not static"
+  fi
+  mkdir -p "$OUT"
+  install -m 0755 "$bin" "$OUT/guest-init.tmp"
+  mv -f "$OUT/guest-init.tmp" "$OUT/guest-init"
+  note "guest-init" "$(size_of "$OUT/guest-init") bytes (static, stripped) in $(elapsed "$t0") s"
+}
+
+step_rootfs() {
+  local t0 busybox tmp a
+  t0=$(now)
+  [[ -x "$OUT/guest-init" ]] || step_init
+  busybox=$(command -v busybox || true)
+  [[ -n "$busybox" ]] || die "busybox not found (apt-get install busybox-static)"
+  readelf -l "$busybox" | grep -q INTERP && die "$busybox is not static (install busybox-static)"
+  tmp="$OUT/rootfs.tmp"
+  rm -rf "$tmp"
+  mkdir -p "$tmp"/{bin,sbin,etc,proc,sys,dev,tmp,root,run}
+  chmod 1777 "$tmp/tmp"
+  install -m 0755 "$busybox" "$tmp/bin/busybox"
+  for a in $("$busybox" --list); do
+    [[ "$a" == busybox || -e "$tmp/bin/$a" ]] || ln -s busybox "$tmp/bin/$a"
+  done
+  for a in sh true echo cat ls mount; do
+    [[ -L "$tmp/bin/$a" ]] || die "busybox lacks applet $a"
+  done
+  install -m 0755 "$OUT/guest-init" "$tmp/sbin/guest-init"
+  ln -s sbin/guest-init "$tmp/init"
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$tmp/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$tmp/etc/group"
+  echo bootlab >"$tmp/etc/hostname"
+  rm -rf "$OUT/rootfs"
+  mv "$tmp" "$OUT/rootfs"
+  note "rootfs/" "$(du -sb "$OUT/rootfs" | cut -f1) bytes in $(elapsed "$t0") s"
+}
+
+# Writes a reproducible newc archive of directory $1 to $2 (and $2.gz).
+make_cpio() {
+  local dir=$1 out=$2
+  (cd "$dir" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 --reproducible) >"$out.tmp"
+  gzip -9 -n -c "$out.tmp" >"$out.gz.tmp"
+  mv -f "$out.tmp" "$out"
+  mv -f "$out.gz.tmp" "$out.gz"
+}
+
+step_initramfs() {
+  local t0 stage
+  t0=$(now)
+  [[ -x "$OUT/guest-init" ]] || step_init
+  [[ -d "$OUT/rootfs" ]] || step_rootfs
+  stage=$(mktemp -d)
+  # shellcheck disable=SC2064
+  trap "rm -rf '$stage'" RETURN
+  mkdir -p "$stage"/{dev,proc,sys,tmp}
+  install -m 0755 "$OUT/guest-init" "$stage/init"
+  # The kernel opens /dev/console for init before init can mount devtmpfs.
+  mknod -m 0600 "$stage/dev/console" c 5 1
+  make_cpio "$stage" "$OUT/initramfs.cpio"
+  make_cpio "$OUT/rootfs" "$OUT/initramfs-full.cpio"
+  rm -f "$OUT/initramfs-full.cpio" # only the gzip variant of the full one is kept
+  note "initramfs.cpio" "$(size_of "$OUT/initramfs.cpio") bytes"
+  note "initramfs.cpio.gz" "$(size_of "$OUT/initramfs.cpio.gz") bytes"
+  note "initramfs-full.cpio.gz" "$(size_of "$OUT/initramfs-full.cpio.gz") bytes (in $(elapsed "$t0") s)"
+}
+
+# The fragments and patches the kernel is built from, in the order they apply.
+kernel_inputs() {
+  echo "$HERE/kernel/microvm.config"
+  if [[ "$WORKAROUNDS" != 0 ]]; then
+    echo "$HERE/kernel/emulated-kvm.config"
+    find "$HERE/kernel/patches" -name '*.patch' | LC_ALL=C sort
+  fi
+}
+
+kernel_key() {
+  {
+    echo "recipe $KERNEL_RECIPE"
+    echo "source $(dpkg-query -W -f='${Version}' "$KSRC_PKG") $(size_of "$KSRC_TAR")"
+    echo "workarounds $WORKAROUNDS"
+    local f
+    while read -r f; do
+      echo "$(basename "$f") $(sha256sum <"$f" | cut -d' ' -f1)"
+    done < <(kernel_inputs)
+  } | sha256sum | cut -c1-16
+}
+
+# Fails unless every `CONFIG_X=y` of the fragments is set and every
+# `# CONFIG_X is not set` is unset in the final .config.
+verify_config() {
+  local config=$1 frag line opt bad=0
+  for frag in $(kernel_inputs | grep '\.config$'); do
+    while IFS= read -r line; do
+      if [[ "$line" =~ ^(CONFIG_[A-Za-z0-9_]+)=y$ ]]; then
+        opt=${BASH_REMATCH[1]}
+        grep -qx "$opt=y" "$config" || { log "required $opt=y is not set ($(basename "$frag"))"; bad=1; }
+      elif [[ "$line" =~ ^#\ (CONFIG_[A-Za-z0-9_]+)\ is\ not\ set$ ]]; then
+        opt=${BASH_REMATCH[1]}
+        grep -q "^$opt=" "$config" && { log "$opt must be off but is $(grep "^$opt=" "$config") ($(basename "$frag"))"; bad=1; }
+      fi
+    done <"$frag"
+  done
+  ((bad == 0)) || die "kernel config does not have the required options (see above)"
+}
+
+build_kernel() {
+  local dest=$1 build=$2 frags p t0
+  t0=$(now)
+  rm -rf "$build"
+  mkdir -p "$build"
+  log "kernel: extracting $KSRC_TAR"
+  tar -xf "$KSRC_TAR" -C "$build" --strip-components=1
+  if [[ "$WORKAROUNDS" != 0 ]]; then
+    while read -r p; do
+      log "kernel: applying $(basename "$p")"
+      patch -d "$build" -p1 --quiet --forward <"$p"
+    done < <(kernel_inputs | grep '\.patch$')
+  fi
+  mapfile -t frags < <(kernel_inputs | grep '\.config$')
+  make -C "$build" -s ARCH=x86_64 tinyconfig >/dev/null
+  (cd "$build" && ./scripts/kconfig/merge_config.sh -m .config "${frags[@]}" >/dev/null)
+  make -C "$build" -s ARCH=x86_64 olddefconfig >/dev/null
+  (verify_config "$build/.config") || { rm -rf "$build"; die "kernel config check failed"; }
+  log "kernel: make -j$JOBS vmlinux (a few minutes)"
+  if ! make -C "$build" -s ARCH=x86_64 -j"$JOBS" vmlinux >"$build/make.log" 2>&1; then
+    tail -n 40 "$build/make.log" >&2
+    cp "$build/make.log" "$dest.make.log"
+    rm -rf "$build"
+    die "kernel build failed (log: $dest.make.log)"
+  fi
+  mkdir -p "$dest"
+  cp "$build/.config" "$dest/config"
+  cp "$build/vmlinux" "$dest/vmlinux.tmp"
+  elapsed "$t0" >"$dest/build-seconds"
+  mv "$dest/vmlinux.tmp" "$dest/vmlinux"
+  rm -rf "$build"
+}
+
+step_kernel() {
+  local t0 key dest how
+  t0=$(now)
+  [[ -f "$KSRC_TAR" ]] || die "$KSRC_TAR missing (apt-get install $KSRC_PKG)"
+  key=$(kernel_key)
+  dest="$CACHE/kernel/$key"
+  mkdir -p "$CACHE/kernel"
+  how="cached"
+  (
+    # One builder per key at a time (several checkouts may share the cache).
+    flock 9
+    if [[ ! -f "$dest/vmlinux" ]]; then
+      build_kernel "$dest" "$CACHE/kernel/$key.build"
+    fi
+  ) 9>"$CACHE/kernel/$key.lock"
+  [[ -f "$dest/build-seconds" ]] && how="cache $key, cold build took $(cat "$dest/build-seconds") s"
+  # The PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY, owner "Xen", type 18) lets a
+  # monitor enter the ELF vmlinux directly in 32-bit protected mode.
+  readelf -n "$dest/vmlinux" | grep -A1 -E '^\s+Xen\s' | grep -q -E '0x00000012|PHYS32_ENTRY' ||
+    die "$dest/vmlinux has no PVH (XEN_ELFNOTE_PHYS32_ENTRY) note"
+  mkdir -p "$OUT"
+  cp "$dest/vmlinux" "$OUT/vmlinux.tmp"
+  cp "$dest/config" "$OUT/vmlinux.config"
+  mv -f "$OUT/vmlinux.tmp" "$OUT/vmlinux"
+  note "vmlinux" "$(size_of "$OUT/vmlinux") bytes, workarounds=$WORKAROUNDS ($how) in $(elapsed "$t0") s"
+}
+
+main() {
+  local steps=("$@") s t0
+  t0=$(now)
+  ((${#steps[@]})) || steps=(deps init rootfs initramfs kernel)
+  for s in "${steps[@]}"; do
+    case "$s" in
+      deps | init | rootfs | initramfs | kernel) "step_$s" ;;
+      all) step_deps; step_init; step_rootfs; step_initramfs; step_kernel ;;
+      *) die "unknown step '$s' (steps: deps init rootfs initramfs kernel all)" ;;
+    esac
+  done
+  log "done in $(elapsed "$t0") s; output in $OUT"
+  for s in "${SUMMARY[@]}"; do echo "  $s" >&2; done
+}
+
+main "$@"
