@@ -53,7 +53,7 @@ step_init() {
   tdir="$ROOT/target/guest-init"
   (
     cd "$ROOT"
-    RUSTFLAGS="-C target-feature=+crt-static" \
+    RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
       CARGO_PROFILE_RELEASE_OPT_LEVEL=z \
       CARGO_PROFILE_RELEASE_PANIC=abort \
       CARGO_PROFILE_RELEASE_LTO=fat \
