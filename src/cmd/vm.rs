@@ -1,18 +1,249 @@
 //! `bootlab vm ...`: boot a microVM with our monitor.
 
-use clap::{Args, Subcommand};
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use timeline::{EventSource, VM_MODEL};
+use vmm::{ExitReason, KernelSource, VmConfig};
+
+/// Exit codes of `bootlab vm run` beyond the guest's own status.
+pub const EXIT_TRIPLE_FAULT: u8 = 80;
+pub const EXIT_INTERNAL_ERROR: u8 = 81;
+pub const EXIT_FAIL_ENTRY: u8 = 82;
+pub const EXIT_KVM_RUN: u8 = 83;
+pub const EXIT_TIMEOUT: u8 = 124;
+
+/// Kernel command line for the Linux guest on hosts whose /dev/kvm is emulated: the
+/// instruction emulator rejects xsave and the listed CPU features
+/// (shared/HOST-KVM.md); `reboot=k` and `panic=-1` end the VM through the i8042.
+pub const LINUX_CMDLINE: &str = "console=ttyS0 reboot=k panic=-1 noxsave \
+clearcpuid=smap,popcnt,bmi1,bmi2,avx,avx2,fsgsbase,rdpid,rdseed,rdrand";
 
 #[derive(Debug, Subcommand)]
 pub enum VmCommand {
     /// Boot a kernel (or a built-in guest) and run it to completion.
+    #[command(after_help = "\
+Exit status: the guest's status when it writes one to the exit port (0x501),
+0 when it resets or shuts down, 1 for a bad input or a set-up error,
+80 triple fault, 81 KVM internal/emulation error, 82 VM entry failure,
+83 KVM_RUN failure, 124 timeout.")]
     Run(RunArgs),
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Guest {
+    /// The tiny built-in guest that walks the marker protocol (runs anywhere).
+    Lab,
+    /// The Linux kernel and initramfs from the guest images.
+    Linux,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TimelineFormat {
+    Json,
+    Text,
+}
+
 #[derive(Debug, Args)]
-pub struct RunArgs {}
+pub struct RunArgs {
+    /// Kernel image: ELF vmlinux (PVH note or 64-bit entry) or bzImage.
+    #[arg(long, value_name = "PATH", conflicts_with = "guest")]
+    kernel: Option<PathBuf>,
+    /// A built-in guest instead of --kernel.
+    #[arg(long, value_enum)]
+    guest: Option<Guest>,
+    /// Initial ramdisk (cpio, optionally gzip).
+    #[arg(long, value_name = "PATH")]
+    initrd: Option<PathBuf>,
+    /// Kernel command line (default for --guest linux: one that suits emulated KVM).
+    #[arg(long)]
+    cmdline: Option<String>,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 128, value_name = "MiB")]
+    mem: u64,
+    /// Number of vCPUs.
+    #[arg(long, default_value_t = 1)]
+    vcpus: u32,
+    /// End the VM after this many seconds (exit status 124).
+    #[arg(long, value_name = "S")]
+    timeout: Option<f64>,
+    /// Print the run's timeline on stderr at the end.
+    #[arg(long, value_enum)]
+    timeline: Option<TimelineFormat>,
+    /// Write the run's timeline as JSON to this file.
+    #[arg(long, value_name = "PATH")]
+    timeline_out: Option<PathBuf>,
+}
+
+/// The guest images directory: $BOOTLAB_IMAGES, else guest-images/out of the checkout.
+pub fn images_dir() -> PathBuf {
+    std::env::var_os("BOOTLAB_IMAGES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("guest-images/out"))
+}
 
 pub fn run(cmd: VmCommand) -> anyhow::Result<u8> {
     match cmd {
-        VmCommand::Run(_) => Err(super::not_built("vm run", 3)),
+        VmCommand::Run(args) => run_vm(args),
+    }
+}
+
+fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
+    let spawn_ns = timeline::clock::spawn_ns_from_env().unwrap_or_else(timeline::now_ns);
+    let (kernel, initrd, cmdline, name) = match (args.guest, &args.kernel) {
+        (Some(Guest::Lab), _) => (
+            KernelSource::Embedded {
+                name: "lab guest",
+                bytes: vmm::lab::ELF,
+            },
+            args.initrd.clone(),
+            args.cmdline.clone().unwrap_or_default(),
+            "bootlab-vm-lab",
+        ),
+        (Some(Guest::Linux), _) => {
+            let dir = images_dir();
+            let vmlinux = dir.join("vmlinux");
+            if !vmlinux.is_file() {
+                bail!(
+                    "the linux guest is not built: {} is missing (run `bootlab images build` or guest-images/build.sh)",
+                    vmlinux.display()
+                );
+            }
+            let initrd = args
+                .initrd
+                .clone()
+                .unwrap_or_else(|| dir.join("initramfs.cpio.gz"));
+            (
+                KernelSource::File(vmlinux),
+                Some(initrd),
+                args.cmdline.clone().unwrap_or_else(|| LINUX_CMDLINE.into()),
+                "bootlab-vm-linux",
+            )
+        }
+        (None, Some(k)) => (
+            KernelSource::File(k.clone()),
+            args.initrd.clone(),
+            args.cmdline
+                .clone()
+                .unwrap_or_else(|| "console=ttyS0".into()),
+            "bootlab-vm",
+        ),
+        (None, None) => {
+            bail!("give a kernel with --kernel PATH or a built-in guest with --guest lab|linux")
+        }
+    };
+    if let KernelSource::File(k) = &kernel {
+        if !k.is_file() {
+            bail!("kernel {} does not exist or is not a file", k.display());
+        }
+    }
+    if let Some(i) = &initrd {
+        if !i.is_file() {
+            bail!("initrd {} does not exist or is not a file", i.display());
+        }
+    }
+    let timeout = match args.timeout {
+        Some(s) if !(s > 0.0 && s.is_finite()) => {
+            bail!("--timeout must be a positive number of seconds")
+        }
+        Some(s) => Some(Duration::from_secs_f64(s)),
+        None => None,
+    };
+    let config = VmConfig {
+        kernel,
+        initrd,
+        cmdline,
+        mem_mib: args.mem,
+        vcpus: args.vcpus,
+        timeout,
+        console: Box::new(RawStdout),
+        name: name.into(),
+        spawn_ns,
+    };
+    let outcome = vmm::run(config).context("cannot run the microVM")?;
+    let mut timeline = outcome.timeline;
+    timeline.push("exit", timeline::now_ns(), EventSource::Runtime);
+    let code = match &outcome.reason {
+        ExitReason::Reset | ExitReason::Halted => 0,
+        ExitReason::GuestExit(s) => *s,
+        ExitReason::TripleFault => EXIT_TRIPLE_FAULT,
+        ExitReason::InternalError { .. } => EXIT_INTERNAL_ERROR,
+        ExitReason::FailEntry(_) => EXIT_FAIL_ENTRY,
+        ExitReason::RunError(_) => EXIT_KVM_RUN,
+        ExitReason::Timeout => EXIT_TIMEOUT,
+    };
+    timeline.exit_code = Some(code as i32);
+    if !matches!(
+        outcome.reason,
+        ExitReason::Reset | ExitReason::Halted | ExitReason::GuestExit(_)
+    ) {
+        timeline.error = Some(outcome.reason.to_string());
+        eprintln!("bootlab: vm ended: {}", outcome.reason);
+    }
+    if outcome.unhandled_pio + outcome.unhandled_mmio > 0 {
+        log_unhandled(outcome.unhandled_pio, outcome.unhandled_mmio);
+    }
+    if let Some(path) = &args.timeline_out {
+        let json = serde_json::to_string(&timeline)?;
+        std::fs::write(path, json)
+            .with_context(|| format!("cannot write the timeline to {}", path.display()))?;
+    }
+    match args.timeline {
+        Some(TimelineFormat::Json) => eprintln!("{}", serde_json::to_string(&timeline)?),
+        Some(TimelineFormat::Text) => print_text(&timeline),
+        None => {}
+    }
+    Ok(code)
+}
+
+fn log_unhandled(pio: u64, mmio: u64) {
+    if std::env::var_os("BOOTLAB_DEBUG").is_some() {
+        eprintln!("bootlab: {pio} unhandled port and {mmio} unhandled MMIO accesses");
+    }
+}
+
+fn print_text(t: &timeline::Timeline) {
+    let mut events = t.events.clone();
+    events.sort_by_key(|e| e.t_ns);
+    eprintln!("timeline of {} (ms after spawn):", t.runtime);
+    for e in &events {
+        eprintln!(
+            "  {:>10.3}  {:<16} {:?}",
+            e.t_ns.saturating_sub(t.spawn_ns) as f64 / 1e6,
+            e.name,
+            e.source
+        );
+    }
+    for p in t.phases(&VM_MODEL) {
+        eprintln!(
+            "  phase {:<14} {:>10.3} ms",
+            p.name,
+            p.duration_ns() as f64 / 1e6
+        );
+    }
+    let missing = t.unobserved(&VM_MODEL);
+    if !missing.is_empty() {
+        eprintln!("  not observed: {}", missing.join(", "));
+    }
+}
+
+/// Unbuffered stdout for the serial console, so guest output appears as it is made.
+struct RawStdout;
+
+impl std::io::Write for RawStdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        let fd = std::io::stdout().as_raw_fd();
+        // SAFETY: writing from a valid, live buffer to the process's stdout fd.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

@@ -1,0 +1,140 @@
+//! The devices of the microVM, one file each, and the bus that routes port and MMIO
+//! accesses to them. Anything no device claims is counted and logged at debug level,
+//! never fatal.
+
+pub mod boot_timer;
+pub mod console;
+pub mod exit_port;
+pub mod i8042;
+pub mod marker;
+pub mod serial;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use timeline::{EventSource, Timeline};
+
+/// Events stamped by devices, shared between vCPU threads.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    events: Mutex<Vec<timeline::Event>>,
+}
+
+impl Recorder {
+    /// Records `name` now, from `source`.
+    pub fn stamp(&self, name: &str, source: EventSource) {
+        let t_ns = timeline::now_ns();
+        self.stamp_at(name, t_ns, source);
+    }
+
+    /// Records `name` at `t_ns`.
+    pub fn stamp_at(&self, name: &str, t_ns: u64, source: EventSource) {
+        if let Ok(mut ev) = self.events.lock() {
+            ev.push(timeline::Event {
+                name: name.to_owned(),
+                t_ns,
+                source,
+            });
+        }
+    }
+
+    /// Moves the recorded events into `timeline`.
+    pub fn drain_into(&self, timeline: &mut Timeline) {
+        if let Ok(mut ev) = self.events.lock() {
+            timeline.events.append(&mut ev);
+        }
+    }
+}
+
+/// What a guest access asks of the VM as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// Keep running.
+    None,
+    /// The guest asked for a reset (i8042 pulse): end the VM, status 0.
+    Reset,
+    /// The guest wrote its exit status to the exit port.
+    Exit(u8),
+}
+
+/// All devices, routed by address.
+pub struct Bus {
+    pub serial: Mutex<serial::Serial>,
+    pub recorder: Arc<Recorder>,
+    pub unhandled_pio: AtomicU64,
+    pub unhandled_mmio: AtomicU64,
+}
+
+impl Bus {
+    /// A bus with the serial console writing to `console`.
+    pub fn new(console: console::Console, irq: vmm_sys_util::eventfd::EventFd) -> Self {
+        let recorder = console.recorder();
+        Bus {
+            serial: Mutex::new(serial::Serial::new(irq, console)),
+            recorder,
+            unhandled_pio: AtomicU64::new(0),
+            unhandled_mmio: AtomicU64::new(0),
+        }
+    }
+
+    /// A port write.
+    pub fn pio_write(&self, port: u16, data: &[u8]) -> Request {
+        let value = data.first().copied().unwrap_or(0);
+        match port {
+            p if serial::claims(p) => {
+                if let Ok(mut s) = self.serial.lock() {
+                    s.write(p, value);
+                }
+                Request::None
+            }
+            marker::PORT => {
+                marker::write(&self.recorder, value);
+                Request::None
+            }
+            exit_port::PORT => Request::Exit(value),
+            i8042::COMMAND_PORT if i8042::is_reset(value) => Request::Reset,
+            i8042::COMMAND_PORT | i8042::DATA_PORT => Request::None,
+            _ => {
+                self.unhandled("pio write", port as u64, &self.unhandled_pio);
+                Request::None
+            }
+        }
+    }
+
+    /// A port read; fills `data`.
+    pub fn pio_read(&self, port: u16, data: &mut [u8]) {
+        match port {
+            p if serial::claims(p) => {
+                let v = self.serial.lock().map(|mut s| s.read(p)).unwrap_or(0xff);
+                data.fill(0);
+                if let Some(b) = data.first_mut() {
+                    *b = v;
+                }
+            }
+            i8042::COMMAND_PORT | i8042::DATA_PORT => data.fill(0),
+            _ => {
+                self.unhandled("pio read", port as u64, &self.unhandled_pio);
+                data.fill(0xff);
+            }
+        }
+    }
+
+    /// An MMIO write.
+    pub fn mmio_write(&self, addr: u64, data: &[u8]) {
+        if addr == boot_timer::ADDR {
+            boot_timer::write(&self.recorder, data);
+        } else {
+            self.unhandled("mmio write", addr, &self.unhandled_mmio);
+        }
+    }
+
+    /// An MMIO read; fills `data`.
+    pub fn mmio_read(&self, addr: u64, data: &mut [u8]) {
+        self.unhandled("mmio read", addr, &self.unhandled_mmio);
+        data.fill(0xff);
+    }
+
+    fn unhandled(&self, what: &str, addr: u64, counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+        log::debug!("unhandled {what} at {addr:#x}");
+    }
+}

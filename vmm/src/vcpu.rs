@@ -1,0 +1,336 @@
+//! vCPU set-up (CPUID, MSRs, registers, segments, page tables, FPU, local APIC) for
+//! each entry protocol, and the run loop: KVM_RUN, route the exit to the device bus,
+//! repeat until the guest ends the VM or the monitor asks the vCPU to stop.
+
+use crate::boot::Entry;
+use crate::devices::{Bus, Request};
+use crate::error::Error;
+use crate::layout::*;
+use crate::memory::GuestMemory;
+use kvm_bindings::{kvm_fpu, kvm_msr_entry, kvm_regs, kvm_segment, CpuId, Msrs};
+use kvm_ioctls::{VcpuExit, VcpuFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use vm_memory::{Bytes, GuestAddress};
+
+/// GDT descriptor flags (access byte and granularity nibble).
+const GDT_CODE64: u16 = 0xa09b;
+const GDT_CODE32: u16 = 0xc09b;
+const GDT_DATA: u16 = 0xc093;
+const GDT_TSS: u16 = 0x808b;
+/// Control register and EFER bits.
+const CR0_PE: u64 = 1 << 0;
+const CR0_ET: u64 = 1 << 4;
+const CR0_PG: u64 = 1 << 31;
+const CR4_PAE: u64 = 1 << 5;
+const EFER_LME: u64 = 1 << 8;
+const EFER_LMA: u64 = 1 << 10;
+/// Page-table entry bits: present, writable, 2 MiB page.
+const PTE_PRESENT_RW: u64 = 0x3;
+const PDE_LARGE: u64 = 0x80;
+/// MSR numbers.
+const MSR_IA32_MISC_ENABLE: u32 = 0x1a0;
+const MISC_ENABLE_FAST_STRING: u64 = 1;
+/// Local APIC register offsets and LVT delivery modes.
+const APIC_LVT0: usize = 0x350;
+const APIC_LVT1: usize = 0x360;
+const APIC_MODE_NMI: u32 = 0x4;
+const APIC_MODE_EXTINT: u32 = 0x7;
+/// CPUID leaf 1 ECX bit: running under a hypervisor.
+const CPUID_HYPERVISOR: u32 = 1 << 31;
+
+/// Why a vCPU stopped running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VcpuStop {
+    /// The guest asked for a reset (i8042) or KVM reported a reset/shutdown event.
+    Reset,
+    /// The guest wrote its status to the exit port.
+    GuestExit(u8),
+    /// The vCPU halted with nothing to wake it.
+    Halted,
+    /// Triple fault.
+    TripleFault,
+    /// KVM could not emulate or run an instruction.
+    InternalError {
+        suberror: u32,
+        rip: u64,
+        code: Vec<u8>,
+    },
+    /// VM entry failed.
+    FailEntry(u64),
+    /// The monitor asked the vCPU to stop (timeout or another vCPU ended the VM).
+    Stopped,
+    /// KVM_RUN itself failed.
+    RunError(String),
+}
+
+/// A GDT descriptor for `flags`, `base`, `limit`.
+pub fn gdt_entry(flags: u16, base: u32, limit: u32) -> u64 {
+    let (base, limit, flags) = (base as u64, limit as u64, flags as u64);
+    ((base & 0xff00_0000) << 32)
+        | ((base & 0x00ff_ffff) << 16)
+        | (limit & 0xffff)
+        | ((limit & 0xf_0000) << 32)
+        | ((flags & 0xf0ff) << 40)
+}
+
+/// The KVM segment register for descriptor `entry` at GDT index `index`.
+pub fn segment(entry: u64, index: u16) -> kvm_segment {
+    let g = ((entry >> 55) & 1) as u8;
+    let raw_limit = ((entry & 0xffff) | ((entry >> 32) & 0xf_0000)) as u32;
+    let present = ((entry >> 47) & 1) as u8;
+    kvm_segment {
+        base: ((entry >> 16) & 0xff_ffff) | ((entry >> 32) & 0xff00_0000),
+        limit: if g == 1 {
+            (raw_limit << 12) | 0xfff
+        } else {
+            raw_limit
+        },
+        selector: index * 8,
+        type_: ((entry >> 40) & 0xf) as u8,
+        present,
+        dpl: ((entry >> 45) & 3) as u8,
+        db: ((entry >> 54) & 1) as u8,
+        s: ((entry >> 44) & 1) as u8,
+        l: ((entry >> 53) & 1) as u8,
+        g,
+        avl: ((entry >> 52) & 1) as u8,
+        unusable: if present == 1 { 0 } else { 1 },
+        padding: 0,
+    }
+}
+
+/// Adjusts KVM's supported CPUID for vCPU `id` of `count`.
+pub fn filter_cpuid(cpuid: &mut CpuId, id: u32, count: u32) {
+    for e in cpuid.as_mut_slice() {
+        match e.function {
+            1 => {
+                e.ebx = (e.ebx & 0x0000_ffff) | (id << 24) | (count.min(255) << 16) | (8 << 8);
+                e.ecx |= CPUID_HYPERVISOR;
+            }
+            0xb => e.edx = id,
+            _ => {}
+        }
+    }
+}
+
+/// Writes boot GDT (and an empty IDT) and, for the 64-bit protocol, the identity page
+/// tables covering the first GiB.
+pub fn write_boot_tables(mem: &GuestMemory, entry: Entry) -> Result<(), Error> {
+    let code = match entry {
+        Entry::Pvh(_) => GDT_CODE32,
+        Entry::Linux64(_) => GDT_CODE64,
+    };
+    let gdt = [
+        0,
+        gdt_entry(code, 0, 0xfffff),
+        gdt_entry(GDT_DATA, 0, 0xfffff),
+        gdt_entry(GDT_TSS, 0, 0xfffff),
+    ];
+    let w = |v: u64, at: u64| {
+        mem.write_obj(v, GuestAddress(at))
+            .map_err(|e| Error::BootData(e.to_string()))
+    };
+    for (i, d) in gdt.iter().enumerate() {
+        w(*d, BOOT_GDT_START + 8 * i as u64)?;
+    }
+    w(0, BOOT_IDT_START)?;
+    if let Entry::Linux64(_) = entry {
+        w(PDPTE_START | PTE_PRESENT_RW, PML4_START)?;
+        w(PDE_START | PTE_PRESENT_RW, PDPTE_START)?;
+        for i in 0..512u64 {
+            w((i << 21) | PDE_LARGE | PTE_PRESENT_RW, PDE_START + i * 8)?;
+        }
+    }
+    Ok(())
+}
+
+/// Sets up vCPU `id` of `count` to enter at `entry` (only the boot CPU, id 0, gets
+/// entry registers; application processors wait for INIT/SIPI in the irqchip).
+pub fn configure(
+    vcpu: &VcpuFd,
+    supported: &CpuId,
+    id: u32,
+    count: u32,
+    entry: Entry,
+) -> Result<(), Error> {
+    let mut cpuid = supported.clone();
+    filter_cpuid(&mut cpuid, id, count);
+    vcpu.set_cpuid2(&cpuid)
+        .map_err(Error::kvm("KVM_SET_CPUID2"))?;
+
+    let msrs = Msrs::from_entries(&[kvm_msr_entry {
+        index: MSR_IA32_MISC_ENABLE,
+        data: MISC_ENABLE_FAST_STRING,
+        ..Default::default()
+    }])
+    .map_err(|_| Error::BootData("MSR list".into()))?;
+    vcpu.set_msrs(&msrs).map_err(Error::kvm("KVM_SET_MSRS"))?;
+
+    let fpu = kvm_fpu {
+        fcw: 0x37f,
+        mxcsr: 0x1f80,
+        ..Default::default()
+    };
+    vcpu.set_fpu(&fpu).map_err(Error::kvm("KVM_SET_FPU"))?;
+
+    let mut lapic = vcpu.get_lapic().map_err(Error::kvm("KVM_GET_LAPIC"))?;
+    set_lvt_mode(&mut lapic.regs, APIC_LVT0, APIC_MODE_EXTINT);
+    set_lvt_mode(&mut lapic.regs, APIC_LVT1, APIC_MODE_NMI);
+    vcpu.set_lapic(&lapic)
+        .map_err(Error::kvm("KVM_SET_LAPIC"))?;
+
+    if id != 0 {
+        return Ok(());
+    }
+    let mut sregs = vcpu.get_sregs().map_err(Error::kvm("KVM_GET_SREGS"))?;
+    let code_flags = match entry {
+        Entry::Pvh(_) => GDT_CODE32,
+        Entry::Linux64(_) => GDT_CODE64,
+    };
+    let code = segment(gdt_entry(code_flags, 0, 0xfffff), 1);
+    let data = segment(gdt_entry(GDT_DATA, 0, 0xfffff), 2);
+    let tss = segment(gdt_entry(GDT_TSS, 0, 0xfffff), 3);
+    sregs.gdt.base = BOOT_GDT_START;
+    sregs.gdt.limit = 4 * 8 - 1;
+    sregs.idt.base = BOOT_IDT_START;
+    sregs.idt.limit = 7;
+    sregs.cs = code;
+    sregs.ds = data;
+    sregs.es = data;
+    sregs.fs = data;
+    sregs.gs = data;
+    sregs.ss = data;
+    sregs.tr = tss;
+    let mut regs = kvm_regs {
+        rflags: 0x2,
+        ..Default::default()
+    };
+    match entry {
+        Entry::Pvh(addr) => {
+            sregs.cr0 = CR0_PE | CR0_ET;
+            sregs.cr4 = 0;
+            sregs.efer = 0;
+            regs.rip = addr.0;
+            regs.rbx = PVH_INFO_START;
+        }
+        Entry::Linux64(addr) => {
+            sregs.cr3 = PML4_START;
+            sregs.cr4 = CR4_PAE;
+            sregs.cr0 = CR0_PE | CR0_ET | CR0_PG;
+            sregs.efer = EFER_LME | EFER_LMA;
+            regs.rip = addr.0;
+            regs.rsp = BOOT_STACK_POINTER;
+            regs.rbp = BOOT_STACK_POINTER;
+            regs.rsi = ZERO_PAGE_START;
+        }
+    }
+    vcpu.set_sregs(&sregs)
+        .map_err(Error::kvm("KVM_SET_SREGS"))?;
+    vcpu.set_regs(&regs).map_err(Error::kvm("KVM_SET_REGS"))?;
+    Ok(())
+}
+
+fn set_lvt_mode(regs: &mut [std::os::raw::c_char; 1024], offset: usize, mode: u32) {
+    let mut raw = [0u8; 4];
+    for (i, b) in raw.iter_mut().enumerate() {
+        *b = regs[offset + i] as u8;
+    }
+    let v = (u32::from_le_bytes(raw) & !0x700) | (mode << 8);
+    for (i, b) in v.to_le_bytes().iter().enumerate() {
+        regs[offset + i] = *b as std::os::raw::c_char;
+    }
+}
+
+/// Runs `vcpu` until the guest ends the VM, an error stops it, or `stop` is set.
+/// `on_first_run` is called right before the first KVM_RUN.
+pub fn run_loop(
+    vcpu: &mut VcpuFd,
+    bus: &Bus,
+    mem: &GuestMemory,
+    stop: &AtomicBool,
+    mut on_first_run: impl FnMut(),
+) -> VcpuStop {
+    on_first_run();
+    loop {
+        if stop.load(Ordering::Acquire) {
+            return VcpuStop::Stopped;
+        }
+        let exit = match vcpu.run() {
+            Ok(exit) => exit,
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                vcpu.set_kvm_immediate_exit(0);
+                continue;
+            }
+            Err(e) => return VcpuStop::RunError(e.to_string()),
+        };
+        match exit {
+            VcpuExit::IoOut(port, data) => match bus.pio_write(port, data) {
+                Request::None => {}
+                Request::Reset => return VcpuStop::Reset,
+                Request::Exit(status) => return VcpuStop::GuestExit(status),
+            },
+            VcpuExit::IoIn(port, data) => bus.pio_read(port, data),
+            VcpuExit::MmioWrite(addr, data) => bus.mmio_write(addr, data),
+            VcpuExit::MmioRead(addr, data) => bus.mmio_read(addr, data),
+            VcpuExit::Hlt => return VcpuStop::Halted,
+            VcpuExit::Shutdown => return VcpuStop::TripleFault,
+            VcpuExit::SystemEvent(..) => return VcpuStop::Reset,
+            VcpuExit::FailEntry(reason, _cpu) => return VcpuStop::FailEntry(reason),
+            VcpuExit::InternalError => return internal_error(vcpu, mem),
+            VcpuExit::Intr | VcpuExit::IrqWindowOpen => {}
+            other => log::debug!("ignored vCPU exit {other:?}"),
+        }
+    }
+}
+
+fn internal_error(vcpu: &mut VcpuFd, mem: &GuestMemory) -> VcpuStop {
+    // SAFETY: KVM filled the `internal` member of the exit union for
+    // KVM_EXIT_INTERNAL_ERROR, which is the exit being handled.
+    let suberror = unsafe { vcpu.get_kvm_run().__bindgen_anon_1.internal.suberror };
+    let rip = vcpu.get_regs().map(|r| r.rip).unwrap_or(0);
+    let phys = vcpu
+        .translate_gva(rip)
+        .ok()
+        .filter(|t| t.valid != 0)
+        .map(|t| t.physical_address)
+        .unwrap_or(rip);
+    let mut code = vec![0u8; 16];
+    if mem.read_slice(&mut code, GuestAddress(phys)).is_err() {
+        code.clear();
+    }
+    VcpuStop::InternalError {
+        suberror,
+        rip,
+        code,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gdt_entries_decode_to_flat_segments() {
+        let code = segment(gdt_entry(GDT_CODE64, 0, 0xfffff), 1);
+        assert_eq!((code.base, code.limit, code.selector), (0, 0xffff_ffff, 8));
+        assert_eq!(
+            (code.l, code.db, code.type_, code.present, code.s),
+            (1, 0, 0xb, 1, 1)
+        );
+        let code32 = segment(gdt_entry(GDT_CODE32, 0, 0xfffff), 1);
+        assert_eq!((code32.l, code32.db), (0, 1));
+        let data = segment(gdt_entry(GDT_DATA, 0, 0xfffff), 2);
+        assert_eq!((data.type_, data.selector, data.db), (3, 16, 1));
+        assert_eq!(gdt_entry(GDT_CODE64, 0, 0xfffff), 0x00af_9b00_0000_ffff);
+        assert_eq!(gdt_entry(GDT_DATA, 0, 0xfffff), 0x00cf_9300_0000_ffff);
+    }
+
+    #[test]
+    fn lvt_mode_is_set_in_place() {
+        let mut regs = [0 as std::os::raw::c_char; 1024];
+        regs[APIC_LVT0] = 0x10u8 as std::os::raw::c_char; // vector bits survive
+        set_lvt_mode(&mut regs, APIC_LVT0, APIC_MODE_EXTINT);
+        assert_eq!(regs[APIC_LVT0] as u8, 0x10);
+        assert_eq!(regs[APIC_LVT0 + 1] as u8, 0x07);
+    }
+}

@@ -1,0 +1,295 @@
+//! Putting a microVM together and running it: check the configuration, map guest
+//! memory, load the kernel, create the VM on /dev/kvm with its irqchip and PIT,
+//! wire the devices, start one thread per vCPU, wait for the end (guest exit, reset,
+//! error or timeout), stop every vCPU and join its thread.
+
+use crate::boot::{self, KernelImage};
+use crate::devices::console::Console;
+use crate::devices::{serial, Bus, Recorder};
+use crate::error::Error;
+use crate::layout::KVM_TSS_ADDR;
+use crate::memory;
+use crate::mptable;
+use crate::vcpu::{self, VcpuStop};
+use kvm_bindings::{kvm_pit_config, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES};
+use kvm_ioctls::Kvm;
+use std::io::Write;
+use std::os::unix::thread::JoinHandleExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+use timeline::{EventSource, Timeline};
+use vm_memory::{Address, GuestMemoryBackend, GuestMemoryRegion};
+
+/// The signal used to kick a vCPU thread out of KVM_RUN.
+fn kick_signal() -> i32 {
+    libc::SIGRTMIN() + 1
+}
+
+/// Where the kernel comes from.
+#[derive(Debug, Clone)]
+pub enum KernelSource {
+    /// A file: ELF vmlinux or bzImage.
+    File(PathBuf),
+    /// Bytes in the monitor (the embedded lab guest).
+    Embedded {
+        name: &'static str,
+        bytes: &'static [u8],
+    },
+}
+
+/// A microVM to run.
+pub struct VmConfig {
+    pub kernel: KernelSource,
+    pub initrd: Option<PathBuf>,
+    pub cmdline: String,
+    pub mem_mib: u64,
+    pub vcpus: u32,
+    pub timeout: Option<Duration>,
+    /// Where the serial console goes.
+    pub console: Box<dyn Write + Send>,
+    /// Name of the runtime in the timeline.
+    pub name: String,
+    /// Time zero of the timeline (CLOCK_MONOTONIC ns).
+    pub spawn_ns: u64,
+}
+
+/// How a VM ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitReason {
+    /// The guest reset or shut the machine down.
+    Reset,
+    /// The guest wrote a status to the exit port.
+    GuestExit(u8),
+    /// Every vCPU halted.
+    Halted,
+    TripleFault,
+    InternalError {
+        suberror: u32,
+        rip: u64,
+        code: Vec<u8>,
+    },
+    FailEntry(u64),
+    Timeout,
+    RunError(String),
+}
+
+impl std::fmt::Display for ExitReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitReason::Reset => write!(f, "guest reset/shutdown"),
+            ExitReason::GuestExit(s) => write!(f, "guest exited with status {s}"),
+            ExitReason::Halted => write!(f, "all vCPUs halted"),
+            ExitReason::TripleFault => write!(f, "triple fault (KVM_EXIT_SHUTDOWN)"),
+            ExitReason::InternalError {
+                suberror,
+                rip,
+                code,
+            } => {
+                write!(
+                    f,
+                    "KVM internal error, suberror {suberror}{} at rip {rip:#x}, code:",
+                    if *suberror == 1 {
+                        " (emulation failure)"
+                    } else {
+                        ""
+                    }
+                )?;
+                for b in code {
+                    write!(f, " {b:02x}")?;
+                }
+                Ok(())
+            }
+            ExitReason::FailEntry(r) => write!(f, "VM entry failed, hardware reason {r:#x}"),
+            ExitReason::Timeout => write!(f, "timeout"),
+            ExitReason::RunError(e) => write!(f, "KVM_RUN failed: {e}"),
+        }
+    }
+}
+
+/// The result of a run.
+#[derive(Debug)]
+pub struct VmOutcome {
+    pub reason: ExitReason,
+    pub timeline: Timeline,
+    pub unhandled_pio: u64,
+    pub unhandled_mmio: u64,
+}
+
+/// Builds and runs a microVM to its end.
+pub fn run(config: VmConfig) -> Result<VmOutcome, Error> {
+    let max_vcpus = mptable::MAX_CPUS;
+    if config.vcpus == 0 || config.vcpus > max_vcpus {
+        return Err(Error::VcpuCount(config.vcpus, max_vcpus));
+    }
+    let mem_bytes = memory::check_size(config.mem_mib, memory::host_mem_bytes())?;
+    let recorder = Arc::new(Recorder::default());
+
+    let kvm = Kvm::new().map_err(Error::KvmOpen)?;
+    let api = kvm.get_api_version();
+    if api != 12 {
+        return Err(Error::KvmApiVersion(api));
+    }
+    let kvm_max = kvm.get_max_vcpus() as u32;
+    if config.vcpus > kvm_max {
+        return Err(Error::VcpuCount(config.vcpus, kvm_max.min(max_vcpus)));
+    }
+    let mem = memory::create(mem_bytes)?;
+    let image = match &config.kernel {
+        KernelSource::File(p) => KernelImage::File(p),
+        KernelSource::Embedded { name, bytes } => KernelImage::Bytes { name, bytes },
+    };
+    let setup = boot::load(
+        &mem,
+        mem_bytes,
+        &image,
+        config.initrd.as_deref(),
+        &config.cmdline,
+    )?;
+    vcpu::write_boot_tables(&mem, setup.entry)?;
+    if config.vcpus > 1 {
+        mptable::write(&mem, config.vcpus).map_err(|e| Error::BootData(e.to_string()))?;
+    }
+
+    let vm = kvm.create_vm().map_err(Error::kvm("KVM_CREATE_VM"))?;
+    vm.set_tss_address(KVM_TSS_ADDR)
+        .map_err(Error::kvm("KVM_SET_TSS_ADDR"))?;
+    vm.create_irq_chip()
+        .map_err(Error::kvm("KVM_CREATE_IRQCHIP"))?;
+    vm.create_pit2(kvm_pit_config::default())
+        .map_err(Error::kvm("KVM_CREATE_PIT2"))?;
+    for (slot, region) in mem.iter().enumerate() {
+        let host = region
+            .get_host_address(vm_memory::MemoryRegionAddress(0))
+            .map_err(|e| Error::GuestMemory(e.to_string()))?;
+        let r = kvm_userspace_memory_region {
+            slot: slot as u32,
+            guest_phys_addr: region.start_addr().raw_value(),
+            memory_size: region.len(),
+            userspace_addr: host as u64,
+            flags: 0,
+        };
+        // SAFETY: the region is a live mapping owned by `mem`, which outlives the VM
+        // (both are dropped at the end of this function, the VM's vCPUs first), and
+        // slots do not overlap.
+        unsafe { vm.set_user_memory_region(r) }
+            .map_err(Error::kvm("KVM_SET_USER_MEMORY_REGION"))?;
+    }
+
+    let irq = vmm_sys_util::eventfd::EventFd::new(libc::EFD_NONBLOCK)
+        .map_err(Error::Thread)?;
+    vm.register_irqfd(&irq, serial::COM1_IRQ)
+        .map_err(Error::kvm("KVM_IRQFD"))?;
+    let console = Console::new(config.console, recorder.clone());
+    let bus = Arc::new(Bus::new(console, irq));
+    let supported = kvm
+        .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+        .map_err(Error::kvm("KVM_GET_SUPPORTED_CPUID"))?;
+    let mut vcpus = Vec::with_capacity(config.vcpus as usize);
+    for id in 0..config.vcpus {
+        let fd = vm
+            .create_vcpu(id as u64)
+            .map_err(Error::kvm("KVM_CREATE_VCPU"))?;
+        vcpu::configure(&fd, &supported, id, config.vcpus, setup.entry)?;
+        vcpus.push(fd);
+    }
+
+    install_kick_handler();
+    let mem = Arc::new(mem);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::channel::<VcpuStop>();
+    let mut threads = Vec::with_capacity(vcpus.len());
+    for (id, mut fd) in vcpus.into_iter().enumerate() {
+        let (bus, mem, stop, tx, rec) = (
+            bus.clone(),
+            mem.clone(),
+            stop.clone(),
+            tx.clone(),
+            recorder.clone(),
+        );
+        let t = std::thread::Builder::new()
+            .name(format!("vcpu{id}"))
+            .spawn(move || {
+                let why = vcpu::run_loop(&mut fd, &bus, &mem, &stop, || {
+                    if id == 0 {
+                        rec.stamp("first-kvm-run", EventSource::Monitor);
+                    }
+                });
+                let _ = tx.send(why);
+            })
+            .map_err(Error::Thread)?;
+        threads.push(t);
+    }
+    drop(tx);
+
+    let first = match config.timeout {
+        Some(d) => rx.recv_timeout(d).ok(),
+        None => rx.recv().ok(),
+    };
+    let reason = match first {
+        None => ExitReason::Timeout,
+        Some(s) => stop_reason(s),
+    };
+    // Stop every vCPU: set the flag, then kick each thread out of KVM_RUN until
+    // it has left its loop.
+    stop.store(true, Ordering::Release);
+    for t in threads {
+        while !t.is_finished() {
+            // SAFETY: the pthread id belongs to a thread we have not joined yet; the
+            // signal has a no-op handler installed, so delivery only interrupts
+            // KVM_RUN with EINTR.
+            unsafe { libc::pthread_kill(t.as_pthread_t(), kick_signal()) };
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let _ = t.join();
+    }
+    if let Ok(mut s) = bus.serial.lock() {
+        let _ = s_flush(&mut s);
+    }
+
+    let mut timeline = Timeline::new(config.name, config.spawn_ns);
+    recorder.drain_into(&mut timeline);
+    Ok(VmOutcome {
+        reason,
+        timeline,
+        unhandled_pio: bus.unhandled_pio.load(Ordering::Relaxed),
+        unhandled_mmio: bus.unhandled_mmio.load(Ordering::Relaxed),
+    })
+}
+
+fn s_flush(_s: &mut serial::Serial) -> std::io::Result<()> {
+    std::io::stdout().flush()
+}
+
+fn stop_reason(s: VcpuStop) -> ExitReason {
+    match s {
+        VcpuStop::Reset => ExitReason::Reset,
+        VcpuStop::GuestExit(v) => ExitReason::GuestExit(v),
+        VcpuStop::Halted | VcpuStop::Stopped => ExitReason::Halted,
+        VcpuStop::TripleFault => ExitReason::TripleFault,
+        VcpuStop::InternalError {
+            suberror,
+            rip,
+            code,
+        } => ExitReason::InternalError {
+            suberror,
+            rip,
+            code,
+        },
+        VcpuStop::FailEntry(r) => ExitReason::FailEntry(r),
+        VcpuStop::RunError(e) => ExitReason::RunError(e),
+    }
+}
+
+extern "C" fn kick_handler(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
+
+fn install_kick_handler() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Err(e) = vmm_sys_util::signal::register_signal_handler(kick_signal(), kick_handler) {
+            log::debug!("cannot install the vCPU kick handler: {e}");
+        }
+    });
+}
