@@ -1,0 +1,187 @@
+//! From results to numbers: per runtime and phase the statistics of successful runs,
+//! pairwise ratios ours/peer, and the concurrency sweep. Everything a report shows
+//! is computed here, deterministically, from results.json alone.
+
+use crate::results::{Results, RuntimeKind, RuntimeStatus};
+use crate::stats::{self, Ratio, Summary};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Name of the whole-run row (spawn to the last observed boundary).
+pub const TOTAL: &str = "total";
+
+/// Statistics of one runtime.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuntimeSummary {
+    pub name: String,
+    pub kind: RuntimeKind,
+    pub ours: bool,
+    pub ok: usize,
+    pub failed: usize,
+    /// Phases in model order (merged phases under their merged name).
+    pub phases: Vec<(String, Summary)>,
+    pub total: Option<Summary>,
+    #[serde(skip)]
+    pub samples: BTreeMap<String, Vec<f64>>,
+    /// Total times of successful runs, ns (for the CDF).
+    #[serde(skip)]
+    pub totals: Vec<f64>,
+    /// Distinct errors of failed runs with their counts.
+    pub errors: Vec<(String, usize)>,
+}
+
+/// `ours / peer` for one phase (or the total).
+#[derive(Debug, Clone, Serialize)]
+pub struct RatioRow {
+    pub ours: String,
+    pub peer: String,
+    pub phase: String,
+    pub ratio: Ratio,
+}
+
+/// One concurrency level of one runtime.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConcurrencyRow {
+    pub runtime: String,
+    pub level: u32,
+    pub batches: usize,
+    /// Median over batches of successful boots per second of wall time.
+    pub boots_per_second: f64,
+    /// Median total time of one instance at this level, ns.
+    pub instance_median_ns: Option<f64>,
+    pub failures: usize,
+}
+
+/// Position of a (possibly merged) phase name in the model order.
+pub fn phase_rank(kind: RuntimeKind, name: &str) -> usize {
+    let first = name.split('+').next().unwrap_or(name);
+    kind.model()
+        .phases
+        .iter()
+        .position(|p| *p == first)
+        .unwrap_or(usize::MAX)
+}
+
+/// Statistics of every runtime that has measured runs, in results order.
+pub fn runtimes(results: &Results) -> Vec<RuntimeSummary> {
+    results
+        .runtimes
+        .iter()
+        .filter(|r| r.status == RuntimeStatus::Ran)
+        .map(|info| {
+            let model = info.kind.model();
+            let mut samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+            let mut totals = Vec::new();
+            let mut errors: BTreeMap<String, usize> = BTreeMap::new();
+            let (mut ok, mut failed) = (0, 0);
+            for run in results.runs_of(&info.name) {
+                if let Some(e) = &run.timeline.error {
+                    failed += 1;
+                    *errors.entry(e.clone()).or_default() += 1;
+                    continue;
+                }
+                ok += 1;
+                for p in run.timeline.phases(model) {
+                    samples
+                        .entry(p.name.clone())
+                        .or_default()
+                        .push(p.duration_ns() as f64);
+                }
+                if let Some(t) = run.timeline.total_ns(model) {
+                    totals.push(t as f64);
+                }
+            }
+            let mut phases: Vec<(String, Summary)> = samples
+                .iter()
+                .filter_map(|(n, v)| Some((n.clone(), stats::summarize(v)?)))
+                .collect();
+            phases.sort_by_key(|(n, _)| (phase_rank(info.kind, n), n.clone()));
+            RuntimeSummary {
+                name: info.name.clone(),
+                kind: info.kind,
+                ours: info.ours,
+                ok,
+                failed,
+                phases,
+                total: stats::summarize(&totals),
+                samples,
+                totals,
+                errors: errors.into_iter().collect(),
+            }
+        })
+        .collect()
+}
+
+/// Ratios ours/peer of the total and of every phase both runtimes have.
+pub fn ratios(summaries: &[RuntimeSummary]) -> Vec<RatioRow> {
+    let mut out = Vec::new();
+    for ours in summaries.iter().filter(|s| s.ours) {
+        for peer in summaries.iter().filter(|s| !s.ours) {
+            if let Some(ratio) = stats::ratio_of_medians(&ours.totals, &peer.totals) {
+                out.push(RatioRow {
+                    ours: ours.name.clone(),
+                    peer: peer.name.clone(),
+                    phase: TOTAL.into(),
+                    ratio,
+                });
+            }
+            for (phase, a) in &ours.samples {
+                let Some(b) = peer.samples.get(phase) else {
+                    continue;
+                };
+                if let Some(ratio) = stats::ratio_of_medians(a, b) {
+                    out.push(RatioRow {
+                        ours: ours.name.clone(),
+                        peer: peer.name.clone(),
+                        phase: phase.clone(),
+                        ratio,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The concurrency sweep, by runtime then level.
+pub fn concurrency(results: &Results) -> Vec<ConcurrencyRow> {
+    let mut groups: BTreeMap<(usize, u32), Vec<&crate::results::ConcurrencyBatch>> =
+        BTreeMap::new();
+    for b in &results.concurrency {
+        let idx = results
+            .runtimes
+            .iter()
+            .position(|r| r.name == b.runtime)
+            .unwrap_or(usize::MAX);
+        groups.entry((idx, b.level)).or_default().push(b);
+    }
+    groups
+        .into_values()
+        .map(|batches| {
+            let kind = results
+                .runtime(&batches[0].runtime)
+                .map_or(RuntimeKind::Container, |r| r.kind);
+            let bps: Vec<f64> = batches.iter().map(|b| b.boots_per_second()).collect();
+            let totals: Vec<f64> = batches
+                .iter()
+                .flat_map(|b| b.runs.iter())
+                .filter(|t| t.error.is_none())
+                .filter_map(|t| t.total_ns(kind.model()))
+                .map(|t| t as f64)
+                .collect();
+            let failures = batches
+                .iter()
+                .flat_map(|b| b.runs.iter())
+                .filter(|t| t.error.is_some())
+                .count();
+            ConcurrencyRow {
+                runtime: batches[0].runtime.clone(),
+                level: batches[0].level,
+                batches: batches.len(),
+                boots_per_second: stats::summarize(&bps).map_or(0.0, |s| s.median),
+                instance_median_ns: stats::summarize(&totals).map(|s| s.median),
+                failures,
+            }
+        })
+        .collect()
+}
