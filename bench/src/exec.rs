@@ -307,7 +307,9 @@ mod tests {
             t.event_ns("done").unwrap(),
             t.event_ns("exit").unwrap(),
         );
-        assert!(s == t.spawn_ns && s < e && e <= d && d <= x, "{t:?}");
+        // The console reader may see the last line after wait returned (threads
+        // race), so `done` is not ordered against `exit`; phases clamp that to 0.
+        assert!(s == t.spawn_ns && s < e && e <= d && s < x, "{t:?}");
         let names: Vec<_> = t
             .phases(&timeline::CONTAINER_MODEL)
             .into_iter()

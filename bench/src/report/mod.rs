@@ -73,6 +73,25 @@ pub fn write_reports(results: &Results, dir: &Path) -> Result<Vec<PathBuf>, Erro
     Ok(vec![md, html_path])
 }
 
+/// Column order of the medians table: both models in one timeline, the sandbox
+/// phase standing where the VM's set-up phases stand.
+const COLUMN_ORDER: [&str; 7] = [
+    "vmm",
+    "vmm+kernel",
+    "kernel",
+    "init",
+    "sandbox",
+    "process",
+    "teardown",
+];
+
+fn column_rank(name: &str) -> usize {
+    COLUMN_ORDER
+        .iter()
+        .position(|c| *c == name)
+        .unwrap_or(COLUMN_ORDER.len())
+}
+
 fn ci(c: [f64; 2]) -> String {
     format!("{}–{}", fmt_ms(c[0]), fmt_ms(c[1]))
 }
@@ -178,19 +197,25 @@ pub fn build(results: &Results) -> Report {
     tables.push(t);
 
     // Medians of every phase for every runtime.
-    let mut cols: Vec<(usize, usize, String)> = Vec::new();
+    let mut cols: Vec<String> = Vec::new();
     for s in &summaries {
-        let kind_rank = usize::from(s.kind != crate::results::RuntimeKind::Vm);
         for (p, _) in &s.phases {
-            let key = (kind_rank, summary::phase_rank(s.kind, p), p.clone());
-            if !cols.contains(&key) {
-                cols.push(key);
+            if !cols.contains(p) {
+                cols.push(p.clone());
+            }
+        }
+        for u in results
+            .runtime(&s.name)
+            .map_or(&[][..], |r| &r.unobservable[..])
+        {
+            if !cols.contains(&u.phase) {
+                cols.push(u.phase.clone());
             }
         }
     }
-    cols.sort();
+    cols.sort_by_key(|c| (column_rank(c), c.clone()));
     let mut header: Vec<String> = vec!["runtime".into()];
-    header.extend(cols.iter().map(|c| c.2.clone()));
+    header.extend(cols.iter().cloned());
     header.push(TOTAL.into());
     header.push("total 95% CI".into());
     let mut t = Table {
@@ -206,7 +231,7 @@ pub fn build(results: &Results) -> Report {
     for s in &summaries {
         let info = results.runtime(&s.name);
         let mut row = vec![s.name.clone()];
-        for (_, _, p) in &cols {
+        for p in &cols {
             let cell = match s.phases.iter().find(|(n, _)| n == p) {
                 Some((_, st)) => fmt_ms(st.median),
                 None if info.is_some_and(|i| i.unobservable.iter().any(|u| &u.phase == p)) => {
@@ -322,12 +347,13 @@ pub fn build(results: &Results) -> Report {
     }
     tables.push(t);
 
+    let runtime_order = summaries.iter().map(|s| s.name.clone()).collect();
     Report {
         title: format!("bootlab report: {}", results.name),
         tables,
         summaries,
         concurrency: conc,
-        runtime_order: results.runtimes.iter().map(|r| r.name.clone()).collect(),
+        runtime_order,
     }
 }
 

@@ -81,14 +81,26 @@ pub fn runtimes(results: &Results) -> Vec<RuntimeSummary> {
                     continue;
                 }
                 ok += 1;
-                for p in run.timeline.phases(model) {
+                // Phases up to the first one this runtime cannot observe here: what
+                // follows (e.g. a panicking guest's last gasp) is not that phase.
+                let phases: Vec<_> = run
+                    .timeline
+                    .phases(model)
+                    .into_iter()
+                    .take_while(|p| {
+                        !p.name
+                            .split('+')
+                            .any(|c| info.unobservable.iter().any(|u| u.phase == c))
+                    })
+                    .collect();
+                for p in &phases {
                     samples
                         .entry(p.name.clone())
                         .or_default()
                         .push(p.duration_ns() as f64);
                 }
-                if let Some(t) = run.timeline.total_ns(model) {
-                    totals.push(t as f64);
+                if let Some(last) = phases.last() {
+                    totals.push(last.end_ns as f64);
                 }
             }
             let mut phases: Vec<(String, Summary)> = samples

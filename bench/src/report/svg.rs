@@ -16,6 +16,12 @@ const SERIES: [&str; 9] = [
     "#7f7f7f",
 ];
 
+/// A runtime's line color: by its position in `order`, the same in every chart.
+fn series_color(name: &str, order: &[String]) -> &'static str {
+    let i = order.iter().position(|n| n == name).unwrap_or(0);
+    SERIES[i % SERIES.len()]
+}
+
 /// Fixed color of a phase so that the same phase looks the same in every bar.
 pub fn phase_color(name: &str) -> &'static str {
     match name {
@@ -97,6 +103,19 @@ fn empty_chart(title: &str, why: &str) -> String {
     s
 }
 
+/// The longest bar drawn to scale: a bar more than 10x every other one would squash
+/// them all to nothing, so the axis then ends a little after the second longest and
+/// the outlier is drawn broken, with its true total written next to it.
+pub fn axis_cap(sums: &[f64]) -> f64 {
+    let mut v = sums.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.as_slice() {
+        [.., second, first] if *first > 10.0 * *second && *second > 0.0 => second * 1.5,
+        [.., first] => *first,
+        [] => 0.0,
+    }
+}
+
 /// Horizontal stacked bars: one per runtime, one segment per phase median.
 pub fn phase_bars(summaries: &[RuntimeSummary]) -> String {
     let title = "Where the time goes: median of each phase (ms)";
@@ -109,11 +128,11 @@ pub fn phase_bars(summaries: &[RuntimeSummary]) -> String {
     let top = 40.0;
     let legend_h = 30.0;
     let plot_w = WIDTH - LEFT - RIGHT - 60.0;
-    let max = rows
+    let sums: Vec<f64> = rows
         .iter()
         .map(|s| s.phases.iter().map(|(_, p)| p.median).sum::<f64>())
-        .fold(0.0, f64::max)
-        .max(1.0);
+        .collect();
+    let max = axis_cap(&sums).max(1.0);
     let step = nice_step(max, 6.0);
     let axis_max = (max / step).ceil() * step;
     let scale = plot_w / axis_max;
@@ -144,8 +163,14 @@ pub fn phase_bars(summaries: &[RuntimeSummary]) -> String {
             esc(&r.name)
         );
         let mut x = LEFT;
+        let mut acc = 0.0;
+        let clipped = sums[i] > axis_max;
         for (name, p) in &r.phases {
-            let w = (p.median * scale).max(0.5);
+            if acc >= axis_max {
+                break;
+            }
+            let w = (p.median.min(axis_max - acc) * scale).max(0.5);
+            acc += p.median;
             let _ = write!(
                 s,
                 "<rect x=\"{x:.2}\" y=\"{y:.1}\" width=\"{w:.2}\" height=\"{bar_h}\" fill=\"{}\">\
@@ -159,7 +184,24 @@ pub fn phase_bars(summaries: &[RuntimeSummary]) -> String {
                 seen.push(name);
             }
         }
-        let sum: f64 = r.phases.iter().map(|(_, p)| p.median).sum();
+        let sum = sums[i];
+        if clipped {
+            // Broken bar: a white zig-zag says "far longer than drawn".
+            let bx = x - 14.0;
+            let _ = write!(
+                s,
+                "<polyline points=\"{:.1},{:.1} {:.1},{:.1} {:.1},{:.1} {:.1},{:.1}\" \
+                 fill=\"none\" stroke=\"#ffffff\" stroke-width=\"3\"/>",
+                bx,
+                y - 2.0,
+                bx + 6.0,
+                y + bar_h / 3.0,
+                bx,
+                y + 2.0 * bar_h / 3.0,
+                bx + 6.0,
+                y + bar_h + 2.0
+            );
+        }
         let _ = write!(
             s,
             "<text x=\"{:.1}\" y=\"{:.1}\" {FONT}>{} ms</text>",
@@ -169,8 +211,8 @@ pub fn phase_bars(summaries: &[RuntimeSummary]) -> String {
         );
     }
     let ly = axis_y + 40.0;
-    for (i, name) in seen.iter().enumerate() {
-        let lx = LEFT + i as f64 * 110.0;
+    let mut lx = LEFT;
+    for name in &seen {
         let _ = write!(
             s,
             "<rect x=\"{lx:.1}\" y=\"{:.1}\" width=\"12\" height=\"12\" fill=\"{}\"/>\
@@ -180,6 +222,7 @@ pub fn phase_bars(summaries: &[RuntimeSummary]) -> String {
             lx + 16.0,
             esc(name)
         );
+        lx += 40.0 + 7.0 * name.len() as f64;
     }
     s.push_str("</svg>");
     s
@@ -192,6 +235,7 @@ pub fn cdf(summaries: &[RuntimeSummary]) -> String {
     if rows.is_empty() {
         return empty_chart(title, "no successful runs");
     }
+    let order: Vec<String> = summaries.iter().map(|s| s.name.clone()).collect();
     let all = rows.iter().flat_map(|r| r.totals.iter().copied());
     let lo = all.clone().fold(f64::INFINITY, f64::min).max(1.0);
     let hi = all.fold(0.0, f64::max).max(lo * 1.0001);
@@ -208,7 +252,13 @@ pub fn cdf(summaries: &[RuntimeSummary]) -> String {
     let mut s = String::new();
     open(&mut s, height, title);
     for d in d0 as i32..=d1 as i32 {
-        for m in [1.0, 2.0, 5.0] {
+        // Crowded axis (many decades): label the decades only.
+        let mults: &[f64] = if d1 - d0 > 3.0 {
+            &[1.0]
+        } else {
+            &[1.0, 2.0, 5.0]
+        };
+        for &m in mults {
             let v = m * 10f64.powi(d);
             if v.log10() > d1 + 1e-9 {
                 continue;
@@ -236,7 +286,7 @@ pub fn cdf(summaries: &[RuntimeSummary]) -> String {
         );
     }
     for (i, r) in rows.iter().enumerate() {
-        let color = SERIES[i % SERIES.len()];
+        let color = series_color(&r.name, &order);
         let mut v = r.totals.clone();
         v.sort_by(f64::total_cmp);
         let n = v.len() as f64;
@@ -326,7 +376,7 @@ pub fn concurrency(rows: &[ConcurrencyRow], runtime_order: &[String]) -> String 
         );
     }
     for (i, name) in names.iter().enumerate() {
-        let color = SERIES[i % SERIES.len()];
+        let color = series_color(name, runtime_order);
         let pts: Vec<String> = rows
             .iter()
             .filter(|r| &&r.runtime == name)
@@ -373,6 +423,9 @@ mod tests {
         assert_eq!(fmt_ms(456_000.0), "0.456");
         assert_eq!(fmt_ms(21_000_000_000.0), "21000");
         assert_eq!(fmt_tick(0.0, 5e6), "0");
+        assert_eq!(axis_cap(&[1.0, 2.0, 3.0]), 3.0);
+        assert_eq!(axis_cap(&[1.0, 2.0, 300.0]), 3.0);
+        assert_eq!(axis_cap(&[]), 0.0);
         assert_eq!(fmt_tick(2.5e6, 5e5), "2.5");
         assert_eq!(esc("a<b&\"c\""), "a&lt;b&amp;&quot;c&quot;");
     }
