@@ -171,7 +171,13 @@ pub fn execute(runtime: &str, spec: &RunSpec) -> Timeline {
         let mut all = Vec::new();
         let _ = stderr.read_to_end(&mut all);
         let start = all.len().saturating_sub(STDERR_TAIL);
-        String::from_utf8_lossy(&all[start..]).trim().to_owned()
+        let tail = String::from_utf8_lossy(&all[start..]);
+        // One line, so that the error fits in a table cell.
+        tail.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" / ")
     });
 
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
@@ -255,7 +261,8 @@ fn merge_runtime_timeline(tl: &mut Timeline, path: &PathBuf) -> Result<(), Strin
         theirs
             .events
             .into_iter()
-            .filter(|e| !(e.name == "spawn" && e.source != EventSource::Harness)),
+            // The harness's own spawn stamp is the run's time zero.
+            .filter(|e| e.name != "spawn"),
     );
     if let Some(e) = theirs.error {
         tl.error.get_or_insert(format!("runtime reported: {e}"));

@@ -126,7 +126,11 @@ impl Runner for Oci {
     }
 
     fn notes(&self) -> Vec<String> {
-        vec!["exec = arrival of the workload's `@@bootlab init-start` line (console)".into()]
+        vec![
+            "exec = arrival of the workload's `@@bootlab init-start` line (console), so \
+              `sandbox` includes the workload's own execve and start-up"
+                .into(),
+        ]
     }
 }
 

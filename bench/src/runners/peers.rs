@@ -6,8 +6,9 @@ use crate::exec::{ConsoleMap, RunSpec};
 use crate::results::RuntimeKind;
 use std::path::PathBuf;
 
-const CONSOLE_NOTE: &str =
-    "exec = arrival of the workload's `@@bootlab init-start` line (console), done = its `@@bootlab done` line";
+const CONSOLE_NOTE: &str = "exec = arrival of the workload's `@@bootlab init-start` line \
+     (console), so `sandbox` includes the workload's own execve and start-up (fork-exec, \
+     the floor, shows that cost); done = its `@@bootlab done` line";
 
 /// The workload started directly from the host: what any runtime adds is above this.
 #[derive(Debug, Clone)]
