@@ -175,3 +175,74 @@ impl Runner for BootlabSandbox {
         vec!["exec stamped by the sandbox right before the workload's execve".into()]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn ctx() -> RunCtx<'static> {
+        RunCtx {
+            scratch: Path::new("/scratch"),
+            id: 7,
+        }
+    }
+
+    fn vm(guest: Guest, emulated: bool) -> BootlabVm {
+        BootlabVm {
+            bin: "/b/bootlab".into(),
+            guest,
+            emulated,
+            images: "/img".into(),
+        }
+    }
+
+    #[test]
+    fn vm_command_follows_the_cli_contract() {
+        let s = vm(Guest::Lab, true).spec(ctx());
+        assert_eq!(
+            s.command_line(),
+            "/b/bootlab vm run --guest lab --timeout 10 --timeline-out \
+             /scratch/bootlab-vm-lab-7.timeline.json"
+        );
+        assert_eq!(
+            s.timeline_out.as_deref(),
+            Some(Path::new("/scratch/bootlab-vm-lab-7.timeline.json"))
+        );
+        assert_eq!(s.expect, ExitExpect::Code(0));
+        assert!(s.required.contains(&"done"));
+        assert!(vm(Guest::Lab, true).unobservable().is_empty());
+    }
+
+    #[test]
+    fn linux_guest_on_emulated_kvm_ends_at_run_init() {
+        let r = vm(Guest::Linux, true);
+        let s = r.spec(ctx());
+        assert!(s.command_line().contains("--guest linux --timeout 60"));
+        assert_eq!(s.expect, ExitExpect::Any);
+        assert_eq!(s.required, ["first-kvm-run", "kernel-run-init"]);
+        let phases: Vec<_> = r.unobservable().into_iter().map(|u| u.phase).collect();
+        assert_eq!(phases, ["init", "process", "teardown"]);
+        // On hardware KVM the whole protocol is required and nothing is hidden.
+        let hw = vm(Guest::Linux, false);
+        assert!(hw.unobservable().is_empty());
+        assert!(hw.spec(ctx()).required.contains(&"done"));
+    }
+
+    #[test]
+    fn sandbox_command_follows_the_cli_contract() {
+        let r = BootlabSandbox {
+            bin: "/b/bootlab".into(),
+            workload: Workload::guest_init("/img/rootfs"),
+        };
+        assert_eq!(
+            r.spec(ctx()).command_line(),
+            "/b/bootlab sandbox run --rootfs /img/rootfs --timeline-out \
+             /scratch/bootlab-sandbox-7.timeline.json -- /sbin/guest-init hello"
+        );
+        assert!(r
+            .check()
+            .unwrap_err()
+            .contains("rootfs /img/rootfs not found"));
+    }
+}
