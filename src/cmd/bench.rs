@@ -54,7 +54,8 @@ pub struct BenchArgs {
     /// Guest images folder (default: $BOOTLAB_IMAGES, else guest-images/out of the checkout).
     #[arg(long)]
     images: Option<PathBuf>,
-    /// The lab guest ELF for the VM peers (QEMU, Firecracker) to boot.
+    /// The lab guest ELF for the VM peers (QEMU, Firecracker) to boot
+    /// [default: <images>/lab.elf when present].
     #[arg(long)]
     lab_elf: Option<PathBuf>,
     /// Firecracker binary (default: `firecracker` on PATH).
@@ -111,6 +112,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
             bail!("--lab-elf {}: no such file", elf.display());
         }
     }
+    let lab_elf = args
+        .lab_elf
+        .clone()
+        .or_else(|| Some(images.join("lab.elf")).filter(|p| p.is_file()));
 
     let make = |name: &str| -> Box<dyn Runner> {
         let vm = |guest| BootlabVm {
@@ -132,11 +137,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
             "bwrap" => Box::new(Bwrap::new(workload.clone())),
             "runc" => Box::new(Oci::new(OciFlavor::Runc, workload.clone())),
             "crun" => Box::new(Oci::new(OciFlavor::Crun, workload.clone())),
-            "qemu-microvm" => Box::new(QemuMicrovm::new(args.lab_elf.clone())),
-            _ => Box::new(Firecracker::new(
-                args.firecracker.clone(),
-                args.lab_elf.clone(),
-            )),
+            "qemu-microvm" => Box::new(QemuMicrovm::new(lab_elf.clone())),
+            _ => Box::new(Firecracker::new(args.firecracker.clone(), lab_elf.clone())),
         }
     };
     let mut entries = Vec::new();

@@ -20,7 +20,7 @@ const MERGED_NOTE: &str = "first KVM_RUN is not observable from outside: vmm and
                            reported merged (vmm+kernel); init-start/exec/done = console line arrival";
 
 fn missing_kernel() -> String {
-    "no lab guest ELF to boot (pass --lab-elf PATH)".into()
+    "no lab guest ELF to boot (pass --lab-elf PATH or put lab.elf in the images folder)".into()
 }
 
 /// `qemu-system-x86_64 -M microvm` booting the lab guest, ended by isa-debug-exit.
