@@ -6,6 +6,7 @@ use crate::results::{Results, RuntimeKind, RuntimeStatus};
 use crate::stats::{self, Ratio, Summary};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use timeline::{EventSource, PhaseModel, Timeline};
 
 /// Name of the whole-run row (spawn to the last observed boundary).
 pub const TOTAL: &str = "total";
@@ -23,6 +24,9 @@ pub struct RuntimeSummary {
     pub total: Option<Summary>,
     #[serde(skip)]
     pub samples: BTreeMap<String, Vec<f64>>,
+    /// Who stamped the start and end of each phase (first successful run): phases
+    /// are compared across runtimes only when these match.
+    pub attribution: BTreeMap<String, (Option<EventSource>, Option<EventSource>)>,
     /// Total times of successful runs, ns (for the CDF).
     #[serde(skip)]
     pub totals: Vec<f64>,
@@ -62,6 +66,40 @@ pub fn phase_rank(kind: RuntimeKind, name: &str) -> usize {
         .unwrap_or(usize::MAX)
 }
 
+/// Who stamped the boundary events that start and end `phase` (a possibly merged
+/// name) in `t`, with the same preference as [`Timeline::event_ns`].
+pub fn boundary_sources(
+    t: &Timeline,
+    model: &PhaseModel,
+    phase: &str,
+) -> (Option<EventSource>, Option<EventSource>) {
+    let parts: Vec<&str> = phase.split('+').collect();
+    let index = |n: &str| model.phases.iter().position(|p| *p == n);
+    let (Some(first), Some(last)) = (index(parts[0]), index(parts[parts.len() - 1])) else {
+        return (None, None);
+    };
+    let source = |b: usize| {
+        model.boundaries[b].iter().find_map(|name| {
+            t.events
+                .iter()
+                .filter(|e| e.name == *name)
+                .min_by_key(|e| (e.source, e.t_ns))
+                .map(|e| e.source)
+        })
+    };
+    (source(first), source(last + 1))
+}
+
+/// Short text for a phase's attribution: `harness→runtime`.
+pub fn attribution_text(a: &(Option<EventSource>, Option<EventSource>)) -> String {
+    let name = |s: Option<EventSource>| {
+        s.and_then(|s| serde_json::to_value(s).ok())
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "?".into())
+    };
+    format!("{}→{}", name(a.0), name(a.1))
+}
+
 /// Statistics of every runtime that has measured runs, in results order.
 pub fn runtimes(results: &Results) -> Vec<RuntimeSummary> {
     results
@@ -72,6 +110,7 @@ pub fn runtimes(results: &Results) -> Vec<RuntimeSummary> {
             let model = info.kind.model();
             let mut samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
             let mut totals = Vec::new();
+            let mut attribution = BTreeMap::new();
             let mut errors: BTreeMap<String, usize> = BTreeMap::new();
             let (mut ok, mut failed) = (0, 0);
             for run in results.runs_of(&info.name) {
@@ -99,8 +138,25 @@ pub fn runtimes(results: &Results) -> Vec<RuntimeSummary> {
                         .or_default()
                         .push(p.duration_ns() as f64);
                 }
-                if let Some(last) = phases.last() {
-                    totals.push(last.end_ns as f64);
+                for p in &phases {
+                    attribution
+                        .entry(p.name.clone())
+                        .or_insert_with(|| boundary_sources(&run.timeline, model, &p.name));
+                }
+                // Total: spawn to the exit the harness saw, alike for every runtime;
+                // when later phases are unobservable, up to the last observed one.
+                let unobserved = !info.unobservable.is_empty();
+                let harness_exit = run
+                    .timeline
+                    .events
+                    .iter()
+                    .filter(|e| e.name == "exit" && e.source == EventSource::Harness)
+                    .map(|e| e.t_ns.saturating_sub(run.timeline.spawn_ns))
+                    .min();
+                match (harness_exit, phases.last()) {
+                    (Some(t), _) if !unobserved => totals.push(t as f64),
+                    (_, Some(last)) => totals.push(last.end_ns as f64),
+                    _ => {}
                 }
             }
             let mut phases: Vec<(String, Summary)> = samples
@@ -117,6 +173,7 @@ pub fn runtimes(results: &Results) -> Vec<RuntimeSummary> {
                 phases,
                 total: stats::summarize(&totals),
                 samples,
+                attribution,
                 totals,
                 errors: errors.into_iter().collect(),
             }
@@ -137,10 +194,17 @@ pub fn ratios(summaries: &[RuntimeSummary]) -> Vec<RatioRow> {
                     ratio,
                 });
             }
-            for (phase, a) in &ours.samples {
+            let mut phases: Vec<&String> = ours.samples.keys().collect();
+            phases.sort_by_key(|p| (phase_rank(ours.kind, p), p.to_string()));
+            for phase in phases {
+                let a = &ours.samples[phase];
                 let Some(b) = peer.samples.get(phase) else {
                     continue;
                 };
+                // Like for like only: the same kind of clock at both ends.
+                if ours.attribution.get(phase) != peer.attribution.get(phase) {
+                    continue;
+                }
                 if let Some(ratio) = stats::ratio_of_medians(a, b) {
                     out.push(RatioRow {
                         ours: ours.name.clone(),
