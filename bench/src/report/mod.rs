@@ -85,7 +85,7 @@ const COLUMN_ORDER: [&str; 7] = [
     "teardown",
 ];
 
-fn column_rank(name: &str) -> usize {
+pub(crate) fn column_rank(name: &str) -> usize {
     COLUMN_ORDER
         .iter()
         .position(|c| *c == name)

@@ -211,6 +211,7 @@ pub fn phase_bars(summaries: &[RuntimeSummary]) -> String {
         );
     }
     let ly = axis_y + 40.0;
+    seen.sort_by_key(|n| super::column_rank(n));
     let mut lx = LEFT;
     for name in &seen {
         let _ = write!(
