@@ -9,6 +9,8 @@ PACKAGES=(
   build-essential
   # peers and tools the harness drives
   qemu-system-x86 crun runc bubblewrap hyperfine strace iproute2
+  # report tests: render report.html headless and check the screenshot
+  chromium
 )
 
 missing=()

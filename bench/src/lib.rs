@@ -1,1 +1,30 @@
-//! The benchmark harness: runners, phase timelines, statistics and reports (see shared/DESIGN.md).
+//! The benchmark harness (shared/DESIGN.md): runners for our microVM, our sandbox and
+//! the peers behind one trait ([`runners`]), the timing of one run ([`exec`]), the
+//! interleaved measurement plan ([`harness`]), statistics ([`stats`]), host facts
+//! ([`host`]), the results.json model ([`results`]) and the reports ([`report`]).
+
+pub mod exec;
+pub mod harness;
+pub mod host;
+pub mod interrupt;
+pub mod report;
+pub mod results;
+pub mod runners;
+pub mod stats;
+
+use std::path::{Path, PathBuf};
+
+/// Errors of the harness library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    #[error("{0}: not a bootlab results.json: {1}")]
+    Results(PathBuf, String),
+}
+
+impl Error {
+    pub(crate) fn io(path: &Path, e: std::io::Error) -> Self {
+        Error::Io(path.to_owned(), e)
+    }
+}

@@ -1,10 +1,202 @@
-//! `bootlab bench`: run the comparison and write a report.
+//! `bootlab bench`: run our microVM, our sandbox and the installed peers side by side
+//! on the same workload and write `reports/<name>/` (results.json, report.md,
+//! report.html).
 
+use anyhow::{bail, Context};
+use bench::harness::{self, Entry, Plan};
+use bench::host::HostFacts;
+use bench::results::RuntimeStatus;
+use bench::runners::{
+    BootlabSandbox, BootlabVm, Bwrap, Firecracker, ForkExec, Guest, Oci, OciFlavor, QemuMicrovm,
+    Runner, Workload,
+};
 use clap::Args;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+/// Every runtime the harness knows, in report order.
+pub const RUNTIMES: [&str; 9] = [
+    "bootlab-vm-lab",
+    "bootlab-vm-linux",
+    "bootlab-sandbox",
+    "fork-exec",
+    "bwrap",
+    "runc",
+    "crun",
+    "qemu-microvm",
+    "firecracker",
+];
 
 #[derive(Debug, Args)]
-pub struct BenchArgs {}
+pub struct BenchArgs {
+    /// Measured runs per runtime.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    runs: u32,
+    /// Warm-up runs per runtime (the first one also probes that the runtime works).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    warmup: u32,
+    /// Start up to K instances at once (levels 1, 2, 4, ..., K): density, boots per
+    /// second. 1 disables the sweep.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
+    concurrency: u32,
+    /// Comma-separated runtimes (default: ours and every available peer; the Linux
+    /// guest only on hardware KVM). Known: bootlab-vm-lab, bootlab-vm-linux,
+    /// bootlab-sandbox, fork-exec, bwrap, runc, crun, qemu-microvm, firecracker
+    /// (the `bootlab-` prefix may be left out).
+    #[arg(long, value_delimiter = ',')]
+    runtimes: Vec<String>,
+    /// Report name: written to <out-root>/<name>/.
+    #[arg(long, default_value = "latest")]
+    name: String,
+    /// Folder holding the report folders.
+    #[arg(long, default_value = "reports")]
+    out_root: PathBuf,
+    /// Guest images folder (default: $BOOTLAB_IMAGES, else guest-images/out of the checkout).
+    #[arg(long)]
+    images: Option<PathBuf>,
+    /// The lab guest ELF for the VM peers (QEMU, Firecracker) to boot
+    /// [default: <images>/lab.elf when present].
+    #[arg(long)]
+    lab_elf: Option<PathBuf>,
+    /// Firecracker binary (default: `firecracker` on PATH).
+    #[arg(long)]
+    firecracker: Option<PathBuf>,
+    /// The bootlab binary that runs our runtimes (default: this executable).
+    #[arg(long, hide = true)]
+    bootlab: Option<PathBuf>,
+    /// Never draw the progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
 
-pub fn run(_args: BenchArgs) -> anyhow::Result<u8> {
-    Err(super::not_built("bench", 5))
+/// The guest images folder: flag, then $BOOTLAB_IMAGES, then the checkout's.
+pub fn images_dir(flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| std::env::var_os("BOOTLAB_IMAGES").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("guest-images/out"))
+}
+
+fn canonical_name(name: &str) -> Option<&'static str> {
+    let name = name.trim();
+    RUNTIMES
+        .iter()
+        .copied()
+        .find(|r| *r == name || r.strip_prefix("bootlab-") == Some(name))
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
+    if args.name.is_empty() || args.name.contains('/') || args.name == ".." {
+        bail!("--name must be a plain folder name, got {:?}", args.name);
+    }
+    let mut selected = Vec::new();
+    for r in &args.runtimes {
+        let name = canonical_name(r).with_context(|| {
+            format!(
+                "unknown runtime {r:?} in --runtimes (known: {})",
+                RUNTIMES.join(", ")
+            )
+        })?;
+        if !selected.contains(&name) {
+            selected.push(name);
+        }
+    }
+    let explicit = !selected.is_empty();
+    let host = HostFacts::detect();
+    let images = images_dir(args.images);
+    let bin = match args.bootlab {
+        Some(b) => b,
+        None => std::env::current_exe().context("cannot find the bootlab executable")?,
+    };
+    let workload = Workload::guest_init(images.join("rootfs"));
+    if let Some(elf) = &args.lab_elf {
+        if !elf.is_file() {
+            bail!("--lab-elf {}: no such file", elf.display());
+        }
+    }
+    let lab_elf = args
+        .lab_elf
+        .clone()
+        .or_else(|| Some(images.join("lab.elf")).filter(|p| p.is_file()));
+
+    let make = |name: &str| -> Box<dyn Runner> {
+        let vm = |guest| BootlabVm {
+            bin: bin.clone(),
+            guest,
+            emulated: host.emulated(),
+            images: images.clone(),
+        };
+        match name {
+            "bootlab-vm-lab" => Box::new(vm(Guest::Lab)),
+            "bootlab-vm-linux" => Box::new(vm(Guest::Linux)),
+            "bootlab-sandbox" => Box::new(BootlabSandbox {
+                bin: bin.clone(),
+                workload: workload.clone(),
+            }),
+            "fork-exec" => Box::new(ForkExec {
+                workload: workload.clone(),
+            }),
+            "bwrap" => Box::new(Bwrap::new(workload.clone())),
+            "runc" => Box::new(Oci::new(OciFlavor::Runc, workload.clone())),
+            "crun" => Box::new(Oci::new(OciFlavor::Crun, workload.clone())),
+            "qemu-microvm" => Box::new(QemuMicrovm::new(lab_elf.clone())),
+            _ => Box::new(Firecracker::new(args.firecracker.clone(), lab_elf.clone())),
+        }
+    };
+    let mut entries = Vec::new();
+    for name in RUNTIMES {
+        if explicit && !selected.contains(&name) {
+            continue;
+        }
+        let mut e = Entry::new(make(name));
+        if !explicit && name == "bootlab-vm-linux" && host.emulated() {
+            e.status = RuntimeStatus::Skipped(
+                "emulated KVM host: a Linux boot takes ~20 s and stops at \"Run /init\"; \
+                 name it in --runtimes to measure it"
+                    .into(),
+            );
+        }
+        entries.push(e);
+    }
+
+    let plan = Plan {
+        name: args.name.clone(),
+        runs: args.runs,
+        warmup: args.warmup,
+        concurrency: args.concurrency,
+        workload: workload.argv.join(" "),
+        images: images.display().to_string(),
+        progress: !args.no_progress && std::io::stderr().is_terminal(),
+    };
+    let stop = bench::interrupt::install();
+    let results = harness::run(entries, &plan, stop).context("benchmark session")?;
+    let dir = args.out_root.join(&args.name);
+    let written = bench::report::write_all(&results, &dir)
+        .with_context(|| format!("writing the report to {}", dir.display()))?;
+
+    if results.method.interrupted {
+        eprintln!("bootlab bench: interrupted; wrote what was measured");
+    }
+    let report = bench::report::build(&results);
+    for t in report
+        .tables
+        .iter()
+        .filter(|t| t.title == "Runtimes" || t.title.starts_with("Medians"))
+    {
+        println!("{}", t.title);
+        println!("  {}", t.header.join(" | "));
+        for row in &t.rows {
+            println!("  {}", row.join(" | "));
+        }
+    }
+    for p in &written {
+        println!("wrote {}", p.display());
+    }
+    let ran = results
+        .runtimes
+        .iter()
+        .any(|r| r.status == RuntimeStatus::Ran);
+    if !ran {
+        eprintln!("bootlab bench: no runtime could run here (see the reasons above)");
+        return Ok(super::EXIT_ERROR);
+    }
+    Ok(0)
 }

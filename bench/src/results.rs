@@ -1,0 +1,151 @@
+//! The results.json data model: host facts, the runtimes and their status, every
+//! measured run with every timestamp, and the concurrency batches. A report is
+//! regenerated from this alone.
+
+use crate::host::HostFacts;
+use serde::{Deserialize, Serialize};
+use timeline::{PhaseModel, Timeline, CONTAINER_MODEL, VM_MODEL};
+
+/// Version of the results.json layout.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Which phase model a runtime's runs follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuntimeKind {
+    Vm,
+    Container,
+}
+
+impl RuntimeKind {
+    pub fn model(self) -> &'static PhaseModel {
+        match self {
+            RuntimeKind::Vm => &VM_MODEL,
+            RuntimeKind::Container => &CONTAINER_MODEL,
+        }
+    }
+}
+
+/// Whether a runtime was measured, and if not, why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", content = "reason", rename_all = "kebab-case")]
+pub enum RuntimeStatus {
+    /// Measured.
+    Ran,
+    /// Not installed / not configured here.
+    Missing(String),
+    /// Installed, but its probe run failed on this host.
+    Failed(String),
+    /// Not selected by default (e.g. too slow on this host); name it to run it.
+    Skipped(String),
+}
+
+/// A phase a runtime cannot expose on this host, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unobservable {
+    pub phase: String,
+    pub reason: String,
+}
+
+/// One runtime of the comparison.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeInfo {
+    /// Short name (`bootlab-vm-lab`, `runc`, ...).
+    pub name: String,
+    pub kind: RuntimeKind,
+    /// One of ours (bootlab) rather than a peer.
+    pub ours: bool,
+    /// `--version` of the binary, first line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The command line of one run, for the record.
+    #[serde(default)]
+    pub command: String,
+    pub status: RuntimeStatus,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unobservable: Vec<Unobservable>,
+    /// Remarks on how this runtime's phases are attributed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// One measured run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Round of the interleaved schedule (0-based).
+    pub round: u32,
+    pub timeline: Timeline,
+}
+
+impl RunRecord {
+    pub fn failed(&self) -> bool {
+        self.timeline.error.is_some()
+    }
+}
+
+/// One batch of `level` instances of a runtime started at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConcurrencyBatch {
+    pub runtime: String,
+    /// Instances started at once.
+    pub level: u32,
+    /// First spawn to last exit, ns.
+    pub wall_ns: u64,
+    /// The instances' timelines.
+    pub runs: Vec<Timeline>,
+}
+
+impl ConcurrencyBatch {
+    /// Successful boots per second of wall time.
+    pub fn boots_per_second(&self) -> f64 {
+        let ok = self.runs.iter().filter(|r| r.error.is_none()).count();
+        if self.wall_ns == 0 {
+            return 0.0;
+        }
+        ok as f64 / (self.wall_ns as f64 / 1e9)
+    }
+}
+
+/// How the measurement was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Method {
+    pub runs: u32,
+    pub warmup: u32,
+    pub concurrency: u32,
+    pub interleaved: bool,
+    /// The workload every runtime ran.
+    pub workload: String,
+    /// Where the guest images and rootfs came from.
+    pub images: String,
+    /// Stopped early by Ctrl-C: what was measured until then is kept.
+    #[serde(default)]
+    pub interrupted: bool,
+}
+
+/// Everything a bench run measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    pub schema: u32,
+    pub name: String,
+    /// Seconds since the Unix epoch at the start.
+    pub started_unix: u64,
+    pub host: HostFacts,
+    pub method: Method,
+    pub runtimes: Vec<RuntimeInfo>,
+    pub runs: Vec<RunRecord>,
+    #[serde(default)]
+    pub concurrency: Vec<ConcurrencyBatch>,
+}
+
+impl Results {
+    pub fn runtime(&self, name: &str) -> Option<&RuntimeInfo> {
+        self.runtimes.iter().find(|r| r.name == name)
+    }
+
+    /// The measured runs of `runtime`, in order.
+    pub fn runs_of<'a>(&'a self, runtime: &'a str) -> impl Iterator<Item = &'a RunRecord> + 'a {
+        self.runs
+            .iter()
+            .filter(move |r| r.timeline.runtime == runtime)
+    }
+}

@@ -1,0 +1,248 @@
+//! Our runtimes, driven through the `bootlab` CLI itself so that the whole process
+//! (argument parsing, set-up, teardown) is measured: `bootlab vm run --guest
+//! lab|linux` and `bootlab sandbox run --rootfs R -- /sbin/guest-init hello`. Both
+//! write their own timeline (`--timeline-out`), which carries the precise stamps
+//! (first KVM_RUN, marker-port exits, the sandbox's execve).
+
+use super::{version_of, RunCtx, Runner, Workload};
+use crate::exec::{ConsoleMap, ExitExpect, RunSpec};
+use crate::results::{RuntimeKind, Unobservable};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which guest our monitor boots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guest {
+    /// The tiny lab guest: every phase of the marker protocol in a few instructions.
+    Lab,
+    /// The Linux kernel + initramfs from guest-images.
+    Linux,
+}
+
+/// Seconds our monitor gives a Linux guest on an emulated host (it reaches
+/// "Run /init" after about 15-25 s there).
+const LINUX_EMULATED_TIMEOUT_S: u64 = 60;
+/// Seconds for a run that should take milliseconds.
+const FAST_TIMEOUT_S: u64 = 10;
+
+/// `bootlab vm run --guest ...`.
+#[derive(Debug, Clone)]
+pub struct BootlabVm {
+    pub bin: PathBuf,
+    pub guest: Guest,
+    /// Host KVM is emulated: Linux user space will not run.
+    pub emulated: bool,
+    /// Passed to the child as BOOTLAB_IMAGES.
+    pub images: PathBuf,
+}
+
+impl BootlabVm {
+    fn guest_timeout_s(&self) -> u64 {
+        match (self.guest, self.emulated) {
+            (Guest::Linux, true) => LINUX_EMULATED_TIMEOUT_S,
+            _ => FAST_TIMEOUT_S,
+        }
+    }
+
+    /// On an emulated host the Linux guest stops after "Run /init".
+    fn linux_stops_at_run_init(&self) -> bool {
+        self.guest == Guest::Linux && self.emulated
+    }
+}
+
+impl Runner for BootlabVm {
+    fn name(&self) -> &str {
+        match self.guest {
+            Guest::Lab => "bootlab-vm-lab",
+            Guest::Linux => "bootlab-vm-linux",
+        }
+    }
+
+    fn kind(&self) -> RuntimeKind {
+        RuntimeKind::Vm
+    }
+
+    fn ours(&self) -> bool {
+        true
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if !std::path::Path::new("/dev/kvm").exists() {
+            return Err("/dev/kvm not present".into());
+        }
+        if self.guest == Guest::Linux {
+            for f in ["vmlinux", "initramfs.cpio.gz"] {
+                if !self.images.join(f).is_file() {
+                    return Err(format!("{} not built", self.images.join(f).display()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn spec(&self, ctx: RunCtx<'_>) -> RunSpec {
+        let out = ctx.timeline_path(self.name());
+        let guest = match self.guest {
+            Guest::Lab => "lab",
+            Guest::Linux => "linux",
+        };
+        let mut spec = RunSpec::new(&self.bin, ConsoleMap::Vm)
+            .args(["vm", "run", "--guest", guest, "--timeout"])
+            .arg(self.guest_timeout_s().to_string())
+            .arg("--timeline-out")
+            .arg(&out);
+        spec.env
+            .push(("BOOTLAB_IMAGES".into(), self.images.clone().into()));
+        spec.timeline_out = Some(out);
+        spec.timeout = Duration::from_secs(self.guest_timeout_s() + 5);
+        if self.linux_stops_at_run_init() {
+            // The guest panics or hangs after "Run /init"; that is the expected end.
+            spec.expect = ExitExpect::Any;
+            spec.required = vec!["first-kvm-run", "kernel-run-init"];
+        } else {
+            spec.required = vec!["first-kvm-run", "init-start", "exec", "done"];
+        }
+        spec
+    }
+
+    fn version(&self) -> Option<String> {
+        version_of(&self.bin, &["--version"])
+    }
+
+    fn unobservable(&self) -> Vec<Unobservable> {
+        if !self.linux_stops_at_run_init() {
+            return Vec::new();
+        }
+        let reason = "emulated KVM (PVM) host: Linux guest user space does not run (the first \
+                      syscall from /init faults), so the run ends at \"Run /init as init process\"";
+        ["init", "process", "teardown"]
+            .into_iter()
+            .map(|p| Unobservable {
+                phase: p.into(),
+                reason: reason.into(),
+            })
+            .collect()
+    }
+
+    fn notes(&self) -> Vec<String> {
+        vec!["first-kvm-run and marker-port writes stamped by our monitor at the VM exit".into()]
+    }
+}
+
+/// `bootlab sandbox run --rootfs R -- WORKLOAD`.
+#[derive(Debug, Clone)]
+pub struct BootlabSandbox {
+    pub bin: PathBuf,
+    pub workload: Workload,
+}
+
+impl Runner for BootlabSandbox {
+    fn name(&self) -> &str {
+        "bootlab-sandbox"
+    }
+
+    fn kind(&self) -> RuntimeKind {
+        RuntimeKind::Container
+    }
+
+    fn ours(&self) -> bool {
+        true
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.workload.check()
+    }
+
+    fn spec(&self, ctx: RunCtx<'_>) -> RunSpec {
+        let out = ctx.timeline_path(self.name());
+        let mut spec = RunSpec::new(&self.bin, ConsoleMap::Container)
+            .args(["sandbox", "run", "--rootfs"])
+            .arg(&self.workload.rootfs)
+            .arg("--timeline-out")
+            .arg(&out)
+            .arg("--")
+            .args(&self.workload.argv);
+        spec.timeline_out = Some(out);
+        spec.required = vec!["exec", "done"];
+        spec
+    }
+
+    fn version(&self) -> Option<String> {
+        version_of(&self.bin, &["--version"])
+    }
+
+    fn notes(&self) -> Vec<String> {
+        vec!["exec stamped by the sandbox right before the workload's execve".into()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn ctx() -> RunCtx<'static> {
+        RunCtx {
+            scratch: Path::new("/scratch"),
+            id: 7,
+        }
+    }
+
+    fn vm(guest: Guest, emulated: bool) -> BootlabVm {
+        BootlabVm {
+            bin: "/b/bootlab".into(),
+            guest,
+            emulated,
+            images: "/img".into(),
+        }
+    }
+
+    #[test]
+    fn vm_command_follows_the_cli_contract() {
+        let s = vm(Guest::Lab, true).spec(ctx());
+        assert_eq!(
+            s.command_line(),
+            "/b/bootlab vm run --guest lab --timeout 10 --timeline-out \
+             /scratch/bootlab-vm-lab-7.timeline.json"
+        );
+        assert_eq!(
+            s.timeline_out.as_deref(),
+            Some(Path::new("/scratch/bootlab-vm-lab-7.timeline.json"))
+        );
+        assert_eq!(s.expect, ExitExpect::Code(0));
+        assert!(s.required.contains(&"done"));
+        assert!(vm(Guest::Lab, true).unobservable().is_empty());
+    }
+
+    #[test]
+    fn linux_guest_on_emulated_kvm_ends_at_run_init() {
+        let r = vm(Guest::Linux, true);
+        let s = r.spec(ctx());
+        assert!(s.command_line().contains("--guest linux --timeout 60"));
+        assert_eq!(s.expect, ExitExpect::Any);
+        assert_eq!(s.required, ["first-kvm-run", "kernel-run-init"]);
+        let phases: Vec<_> = r.unobservable().into_iter().map(|u| u.phase).collect();
+        assert_eq!(phases, ["init", "process", "teardown"]);
+        // On hardware KVM the whole protocol is required and nothing is hidden.
+        let hw = vm(Guest::Linux, false);
+        assert!(hw.unobservable().is_empty());
+        assert!(hw.spec(ctx()).required.contains(&"done"));
+    }
+
+    #[test]
+    fn sandbox_command_follows_the_cli_contract() {
+        let r = BootlabSandbox {
+            bin: "/b/bootlab".into(),
+            workload: Workload::guest_init("/img/rootfs"),
+        };
+        assert_eq!(
+            r.spec(ctx()).command_line(),
+            "/b/bootlab sandbox run --rootfs /img/rootfs --timeline-out \
+             /scratch/bootlab-sandbox-7.timeline.json -- /sbin/guest-init hello"
+        );
+        assert!(r
+            .check()
+            .unwrap_err()
+            .contains("rootfs /img/rootfs not found"));
+    }
+}

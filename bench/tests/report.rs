@@ -1,0 +1,236 @@
+//! Reports from the fixed results.json fixture: every runtime and phase is in the
+//! Markdown, the HTML's SVG charts are valid XML, statistics match hand-computed
+//! values, and the HTML renders to a non-blank screenshot in headless Chromium.
+
+use bench::report;
+use bench::results::Results;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/results.json");
+
+fn fixture() -> Results {
+    report::load(Path::new(FIXTURE)).expect("fixture loads")
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("bench-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Skips loudly, or fails when CI requires everything (BOOTLAB_REQUIRE_KVM=1).
+fn skip(why: &str) {
+    if std::env::var("BOOTLAB_REQUIRE_KVM").as_deref() == Ok("1") {
+        panic!("required but unavailable: {why}");
+    }
+    eprintln!("SKIP: {why}");
+}
+
+fn svgs(html: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = html;
+    while let Some(start) = rest.find("<svg") {
+        let end = rest[start..].find("</svg>").expect("closed svg") + start + "</svg>".len();
+        out.push(&rest[start..end]);
+        rest = &rest[end..];
+    }
+    out
+}
+
+#[test]
+fn markdown_lists_every_runtime_phase_and_reason() {
+    let r = fixture();
+    let md = report::markdown(&report::build(&r));
+    for rt in &r.runtimes {
+        assert!(
+            md.contains(&rt.name),
+            "runtime {} missing from report",
+            rt.name
+        );
+    }
+    for phase in [
+        "vmm",
+        "kernel",
+        "init",
+        "process",
+        "teardown",
+        "sandbox",
+        "vmm+kernel",
+    ] {
+        assert!(
+            md.contains(&format!("| {phase} |")),
+            "phase {phase} missing"
+        );
+    }
+    // Failed and missing peers appear with their reason.
+    assert!(md.contains("cgroups in hybrid mode not supported"));
+    assert!(md.contains("firecracker not found on PATH"));
+    // Unobservable phases of the Linux guest are marked, with the reason.
+    assert!(md.contains("n/o"));
+    assert!(md.contains("unobservable: emulated KVM"));
+    assert!(md.contains("timed out after 10.0 s"));
+}
+
+#[test]
+fn statistics_match_hand_computed_fixture_values() {
+    let r = fixture();
+    let rep = report::build(&r);
+    let medians = rep
+        .tables
+        .iter()
+        .find(|t| t.title.starts_with("Medians"))
+        .unwrap();
+    let col = |name: &str| medians.header.iter().position(|h| h == name).unwrap();
+    let row = |rt: &str| medians.rows.iter().find(|row| row[0] == rt).unwrap();
+    // bootlab-vm-lab: vmm 1.2..1.6 ms -> 1.40; kernel 0.8 (monitor stamp beats the
+    // console); init 0.3; process 0.3; teardown 0.4 (runtime exit beats harness);
+    // total = spawn to the harness's exit, 3.1..3.5 -> 3.30.
+    let lab = row("bootlab-vm-lab");
+    assert_eq!(lab[col("vmm")], "1.40");
+    assert_eq!(lab[col("kernel")], "0.800");
+    assert_eq!(lab[col("init")], "0.300");
+    assert_eq!(lab[col("process")], "0.300");
+    assert_eq!(lab[col("teardown")], "0.400");
+    assert_eq!(lab[col("total")], "3.30");
+    // QEMU: merged vmm+kernel 30..34 with round 3 timed out: {30,32,34,33} -> 32.5.
+    assert_eq!(row("qemu-microvm")[col("vmm+kernel")], "32.5");
+    assert_eq!(row("bootlab-vm-linux")[col("init")], "n/o");
+    // Ratio ours/peer of the total: 3.3 / median{36,38,40,39}=38.5 -> 0.086.
+    let ratios = rep
+        .tables
+        .iter()
+        .find(|t| t.title.starts_with("Ratios"))
+        .unwrap();
+    let total = ratios
+        .rows
+        .iter()
+        .find(|r| r[0] == "bootlab-vm-lab" && r[1] == "qemu-microvm" && r[2] == "total")
+        .unwrap();
+    assert_eq!(total[3], "0.086");
+    // Phases stamped differently (our runtime's clock vs a peer's console) are not
+    // compared; the sandbox's own process phase is not compared with runc's.
+    assert!(!ratios
+        .rows
+        .iter()
+        .any(|r| r[0] == "bootlab-sandbox" && r[1] == "runc" && r[2] != "total"));
+    assert!(ratios
+        .rows
+        .iter()
+        .any(|r| r[0] == "bootlab-sandbox" && r[1] == "runc" && r[2] == "total"));
+    let runtimes = rep.tables.iter().find(|t| t.title == "Runtimes").unwrap();
+    let q = runtimes
+        .rows
+        .iter()
+        .find(|r| r[0] == "qemu-microvm")
+        .unwrap();
+    assert_eq!(q[4], "4 / 1");
+}
+
+#[test]
+fn html_charts_are_valid_svg() {
+    let r = fixture();
+    let html = report::html(&report::build(&r));
+    let charts = svgs(&html);
+    assert_eq!(charts.len(), 3, "bars, CDF, concurrency");
+    for svg in &charts {
+        let doc = roxmltree::Document::parse(svg).expect("valid SVG");
+        assert_eq!(doc.root_element().tag_name().name(), "svg");
+    }
+    let bars = roxmltree::Document::parse(charts[0]).unwrap();
+    let bar_rects = bars
+        .descendants()
+        .filter(|n| n.has_tag_name("rect") && n.children().any(|c| c.has_tag_name("title")))
+        .count();
+    // vm-lab 5 phases, vm-linux 2, sandbox 3, runc 3, qemu 4.
+    assert_eq!(bar_rects, 17);
+    for rt in ["bootlab-vm-lab", "bootlab-sandbox", "runc", "qemu-microvm"] {
+        assert!(charts[0].contains(rt) && charts[1].contains(rt), "{rt}");
+    }
+    let conc = roxmltree::Document::parse(charts[2]).unwrap();
+    assert_eq!(
+        conc.descendants()
+            .filter(|n| n.has_tag_name("circle"))
+            .count(),
+        9
+    );
+}
+
+#[test]
+fn write_and_reload_round_trips() {
+    let r = fixture();
+    let dir = temp_dir("roundtrip");
+    let files = report::write_all(&r, &dir).unwrap();
+    assert_eq!(files.len(), 3);
+    let back = report::load(&dir.join("results.json")).unwrap();
+    assert_eq!(back, r);
+    let md1 = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    report::write_reports(&back, &dir).unwrap();
+    assert_eq!(md1, std::fs::read_to_string(dir.join("report.md")).unwrap());
+    let _ = std::fs::remove_dir_all(dir);
+    assert!(report::load(Path::new("/nonexistent/results.json")).is_err());
+}
+
+fn chromium() -> Option<PathBuf> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find_map(|n| bench::runners::which(n))
+}
+
+#[test]
+fn html_renders_in_headless_chromium() {
+    let Some(browser) = chromium() else {
+        skip("chromium not installed (scripts/deps.sh installs it)");
+        return;
+    };
+    let dir = temp_dir("chromium");
+    report::write_all(&fixture(), &dir).unwrap();
+    let shot = dir.join("shot.png");
+    let profile = dir.join("profile");
+    let out = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--window-size=1200,1600",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", dir.join("report.html").display()))
+        .output()
+        .expect("chromium runs");
+    assert!(
+        shot.is_file(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let decoder = png::Decoder::new(std::fs::File::open(&shot).unwrap());
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    let px = &buf[..info.buffer_size()];
+    let luma: Vec<f64> = px
+        .chunks(channels)
+        .map(|p| (p[0] as f64 + p[1] as f64 + p[2] as f64) / 3.0)
+        .collect();
+    let mean = luma.iter().sum::<f64>() / luma.len() as f64;
+    let var = luma.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / luma.len() as f64;
+    assert!(var > 100.0, "screenshot looks blank (variance {var:.1})");
+    // The charts are drawn: pixels of the `vmm` phase color (#4e79a7) are on screen.
+    let vmm = px
+        .chunks(channels)
+        .filter(|p| p[0] == 0x4e && p[1] == 0x79 && p[2] == 0xa7)
+        .count();
+    assert!(
+        vmm > 200,
+        "phase bars not visible ({vmm} vmm-colored pixels)"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
