@@ -55,7 +55,7 @@ pub struct BenchArgs {
     #[arg(long)]
     images: Option<PathBuf>,
     /// The lab guest ELF for the VM peers (QEMU, Firecracker) to boot
-    /// [default: <images>/lab.elf when present].
+    /// [default: the embedded lab guest, written to <out-root>/<name>/lab.elf].
     #[arg(long)]
     lab_elf: Option<PathBuf>,
     /// Firecracker binary (default: `firecracker` on PATH).
@@ -112,10 +112,20 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
             bail!("--lab-elf {}: no such file", elf.display());
         }
     }
-    let lab_elf = args
-        .lab_elf
-        .clone()
-        .or_else(|| Some(images.join("lab.elf")).filter(|p| p.is_file()));
+    // The VM peers boot the same lab guest our monitor embeds: written next to the
+    // report so the report folder holds the exact guest that ran.
+    let lab_elf = match args.lab_elf.clone() {
+        Some(p) => Some(p),
+        None => {
+            let dir = args.out_root.join(&args.name);
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            let p = dir.join("lab.elf");
+            std::fs::write(&p, vmm::lab::ELF)
+                .with_context(|| format!("cannot write {}", p.display()))?;
+            Some(p)
+        }
+    };
 
     let make = |name: &str| -> Box<dyn Runner> {
         let vm = |guest| BootlabVm {

@@ -128,6 +128,7 @@ pub fn run(config: VmConfig) -> Result<VmOutcome, Error> {
     let recorder = Arc::new(Recorder::default());
 
     let kvm = Kvm::new().map_err(Error::KvmOpen)?;
+    recorder.stamp("vmm.kvm-open", EventSource::Monitor);
     let api = kvm.get_api_version();
     if api != 12 {
         return Err(Error::KvmApiVersion(api));
@@ -149,17 +150,21 @@ pub fn run(config: VmConfig) -> Result<VmOutcome, Error> {
         &config.cmdline,
     )?;
     vcpu::write_boot_tables(&mem, setup.entry)?;
+    recorder.stamp("vmm.kernel-loaded", EventSource::Monitor);
     if config.vcpus > 1 {
         mptable::write(&mem, config.vcpus).map_err(|e| Error::BootData(e.to_string()))?;
     }
 
     let vm = kvm.create_vm().map_err(Error::kvm("KVM_CREATE_VM"))?;
+    recorder.stamp("vmm.vm-created", EventSource::Monitor);
     vm.set_tss_address(KVM_TSS_ADDR)
         .map_err(Error::kvm("KVM_SET_TSS_ADDR"))?;
     vm.create_irq_chip()
         .map_err(Error::kvm("KVM_CREATE_IRQCHIP"))?;
+    recorder.stamp("vmm.irqchip", EventSource::Monitor);
     vm.create_pit2(kvm_pit_config::default())
         .map_err(Error::kvm("KVM_CREATE_PIT2"))?;
+    recorder.stamp("vmm.pit", EventSource::Monitor);
     for (slot, region) in mem.iter().enumerate() {
         let host = region
             .get_host_address(vm_memory::MemoryRegionAddress(0))
@@ -178,8 +183,8 @@ pub fn run(config: VmConfig) -> Result<VmOutcome, Error> {
             .map_err(Error::kvm("KVM_SET_USER_MEMORY_REGION"))?;
     }
 
-    let irq = vmm_sys_util::eventfd::EventFd::new(libc::EFD_NONBLOCK)
-        .map_err(Error::Thread)?;
+    recorder.stamp("vmm.memory-registered", EventSource::Monitor);
+    let irq = vmm_sys_util::eventfd::EventFd::new(libc::EFD_NONBLOCK).map_err(Error::Thread)?;
     vm.register_irqfd(&irq, serial::COM1_IRQ)
         .map_err(Error::kvm("KVM_IRQFD"))?;
     let console = Console::new(config.console, recorder.clone());
@@ -196,6 +201,7 @@ pub fn run(config: VmConfig) -> Result<VmOutcome, Error> {
         vcpus.push(fd);
     }
 
+    recorder.stamp("vmm.vcpus-configured", EventSource::Monitor);
     install_kick_handler();
     let mem = Arc::new(mem);
     let stop = Arc::new(AtomicBool::new(false));

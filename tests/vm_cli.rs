@@ -1,0 +1,320 @@
+//! `bootlab vm run` end to end, through the built binary: the lab guest's markers and
+//! timeline, SMP, the exit codes, every bad input, and (once, slowly) the Linux guest
+//! up to "Run /init" on this host.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use timeline::{Timeline, VM_MODEL};
+
+fn bootlab() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_bootlab"))
+}
+
+/// Whether /dev/kvm can be used; skips loudly, or fails when CI requires KVM.
+fn kvm_or_skip(test: &str) -> bool {
+    let ok = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    if !ok {
+        if std::env::var("BOOTLAB_REQUIRE_KVM").as_deref() == Ok("1") {
+            panic!("{test}: /dev/kvm is not usable and BOOTLAB_REQUIRE_KVM=1");
+        }
+        eprintln!("SKIP {test}: /dev/kvm is not usable here");
+    }
+    ok
+}
+
+fn tmp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("bootlab-vmtest-{}-{name}", std::process::id()))
+}
+
+fn run_lab(extra: &[&str]) -> (Output, Timeline) {
+    let out_path = tmp(&format!("timeline-{}.json", extra.join("_")));
+    let out = bootlab()
+        .args([
+            "vm",
+            "run",
+            "--guest",
+            "lab",
+            "--timeout",
+            "20",
+            "--timeline-out",
+        ])
+        .arg(&out_path)
+        .args(extra)
+        .output()
+        .unwrap();
+    let json = std::fs::read_to_string(&out_path).unwrap_or_default();
+    std::fs::remove_file(&out_path).ok();
+    let t = serde_json::from_str(&json).unwrap_or_default();
+    (out, t)
+}
+
+#[test]
+fn lab_guest_walks_every_phase_in_order() {
+    if !kvm_or_skip("lab_guest_walks_every_phase_in_order") {
+        return;
+    }
+    let (out, t) = run_lab(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("hello from the lab guest"), "{stdout}");
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("@@bootlab"))
+        .collect();
+    assert_eq!(
+        lines,
+        ["@@bootlab init-start", "@@bootlab exec", "@@bootlab done"]
+    );
+    // The monitor stamped the marker-port writes, in order, after the first KVM_RUN.
+    let at = |name: &str| {
+        t.events
+            .iter()
+            .find(|e| e.name == name && e.source == timeline::EventSource::Monitor)
+            .unwrap_or_else(|| panic!("no monitor event {name} in {t:?}"))
+            .t_ns
+    };
+    let seq = [
+        at("first-kvm-run"),
+        at("init-start"),
+        at("exec"),
+        at("done"),
+    ];
+    assert!(seq.windows(2).all(|w| w[0] < w[1]), "{seq:?}");
+    assert!(t.spawn_ns > 0 && t.spawn_ns < seq[0]);
+    let phases: Vec<String> = t.phases(&VM_MODEL).into_iter().map(|p| p.name).collect();
+    assert_eq!(phases, ["vmm", "kernel", "init", "process", "teardown"]);
+    assert_eq!(t.exit_code, Some(0));
+}
+
+#[test]
+fn lab_guest_with_two_vcpus() {
+    if !kvm_or_skip("lab_guest_with_two_vcpus") {
+        return;
+    }
+    let (out, t) = run_lab(&["--vcpus", "2"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(t.event_ns("done").is_some());
+}
+
+#[test]
+fn timeline_text_goes_to_stderr() {
+    if !kvm_or_skip("timeline_text_goes_to_stderr") {
+        return;
+    }
+    let out = bootlab()
+        .args(["vm", "run", "--guest", "lab", "--timeline", "text"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("phase vmm"), "{err}");
+    assert!(err.contains("phase process"), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("phase"));
+}
+
+/// Runs `bootlab vm run ARGS` and returns (exit code, stderr); never a panic.
+fn vm_err(args: &[&str]) -> (Option<i32>, String) {
+    let out = bootlab().args(["vm", "run"]).args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    (out.status.code(), err)
+}
+
+#[test]
+fn bad_inputs_get_one_clear_error_each() {
+    let dir = tmp("bad");
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("empty");
+    std::fs::write(&empty, b"").unwrap();
+    let script = dir.join("script.sh");
+    std::fs::write(&script, b"#!/bin/sh\necho not a kernel\n").unwrap();
+    let mut arm = vmm::lab::ELF.to_vec();
+    arm[18] = 183; // EM_AARCH64
+    let arm_path = dir.join("arm.elf");
+    std::fs::write(&arm_path, &arm).unwrap();
+    let truncated = dir.join("truncated.elf");
+    std::fs::write(&truncated, &vmm::lab::ELF[..40]).unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+
+    let kvm = kvm_or_skip("bad_inputs_get_one_clear_error_each (KVM part)");
+    let mut cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["--kernel".into(), "/nonexistent/vmlinux".into()],
+            "does not exist",
+        ),
+        (vec!["--kernel".into(), s(&dir)], "not a file"),
+        (vec![], "--kernel"),
+        (vec!["--guest".into(), "nope".into()], "invalid value"),
+        (
+            vec![
+                "--guest".into(),
+                "lab".into(),
+                "--initrd".into(),
+                "/nonexistent".into(),
+            ],
+            "initrd",
+        ),
+        (
+            vec![
+                "--guest".into(),
+                "lab".into(),
+                "--timeout".into(),
+                "0".into(),
+            ],
+            "--timeout",
+        ),
+    ];
+    if kvm {
+        cases.extend([
+            (vec!["--kernel".into(), s(&empty)], "empty"),
+            (vec!["--kernel".into(), s(&script)], "not a kernel image"),
+            (
+                vec!["--kernel".into(), s(&arm_path)],
+                "another architecture",
+            ),
+            (vec!["--kernel".into(), s(&truncated)], "truncated"),
+            (
+                vec!["--guest".into(), "lab".into(), "--mem".into(), "0".into()],
+                "at least",
+            ),
+            (
+                vec![
+                    "--guest".into(),
+                    "lab".into(),
+                    "--mem".into(),
+                    "100000000".into(),
+                ],
+                "host has only",
+            ),
+            (
+                vec!["--guest".into(), "lab".into(), "--vcpus".into(), "0".into()],
+                "vCPUs",
+            ),
+            (
+                vec![
+                    "--guest".into(),
+                    "lab".into(),
+                    "--vcpus".into(),
+                    "1000".into(),
+                ],
+                "vCPUs",
+            ),
+        ]);
+    }
+    for (args, want) in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, err) = vm_err(&args);
+        assert!(matches!(code, Some(c) if c != 0), "{args:?}: exit {code:?}");
+        assert!(err.contains(want), "{args:?}: expected {want:?} in {err:?}");
+        assert!(err.lines().count() <= 4, "{args:?}: error too long: {err}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn timeout_ends_a_guest_that_never_stops() {
+    if !kvm_or_skip("timeout_ends_a_guest_that_never_stops") {
+        return;
+    }
+    // A PVH guest that spins forever: "jmp ." patched over the lab guest's entry.
+    let mut spin = vmm::lab::ELF.to_vec();
+    let off = 0xb0; // file offset of the entry (0x100000), see lab.ld's single PT_LOAD
+    assert_eq!(
+        u32::from_le_bytes(spin[24..28].try_into().unwrap()),
+        0x10_0000
+    );
+    spin[off] = 0xeb;
+    spin[off + 1] = 0xfe;
+    let path = tmp("spin.elf");
+    std::fs::write(&path, &spin).unwrap();
+    let started = std::time::Instant::now();
+    let out = bootlab()
+        .args([
+            "vm",
+            "run",
+            "--kernel",
+            path.to_str().unwrap(),
+            "--timeout",
+            "0.5",
+        ])
+        .output()
+        .unwrap();
+    std::fs::remove_file(&path).ok();
+    assert_eq!(
+        out.status.code(),
+        Some(124),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("timeout"));
+    assert!(started.elapsed().as_secs() < 10);
+}
+
+/// The one slow test: boots the real Linux guest kernel built by guest-images/build.sh
+/// until it prints "Run /init as init process" (about 15-25 s on a quiet emulated-KVM host, minutes on a loaded one).
+#[test]
+fn linux_guest_reaches_run_init_slow() {
+    if !kvm_or_skip("linux_guest_reaches_run_init_slow") {
+        return;
+    }
+    let images = std::env::var_os("BOOTLAB_IMAGES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("guest-images/out"));
+    if !images.join("vmlinux").is_file() {
+        if std::env::var("BOOTLAB_REQUIRE_KVM").as_deref() == Ok("1") {
+            panic!("guest-images/out/vmlinux is missing: run guest-images/build.sh");
+        }
+        eprintln!("SKIP linux_guest_reaches_run_init_slow: no guest-images/out/vmlinux");
+        return;
+    }
+    let out_path = tmp("linux.json");
+    let out = bootlab()
+        .env("BOOTLAB_IMAGES", &images)
+        .args([
+            "vm",
+            "run",
+            "--guest",
+            "linux",
+            "--timeout",
+            "400",
+            "--timeline-out",
+        ])
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("Run /init as init process"),
+        "exit {:?}\nstdout tail: {}\nstderr: {}",
+        out.status.code(),
+        &stdout[stdout.len().saturating_sub(3000)..],
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t: Timeline = serde_json::from_str(&std::fs::read_to_string(&out_path).unwrap()).unwrap();
+    std::fs::remove_file(&out_path).ok();
+    let phases = t.phases(&VM_MODEL);
+    let kernel = phases
+        .iter()
+        .find(|p| p.name == "kernel")
+        .unwrap_or_else(|| panic!("no kernel phase in {phases:?}"));
+    assert!(kernel.duration_ns() > 0);
+    eprintln!(
+        "linux guest: vmm {:.2} ms, kernel {:.0} ms, exit {:?}",
+        phases[0].duration_ns() as f64 / 1e6,
+        kernel.duration_ns() as f64 / 1e6,
+        out.status.code()
+    );
+}
