@@ -102,6 +102,8 @@ step_rootfs() {
 # Writes a reproducible newc archive of directory $1 to $2 (and $2.gz).
 make_cpio() {
   local dir=$1 out=$2
+  # Fixed mtimes: the same inputs give the same bytes.
+  find "$dir" -exec touch -h -d @0 {} +
   (cd "$dir" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 --reproducible) >"$out.tmp"
   gzip -9 -n -c "$out.tmp" >"$out.gz.tmp"
   mv -f "$out.tmp" "$out"
