@@ -5,7 +5,7 @@
 #   guest-images/build.sh [STEP...]     STEP: deps init rootfs initramfs kernel (default: all)
 #
 # Output in $BOOTLAB_IMAGES (default guest-images/out/):
-#   guest-init            the static init (also inside rootfs/ and the initramfs)
+#   guest-init            the static init, ~25 KB (also inside rootfs/ and the initramfs)
 #   rootfs/               busybox-static + applet links + guest-init (/sbin/guest-init, /init)
 #   initramfs.cpio[.gz]   newc: /init = guest-init, /dev/console, empty /proc /sys /dev /tmp
 #   initramfs-full.cpio.gz  the whole rootfs/ as an initramfs (larger: slower to boot emulated)
@@ -46,14 +46,16 @@ step_deps() {
   command -v cargo >/dev/null || die "cargo not found (install Rust, e.g. rustup)"
 }
 
-# guest-init: built on its own (own target dir) so that only it is linked statically.
+# guest-init: built on its own (own target dir) so that only it is linked this way:
+# `--cfg guest_init_tiny` selects its std-free, libc-free variant (own _start, raw
+# system calls; see guest-images/init/src/main.rs), linked static and non-PIE.
 step_init() {
   local t0 tdir bin
   t0=$(now)
   tdir="$ROOT/target/guest-init"
   (
     cd "$ROOT"
-    RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
+    RUSTFLAGS="--cfg guest_init_tiny -C target-feature=+crt-static -C relocation-model=static -C link-arg=-nostartfiles -C link-arg=-nostdlib" \
       CARGO_PROFILE_RELEASE_OPT_LEVEL=z \
       CARGO_PROFILE_RELEASE_PANIC=abort \
       CARGO_PROFILE_RELEASE_LTO=fat \
@@ -102,6 +104,8 @@ step_rootfs() {
 # Writes a reproducible newc archive of directory $1 to $2 (and $2.gz).
 make_cpio() {
   local dir=$1 out=$2
+  # Fixed mtimes: the same inputs give the same bytes.
+  find "$dir" -exec touch -h -d @0 {} +
   (cd "$dir" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 --reproducible) >"$out.tmp"
   gzip -9 -n -c "$out.tmp" >"$out.gz.tmp"
   mv -f "$out.tmp" "$out"

@@ -93,3 +93,32 @@ fn build(steps: &[Step], no_workarounds: bool, out: Option<PathBuf>) -> anyhow::
         None => bail!("{} was killed by a signal", script.display()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_step_is_one_the_script_knows() {
+        let script = std::fs::read_to_string(BUILD_SCRIPT).unwrap();
+        let dispatch = script
+            .lines()
+            .find(|l| l.trim_start().starts_with("deps | init |"))
+            .expect("build.sh step dispatch line");
+        let known: Vec<&str> = dispatch
+            .split(')')
+            .next()
+            .unwrap()
+            .split('|')
+            .map(str::trim)
+            .collect();
+        for step in Step::value_variants() {
+            assert!(
+                known.contains(&step.name()),
+                "{} not in {known:?}",
+                step.name()
+            );
+        }
+        assert_eq!(known.len(), Step::value_variants().len());
+    }
+}

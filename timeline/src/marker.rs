@@ -2,6 +2,9 @@
 //! workload announces its phases. Each event is sent two ways at once:
 //! a console line `@@bootlab <event>` and, inside a VM, a one-byte write of the
 //! event's code to [`MARKER_PORT`].
+//!
+//! guest-init compiles this very file into its std-free build (`#[path]` module in
+//! guest-images/init/src/lib.rs): keep it `core`-only outside `#[cfg(test)]`.
 
 /// Prefix of every console marker line; the event name follows it.
 pub const CONSOLE_PREFIX: &str = "@@bootlab ";

@@ -9,6 +9,10 @@
 //! wins; unknown values fall back to the default instead of failing (PID 1 must not
 //! die on a typo).
 
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec::Vec;
+
 /// Kernel parameter naming the workload.
 pub const WORKLOAD_PARAM: &str = "bootlab.workload";
 /// Kernel parameter with the workload's arguments, separated by commas.
@@ -86,7 +90,7 @@ pub fn split_params(cmdline: &str) -> Vec<String> {
             }
             c if c.is_whitespace() && !in_quotes => {
                 if have {
-                    params.push(std::mem::take(&mut cur));
+                    params.push(core::mem::take(&mut cur));
                     have = false;
                 }
             }

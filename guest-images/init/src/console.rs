@@ -1,7 +1,7 @@
 //! What guest-init writes: marker lines of the protocol (`timeline::marker`), the
 //! built-in workload's line, and how a wait status becomes an exit code.
 
-use timeline::marker::Marker;
+use crate::marker::Marker;
 
 /// The one line the built-in `hello` workload prints.
 pub const HELLO_LINE: &str = "hello from bootlab guest-init\n";

@@ -7,17 +7,33 @@
 //! Every marker goes to the console and, in a VM, as one byte to the marker port.
 //! Otherwise it runs the argv workload with the same console markers and exits
 //! with its status.
+//!
+//! Two builds of the same code: the default one links std (tests, `cargo build`);
+//! with `--cfg guest_init_tiny` (guest-images/build.sh) it links neither std nor
+//! libc and brings its own entry point (`rt.rs`), which makes the static binary a
+//! few kilobytes instead of a megabyte: under an emulated KVM every initramfs byte
+//! costs boot time.
 
-use std::process::ExitCode;
+#![cfg_attr(guest_init_tiny, no_std, no_main)]
+
+extern crate alloc;
+
+#[cfg(guest_init_tiny)]
+mod rt;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
 
 use guest_init::cmdline::{self, RunSpec, Workload};
 use guest_init::console::{self, MarkerLine, EXIT_NOT_RUN, HELLO_LINE};
+use guest_init::exec;
+use guest_init::marker::{Marker, EXIT_PORT, MARKER_PORT};
 use guest_init::mode::{self, Mode};
 use guest_init::sys::{self, PortIo};
-use timeline::marker::{Marker, EXIT_PORT, MARKER_PORT};
 
-const STDOUT: libc::c_int = 1;
-const STDERR: libc::c_int = 2;
+const STDOUT: i32 = 1;
+const STDERR: i32 = 2;
 
 /// Announces `marker` on the console and, when granted, on the marker port.
 fn announce(marker: Marker, ports: Option<PortIo>) {
@@ -32,27 +48,47 @@ fn warn(msg: &str) {
     let _ = sys::write_all(STDERR, format!("guest-init: {msg}\n").as_bytes());
 }
 
+/// Runs `program` with `args` in a child and returns its exit code.
+fn run_program(program: &str, args: &[String], env: &[Vec<u8>]) -> u8 {
+    let path = exec::env_get(env, b"PATH").unwrap_or(exec::DEFAULT_PATH);
+    let candidates: Option<Vec<Vec<u8>>> = exec::candidates(program.as_bytes(), path)
+        .iter()
+        .map(|c| exec::c_string(c))
+        .collect();
+    let argv: Option<Vec<Vec<u8>>> = core::iter::once(program)
+        .chain(args.iter().map(String::as_str))
+        .map(|a| exec::c_string(a.as_bytes()))
+        .collect();
+    let envp: Option<Vec<Vec<u8>>> = env.iter().map(|e| exec::c_string(e)).collect();
+    let (Some(candidates), Some(argv), Some(envp)) = (candidates, argv, envp) else {
+        warn(&format!("cannot run {program}: NUL byte in an argument"));
+        return EXIT_NOT_RUN;
+    };
+    let fail_msg = format!("guest-init: cannot execute {program}\n");
+    match sys::spawn_and_wait(&candidates, &argv, &envp, fail_msg.as_bytes(), EXIT_NOT_RUN) {
+        Ok(status) => console::exit_code(status),
+        Err(e) => {
+            warn(&format!("cannot run {program}: {e}"));
+            EXIT_NOT_RUN
+        }
+    }
+}
+
 /// Runs the workload between the `exec` and `done` markers; returns its exit code.
-fn run_workload(spec: &RunSpec, ports: Option<PortIo>) -> u8 {
+fn run_workload(spec: &RunSpec, env: &[Vec<u8>], ports: Option<PortIo>) -> u8 {
     announce(Marker::Exec, ports);
     let code = match &spec.workload {
         Workload::Hello => match sys::write_all(STDOUT, HELLO_LINE.as_bytes()) {
             Ok(()) => 0,
             Err(_) => 1,
         },
-        Workload::Program(program) => match sys::spawn_and_wait(program, &spec.args) {
-            Ok(status) => console::exit_code(status),
-            Err(e) => {
-                warn(&format!("cannot run {program}: {e}"));
-                EXIT_NOT_RUN
-            }
-        },
+        Workload::Program(program) => run_program(program, &spec.args, env),
     };
     announce(Marker::Done, ports);
     code
 }
 
-fn vm_main() -> ! {
+fn vm_main(env: Vec<Vec<u8>>) -> ! {
     let ports = PortIo::open(&[MARKER_PORT, EXIT_PORT]);
     announce(Marker::InitStart, ports);
     for (fstype, target) in [
@@ -61,12 +97,15 @@ fn vm_main() -> ! {
         (c"devtmpfs", c"/dev"),
     ] {
         if let Err(e) = sys::mount(fstype, target) {
-            warn(&format!("mount {}: {e}", target.to_string_lossy()));
+            warn(&format!(
+                "mount {}: {e}",
+                String::from_utf8_lossy(target.to_bytes())
+            ));
         }
     }
-    sys::set_env_default(c"PATH", c"/sbin:/bin:/usr/sbin:/usr/bin");
-    let spec = match std::fs::read_to_string("/proc/cmdline") {
-        Ok(line) => cmdline::parse_cmdline(&line),
+    let env = exec::with_default_path(&env);
+    let spec = match sys::read_file(c"/proc/cmdline") {
+        Ok(line) => cmdline::parse_cmdline(&String::from_utf8_lossy(&line)),
         Err(e) => {
             warn(&format!(
                 "cannot read /proc/cmdline ({e}); running {}",
@@ -75,7 +114,7 @@ fn vm_main() -> ! {
             RunSpec::default()
         }
     };
-    let code = run_workload(&spec, ports);
+    let code = run_workload(&spec, &env, ports);
     if let Some(p) = ports {
         p.outb(EXIT_PORT, code);
     }
@@ -84,32 +123,40 @@ fn vm_main() -> ! {
     sys::idle_forever()
 }
 
-fn host_main(argv: &[String]) -> ExitCode {
+const USAGE: &[u8] = b"usage: guest-init [WORKLOAD [ARGS...]]\n\
+WORKLOAD: `hello` (built-in, default) or a program path/name.\n\
+Prints the @@bootlab markers init-start, exec, done around it and exits\n\
+with its status. As PID 1 of a VM it reads bootlab.workload=,\n\
+bootlab.args=a,b and bootlab.exit=reboot|poweroff from /proc/cmdline.\n";
+
+fn host_main(argv: &[String], env: &[Vec<u8>]) -> u8 {
     if matches!(argv.first().map(String::as_str), Some("-h" | "--help")) {
-        let _ = sys::write_all(
-            STDOUT,
-            b"usage: guest-init [WORKLOAD [ARGS...]]\n\
-              WORKLOAD: `hello` (built-in, default) or a program path/name.\n\
-              Prints the @@bootlab markers init-start, exec, done around it and exits\n\
-              with its status. As PID 1 of a VM it reads bootlab.workload=,\n\
-              bootlab.args=a,b and bootlab.exit=reboot|poweroff from /proc/cmdline.\n",
-        );
-        return ExitCode::SUCCESS;
+        let _ = sys::write_all(STDOUT, USAGE);
+        return 0;
     }
     announce(Marker::InitStart, None);
     let spec = cmdline::parse_argv(argv);
-    ExitCode::from(run_workload(&spec, None))
+    run_workload(&spec, env, None)
 }
 
-fn main() -> ExitCode {
+/// guest-init proper: `argv` without argv\[0\], `env` as `KEY=VALUE` entries.
+/// Returns the exit code outside a VM; never returns as a VM's init.
+fn run(argv: Vec<String>, env: Vec<Vec<u8>>) -> u8 {
     match mode::detect(sys::pid(), sys::proc_mounted()) {
-        Mode::Vm => vm_main(),
-        Mode::Host => {
-            let argv: Vec<String> = std::env::args_os()
-                .skip(1)
-                .map(|a| a.to_string_lossy().into_owned())
-                .collect();
-            host_main(&argv)
-        }
+        Mode::Vm => vm_main(env),
+        Mode::Host => host_main(&argv, &env),
     }
+}
+
+#[cfg(not(guest_init_tiny))]
+fn main() -> std::process::ExitCode {
+    use std::os::unix::ffi::OsStrExt;
+    let argv = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let env = std::env::vars_os()
+        .map(|(k, v)| [k.as_bytes(), b"=", v.as_bytes()].concat())
+        .collect();
+    std::process::ExitCode::from(run(argv, env))
 }

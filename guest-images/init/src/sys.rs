@@ -1,65 +1,183 @@
-//! The system calls guest-init makes, wrapped: console writes, mounts, port I/O,
-//! spawning and waiting for the workload, ending the VM. Thin and allocation-light;
-//! the decisions are made by the pure modules.
+//! The system calls guest-init makes, as raw Linux x86-64 `syscall`s: console
+//! writes, mounts, port I/O, spawning and waiting for the workload, ending the VM.
+//! Raw so that the same code serves the normal (std, glibc) build used by the
+//! tests and the libc-free static build that goes into the images (see
+//! `main.rs`). Thin; the decisions are made by the pure modules.
 
-use std::ffi::{CStr, CString};
-use std::io;
+use alloc::vec::Vec;
+use core::ffi::CStr;
+use core::fmt;
 
 use crate::cmdline::ExitMethod;
 
-/// Writes all of `bytes` to file descriptor `fd`, retrying on EINTR and short
-/// writes. Unbuffered, so lines keep their order with the workload's own output.
-pub fn write_all(fd: libc::c_int, mut bytes: &[u8]) -> io::Result<()> {
+/// A failed system call: the kernel's errno.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Errno(pub i32);
+
+impl fmt::Display for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self.0 {
+            libc::EPERM => "EPERM (operation not permitted)",
+            libc::ENOENT => "ENOENT (no such file or directory)",
+            libc::EACCES => "EACCES (permission denied)",
+            libc::EBUSY => "EBUSY (busy)",
+            libc::ENODEV => "ENODEV (no such device / file system type)",
+            libc::EINVAL => "EINVAL (invalid argument)",
+            libc::ENOEXEC => "ENOEXEC (exec format error)",
+            _ => "",
+        };
+        write!(f, "errno {} {name}", self.0)
+    }
+}
+
+/// Result of a system call.
+pub type SysResult<T> = Result<T, Errno>;
+
+/// Issues system call `nr` with up to six arguments; returns the raw result
+/// (negative errno on failure).
+///
+/// # Safety
+/// The arguments must be valid for system call `nr` (pointers to live memory of
+/// the right shape).
+unsafe fn syscall6(nr: i64, a: [usize; 6]) -> isize {
+    let ret: isize;
+    // SAFETY: the caller guarantees the arguments; `syscall` clobbers rcx and r11
+    // and nothing else besides rax.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") nr as isize => ret,
+            in("rdi") a[0], in("rsi") a[1], in("rdx") a[2],
+            in("r10") a[3], in("r8") a[4], in("r9") a[5],
+            lateout("rcx") _, lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// [`syscall6`] with the result turned into a `SysResult`, retrying on EINTR.
+///
+/// # Safety
+/// As for [`syscall6`].
+unsafe fn sys(nr: i64, a: [usize; 6]) -> SysResult<usize> {
+    loop {
+        // SAFETY: forwarded from the caller.
+        let ret = unsafe { syscall6(nr, a) };
+        if ret >= 0 {
+            return Ok(ret as usize);
+        }
+        let errno = (-ret) as i32;
+        if errno != libc::EINTR {
+            return Err(Errno(errno));
+        }
+    }
+}
+
+fn ptr<T>(p: *const T) -> usize {
+    p as usize
+}
+
+/// Writes all of `bytes` to file descriptor `fd` (short writes continued).
+/// Unbuffered, so lines keep their order with the workload's own output.
+pub fn write_all(fd: i32, mut bytes: &[u8]) -> SysResult<()> {
     while !bytes.is_empty() {
         // SAFETY: the pointer and length describe the live slice `bytes`.
-        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(err);
-        }
-        bytes = &bytes[n as usize..];
+        let n = unsafe {
+            sys(
+                libc::SYS_write,
+                [fd as usize, ptr(bytes.as_ptr()), bytes.len(), 0, 0, 0],
+            )
+        }?;
+        bytes = &bytes[n..];
     }
     Ok(())
 }
 
+/// Reads a whole (small) file such as /proc/cmdline.
+pub fn read_file(path: &CStr) -> SysResult<Vec<u8>> {
+    // SAFETY: valid NUL-terminated path.
+    let fd = unsafe {
+        sys(
+            libc::SYS_open,
+            [
+                ptr(path.as_ptr()),
+                (libc::O_RDONLY | libc::O_CLOEXEC) as usize,
+                0,
+                0,
+                0,
+                0,
+            ],
+        )
+    }?;
+    let mut data = Vec::new();
+    let mut chunk = [0u8; 512];
+    let result = loop {
+        // SAFETY: `chunk` is a live, writable buffer of the given length.
+        match unsafe {
+            sys(
+                libc::SYS_read,
+                [fd, ptr(chunk.as_mut_ptr()), chunk.len(), 0, 0, 0],
+            )
+        } {
+            Ok(0) => break Ok(data),
+            Ok(n) => data.extend_from_slice(&chunk[..n]),
+            Err(e) => break Err(e),
+        }
+    };
+    // SAFETY: closing the descriptor opened above.
+    let _ = unsafe { sys(libc::SYS_close, [fd, 0, 0, 0, 0, 0]) };
+    result
+}
+
 /// This process's PID.
 pub fn pid() -> i32 {
-    // SAFETY: getpid has no preconditions and cannot fail.
-    unsafe { libc::getpid() }
+    // SAFETY: getpid takes no arguments and cannot fail.
+    unsafe { sys(libc::SYS_getpid, [0; 6]) }.map_or(-1, |p| p as i32)
 }
 
-/// Whether a procfs is mounted at /proc (its `self` link resolves).
+/// Whether a procfs is mounted at /proc (`/proc/self/stat` exists).
 pub fn proc_mounted() -> bool {
-    // SAFETY: the path is a valid NUL-terminated string.
-    unsafe { libc::access(c"/proc/self/stat".as_ptr(), libc::F_OK) == 0 }
+    // SAFETY: valid NUL-terminated path.
+    unsafe {
+        sys(
+            libc::SYS_access,
+            [
+                ptr(c"/proc/self/stat".as_ptr()),
+                libc::F_OK as usize,
+                0,
+                0,
+                0,
+                0,
+            ],
+        )
+    }
+    .is_ok()
 }
 
-/// Creates `target` if needed and mounts a `fstype` file system there. A target
-/// that is already mounted (EBUSY) counts as success.
-pub fn mount(fstype: &CStr, target: &CStr) -> io::Result<()> {
-    // SAFETY: valid NUL-terminated path; an existing directory is fine.
-    unsafe { libc::mkdir(target.as_ptr(), 0o755) };
-    // SAFETY: all pointers are valid NUL-terminated strings; no data argument.
+/// Creates `target` if needed and mounts a `fstype` file system there (the source
+/// is named like the type). An already mounted target (EBUSY) counts as success.
+pub fn mount(fstype: &CStr, target: &CStr) -> SysResult<()> {
+    // SAFETY: valid NUL-terminated path; an existing directory (EEXIST) is fine.
+    let _ = unsafe { sys(libc::SYS_mkdir, [ptr(target.as_ptr()), 0o755, 0, 0, 0, 0]) };
+    let flags = (libc::MS_NOSUID | libc::MS_NOEXEC) as usize;
+    // SAFETY: valid NUL-terminated strings; no data argument.
     let rc = unsafe {
-        libc::mount(
-            fstype.as_ptr(),
-            target.as_ptr(),
-            fstype.as_ptr(),
-            libc::MS_NOSUID | libc::MS_NOEXEC,
-            std::ptr::null(),
+        sys(
+            libc::SYS_mount,
+            [
+                ptr(fstype.as_ptr()),
+                ptr(target.as_ptr()),
+                ptr(fstype.as_ptr()),
+                flags,
+                0,
+                0,
+            ],
         )
     };
-    if rc == 0 {
-        return Ok(());
-    }
-    let err = io::Error::last_os_error();
-    if err.raw_os_error() == Some(libc::EBUSY) {
-        Ok(())
-    } else {
-        Err(err)
+    match rc {
+        Ok(_) | Err(Errno(libc::EBUSY)) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -73,9 +191,7 @@ impl PortIo {
     pub fn open(ports: &[u16]) -> Option<PortIo> {
         for &port in ports {
             // SAFETY: ioperm only changes this process's I/O permission bitmap.
-            if unsafe { libc::ioperm(port.into(), 1, 1) } != 0 {
-                return None;
-            }
+            unsafe { sys(libc::SYS_ioperm, [port as usize, 1, 1, 0, 0, 0]) }.ok()?;
         }
         Some(PortIo(()))
     }
@@ -85,81 +201,101 @@ impl PortIo {
         // SAFETY: `self` exists only if ioperm granted the ports it was opened
         // with; an `out` to a granted port has no memory effects.
         unsafe {
-            std::arch::asm!("out dx, al", in("dx") port, in("al") value,
-                            options(nomem, nostack, preserves_flags));
+            core::arch::asm!("out dx, al", in("dx") port, in("al") value,
+                             options(nomem, nostack, preserves_flags));
         }
     }
 }
 
-/// Runs `program` (a path, or a name looked up in PATH) with `args` in a child
-/// process and waits for it. Returns the raw wait status. If the exec fails the
-/// child prints why and exits with 127.
-pub fn spawn_and_wait(program: &str, args: &[String]) -> io::Result<libc::c_int> {
-    let invalid = |_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in argument");
-    let prog = CString::new(program).map_err(invalid)?;
-    let mut argv_owned = Vec::with_capacity(args.len() + 1);
-    argv_owned.push(prog.clone());
-    for a in args {
-        argv_owned.push(CString::new(a.as_str()).map_err(invalid)?);
-    }
-    let mut argv: Vec<*const libc::c_char> = argv_owned.iter().map(|a| a.as_ptr()).collect();
-    argv.push(std::ptr::null());
-    let fail_msg = format!("guest-init: cannot execute {program}\n");
+/// A NUL-terminated pointer array over NUL-terminated strings, for execve.
+fn pointer_array(strings: &[Vec<u8>]) -> Vec<*const u8> {
+    let mut v: Vec<*const u8> = strings.iter().map(|s| s.as_ptr()).collect();
+    v.push(core::ptr::null());
+    v
+}
 
-    // SAFETY: fork has no preconditions; the child only calls async-signal-safe
-    // functions (execvp, write, _exit) on memory prepared before the fork.
-    let child = unsafe { libc::fork() };
-    if child < 0 {
-        return Err(io::Error::last_os_error());
-    }
+/// Forks; the child tries `execve` on each of `candidates` (NUL-terminated paths)
+/// with `argv` and `envp` (NUL-terminated strings) and, if all fail, writes
+/// `fail_msg` to stderr and exits with `fail_code`. The parent waits and returns
+/// the raw wait status.
+pub fn spawn_and_wait(
+    candidates: &[Vec<u8>],
+    argv: &[Vec<u8>],
+    envp: &[Vec<u8>],
+    fail_msg: &[u8],
+    fail_code: u8,
+) -> SysResult<i32> {
+    let argv_ptrs = pointer_array(argv);
+    let envp_ptrs = pointer_array(envp);
+    // SAFETY: fork takes no arguments. The child below only makes raw system
+    // calls on memory prepared before the fork, and never returns.
+    let child = unsafe { sys(libc::SYS_fork, [0; 6]) }?;
     if child == 0 {
-        // SAFETY: `prog` and `argv` are valid, NUL-terminated, and outlive the call.
-        unsafe { libc::execvp(prog.as_ptr(), argv.as_ptr()) };
-        // SAFETY: plain write of a live buffer, then _exit without unwinding.
-        unsafe {
-            libc::write(2, fail_msg.as_ptr().cast(), fail_msg.len());
-            libc::_exit(crate::console::EXIT_NOT_RUN.into());
+        for path in candidates {
+            // SAFETY: `path`, `argv_ptrs` and `envp_ptrs` are NUL-terminated and
+            // live; execve only returns on failure.
+            let _ = unsafe {
+                syscall6(
+                    libc::SYS_execve,
+                    [
+                        ptr(path.as_ptr()),
+                        ptr(argv_ptrs.as_ptr()),
+                        ptr(envp_ptrs.as_ptr()),
+                        0,
+                        0,
+                        0,
+                    ],
+                )
+            };
         }
+        let _ = write_all(2, fail_msg);
+        exit(fail_code);
     }
-    let mut status: libc::c_int = 0;
-    loop {
-        // SAFETY: `status` is a valid out pointer; `child` is our child's PID.
-        let rc = unsafe { libc::waitpid(child, &mut status, 0) };
-        if rc == child {
-            return Ok(status);
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
-}
-
-/// Sets environment variable `key` to `value` unless it is set already.
-pub fn set_env_default(key: &CStr, value: &CStr) {
-    // SAFETY: valid NUL-terminated strings; guest-init is single-threaded.
-    unsafe { libc::setenv(key.as_ptr(), value.as_ptr(), 0) };
+    let mut status: i32 = 0;
+    // SAFETY: `status` is a live out pointer; `child` is our child.
+    unsafe {
+        sys(
+            libc::SYS_wait4,
+            [child, ptr(&mut status as *mut i32), 0, 0, 0, 0],
+        )
+    }?;
+    Ok(status)
 }
 
 /// Flushes file systems, then ends the VM with reboot(2). Returns only on failure.
-pub fn end_vm(method: ExitMethod) -> io::Error {
+pub fn end_vm(method: ExitMethod) -> Errno {
     let cmd = match method {
-        ExitMethod::Reboot => libc::RB_AUTOBOOT,
-        ExitMethod::PowerOff => libc::RB_POWER_OFF,
+        ExitMethod::Reboot => libc::LINUX_REBOOT_CMD_RESTART,
+        ExitMethod::PowerOff => libc::LINUX_REBOOT_CMD_POWER_OFF,
     };
     // SAFETY: sync and reboot take no pointers; reboot needs CAP_SYS_BOOT and
     // either does not return or fails with an errno.
     unsafe {
-        libc::sync();
-        libc::reboot(cmd);
+        let _ = sys(libc::SYS_sync, [0; 6]);
+        let magic1 = libc::LINUX_REBOOT_MAGIC1 as u32 as usize;
+        let magic2 = libc::LINUX_REBOOT_MAGIC2 as u32 as usize;
+        match sys(
+            libc::SYS_reboot,
+            [magic1, magic2, cmd as u32 as usize, 0, 0, 0],
+        ) {
+            Ok(_) => Errno(0),
+            Err(e) => e,
+        }
     }
-    io::Error::last_os_error()
+}
+
+/// Ends this process with `code` (all threads).
+pub fn exit(code: u8) -> ! {
+    loop {
+        // SAFETY: exit_group takes a plain integer and does not return.
+        unsafe { syscall6(libc::SYS_exit_group, [code as usize, 0, 0, 0, 0, 0]) };
+    }
 }
 
 /// Sleeps forever (PID 1 must never exit: the kernel would panic).
 pub fn idle_forever() -> ! {
     loop {
-        // SAFETY: pause has no preconditions.
-        unsafe { libc::pause() };
+        // SAFETY: pause takes no arguments.
+        let _ = unsafe { syscall6(libc::SYS_pause, [0; 6]) };
     }
 }

@@ -48,9 +48,7 @@ fn kernel_boots_to_init_under_qemu_microvm() {
             "-cpu",
             "host,-arch-capabilities",
         ])
-        // Same machine as the documented command (guest-images/README.md). Note:
-        // with -nodefaults this kernel dies earlier under the emulator (an `fwait`
-        // in fpu__drop), so the default devices stay.
+        // Same machine as the documented command (guest-images/README.md).
         .args(["-m", "256", "-nographic", "-no-reboot"])
         .arg("-kernel")
         .arg(&vmlinux)
