@@ -90,8 +90,15 @@ struct Prepared {
     late_cgroupns: bool,
     cmd: String,
     path_dirs: Vec<String>,
+    /// Own the strings `argv_ptrs` and `envp_ptrs` point to.
+    #[allow(dead_code)]
     argv: Vec<CString>,
+    #[allow(dead_code)]
     envp: Vec<CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    envp_ptrs: Vec<*const libc::c_char>,
+    own_maps: bool,
+    rootless: bool,
     cwd: PathBuf,
     user: User,
     change_user: bool,
@@ -159,7 +166,19 @@ impl Prepared {
             .find_map(|e| e.strip_prefix("PATH="))
             .unwrap_or(DEFAULT_PATH);
         let change_user = spec.user != User::default();
+        let argv = cstrings(&spec.args, "an argument")?;
+        let envp = cstrings(&spec.env, "the environment")?;
+        let ptrs = |v: &[CString]| -> Vec<*const libc::c_char> {
+            v.iter()
+                .map(|c| c.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect()
+        };
         Ok(Prepared {
+            argv_ptrs: ptrs(&argv),
+            envp_ptrs: ptrs(&envp),
+            own_maps: false,
+            rootless: false,
             flags: ns.clone_flags(),
             userns: userns.then(|| {
                 (
@@ -177,8 +196,8 @@ impl Prepared {
             late_cgroupns: false,
             cmd: spec.args[0].clone(),
             path_dirs: path_var.split(':').map(str::to_owned).collect(),
-            argv: cstrings(&spec.args, "an argument")?,
-            envp: cstrings(&spec.env, "the environment")?,
+            argv,
+            envp,
             cwd: spec.cwd.clone(),
             user: spec.user.clone(),
             change_user,
@@ -196,12 +215,23 @@ pub fn run(spec: &SandboxSpec) -> Result<Outcome> {
     run_in(spec, None)
 }
 
+/// Size of the child's stack on the vfork path (only the touched pages cost).
+const CHILD_STACK: usize = 512 * 1024;
+
+/// What the parent learns from the start of the child.
+struct Launch {
+    pid: libc::pid_t,
+    /// Exec timestamp, or why the child failed before its execve.
+    exec: Result<u64>,
+}
+
 /// [`run`] with the bundle directory for relative mount sources.
 pub fn run_in(spec: &SandboxSpec, bundle_dir: Option<&Path>) -> Result<Outcome> {
     let mut prep = Prepared::new(spec, bundle_dir)?;
+    // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
     let cgroup = if spec.resources.any() || spec.timeout.is_some() {
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } != 0 && spec.resources.any() {
+        if euid != 0 && spec.resources.any() {
             return Err(Error::Cgroup(
                 "resource limits need root (cgroups are not delegated to this user)".into(),
             ));
@@ -219,22 +249,18 @@ pub fn run_in(spec: &SandboxSpec, bundle_dir: Option<&Path>) -> Result<Outcome> 
         None
     };
     let self_exe = security::exe_identity("/proc/self/exe");
-    // SAFETY: geteuid cannot fail.
-    let rootless = prep.userns.is_some() && unsafe { libc::geteuid() } != 0;
-    if !rootless {
+    // Only custom (multi-range) id maps need the parent, which holds CAP_SETUID in the
+    // parent user namespace; a single mapping of our own ids the child writes itself.
+    let parent_maps =
+        prep.userns.is_some() && !(spec.uid_mappings.is_empty() && spec.gid_mappings.is_empty());
+    prep.own_maps = prep.userns.is_some() && !parent_maps;
+    prep.rootless = prep.userns.is_some() && euid != 0;
+    if !prep.rootless {
         // Layer 1 of the CVE-2019-5736 guard; the child inherits it. Rootless, the
-        // child's /proc/PID/uid_map must stay writable by us, so both sides set it
-        // after the maps are written.
+        // child's /proc/PID/uid_map must stay writable until the maps are written, so
+        // it is set right after that.
         security::set_non_dumpable().map_err(|e| Error::sys("prctl(PR_SET_DUMPABLE)", e))?;
     }
-
-    let (exec_r, exec_w) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
-    let go = if prep.userns.is_some() {
-        Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?)
-    } else {
-        None
-    };
 
     let mut block = SigSet::empty();
     block.add(Signal::SIGCHLD);
@@ -244,7 +270,128 @@ pub fn run_in(spec: &SandboxSpec, bundle_dir: Option<&Path>) -> Result<Outcome> 
     let mut old_mask = SigSet::empty();
     nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&block), Some(&mut old_mask))
         .map_err(|e| Error::sys("sigprocmask", e))?;
+    let launched = if parent_maps {
+        spawn_forked(&prep, &old_mask)
+    } else {
+        spawn_vfork(&prep, &old_mask)
+    };
+    let result = launched.and_then(|l| parent(l, cgroup, spec, self_exe, &block));
+    let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
+    result
+}
 
+fn clone_error(e: std::io::Error) -> Error {
+    let hint = if e.raw_os_error() == Some(libc::EPERM) {
+        " (creating namespaces without root needs the user namespace)"
+    } else {
+        ""
+    };
+    Error::Sys {
+        context: format!("clone{hint}"),
+        source: e,
+    }
+}
+
+/// State shared by the parent and the child on the vfork path (same memory).
+struct VforkArgs<'a> {
+    prep: &'a Prepared,
+    old_mask: &'a SigSet,
+    exec_ns: u64,
+    fail: Option<ChildFail>,
+}
+
+extern "C" fn vfork_child(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `VforkArgs` the parent passed to clone; the parent is
+    // suspended (CLONE_VFORK) until this child execs or exits, so nothing else
+    // touches it meanwhile.
+    let a = unsafe { &mut *(arg as *mut VforkArgs) };
+    match child_setup(a.prep, None) {
+        Ok(path) => {
+            prepare_exec(a.old_mask);
+            a.exec_ns = timeline::now_ns();
+            // SAFETY: path and the prepared argv/envp arrays are valid, NUL- and
+            // null-terminated, and outlive the call.
+            unsafe {
+                libc::execve(
+                    path.as_ptr(),
+                    a.prep.argv_ptrs.as_ptr(),
+                    a.prep.envp_ptrs.as_ptr(),
+                )
+            };
+            let e = std::io::Error::last_os_error();
+            a.fail = Some(ChildFail::Msg(format!("execve {}: {e}", a.prep.cmd)));
+        }
+        Err(f) => a.fail = Some(f),
+    }
+    // SAFETY: _exit ends the child without running atexit handlers or unwinding into
+    // the parent's (shared) state.
+    unsafe { libc::_exit(127) }
+}
+
+/// The fast start: `clone(CLONE_VM | CLONE_VFORK | CLONE_NEW*)` on a separate stack,
+/// like posix_spawn: no page tables are copied and no copy-on-write faults are taken;
+/// the parent sleeps until the workload's execve, and the child reports through the
+/// shared memory.
+fn spawn_vfork(prep: &Prepared, old_mask: &SigSet) -> Result<Launch> {
+    // SAFETY: an anonymous private mapping; checked for MAP_FAILED below and unmapped
+    // after the child has exec'd or exited.
+    let stack = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            CHILD_STACK,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if stack == libc::MAP_FAILED {
+        return Err(Error::sys(
+            "mmap of the child stack",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    let mut args = VforkArgs {
+        prep,
+        old_mask,
+        exec_ns: 0,
+        fail: None,
+    };
+    // SAFETY: the stack top is inside the mapping (stacks grow down on x86_64); the
+    // callback never returns (it execs or _exits); `args` outlives the call because
+    // CLONE_VFORK suspends us until the child is done with it.
+    let pid = unsafe {
+        libc::clone(
+            vfork_child,
+            (stack as *mut u8).add(CHILD_STACK).cast(),
+            prep.flags | libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&mut args as *mut VforkArgs).cast(),
+        )
+    };
+    let err = std::io::Error::last_os_error();
+    // SAFETY: the mapping was created above and the child no longer uses it.
+    unsafe { libc::munmap(stack, CHILD_STACK) };
+    if pid < 0 {
+        return Err(clone_error(err));
+    }
+    let exec = match (args.fail.take(), args.exec_ns) {
+        (Some(f), _) => Err(f.into_error()),
+        (None, 0) => Err(Error::Setup(
+            "the sandbox child died before the workload's execve".into(),
+        )),
+        (None, t) => Ok(t),
+    };
+    Ok(Launch { pid, exec })
+}
+
+/// The start with a parent round trip (custom id maps): a fork-style clone; the child
+/// waits on the go pipe until the parent wrote its maps and reports through the exec
+/// pipe.
+fn spawn_forked(prep: &Prepared, old_mask: &SigSet) -> Result<Launch> {
+    let (exec_r, exec_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
+    let (go_r, go_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
     // SAFETY: a fork-style clone (no new stack): the child continues on a copy of
     // this single-threaded process's memory and never returns from `child_main`.
     let pid = unsafe {
@@ -259,75 +406,24 @@ pub fn run_in(spec: &SandboxSpec, bundle_dir: Option<&Path>) -> Result<Outcome> 
     };
     if pid == 0 {
         drop(exec_r);
-        let go_r = go.map(|(r, w)| {
-            drop(w);
-            r
-        });
-        child_main(&prep, exec_w.as_raw_fd(), go_r, &old_mask);
+        drop(go_w);
+        child_main(prep, exec_w.as_raw_fd(), go_r, old_mask);
     }
-    let result = if pid < 0 {
-        let e = std::io::Error::last_os_error();
-        let hint = if e.raw_os_error() == Some(libc::EPERM) {
-            " (creating namespaces without root needs the user namespace)"
-        } else {
-            ""
-        };
-        Err(Error::Sys {
-            context: format!("clone{hint}"),
-            source: e,
-        })
-    } else {
-        drop(exec_w);
-        parent(
-            &prep,
-            pid as libc::pid_t,
-            exec_r,
-            go,
-            cgroup,
-            spec,
-            self_exe,
-            rootless,
-            &block,
-        )
-    };
-    let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
-    result
-}
-
-#[allow(clippy::too_many_arguments)]
-fn parent(
-    prep: &Prepared,
-    pid: libc::pid_t,
-    exec_r: OwnedFd,
-    go: Option<(OwnedFd, OwnedFd)>,
-    mut cgroup: Option<Cgroup>,
-    spec: &SandboxSpec,
-    self_exe: Option<(u64, u64)>,
-    rootless: bool,
-    block: &SigSet,
-) -> Result<Outcome> {
-    let npid = nix::unistd::Pid::from_raw(pid);
-    let kill_now = |cg: &Option<Cgroup>| {
-        if let Some(cg) = cg {
-            cg.kill_all();
-        }
-        let _ = nix::sys::signal::kill(npid, Signal::SIGKILL);
-        let _ = nix::sys::wait::waitpid(npid, None);
-    };
-    if let (Some((go_r, go_w)), Some((uid_map, gid_map))) = (go, &prep.userns) {
-        drop(go_r);
-        if let Err(e) = write_maps(pid, uid_map, gid_map, rootless) {
-            kill_now(&cgroup);
-            return Err(e);
-        }
-        if rootless {
-            let _ = security::set_non_dumpable();
-        }
-        // The child proceeds when it reads this byte.
-        let _ = nix::unistd::write(&go_w, b"g");
+    if pid < 0 {
+        return Err(clone_error(std::io::Error::last_os_error()));
     }
+    let pid = pid as libc::pid_t;
+    drop(exec_w);
+    drop(go_r);
+    if let Some((uid_map, gid_map)) = &prep.userns {
+        if let Err(e) = write_maps(pid, uid_map, gid_map, prep.rootless) {
+            return Ok(Launch { pid, exec: Err(e) });
+        }
+    }
+    // The child proceeds when it reads this byte.
+    let _ = nix::unistd::write(&go_w, b"g");
+    drop(go_w);
     let msg = read_all(exec_r.as_raw_fd());
-    drop(exec_r);
     let mut exec_ns = None;
     let mut failure = None;
     let mut i = 0;
@@ -340,13 +436,13 @@ fn parent(
                 i += 9;
             }
             b'E' => {
-                failure = Some(Error::Setup(
+                failure = Some(ChildFail::Msg(
                     String::from_utf8_lossy(&msg[i + 1..]).into_owned(),
                 ));
                 break;
             }
             b'N' => {
-                failure = Some(Error::CommandNotFound(
+                failure = Some(ChildFail::NotFound(
                     String::from_utf8_lossy(&msg[i + 1..]).into_owned(),
                 ));
                 break;
@@ -354,17 +450,37 @@ fn parent(
             _ => break,
         }
     }
-    let exec_ns = match (failure, exec_ns) {
-        (Some(e), _) => {
+    let exec = match (failure, exec_ns) {
+        (Some(f), _) => Err(f.into_error()),
+        (None, Some(t)) => Ok(t),
+        (None, None) => Err(Error::Setup(
+            "the sandbox child died before the workload's execve".into(),
+        )),
+    };
+    Ok(Launch { pid, exec })
+}
+
+fn parent(
+    launch: Launch,
+    mut cgroup: Option<Cgroup>,
+    spec: &SandboxSpec,
+    self_exe: Option<(u64, u64)>,
+    block: &SigSet,
+) -> Result<Outcome> {
+    let pid = launch.pid;
+    let npid = nix::unistd::Pid::from_raw(pid);
+    let kill_now = |cg: &Option<Cgroup>| {
+        if let Some(cg) = cg {
+            cg.kill_all();
+        }
+        let _ = nix::sys::signal::kill(npid, Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(npid, None);
+    };
+    let exec_ns = match launch.exec {
+        Ok(t) => t,
+        Err(e) => {
             kill_now(&cgroup);
             return Err(e);
-        }
-        (None, Some(t)) => t,
-        (None, None) => {
-            kill_now(&cgroup);
-            return Err(Error::Setup(
-                "the sandbox child died before the workload's execve".into(),
-            ));
         }
     };
     // Layer 2 of the CVE-2019-5736 guard.
@@ -465,6 +581,15 @@ enum ChildFail {
     Msg(String),
 }
 
+impl ChildFail {
+    fn into_error(self) -> Error {
+        match self {
+            ChildFail::NotFound(c) => Error::CommandNotFound(c),
+            ChildFail::Msg(m) => Error::Setup(m),
+        }
+    }
+}
+
 impl From<String> for ChildFail {
     fn from(s: String) -> Self {
         ChildFail::Msg(s)
@@ -483,25 +608,25 @@ fn write_fd(fd: RawFd, data: &[u8]) {
     unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
 }
 
-fn child_main(p: &Prepared, exec_w: RawFd, go_r: Option<OwnedFd>, old_mask: &SigSet) -> ! {
-    match child_setup(p, go_r) {
+/// Last steps before the execve, in the child: default SIGPIPE (Rust's runtime
+/// ignores it; the workload must get the default) and the original signal mask.
+fn prepare_exec(old_mask: &SigSet) {
+    // SAFETY: resetting a disposition to the default is always valid.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(old_mask), None);
+}
+
+fn child_main(p: &Prepared, exec_w: RawFd, go_r: OwnedFd, old_mask: &SigSet) -> ! {
+    match child_setup(p, Some(go_r)) {
         Ok(path) => {
-            let mut argv: Vec<*const libc::c_char> = p.argv.iter().map(|a| a.as_ptr()).collect();
-            argv.push(std::ptr::null());
-            let mut envp: Vec<*const libc::c_char> = p.envp.iter().map(|a| a.as_ptr()).collect();
-            envp.push(std::ptr::null());
-            // SAFETY: resetting a disposition to the default is always valid (Rust's
-            // runtime ignores SIGPIPE; the workload must get the default).
-            unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-            let _ =
-                nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(old_mask), None);
+            prepare_exec(old_mask);
             let mut rec = [0u8; 9];
             rec[0] = b'T';
             rec[1..].copy_from_slice(&timeline::now_ns().to_le_bytes());
             write_fd(exec_w, &rec);
-            // SAFETY: path, argv and envp are NUL-terminated and null-terminated arrays
-            // of valid C strings that outlive the call.
-            unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+            // SAFETY: path and the prepared argv/envp arrays are valid, NUL- and
+            // null-terminated, and outlive the call.
+            unsafe { libc::execve(path.as_ptr(), p.argv_ptrs.as_ptr(), p.envp_ptrs.as_ptr()) };
             let e = std::io::Error::last_os_error();
             write_fd(exec_w, format!("Eexecve {}: {e}", p.cmd).as_bytes());
         }
@@ -529,7 +654,30 @@ fn child_setup(p: &Prepared, go_r: Option<OwnedFd>) -> std::result::Result<CStri
             }
         }
         drop(r);
-        step("prctl(PR_SET_DUMPABLE)", security::set_non_dumpable())?;
+        if p.rootless {
+            step("prctl(PR_SET_DUMPABLE)", security::set_non_dumpable())?;
+        }
+    }
+    if p.own_maps {
+        if let Some((uid_map, gid_map)) = &p.userns {
+            let w = |file: &str, data: &str| {
+                step(
+                    &format!("writing /proc/self/{file}"),
+                    crate::sys::write_file(
+                        Path::new(&format!("/proc/self/{file}")),
+                        data.as_bytes(),
+                    ),
+                )
+            };
+            w("uid_map", uid_map)?;
+            if p.rootless {
+                w("setgroups", "deny")?;
+            }
+            w("gid_map", gid_map)?;
+            if p.rootless {
+                step("prctl(PR_SET_DUMPABLE)", security::set_non_dumpable())?;
+            }
+        }
     }
     // New session: no controlling terminal, so no TIOCSTI injection into the host's.
     step("setsid", nix::unistd::setsid())?;

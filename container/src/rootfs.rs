@@ -270,8 +270,9 @@ impl RootfsPlan {
         })
     }
 
-    /// Runs the set-up (child only, inside the new mount namespace).
-    pub(crate) fn apply(&self) -> std::result::Result<(), String> {
+    /// Runs the set-up. Only for a child inside its own new mount namespace (it
+    /// pivots the caller's root); public for the benchmarks.
+    pub fn apply(&self) -> std::result::Result<(), String> {
         mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE, None)
             .map_err(|e| format!("making / private: {e}"))?;
         mount(

@@ -168,7 +168,8 @@ pub fn keep_caps() -> io::Result<()> {
     cvt(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) }).map(drop)
 }
 
-/// Sets effective, permitted and inheritable with capset(2), then the ambient set.
+/// Sets effective, permitted and inheritable (plus the ambient caps, which must be
+/// inheritable) with capset(2), then the ambient set.
 pub fn apply(sets: &CapSets) -> io::Result<()> {
     let mut header = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,
@@ -177,7 +178,8 @@ pub fn apply(sets: &CapSets) -> io::Result<()> {
     let split = |m: u64| (m as u32, (m >> 32) as u32);
     let (e0, e1) = split(sets.effective);
     let (p0, p1) = split(sets.permitted);
-    let (i0, i1) = split(sets.inheritable);
+    // Raising an ambient capability needs it inheritable too (capabilities(7)).
+    let (i0, i1) = split(sets.inheritable | sets.ambient);
     let data = [
         CapData {
             effective: e0,
