@@ -1,15 +1,19 @@
 //! Starting, watching and ending the workload.
 //!
-//! One `clone(2)` (fork-style, no separate stack, no thread) with every requested
-//! `CLONE_NEW*` flag makes the child; the child sets the sandbox up and execs the
-//! workload, which therefore is PID 1 of its PID namespace. Parent and child talk
-//! through two pipes:
-//! - the *exec pipe* (child -> parent, close-on-exec): the child writes `T` + the
-//!   CLOCK_MONOTONIC ns taken right before its execve, or `E`/`N` + an error. The
-//!   parent reads to end-of-file, which comes exactly when the execve succeeded (or
-//!   the child died);
-//! - the *go pipe* (parent -> child), only with a user namespace: the child waits
-//!   until the parent has written its uid/gid maps.
+//! One `clone(2)` with every requested `CLONE_NEW*` flag makes the child; the child
+//! sets the sandbox up and execs the workload, which therefore is PID 1 of its PID
+//! namespace. Two ways to start it:
+//! - the fast path (always, except custom id maps): `CLONE_VM | CLONE_VFORK` on a
+//!   separate stack, like `posix_spawn`: no page tables are copied and no
+//!   copy-on-write faults are taken (page faults are the dominant cost of a small
+//!   process on our virtualized hosts); the parent sleeps until the workload's execve
+//!   and the child reports the pre-execve timestamp, or its error, in the shared
+//!   memory. With a user namespace the child writes its own single-line uid/gid map
+//!   (allowed for one's own ids), so no round trip is needed;
+//! - custom (multi-range) uid/gid maps need the parent, which holds `CAP_SETUID` in
+//!   the parent user namespace: a fork-style clone, the child waits on a *go pipe*
+//!   until the parent wrote the maps, and reports `T` + timestamp or `E`/`N` + error
+//!   on the close-on-exec *exec pipe*, whose end-of-file marks the execve.
 //!
 //! The parent blocks SIGCHLD and the forwarded signals before the clone, then waits
 //! with `sigtimedwait`: SIGCHLD -> `waitpid`; HUP, INT, QUIT, TERM, USR1, USR2, WINCH,
@@ -18,6 +22,13 @@
 //! the whole cgroup and PID 1 are killed. Zombies inside are the workload's to reap
 //! (it is PID 1); when it exits the kernel kills and reaps everything left in its
 //! PID namespace, so nothing outlives the run.
+//!
+//! The child's steps, in order: parent-death signal, (go pipe / own id maps),
+//! `setsid` (no controlling terminal: no TIOCSTI into the host's), join the cgroup
+//! and unshare the cgroup namespace after it, the rootfs ([`crate::rootfs`]),
+//! hostname, `lo` up, `chdir`, PATH lookup inside the new root, rlimits, umask,
+//! bounding set, `no_new_privs`, seccomp, uid/gid, capabilities, close-on-exec for
+//! every fd above 2, the `exec` stamp, execve.
 
 use crate::cgroups::{self, Cgroup};
 use crate::namespaces::Namespace;
