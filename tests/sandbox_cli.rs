@@ -423,3 +423,72 @@ fn bad_limits_are_usage_errors() {
         assert!(stderr(&o).contains(flag), "{args:?}: {}", stderr(&o));
     }
 }
+
+/// `cat /proc/self/uid_map` as whitespace-separated numbers.
+fn map_fields(out: &str) -> Vec<Vec<u64>> {
+    out.lines()
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|w| w.parse().ok())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn user_namespace_as_root_is_optional_and_works() {
+    if !require_root() {
+        return;
+    }
+    let out = sh(
+        &["--unshare", "all"],
+        "cat /proc/self/uid_map /proc/self/gid_map; echo $$",
+    );
+    let f = map_fields(&out);
+    assert_eq!(f[0], vec![0, 0, 1], "{out}");
+    assert_eq!(f[1], vec![0, 0, 1], "{out}");
+    assert_eq!(f[2], vec![1], "{out}");
+    // Without it (the default as root) the workload shares the host's user namespace.
+    let out = sh(&[], "cat /proc/self/uid_map");
+    assert_eq!(map_fields(&out)[0], vec![0, 0, 4294967295], "{out}");
+}
+
+#[test]
+fn rootless_mode_maps_the_caller_to_root() {
+    if !require_root() {
+        return;
+    }
+    let Some(setpriv) = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        support::skip("no setpriv to drop to an unprivileged user");
+        return;
+    };
+    // The test rootfs and binary live below CARGO_TARGET_TMPDIR/target: readable by all.
+    let o = Command::new(setpriv)
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_bootlab"))
+        .args(["sandbox", "run", "--rootfs"])
+        .arg(rootfs())
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map; echo $$; hostname; tail -n +3 /proc/net/dev | cut -d: -f1",
+        ])
+        .output()
+        .unwrap();
+    if o.status.code() == Some(1) && stderr(&o).contains("clone") {
+        support::skip(&format!(
+            "unprivileged user namespaces unavailable: {}",
+            stderr(&o)
+        ));
+        return;
+    }
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(map_fields(lines[0])[0], vec![0, 65534, 1], "{out}");
+    assert_eq!(&lines[1..], &["1", "bootlab", "lo"], "{out}");
+}

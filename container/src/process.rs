@@ -681,9 +681,9 @@ fn child_setup(p: &Prepared, go_r: Option<OwnedFd>) -> std::result::Result<CStri
                 )
             };
             w("uid_map", uid_map)?;
-            if p.rootless {
-                w("setgroups", "deny")?;
-            }
+            // Writing one's own gid_map needs setgroups denied first, also as root:
+            // the child has no CAP_SETGID in the parent user namespace.
+            w("setgroups", "deny")?;
             w("gid_map", gid_map)?;
             if p.rootless {
                 step("prctl(PR_SET_DUMPABLE)", security::set_non_dumpable())?;
