@@ -492,3 +492,26 @@ fn rootless_mode_maps_the_caller_to_root() {
     assert_eq!(map_fields(lines[0])[0], vec![0, 65534, 1], "{out}");
     assert_eq!(&lines[1..], &["1", "bootlab", "lo"], "{out}");
 }
+
+#[test]
+fn mount_target_symlinked_out_of_the_rootfs_is_refused() {
+    if !require_root() {
+        return;
+    }
+    let d = tempdir("evil-rootfs");
+    let (root, outside) = (d.join("root"), d.join("outside"));
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::copy(support::BUSYBOX, root.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", root.join("bin/true")).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("proc")).unwrap();
+    let o = bootlab()
+        .args(["sandbox", "run", "--rootfs"])
+        .arg(&root)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "resolves outside the rootfs");
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    let _ = std::fs::remove_dir_all(d);
+}

@@ -317,10 +317,15 @@ impl RootfsPlan {
     }
 
     fn mount_one(&self, m: &MountOp) -> std::io::Result<()> {
-        ensure_target(&m.target, m.file_target)?;
-        let real = std::fs::canonicalize(&m.target)?;
-        if !real.starts_with(&self.root) {
-            return Err(std::io::Error::other("target resolves outside the rootfs"));
+        let symlink = ensure_target(&m.target, m.file_target)?;
+        // A target right below the (canonical) root that is not a symlink cannot
+        // resolve elsewhere: the default /proc, /dev, /tmp skip the realpath walk.
+        let direct = !symlink && m.target.parent() == Some(self.root.as_path());
+        if !direct {
+            let real = std::fs::canonicalize(&m.target)?;
+            if !real.starts_with(&self.root) {
+                return Err(std::io::Error::other("target resolves outside the rootfs"));
+            }
         }
         let base = if m.bind_remount {
             m.flags & (libc::MS_BIND | libc::MS_REC)
@@ -373,17 +378,18 @@ impl RootfsPlan {
     }
 }
 
-fn ensure_target(target: &Path, file: bool) -> std::io::Result<()> {
+/// Creates a missing mount target; returns whether the existing target is a symlink.
+fn ensure_target(target: &Path, file: bool) -> std::io::Result<bool> {
     match std::fs::symlink_metadata(target) {
-        Ok(_) => Ok(()),
+        Ok(md) => Ok(md.file_type().is_symlink()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if file {
                 if let Some(parent) = target.parent() {
                     std::fs::create_dir_all(parent)?;
                 }
-                std::fs::File::create(target).map(drop)
+                std::fs::File::create(target).map(|_| false)
             } else {
-                std::fs::create_dir_all(target)
+                std::fs::create_dir_all(target).map(|_| false)
             }
         }
         Err(e) => Err(e),
