@@ -515,3 +515,88 @@ fn mount_target_symlinked_out_of_the_rootfs_is_refused() {
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
     let _ = std::fs::remove_dir_all(d);
 }
+
+/// Finds the cgroup directories named `bootlab-<pid>-*` below `base`.
+fn cgroup_dirs_of(base: &Path, pid: u32) -> Vec<std::path::PathBuf> {
+    let prefix = format!("bootlab-{pid}-");
+    let mut out = Vec::new();
+    let mut stack = vec![base.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                    out.push(e.path());
+                } else if e.path().components().count() < 12 {
+                    stack.push(e.path());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn limits_are_written_to_the_hosts_cgroup_backend() {
+    if !require_root() {
+        return;
+    }
+    let mut child = bootlab()
+        .args(["sandbox", "run", "--rootfs"])
+        .arg(rootfs())
+        .args([
+            "--memory",
+            "48M",
+            "--pids",
+            "12",
+            "--cpus",
+            "0.5",
+            "--timeout",
+            "1",
+        ])
+        .args(["--", "sh", "-c", "echo ready; sleep 10"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    let dirs = cgroup_dirs_of(Path::new("/sys/fs/cgroup"), child.id());
+    let read = |file: &str| {
+        dirs.iter()
+            .find_map(|d| std::fs::read_to_string(d.join(file)).ok())
+            .map(|s| s.trim().to_owned())
+    };
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    if v2 {
+        assert_eq!(read("memory.max").as_deref(), Some("50331648"), "{dirs:?}");
+        assert_eq!(read("pids.max").as_deref(), Some("12"), "{dirs:?}");
+        assert_eq!(read("cpu.max").as_deref(), Some("50000 100000"), "{dirs:?}");
+    } else {
+        assert_eq!(
+            read("memory.limit_in_bytes").as_deref(),
+            Some("50331648"),
+            "{dirs:?}"
+        );
+        assert_eq!(read("pids.max").as_deref(), Some("12"), "{dirs:?}");
+        assert_eq!(
+            read("cpu.cfs_quota_us").as_deref(),
+            Some("50000"),
+            "{dirs:?}"
+        );
+        assert_eq!(
+            read("cpu.cfs_period_us").as_deref(),
+            Some("100000"),
+            "{dirs:?}"
+        );
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(137));
+    for d in &dirs {
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
+}

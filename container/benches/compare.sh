@@ -3,9 +3,9 @@
 # on the same rootfs, workload /bin/true, all namespaces (incl. net) for each.
 # Usage (as root, from the checkout, after `cargo build --release`):
 #   container/benches/compare.sh [ROOTFS] [RUNS]
-# The runs are interleaved (bootlab, bwrap, runc, bootlab, ...) so drift and the
-# kernel's asynchronous network-namespace clean-up hit all three alike; each run is
-# timed from posix_spawn to waitpid. Prints each median and the ratios
+# The runs are interleaved, in a random order each round, so drift, the kernel's
+# asynchronous network-namespace clean-up and runc's after-effects hit all three
+# alike; each run is timed from posix_spawn to waitpid. Prints each median and the ratios
 # bootlab/bwrap (target <= 0.6) and bootlab/runc (target <= 0.25).
 set -eu
 ROOTFS=$(realpath "${1:-${BOOTLAB_IMAGES:-guest-images/out}/rootfs}")
@@ -25,7 +25,7 @@ c["process"]["args"] = ["/bin/true"]
 json.dump(c, open(p, "w"))
 PY
 python3 - "$BIN" "$ROOTFS" "$WORK/bundle" "$RUNS" <<'PY'
-import os, shutil, statistics, sys, time
+import os, random, shutil, statistics, sys, time
 bin_, root, bundle, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 cmds = {
     "bootlab": [bin_, "sandbox", "run", "--rootfs", root, "--", "/bin/true"],
@@ -47,9 +47,11 @@ for _ in range(10):
     for a in cmds.values():
         once(a)
 times = {k: [] for k in cmds}
+order = list(cmds)
 for _ in range(runs):
-    for k, a in cmds.items():
-        times[k].append(once(a))
+    random.shuffle(order)
+    for k in order:
+        times[k].append(once(cmds[k]))
 med = {k: statistics.median(v) / 1e6 for k, v in times.items()}
 for k, v in times.items():
     q = statistics.quantiles(v, n=4)
