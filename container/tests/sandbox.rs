@@ -154,3 +154,48 @@ fn bad_inputs_are_typed_errors() {
     s.namespaces = s.namespaces.without(Namespace::Mount);
     assert!(matches!(container::run(&s), Err(Error::Config(_))));
 }
+
+/// Sleeps when run as the "workload" of the CVE-2019-5736 guard test below (inside
+/// the sandbox); an ordinary no-op test otherwise.
+#[test]
+fn guard_helper_sleeps_in_sandbox() {
+    if std::env::var_os("BOOTLAB_GUARD_HELPER").is_some() {
+        std::thread::sleep(Duration::from_secs(20));
+    }
+}
+
+#[test]
+fn runtime_binary_as_workload_is_refused() {
+    if !support::require_root() {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // The "runtime" is this test binary (its /proc/self/exe); bind it into the sandbox
+    // with the libraries it needs and make it the workload.
+    let me = std::env::current_exe().unwrap();
+    let mut s = spec("true");
+    let ro_bind = |src: &str, dst: &str| container::Mount {
+        destination: dst.into(),
+        fstype: None,
+        source: Some(src.into()),
+        options: vec!["rbind".into(), "ro".into()],
+    };
+    s.mounts.push(ro_bind("/usr/lib", "/lib"));
+    s.mounts.push(ro_bind("/usr/lib64", "/lib64"));
+    s.mounts.push(ro_bind(me.to_str().unwrap(), "/runtime"));
+    s.args = vec![
+        "/runtime".into(),
+        "guard_helper_sleeps_in_sandbox".into(),
+        "--exact".into(),
+    ];
+    s.env.push("BOOTLAB_GUARD_HELPER=1".into());
+    s.timeout = Some(Duration::from_secs(30));
+    let t = Instant::now();
+    let r = container::run(&s);
+    assert!(matches!(r, Err(Error::RuntimeExe)), "{r:?}");
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "killed at once, not after the sleep"
+    );
+    assert!(our_cgroups().is_empty());
+}
