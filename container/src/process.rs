@@ -18,8 +18,8 @@
 //! The parent blocks SIGCHLD and the forwarded signals before the clone, then waits
 //! with `sigtimedwait`: SIGCHLD -> `waitpid`; HUP, INT, QUIT, TERM, USR1, USR2, WINCH,
 //! CONT -> forwarded to the workload (as PID 1 of a PID namespace it only receives
-//! the signals it installed a handler for, like any container init); the timeout ->
-//! the whole cgroup and PID 1 are killed. Zombies inside are the workload's to reap
+//! the signals it installed a handler for, like any container init; a second INT or
+//! TERM kills the sandbox); the timeout -> the whole cgroup and PID 1 are killed. Zombies inside are the workload's to reap
 //! (it is PID 1); when it exits the kernel kills and reaps everything left in its
 //! PID namespace, so nothing outlives the run.
 //!
@@ -501,6 +501,7 @@ fn parent(
     }
     let deadline = spec.timeout.map(|t| std::time::Instant::now() + t);
     let mut timed_out = false;
+    let mut interrupts = 0u32;
     let status = loop {
         use nix::sys::wait::{WaitPidFlag, WaitStatus};
         match nix::sys::wait::waitpid(npid, Some(WaitPidFlag::WNOHANG)) {
@@ -537,6 +538,17 @@ fn parent(
         if sig > 0 && sig != libc::SIGCHLD {
             // SAFETY: kill has no memory-safety preconditions.
             unsafe { libc::kill(pid, sig) };
+            // PID 1 ignores signals it has no handler for: a second INT or TERM
+            // (Ctrl-C twice) kills the sandbox instead of leaving the user stuck.
+            if sig == libc::SIGINT || sig == libc::SIGTERM {
+                if interrupts > 0 {
+                    if let Some(cg) = &cgroup {
+                        cg.kill_all();
+                    }
+                    let _ = nix::sys::signal::kill(npid, Signal::SIGKILL);
+                }
+                interrupts += 1;
+            }
         }
     };
     let done_ns = timeline::now_ns();
