@@ -7,6 +7,7 @@
 # asynchronous network-namespace clean-up and runc's after-effects hit all three
 # alike; each run is timed from posix_spawn to waitpid. Prints each median and the ratios
 # bootlab/bwrap (target <= 0.6) and bootlab/runc (target <= 0.25).
+# HYPERFINE=1 measures with `hyperfine -N` instead (one command after the other).
 set -eu
 ROOTFS=$(realpath "${1:-${BOOTLAB_IMAGES:-guest-images/out}/rootfs}")
 RUNS=${2:-200}
@@ -24,6 +25,22 @@ c["process"]["terminal"] = False
 c["process"]["args"] = ["/bin/true"]
 json.dump(c, open(p, "w"))
 PY
+if [ "${HYPERFINE:-0}" = 1 ]; then
+  hyperfine -N -w 20 -r "$RUNS" --export-json "$WORK/h.json" \
+    "$BIN sandbox run --rootfs $ROOTFS -- /bin/true" \
+    "bwrap --unshare-all --ro-bind $ROOTFS / --proc /proc --dev /dev /bin/true" \
+    "runc run -b $WORK/bundle bootlab-compare-$$" >/dev/null
+  python3 - "$WORK/h.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+med = [x["median"] * 1e3 for x in r]
+for m, n in zip(med, ["bootlab", "bwrap", "runc"]):
+    print(f"{n:8s} median {m:7.3f} ms  (hyperfine)")
+print(f"bootlab/bwrap = {med[0]/med[1]:.3f} (target <= 0.6)   "
+      f"bootlab/runc = {med[0]/med[2]:.3f} (target <= 0.25)")
+PY
+  exit 0
+fi
 python3 - "$BIN" "$ROOTFS" "$WORK/bundle" "$RUNS" <<'PY'
 import os, random, shutil, statistics, sys, time
 bin_, root, bundle, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
