@@ -12,9 +12,10 @@
 //! - [`oci`]: the runtime-spec `config.json` subset;
 //! - [`spec`]: the runtime-independent description of one sandbox run.
 //!
-//! Speed is a design goal: one `clone(2)` with every `CLONE_NEW*` flag, no threads,
-//! everything that can be computed (seccomp program, paths, argv) computed before the
-//! clone, a parent/child round trip only when the parent must act (user-namespace
+//! Speed is a design goal: one `clone(2)` with every `CLONE_NEW*` flag, posix_spawn
+//! style (`CLONE_VM | CLONE_VFORK`, no page-table copy), no threads, everything that
+//! can be computed (seccomp program, paths, argv) computed before the clone, a
+//! parent/child round trip only when the parent must act (custom multi-range id
 //! maps), cgroups only when limits or a timeout are asked for.
 
 pub mod cgroups;

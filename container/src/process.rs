@@ -9,7 +9,9 @@
 //!   process on our virtualized hosts); the parent sleeps until the workload's execve
 //!   and the child reports the pre-execve timestamp, or its error, in the shared
 //!   memory. With a user namespace the child writes its own single-line uid/gid map
-//!   (allowed for one's own ids), so no round trip is needed;
+//!   (allowed for one's own ids), so no round trip is needed. The child uses only
+//!   the suspended calling thread's state and malloc (whose locks work across the
+//!   shared memory), so a multi-threaded caller (a test harness) is fine;
 //! - custom (multi-range) uid/gid maps need the parent, which holds `CAP_SETUID` in
 //!   the parent user namespace: a fork-style clone, the child waits on a *go pipe*
 //!   until the parent wrote the maps, and reports `T` + timestamp or `E`/`N` + error
