@@ -564,7 +564,7 @@ fn limits_are_written_to_the_hosts_cgroup_backend() {
             "--cpus",
             "0.5",
             "--timeout",
-            "1",
+            "2",
         ])
         .args(["--", "sh", "-c", "echo ready; sleep 10"])
         .stdout(Stdio::piped())

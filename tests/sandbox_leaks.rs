@@ -91,7 +91,7 @@ fn two_hundred_runs_leave_nothing_behind() {
             "--memory",
             "16M",
             "--timeout",
-            "1",
+            "2",
             "--rootfs",
         ])
         .arg(root)
