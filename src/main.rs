@@ -34,6 +34,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    timeline::clock::mark_main_entry();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Vm(c) => cmd::vm::run(c),

@@ -1,18 +1,261 @@
-//! `bootlab sandbox ...`: run a workload in a namespace sandbox.
+//! `bootlab sandbox run`: run a workload in a namespace sandbox (crate `container`),
+//! either the short form `--rootfs DIR -- CMD ARGS` or an OCI bundle `--bundle DIR`,
+//! and report its timeline (spawn -> exec -> done -> exit).
 
-use clap::{Args, Subcommand};
+use anyhow::{anyhow, bail, Context};
+use clap::{Args, Subcommand, ValueEnum};
+use container::{Namespace, NamespaceSet, SandboxSpec};
+use std::path::PathBuf;
+use std::time::Duration;
+use timeline::{EventSource, Timeline};
 
 #[derive(Debug, Subcommand)]
 pub enum SandboxCommand {
     /// Run a command in a fresh sandbox over a root filesystem.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
+}
+
+/// Output format of `--timeline`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TimelineFormat {
+    /// One line of JSON (a serialized `timeline::Timeline`).
+    Json,
+    /// Human-readable phases.
+    Text,
 }
 
 #[derive(Debug, Args)]
-pub struct RunArgs {}
+#[command(
+    after_help = "Namespaces: pid, mount, uts, ipc, net, cgroup, user. Default: all of them, \
+except user when run as root. The exit status is the workload's (128+N when killed by signal N)."
+)]
+pub struct RunArgs {
+    /// Root filesystem directory [default: $BOOTLAB_IMAGES/rootfs or guest-images/out/rootfs].
+    #[arg(long, value_name = "DIR", conflicts_with = "bundle")]
+    pub rootfs: Option<PathBuf>,
+    /// OCI bundle directory (config.json + rootfs) instead of --rootfs.
+    #[arg(long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+    /// Hostname inside the sandbox.
+    #[arg(long, value_name = "H")]
+    pub hostname: Option<String>,
+    /// Namespaces to create: `all`, `none`, a list (`pid,mount,net`), or changes to the
+    /// default (`-net`, `+user`).
+    #[arg(long, value_name = "LIST")]
+    pub unshare: Option<String>,
+    /// Share the host's network (no network namespace).
+    #[arg(long)]
+    pub no_net: bool,
+    /// No PID namespace.
+    #[arg(long)]
+    pub no_pid: bool,
+    /// No IPC namespace.
+    #[arg(long)]
+    pub no_ipc: bool,
+    /// No UTS namespace.
+    #[arg(long)]
+    pub no_uts: bool,
+    /// No cgroup namespace.
+    #[arg(long)]
+    pub no_cgroupns: bool,
+    /// No user namespace.
+    #[arg(long)]
+    pub no_user: bool,
+    /// Memory limit in bytes (suffixes K, M, G).
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub memory: Option<u64>,
+    /// Maximum number of processes.
+    #[arg(long, value_name = "N")]
+    pub pids: Option<u64>,
+    /// CPU bandwidth in CPUs (e.g. 0.5).
+    #[arg(long, value_name = "F")]
+    pub cpus: Option<f64>,
+    /// Kill the whole sandbox after S seconds.
+    #[arg(long, value_name = "S")]
+    pub timeout: Option<f64>,
+    /// Writable root (default: read-only).
+    #[arg(long)]
+    pub rw: bool,
+    /// Extra environment variable KEY=VALUE (repeatable).
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Print the timeline to stderr at the end.
+    #[arg(long, value_name = "FORMAT")]
+    pub timeline: Option<TimelineFormat>,
+    /// Write the timeline as JSON to this file.
+    #[arg(long, value_name = "PATH")]
+    pub timeline_out: Option<PathBuf>,
+    /// The command and its arguments (with --bundle: overrides process.args).
+    #[arg(last = true, value_name = "CMD")]
+    pub cmd: Vec<String>,
+}
+
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('M') => (&t[..t.len() - 1], 1 << 20),
+        Some('G') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("`{s}` is not a byte count (e.g. 64M)"))
+}
+
+/// The default rootfs: `$BOOTLAB_IMAGES/rootfs`, else `<checkout>/guest-images/out/rootfs`.
+fn default_rootfs() -> PathBuf {
+    match std::env::var_os("BOOTLAB_IMAGES") {
+        Some(d) => PathBuf::from(d).join("rootfs"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("guest-images/out/rootfs"),
+    }
+}
+
+fn build_spec(a: &RunArgs) -> anyhow::Result<(SandboxSpec, Option<PathBuf>)> {
+    let (mut spec, bundle) = if let Some(b) = &a.bundle {
+        let mut spec = container::oci::load_bundle(b)?;
+        if !a.cmd.is_empty() {
+            spec.args = a.cmd.clone();
+        }
+        (spec, Some(b.clone()))
+    } else {
+        if a.cmd.is_empty() {
+            bail!("no command given: bootlab sandbox run [OPTIONS] -- CMD [ARGS...]");
+        }
+        let rootfs = a.rootfs.clone().unwrap_or_else(default_rootfs);
+        (SandboxSpec::new(Some(rootfs), a.cmd.clone()), None)
+    };
+    let mut ns = spec.namespaces;
+    if let Some(list) = &a.unshare {
+        ns = NamespaceSet::parse_list(list, ns)?;
+    }
+    for (off, n) in [
+        (a.no_net, Namespace::Net),
+        (a.no_pid, Namespace::Pid),
+        (a.no_ipc, Namespace::Ipc),
+        (a.no_uts, Namespace::Uts),
+        (a.no_cgroupns, Namespace::Cgroup),
+        (a.no_user, Namespace::User),
+    ] {
+        if off {
+            ns = ns.without(n);
+        }
+    }
+    spec.namespaces = ns;
+    if !ns.contains(Namespace::Mount) && a.bundle.is_none() {
+        if a.rootfs.is_some() {
+            bail!("--rootfs needs the mount namespace; without it the command runs in the host's root");
+        }
+        spec.rootfs = None;
+    }
+    if let Some(h) = &a.hostname {
+        spec.hostname = Some(h.clone());
+    }
+    if a.rw {
+        spec.readonly_root = false;
+    }
+    for e in &a.env {
+        if !e.contains('=') {
+            bail!("--env `{e}` is not KEY=VALUE");
+        }
+        let key = e.split('=').next().unwrap_or_default();
+        spec.env.retain(|x| x.split('=').next() != Some(key));
+        spec.env.push(e.clone());
+    }
+    if let Some(m) = a.memory {
+        spec.resources.memory_bytes = Some(m);
+    }
+    if let Some(p) = a.pids {
+        if p == 0 {
+            bail!("--pids must be at least 1");
+        }
+        spec.resources.pids = Some(p);
+    }
+    if let Some(c) = a.cpus {
+        if !(c.is_finite() && c > 0.0) {
+            bail!("--cpus must be a positive number");
+        }
+        spec.resources.cpu_quota = Some(container::Resources::cpus(c));
+    }
+    if let Some(t) = a.timeout {
+        spec.timeout = Some(
+            Duration::try_from_secs_f64(t)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| anyhow!("--timeout must be a positive number of seconds"))?,
+        );
+    }
+    Ok((spec, bundle))
+}
 
 pub fn run(cmd: SandboxCommand) -> anyhow::Result<u8> {
     match cmd {
-        SandboxCommand::Run(_) => Err(super::not_built("sandbox run", 4)),
+        SandboxCommand::Run(a) => run_one(*a),
     }
+}
+
+fn run_one(a: RunArgs) -> anyhow::Result<u8> {
+    let (spawn_ns, spawn_src) = match timeline::clock::spawn_ns_from_env() {
+        Some(t) => (t, EventSource::Harness),
+        None => (
+            timeline::clock::main_entry_ns().unwrap_or_else(timeline::now_ns),
+            EventSource::Runtime,
+        ),
+    };
+    let mut tl = Timeline::new("bootlab-sandbox", spawn_ns);
+    tl.push("spawn", spawn_ns, spawn_src);
+    let result = build_spec(&a).and_then(|(spec, bundle)| {
+        container::process::run_in(&spec, bundle.as_deref()).map_err(anyhow::Error::from)
+    });
+    let code = match &result {
+        Ok(out) => {
+            tl.push("exec", out.exec_ns, EventSource::Runtime);
+            tl.push("done", out.done_ns, EventSource::Runtime);
+            if out.oom_killed {
+                eprintln!("bootlab: the workload was killed by the out-of-memory killer (memory limit reached)");
+            }
+            if out.timed_out {
+                eprintln!("bootlab: timeout expired; the sandbox was killed");
+            }
+            out.status.code()
+        }
+        Err(e) => {
+            tl.error = Some(format!("{e:#}"));
+            1
+        }
+    };
+    tl.exit_code = Some(code);
+    tl.push("exit", timeline::now_ns(), EventSource::Runtime);
+    report_timeline(&a, &tl)?;
+    result?;
+    Ok(code.clamp(0, 255) as u8)
+}
+
+fn report_timeline(a: &RunArgs, tl: &Timeline) -> anyhow::Result<()> {
+    if let Some(path) = &a.timeline_out {
+        let json = serde_json::to_string(tl)?;
+        std::fs::write(path, json)
+            .with_context(|| format!("writing the timeline to {}", path.display()))?;
+    }
+    match a.timeline {
+        Some(TimelineFormat::Json) => eprintln!("{}", serde_json::to_string(tl)?),
+        Some(TimelineFormat::Text) => {
+            let mut line = String::from("timeline:");
+            for p in tl.phases(&timeline::CONTAINER_MODEL) {
+                line.push_str(&format!(
+                    " {} {:.3} ms;",
+                    p.name,
+                    p.duration_ns() as f64 / 1e6
+                ));
+            }
+            if let Some(t) = tl.total_ns(&timeline::CONTAINER_MODEL) {
+                line.push_str(&format!(" total {:.3} ms", t as f64 / 1e6));
+            }
+            eprintln!("{line}");
+        }
+        None => {}
+    }
+    Ok(())
 }

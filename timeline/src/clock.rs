@@ -23,6 +23,22 @@ pub fn spawn_ns_from_env() -> Option<u64> {
     std::env::var(ENV_SPAWN_NS).ok()?.trim().parse().ok()
 }
 
+static MAIN_ENTRY_NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Records "now" as the entry of the process's `main` (call it first thing), the
+/// fallback spawn instant of a runtime started without [`ENV_SPAWN_NS`].
+pub fn mark_main_entry() {
+    MAIN_ENTRY_NS.store(now_ns(), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The instant recorded by [`mark_main_entry`], if it was called.
+pub fn main_entry_ns() -> Option<u64> {
+    match MAIN_ENTRY_NS.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => None,
+        t => Some(t),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,373 @@
+//! cgroups: one sandbox = one cgroup, created only when limits or a timeout are
+//! asked for, joined by the child itself (it writes `0` to `cgroup.procs` before its
+//! execve, so no parent round trip is needed) and removed when the sandbox ends,
+//! also when it was killed (and stale ones of dead runtimes are swept on the next
+//! creation).
+//!
+//! Two backends, picked by what the host mounts at `/sys/fs/cgroup`:
+//! - [`v2`]: a cgroup2 filesystem there (unified hierarchy): `memory.max`,
+//!   `pids.max`, `cpu.max`, `cgroup.kill`.
+//! - [`v1`]: a tmpfs with one hierarchy per controller (`memory`, `pids`, `cpu`).
+//!   On hybrid hosts (a controller-less cgroup2 at `/sys/fs/cgroup/unified`) the
+//!   sandbox also gets a cgroup there, only for its `cgroup.kill`.
+//!
+//! Each cgroup is created below the runtime's own cgroup of that hierarchy, so a
+//! harness's limits still apply, and named `bootlab-<runtime pid>-<n>`.
+
+pub mod v1;
+pub mod v2;
+
+use crate::spec::Resources;
+use crate::sys::cpath;
+use crate::{Error, Result};
+use std::ffi::CString;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+/// Where the cgroup filesystems are mounted.
+pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+/// The hybrid layout's controller-less cgroup2 mount.
+pub const HYBRID_UNIFIED: &str = "/sys/fs/cgroup/unified";
+/// Prefix of every cgroup we create.
+pub const NAME_PREFIX: &str = "bootlab-";
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
+/// How long [`Cgroup::remove`] keeps retrying while the last tasks finish exiting.
+const REMOVE_RETRY: Duration = Duration::from_secs(2);
+
+/// The cgroup layout of the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// One hierarchy per controller; `hybrid` when a cgroup2 is mounted beside.
+    V1 {
+        /// A controller-less cgroup2 at [`HYBRID_UNIFIED`] is present.
+        hybrid: bool,
+    },
+    /// The unified hierarchy.
+    V2,
+}
+
+impl Backend {
+    /// The backend the host offers.
+    pub fn detect() -> Backend {
+        if is_cgroup2(Path::new(CGROUP_ROOT)) {
+            Backend::V2
+        } else {
+            Backend::V1 {
+                hybrid: is_cgroup2(Path::new(HYBRID_UNIFIED)),
+            }
+        }
+    }
+
+    /// Short name for reports (`v1`, `v1+unified`, `v2`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::V1 { hybrid: false } => "v1",
+            Backend::V1 { hybrid: true } => "v1+unified",
+            Backend::V2 => "v2",
+        }
+    }
+}
+
+fn is_cgroup2(path: &Path) -> bool {
+    let Ok(c) = cpath(path) else { return false };
+    // SAFETY: an all-zero statfs is a valid out-parameter.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid C string and `st` is writable.
+    let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+    rc == 0 && st.f_type as i64 == CGROUP2_SUPER_MAGIC
+}
+
+/// The runtime's own cgroup path in the v1 hierarchy holding `controller`, or in the
+/// unified hierarchy for `None` (from /proc/self/cgroup).
+pub(crate) fn own_path(controller: Option<&str>) -> String {
+    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, ctrls, path) = match (parts.next(), parts.next(), parts.next()) {
+            (Some(a), Some(b), Some(c)) => (a, b, c),
+            _ => continue,
+        };
+        let hit = match controller {
+            None => ctrls.is_empty(),
+            Some(c) => ctrls.split(',').any(|x| x == c),
+        };
+        if hit {
+            return path.to_owned();
+        }
+    }
+    "/".to_owned()
+}
+
+fn unique_name() -> String {
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{NAME_PREFIX}{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Removes `bootlab-<pid>-*` cgroups under `parent` whose runtime `pid` is gone.
+fn sweep_stale(parent: &Path) {
+    let Ok(rd) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in rd.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(NAME_PREFIX)) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        // SAFETY: kill with signal 0 only checks for existence.
+        let gone = unsafe { libc::kill(pid, 0) } < 0
+            && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone {
+            let _ = std::fs::remove_dir(entry.path());
+        }
+    }
+}
+
+/// Creates `parent/name`, sweeping stale siblings first.
+pub(crate) fn make_dir(parent: &Path, name: &str) -> Result<PathBuf> {
+    sweep_stale(parent);
+    let dir = parent.join(name);
+    std::fs::create_dir(&dir)
+        .map_err(|e| Error::Cgroup(format!("cannot create {}: {e}", dir.display())))?;
+    Ok(dir)
+}
+
+pub(crate) fn write_value(dir: &Path, file: &str, value: &str) -> Result<()> {
+    let p = dir.join(file);
+    crate::sys::write_file(&p, value.as_bytes())
+        .map_err(|e| Error::Cgroup(format!("cannot write `{value}` to {}: {e}", p.display())))
+}
+
+/// One sandbox's cgroup (one directory per hierarchy it lives in).
+#[derive(Debug)]
+pub struct Cgroup {
+    backend: Backend,
+    dirs: Vec<PathBuf>,
+    procs: Vec<CString>,
+    kill_file: Option<PathBuf>,
+    memory_events: Option<(PathBuf, &'static str)>,
+}
+
+impl Cgroup {
+    /// Creates the cgroup with `res` applied. `want_kill` (a timeout) makes sure the
+    /// cgroup can be killed as a whole even without limits.
+    pub fn create(res: &Resources, want_kill: bool) -> Result<Cgroup> {
+        let backend = Backend::detect();
+        let name = unique_name();
+        let mut cg = Cgroup {
+            backend,
+            dirs: Vec::new(),
+            procs: Vec::new(),
+            kill_file: None,
+            memory_events: None,
+        };
+        // On error, `cg` is dropped and removes what was created so far.
+        match backend {
+            Backend::V2 => v2::create(&mut cg, Path::new(CGROUP_ROOT), &name, res)?,
+            Backend::V1 { hybrid } => {
+                v1::create(&mut cg, &name, res, want_kill && !hybrid)?;
+                if hybrid {
+                    let parent = Path::new(HYBRID_UNIFIED).join(rel(&own_path(None)));
+                    let dir = make_dir(&parent, &name)?;
+                    cg.add_dir(dir.clone())?;
+                    cg.kill_file = Some(dir.join("cgroup.kill"));
+                }
+            }
+        }
+        Ok(cg)
+    }
+
+    pub(crate) fn add_dir(&mut self, dir: PathBuf) -> Result<()> {
+        let procs = cpath(&dir.join("cgroup.procs"))
+            .map_err(|e| Error::Cgroup(format!("{}: {e}", dir.display())))?;
+        self.procs.push(procs);
+        self.dirs.push(dir);
+        Ok(())
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The directories of this cgroup (one per hierarchy).
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
+    /// `cgroup.procs` of every directory, for [`join`] in the child.
+    pub fn procs_files(&self) -> &[CString] {
+        &self.procs
+    }
+
+    /// Kills every process in the cgroup (`cgroup.kill`, or SIGKILL to each listed
+    /// task until none is left).
+    pub fn kill_all(&self) {
+        if let Some(k) = &self.kill_file {
+            if crate::sys::write_file(k, b"1").is_ok() {
+                return;
+            }
+        }
+        for _ in 0..100 {
+            let mut any = false;
+            for dir in &self.dirs {
+                let text = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+                for pid in text.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                    any = true;
+                    // SAFETY: sending SIGKILL to a pid has no memory-safety concern.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+            if !any {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// How many tasks the kernel OOM-killed in this cgroup.
+    pub fn oom_kills(&self) -> u64 {
+        let Some((dir, file)) = &self.memory_events else {
+            return 0;
+        };
+        let text = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix("oom_kill "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Removes the cgroup directories, retrying while exiting tasks are still
+    /// accounted, and killing leftovers if they do not go.
+    pub fn remove(&mut self) -> Result<()> {
+        let start = std::time::Instant::now();
+        let mut killed = false;
+        while let Some(dir) = self.dirs.last() {
+            match std::fs::remove_dir(dir) {
+                Ok(()) => {
+                    self.dirs.pop();
+                    self.procs.pop();
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    self.dirs.pop();
+                    self.procs.pop();
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    if start.elapsed() > REMOVE_RETRY {
+                        return Err(Error::Cgroup(format!(
+                            "cannot remove {}: {e}",
+                            dir.display()
+                        )));
+                    }
+                    if !killed && start.elapsed() > Duration::from_millis(50) {
+                        self.kill_all();
+                        killed = true;
+                    }
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                Err(e) => {
+                    return Err(Error::Cgroup(format!(
+                        "cannot remove {}: {e}",
+                        dir.display()
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        let _ = self.remove();
+    }
+}
+
+/// Moves the calling process into every `cgroup.procs` in `procs` (writes `0`).
+/// Runs in the child, before its execve.
+pub fn join(procs: &[CString]) -> io::Result<()> {
+    for p in procs {
+        crate::sys::write_cfile(p, b"0")?;
+    }
+    Ok(())
+}
+
+/// `/a/b` -> `a/b`, for joining below a mount point.
+pub(crate) fn rel(path: &str) -> &str {
+    path.trim_start_matches('/')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The v2 backend's create/join/kill/remove on whatever cgroup2 this host mounts
+    /// (the unified hierarchy on hybrid hosts; it has no controllers there, so no
+    /// limits are written). Needs root; skipped loudly otherwise.
+    #[test]
+    fn v2_backend_create_kill_remove() {
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            if std::env::var("BOOTLAB_REQUIRE_KVM").as_deref() == Ok("1") {
+                panic!("the cgroup test needs root and BOOTLAB_REQUIRE_KVM=1 forbids skipping");
+            }
+            eprintln!("SKIP: the cgroup test needs root");
+            return;
+        }
+        let root = match Backend::detect() {
+            Backend::V2 => Path::new(CGROUP_ROOT),
+            Backend::V1 { hybrid: true } => Path::new(HYBRID_UNIFIED),
+            Backend::V1 { hybrid: false } => {
+                eprintln!("SKIP: no cgroup2 mounted");
+                return;
+            }
+        };
+        let mut cg = Cgroup {
+            backend: Backend::V2,
+            dirs: Vec::new(),
+            procs: Vec::new(),
+            kill_file: None,
+            memory_events: None,
+        };
+        v2::create(&mut cg, root, &unique_name(), &Resources::default()).unwrap();
+        let dir = cg.dirs()[0].clone();
+        assert!(dir.join("cgroup.procs").exists());
+        // SAFETY: fork in a test; the child only joins the cgroup and sleeps.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let ok = join(cg.procs_files()).is_ok();
+            // SAFETY: pause/_exit are async-signal-safe.
+            unsafe {
+                if ok {
+                    libc::pause();
+                }
+                libc::_exit(1)
+            }
+        }
+        let t = std::time::Instant::now();
+        while std::fs::read_to_string(dir.join("cgroup.procs"))
+            .unwrap()
+            .trim()
+            .is_empty()
+        {
+            assert!(t.elapsed() < Duration::from_secs(5), "child never joined");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        cg.kill_all();
+        let mut status = 0;
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL);
+        cg.remove().unwrap();
+        assert!(!dir.exists());
+    }
+}

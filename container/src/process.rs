@@ -1,0 +1,840 @@
+//! Starting, watching and ending the workload.
+//!
+//! One `clone(2)` with every requested `CLONE_NEW*` flag makes the child; the child
+//! sets the sandbox up and execs the workload, which therefore is PID 1 of its PID
+//! namespace. Two ways to start it:
+//! - the fast path (always, except custom id maps): `CLONE_VM | CLONE_VFORK` on a
+//!   separate stack, like `posix_spawn`: no page tables are copied and no
+//!   copy-on-write faults are taken (page faults are the dominant cost of a small
+//!   process on our virtualized hosts); the parent sleeps until the workload's execve
+//!   and the child reports the pre-execve timestamp, or its error, in the shared
+//!   memory. With a user namespace the child writes its own single-line uid/gid map
+//!   (allowed for one's own ids), so no round trip is needed. The child uses only
+//!   the suspended calling thread's state and malloc (whose locks work across the
+//!   shared memory), so a multi-threaded caller (a test harness) is fine;
+//! - custom (multi-range) uid/gid maps need the parent, which holds `CAP_SETUID` in
+//!   the parent user namespace: a fork-style clone, the child waits on a *go pipe*
+//!   until the parent wrote the maps, and reports `T` + timestamp or `E`/`N` + error
+//!   on the close-on-exec *exec pipe*, whose end-of-file marks the execve.
+//!
+//! The parent blocks SIGCHLD and the forwarded signals before the clone, then waits
+//! with `sigtimedwait`: SIGCHLD -> `waitpid`; HUP, INT, QUIT, TERM, USR1, USR2, WINCH,
+//! CONT -> forwarded to the workload (as PID 1 of a PID namespace it only receives
+//! the signals it installed a handler for, like any container init; a second INT or
+//! TERM kills the sandbox); the timeout -> the whole cgroup and PID 1 are killed. Zombies inside are the workload's to reap
+//! (it is PID 1); when it exits the kernel kills and reaps everything left in its
+//! PID namespace, so nothing outlives the run.
+//!
+//! The child's steps, in order: parent-death signal, (go pipe / own id maps),
+//! `setsid` (no controlling terminal: no TIOCSTI into the host's), join the cgroup
+//! and unshare the cgroup namespace after it, the rootfs ([`crate::rootfs`]),
+//! hostname, `lo` up, `chdir`, PATH lookup inside the new root, rlimits, umask,
+//! bounding set, `no_new_privs`, seccomp, uid/gid, capabilities, close-on-exec for
+//! every fd above 2, the `exec` stamp, execve.
+
+use crate::cgroups::{self, Cgroup};
+use crate::namespaces::Namespace;
+use crate::rootfs::RootfsPlan;
+use crate::security::{self, caps, seccomp::Filter};
+use crate::spec::{IdMap, SandboxSpec, User, DEFAULT_PATH};
+use crate::sys::{cpath, cvt};
+use crate::{Error, Result};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+/// Signals the runtime forwards to the workload.
+pub const FORWARDED: [Signal; 8] = [
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGTERM,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+    Signal::SIGCONT,
+];
+
+/// How the workload ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Normal exit with this status.
+    Exited(i32),
+    /// Killed by this signal.
+    Signaled(i32),
+}
+
+impl ExitStatus {
+    /// Shell convention: the exit status, or 128 + the signal number.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Exited(c) => c,
+            ExitStatus::Signaled(s) => 128 + s,
+        }
+    }
+}
+
+/// The result of one sandbox run.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// How the workload ended.
+    pub status: ExitStatus,
+    /// CLOCK_MONOTONIC ns the child took right before the workload's execve.
+    pub exec_ns: u64,
+    /// CLOCK_MONOTONIC ns when the parent's wait for the workload returned.
+    pub done_ns: u64,
+    /// The memory limit's OOM killer killed a task of the sandbox.
+    pub oom_killed: bool,
+    /// The timeout expired and the sandbox was killed.
+    pub timed_out: bool,
+    /// The cgroup backend used, if a cgroup was created.
+    pub cgroup_backend: Option<&'static str>,
+}
+
+/// Everything the child needs, computed before the clone.
+struct Prepared {
+    flags: libc::c_int,
+    userns: Option<(String, String)>,
+    rootfs: Option<RootfsPlan>,
+    hostname: Option<String>,
+    lo_up: bool,
+    cgroup_procs: Vec<CString>,
+    late_cgroupns: bool,
+    cmd: String,
+    path_dirs: Vec<String>,
+    /// Own the strings `argv_ptrs` and `envp_ptrs` point to.
+    #[allow(dead_code)]
+    argv: Vec<CString>,
+    #[allow(dead_code)]
+    envp: Vec<CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    envp_ptrs: Vec<*const libc::c_char>,
+    own_maps: bool,
+    rootless: bool,
+    cwd: PathBuf,
+    user: User,
+    change_user: bool,
+    caps: caps::CapSets,
+    rlimits: Vec<(u32, u64, u64)>,
+    no_new_privs: bool,
+    filter: Option<Filter>,
+}
+
+fn cstrings(v: &[String], what: &str) -> Result<Vec<CString>> {
+    v.iter()
+        .map(|s| {
+            CString::new(s.as_bytes())
+                .map_err(|_| Error::Config(format!("{what} contains a NUL byte")))
+        })
+        .collect()
+}
+
+fn map_text(maps: &[IdMap], default_outside: u32) -> String {
+    if maps.is_empty() {
+        return format!("0 {default_outside} 1\n");
+    }
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.inside, m.outside, m.count))
+        .collect()
+}
+
+impl Prepared {
+    fn new(spec: &SandboxSpec, bundle_dir: Option<&Path>) -> Result<Prepared> {
+        if spec.args.is_empty() || spec.args[0].is_empty() {
+            return Err(Error::Config("no command to run".into()));
+        }
+        let ns = spec.namespaces;
+        let userns = ns.contains(Namespace::User);
+        let rootfs = match &spec.rootfs {
+            None => None,
+            Some(_) if !ns.contains(Namespace::Mount) => {
+                return Err(Error::Config(
+                    "a root filesystem needs the mount namespace (it was turned off)".into(),
+                ))
+            }
+            Some(r) => {
+                let md = std::fs::metadata(r).map_err(|e| Error::Rootfs {
+                    path: r.clone(),
+                    reason: e.to_string(),
+                })?;
+                if !md.is_dir() {
+                    return Err(Error::Rootfs {
+                        path: r.clone(),
+                        reason: "not a directory".into(),
+                    });
+                }
+                let canon = std::fs::canonicalize(r).map_err(|e| Error::Rootfs {
+                    path: r.clone(),
+                    reason: e.to_string(),
+                })?;
+                Some(RootfsPlan::new(spec, &canon, bundle_dir, userns)?)
+            }
+        };
+        // SAFETY: geteuid/getegid cannot fail.
+        let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let path_var = spec
+            .env
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or(DEFAULT_PATH);
+        let change_user = spec.user != User::default();
+        let argv = cstrings(&spec.args, "an argument")?;
+        let envp = cstrings(&spec.env, "the environment")?;
+        let ptrs = |v: &[CString]| -> Vec<*const libc::c_char> {
+            v.iter()
+                .map(|c| c.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect()
+        };
+        Ok(Prepared {
+            argv_ptrs: ptrs(&argv),
+            envp_ptrs: ptrs(&envp),
+            own_maps: false,
+            rootless: false,
+            flags: ns.clone_flags(),
+            userns: userns.then(|| {
+                (
+                    map_text(&spec.uid_mappings, euid),
+                    map_text(&spec.gid_mappings, egid),
+                )
+            }),
+            rootfs,
+            hostname: ns
+                .contains(Namespace::Uts)
+                .then(|| spec.hostname.clone())
+                .flatten(),
+            lo_up: ns.contains(Namespace::Net),
+            cgroup_procs: Vec::new(),
+            late_cgroupns: false,
+            cmd: spec.args[0].clone(),
+            path_dirs: path_var.split(':').map(str::to_owned).collect(),
+            argv,
+            envp,
+            cwd: spec.cwd.clone(),
+            user: spec.user.clone(),
+            change_user,
+            caps: spec.capabilities,
+            rlimits: spec.rlimits.clone(),
+            no_new_privs: spec.no_new_privs,
+            filter: spec.seccomp.then(Filter::default_filter),
+        })
+    }
+}
+
+/// Runs `spec` to completion. `bundle_dir` resolves relative bind-mount sources of
+/// an OCI bundle.
+pub fn run(spec: &SandboxSpec) -> Result<Outcome> {
+    run_in(spec, None)
+}
+
+/// Size of the child's stack on the vfork path (only the touched pages cost).
+const CHILD_STACK: usize = 512 * 1024;
+
+/// What the parent learns from the start of the child.
+struct Launch {
+    pid: libc::pid_t,
+    /// Exec timestamp, or why the child failed before its execve.
+    exec: Result<u64>,
+}
+
+/// [`run`] with the bundle directory for relative mount sources.
+pub fn run_in(spec: &SandboxSpec, bundle_dir: Option<&Path>) -> Result<Outcome> {
+    let mut prep = Prepared::new(spec, bundle_dir)?;
+    // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let cgroup = if spec.resources.any() || spec.timeout.is_some() {
+        if euid != 0 && spec.resources.any() {
+            return Err(Error::Cgroup(
+                "resource limits need root (cgroups are not delegated to this user)".into(),
+            ));
+        }
+        let cg = Cgroup::create(&spec.resources, spec.timeout.is_some())?;
+        prep.cgroup_procs = cg.procs_files().to_vec();
+        // The cgroup namespace must be rooted at the sandbox's cgroup: the child joins
+        // first and unshares it afterwards.
+        if prep.flags & libc::CLONE_NEWCGROUP != 0 {
+            prep.flags &= !libc::CLONE_NEWCGROUP;
+            prep.late_cgroupns = true;
+        }
+        Some(cg)
+    } else {
+        None
+    };
+    let self_exe = security::exe_identity("/proc/self/exe");
+    // Only custom (multi-range) id maps need the parent, which holds CAP_SETUID in the
+    // parent user namespace; a single mapping of our own ids the child writes itself.
+    let parent_maps =
+        prep.userns.is_some() && !(spec.uid_mappings.is_empty() && spec.gid_mappings.is_empty());
+    prep.own_maps = prep.userns.is_some() && !parent_maps;
+    prep.rootless = prep.userns.is_some() && euid != 0;
+    if !prep.rootless {
+        // Layer 1 of the CVE-2019-5736 guard; the child inherits it. Rootless, the
+        // child's /proc/PID/uid_map must stay writable until the maps are written, so
+        // it is set right after that.
+        security::set_non_dumpable().map_err(|e| Error::sys("prctl(PR_SET_DUMPABLE)", e))?;
+    }
+
+    let mut block = SigSet::empty();
+    block.add(Signal::SIGCHLD);
+    for s in FORWARDED {
+        block.add(s);
+    }
+    let mut old_mask = SigSet::empty();
+    nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&block), Some(&mut old_mask))
+        .map_err(|e| Error::sys("sigprocmask", e))?;
+    let launched = if parent_maps {
+        spawn_forked(&prep, &old_mask)
+    } else {
+        spawn_vfork(&prep, &old_mask)
+    };
+    let result = launched.and_then(|l| parent(l, cgroup, spec, self_exe, &block));
+    let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
+    result
+}
+
+fn clone_error(e: std::io::Error) -> Error {
+    let hint = if e.raw_os_error() == Some(libc::EPERM) {
+        " (creating namespaces without root needs the user namespace)"
+    } else {
+        ""
+    };
+    Error::Sys {
+        context: format!("clone{hint}"),
+        source: e,
+    }
+}
+
+/// State shared by the parent and the child on the vfork path (same memory).
+struct VforkArgs<'a> {
+    prep: &'a Prepared,
+    old_mask: &'a SigSet,
+    exec_ns: u64,
+    fail: Option<ChildFail>,
+}
+
+extern "C" fn vfork_child(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `VforkArgs` the parent passed to clone; the parent is
+    // suspended (CLONE_VFORK) until this child execs or exits, so nothing else
+    // touches it meanwhile.
+    let a = unsafe { &mut *(arg as *mut VforkArgs) };
+    match child_setup(a.prep, None) {
+        Ok(path) => {
+            prepare_exec(a.old_mask);
+            a.exec_ns = timeline::now_ns();
+            // SAFETY: path and the prepared argv/envp arrays are valid, NUL- and
+            // null-terminated, and outlive the call.
+            unsafe {
+                libc::execve(
+                    path.as_ptr(),
+                    a.prep.argv_ptrs.as_ptr(),
+                    a.prep.envp_ptrs.as_ptr(),
+                )
+            };
+            let e = std::io::Error::last_os_error();
+            a.fail = Some(ChildFail::Msg(format!("execve {}: {e}", a.prep.cmd)));
+        }
+        Err(f) => a.fail = Some(f),
+    }
+    // SAFETY: _exit ends the child without running atexit handlers or unwinding into
+    // the parent's (shared) state.
+    unsafe { libc::_exit(127) }
+}
+
+/// The fast start: `clone(CLONE_VM | CLONE_VFORK | CLONE_NEW*)` on a separate stack,
+/// like posix_spawn: no page tables are copied and no copy-on-write faults are taken;
+/// the parent sleeps until the workload's execve, and the child reports through the
+/// shared memory.
+fn spawn_vfork(prep: &Prepared, old_mask: &SigSet) -> Result<Launch> {
+    // SAFETY: an anonymous private mapping; checked for MAP_FAILED below and unmapped
+    // after the child has exec'd or exited.
+    let stack = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            CHILD_STACK,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if stack == libc::MAP_FAILED {
+        return Err(Error::sys(
+            "mmap of the child stack",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    let mut args = VforkArgs {
+        prep,
+        old_mask,
+        exec_ns: 0,
+        fail: None,
+    };
+    // SAFETY: the stack top is inside the mapping (stacks grow down on x86_64); the
+    // callback never returns (it execs or _exits); `args` outlives the call because
+    // CLONE_VFORK suspends us until the child is done with it.
+    let pid = unsafe {
+        libc::clone(
+            vfork_child,
+            (stack as *mut u8).add(CHILD_STACK).cast(),
+            prep.flags | libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&mut args as *mut VforkArgs).cast(),
+        )
+    };
+    let err = std::io::Error::last_os_error();
+    // SAFETY: the mapping was created above and the child no longer uses it.
+    unsafe { libc::munmap(stack, CHILD_STACK) };
+    if pid < 0 {
+        return Err(clone_error(err));
+    }
+    let exec = match (args.fail.take(), args.exec_ns) {
+        (Some(f), _) => Err(f.into_error()),
+        (None, 0) => Err(Error::Setup(
+            "the sandbox child died before the workload's execve".into(),
+        )),
+        (None, t) => Ok(t),
+    };
+    Ok(Launch { pid, exec })
+}
+
+/// The start with a parent round trip (custom id maps): a fork-style clone; the child
+/// waits on the go pipe until the parent wrote its maps and reports through the exec
+/// pipe.
+fn spawn_forked(prep: &Prepared, old_mask: &SigSet) -> Result<Launch> {
+    let (exec_r, exec_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
+    let (go_r, go_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
+    // SAFETY: a fork-style clone (no new stack): the child continues on a copy of
+    // this single-threaded process's memory and never returns from `child_main`.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (prep.flags | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if pid == 0 {
+        drop(exec_r);
+        drop(go_w);
+        child_main(prep, exec_w.as_raw_fd(), go_r, old_mask);
+    }
+    if pid < 0 {
+        return Err(clone_error(std::io::Error::last_os_error()));
+    }
+    let pid = pid as libc::pid_t;
+    drop(exec_w);
+    drop(go_r);
+    if let Some((uid_map, gid_map)) = &prep.userns {
+        if let Err(e) = write_maps(pid, uid_map, gid_map, prep.rootless) {
+            return Ok(Launch { pid, exec: Err(e) });
+        }
+    }
+    // The child proceeds when it reads this byte.
+    let _ = nix::unistd::write(&go_w, b"g");
+    drop(go_w);
+    let msg = read_all(exec_r.as_raw_fd());
+    let mut exec_ns = None;
+    let mut failure = None;
+    let mut i = 0;
+    while i < msg.len() {
+        match msg[i] {
+            b'T' if i + 9 <= msg.len() => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&msg[i + 1..i + 9]);
+                exec_ns = Some(u64::from_le_bytes(b));
+                i += 9;
+            }
+            b'E' => {
+                failure = Some(ChildFail::Msg(
+                    String::from_utf8_lossy(&msg[i + 1..]).into_owned(),
+                ));
+                break;
+            }
+            b'N' => {
+                failure = Some(ChildFail::NotFound(
+                    String::from_utf8_lossy(&msg[i + 1..]).into_owned(),
+                ));
+                break;
+            }
+            _ => break,
+        }
+    }
+    let exec = match (failure, exec_ns) {
+        (Some(f), _) => Err(f.into_error()),
+        (None, Some(t)) => Ok(t),
+        (None, None) => Err(Error::Setup(
+            "the sandbox child died before the workload's execve".into(),
+        )),
+    };
+    Ok(Launch { pid, exec })
+}
+
+fn parent(
+    launch: Launch,
+    mut cgroup: Option<Cgroup>,
+    spec: &SandboxSpec,
+    self_exe: Option<(u64, u64)>,
+    block: &SigSet,
+) -> Result<Outcome> {
+    let pid = launch.pid;
+    let npid = nix::unistd::Pid::from_raw(pid);
+    let kill_now = |cg: &Option<Cgroup>| {
+        if let Some(cg) = cg {
+            cg.kill_all();
+        }
+        let _ = nix::sys::signal::kill(npid, Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(npid, None);
+    };
+    let exec_ns = match launch.exec {
+        Ok(t) => t,
+        Err(e) => {
+            kill_now(&cgroup);
+            return Err(e);
+        }
+    };
+    // Layer 2 of the CVE-2019-5736 guard.
+    if self_exe.is_some() && security::exe_identity(&format!("/proc/{pid}/exe")) == self_exe {
+        kill_now(&cgroup);
+        return Err(Error::RuntimeExe);
+    }
+    let deadline = spec.timeout.map(|t| std::time::Instant::now() + t);
+    let mut timed_out = false;
+    let mut interrupts = 0u32;
+    let status = loop {
+        use nix::sys::wait::{WaitPidFlag, WaitStatus};
+        match nix::sys::wait::waitpid(npid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, c)) => break ExitStatus::Exited(c),
+            Ok(WaitStatus::Signaled(_, s, _)) => break ExitStatus::Signaled(s as i32),
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(Error::sys("waitpid", e)),
+        }
+        let mut ts = None;
+        if let Some(d) = deadline {
+            let left = d.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() && !timed_out {
+                timed_out = true;
+                if let Some(cg) = &cgroup {
+                    cg.kill_all();
+                }
+                let _ = nix::sys::signal::kill(npid, Signal::SIGKILL);
+                continue;
+            }
+            if !timed_out {
+                ts = Some(libc::timespec {
+                    tv_sec: left.as_secs() as libc::time_t,
+                    tv_nsec: left.subsec_nanos() as libc::c_long,
+                });
+            }
+        }
+        let tsp = ts
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: `block` is a valid sigset, the info pointer may be null and `tsp` is
+        // null or points to a live timespec.
+        let sig = unsafe { libc::sigtimedwait(block.as_ref(), std::ptr::null_mut(), tsp) };
+        if sig > 0 && sig != libc::SIGCHLD {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(pid, sig) };
+            // PID 1 ignores signals it has no handler for: a second INT or TERM
+            // (Ctrl-C twice) kills the sandbox instead of leaving the user stuck.
+            if sig == libc::SIGINT || sig == libc::SIGTERM {
+                if interrupts > 0 {
+                    if let Some(cg) = &cgroup {
+                        cg.kill_all();
+                    }
+                    let _ = nix::sys::signal::kill(npid, Signal::SIGKILL);
+                }
+                interrupts += 1;
+            }
+        }
+    };
+    let done_ns = timeline::now_ns();
+    let oom_killed = cgroup.as_ref().map(|c| c.oom_kills() > 0).unwrap_or(false);
+    let backend = cgroup.as_ref().map(|c| c.backend().name());
+    if let Some(cg) = cgroup.as_mut() {
+        cg.remove()?;
+    }
+    Ok(Outcome {
+        status,
+        exec_ns,
+        done_ns,
+        oom_killed,
+        timed_out,
+        cgroup_backend: backend,
+    })
+}
+
+fn write_maps(pid: libc::pid_t, uid_map: &str, gid_map: &str, rootless: bool) -> Result<()> {
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    let w = |file: &str, data: &str| {
+        crate::sys::write_file(&proc.join(file), data.as_bytes()).map_err(|e| Error::Sys {
+            context: format!("writing {file} `{}`", data.trim().replace('\n', "; ")),
+            source: e,
+        })
+    };
+    w("uid_map", uid_map)?;
+    if rootless {
+        w("setgroups", "deny")?;
+    }
+    w("gid_map", gid_map)
+}
+
+fn read_all(fd: RawFd) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        // SAFETY: `buf` is a valid writable buffer of its length and `fd` is open.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n > 0 {
+            out.extend_from_slice(&buf[..n as usize]);
+        } else if n == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return out;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Child side.
+
+enum ChildFail {
+    NotFound(String),
+    Msg(String),
+}
+
+impl ChildFail {
+    fn into_error(self) -> Error {
+        match self {
+            ChildFail::NotFound(c) => Error::CommandNotFound(c),
+            ChildFail::Msg(m) => Error::Setup(m),
+        }
+    }
+}
+
+impl From<String> for ChildFail {
+    fn from(s: String) -> Self {
+        ChildFail::Msg(s)
+    }
+}
+
+fn step<T, E: std::fmt::Display>(
+    what: &str,
+    r: std::result::Result<T, E>,
+) -> std::result::Result<T, ChildFail> {
+    r.map_err(|e| ChildFail::Msg(format!("{what}: {e}")))
+}
+
+fn write_fd(fd: RawFd, data: &[u8]) {
+    // SAFETY: `data` is valid for its length; a failed write only loses the report.
+    unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+}
+
+/// Last steps before the execve, in the child: default SIGPIPE (Rust's runtime
+/// ignores it; the workload must get the default) and the original signal mask.
+fn prepare_exec(old_mask: &SigSet) {
+    // SAFETY: resetting a disposition to the default is always valid.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(old_mask), None);
+}
+
+fn child_main(p: &Prepared, exec_w: RawFd, go_r: OwnedFd, old_mask: &SigSet) -> ! {
+    match child_setup(p, Some(go_r)) {
+        Ok(path) => {
+            prepare_exec(old_mask);
+            let mut rec = [0u8; 9];
+            rec[0] = b'T';
+            rec[1..].copy_from_slice(&timeline::now_ns().to_le_bytes());
+            write_fd(exec_w, &rec);
+            // SAFETY: path and the prepared argv/envp arrays are valid, NUL- and
+            // null-terminated, and outlive the call.
+            unsafe { libc::execve(path.as_ptr(), p.argv_ptrs.as_ptr(), p.envp_ptrs.as_ptr()) };
+            let e = std::io::Error::last_os_error();
+            write_fd(exec_w, format!("Eexecve {}: {e}", p.cmd).as_bytes());
+        }
+        Err(ChildFail::NotFound(cmd)) => write_fd(exec_w, format!("N{cmd}").as_bytes()),
+        Err(ChildFail::Msg(m)) => write_fd(exec_w, format!("E{m}").as_bytes()),
+    }
+    // SAFETY: _exit ends the child without running the parent's atexit handlers.
+    unsafe { libc::_exit(127) }
+}
+
+fn child_setup(p: &Prepared, go_r: Option<OwnedFd>) -> std::result::Result<CString, ChildFail> {
+    // SAFETY: integer-only prctl.
+    step(
+        "prctl(PR_SET_PDEATHSIG)",
+        cvt(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) }),
+    )?;
+    if let Some(r) = go_r {
+        let mut b = [0u8; 1];
+        match nix::unistd::read(&r, &mut b) {
+            Ok(1) => {}
+            _ => {
+                return Err(ChildFail::Msg(
+                    "the runtime went away before the sandbox was ready".into(),
+                ))
+            }
+        }
+        drop(r);
+        if p.rootless {
+            step("prctl(PR_SET_DUMPABLE)", security::set_non_dumpable())?;
+        }
+    }
+    if p.own_maps {
+        if let Some((uid_map, gid_map)) = &p.userns {
+            let w = |file: &str, data: &str| {
+                step(
+                    &format!("writing /proc/self/{file}"),
+                    crate::sys::write_file(
+                        Path::new(&format!("/proc/self/{file}")),
+                        data.as_bytes(),
+                    ),
+                )
+            };
+            w("uid_map", uid_map)?;
+            // Writing one's own gid_map needs setgroups denied first, also as root:
+            // the child has no CAP_SETGID in the parent user namespace.
+            w("setgroups", "deny")?;
+            w("gid_map", gid_map)?;
+            if p.rootless {
+                step("prctl(PR_SET_DUMPABLE)", security::set_non_dumpable())?;
+            }
+        }
+    }
+    // New session: no controlling terminal, so no TIOCSTI injection into the host's.
+    step("setsid", nix::unistd::setsid())?;
+    if !p.cgroup_procs.is_empty() {
+        step("joining the cgroup", cgroups::join(&p.cgroup_procs))?;
+        if p.late_cgroupns {
+            step(
+                "unshare(CLONE_NEWCGROUP)",
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP),
+            )?;
+        }
+    }
+    let old_umask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    if let Some(plan) = &p.rootfs {
+        plan.apply()?;
+    }
+    if let Some(h) = &p.hostname {
+        step("sethostname", nix::unistd::sethostname(h))?;
+    }
+    if p.lo_up {
+        step("bringing up lo", loopback_up())?;
+    }
+    step(
+        &format!("chdir {}", p.cwd.display()),
+        nix::unistd::chdir(&p.cwd),
+    )?;
+    let path = resolve(&p.cmd, &p.path_dirs).ok_or_else(|| ChildFail::NotFound(p.cmd.clone()))?;
+    for (res, soft, hard) in &p.rlimits {
+        let lim = libc::rlimit {
+            rlim_cur: *soft,
+            rlim_max: *hard,
+        };
+        // SAFETY: `lim` is a valid rlimit.
+        step(
+            "setrlimit",
+            cvt(unsafe { libc::setrlimit(*res as _, &lim) }),
+        )?;
+    }
+    nix::sys::stat::umask(match p.user.umask {
+        Some(m) => nix::sys::stat::Mode::from_bits_truncate(m),
+        None => old_umask,
+    });
+    step(
+        "dropping the capability bounding set",
+        caps::drop_bounding(&p.caps),
+    )?;
+    if p.no_new_privs {
+        step("prctl(PR_SET_NO_NEW_PRIVS)", security::set_no_new_privs())?;
+    }
+    if let Some(f) = &p.filter {
+        step("installing the seccomp filter", f.install())?;
+    }
+    if p.change_user {
+        step("prctl(PR_SET_KEEPCAPS)", caps::keep_caps())?;
+        let u = &p.user;
+        if !u.additional_gids.is_empty() {
+            let g: Vec<nix::unistd::Gid> = u
+                .additional_gids
+                .iter()
+                .map(|g| nix::unistd::Gid::from_raw(*g))
+                .collect();
+            step("setgroups", nix::unistd::setgroups(&g))?;
+        }
+        let gid = nix::unistd::Gid::from_raw(u.gid);
+        let uid = nix::unistd::Uid::from_raw(u.uid);
+        step("setresgid", nix::unistd::setresgid(gid, gid, gid))?;
+        step("setresuid", nix::unistd::setresuid(uid, uid, uid))?;
+    }
+    step("setting capabilities", caps::apply(&p.caps))?;
+    // Layer 3 of the CVE-2019-5736 guard: no descriptor of the runtime survives exec.
+    // SAFETY: close_range only changes descriptor flags.
+    step(
+        "close_range",
+        cvt(unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            )
+        } as libc::c_int),
+    )?;
+    Ok(path)
+}
+
+/// Looks `cmd` up like execvp: as a path when it contains a slash, else in `dirs`.
+fn resolve(cmd: &str, dirs: &[String]) -> Option<CString> {
+    let executable = |c: &CString| {
+        // SAFETY: `c` is a valid C string; stat writes only into `st`.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above; access has no memory-safety preconditions.
+        unsafe {
+            libc::stat(c.as_ptr(), &mut st) == 0
+                && st.st_mode & libc::S_IFMT == libc::S_IFREG
+                && libc::access(c.as_ptr(), libc::X_OK) == 0
+        }
+    };
+    if cmd.contains('/') {
+        let c = CString::new(cmd).ok()?;
+        return executable(&c).then_some(c);
+    }
+    dirs.iter().find_map(|d| {
+        let d = if d.is_empty() { "." } else { d };
+        let c = cpath(&Path::new(d).join(cmd)).ok()?;
+        executable(&c).then_some(c)
+    })
+}
+
+/// Brings the loopback interface of the new network namespace up.
+fn loopback_up() -> std::io::Result<()> {
+    // SAFETY: plain socket creation; the fd is closed below.
+    let fd = cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: an all-zero ifreq is valid; the name is copied in below.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: `ifr` is a valid ifreq for SIOCGIFFLAGS/SIOCSIFFLAGS on `fd`.
+    let r = unsafe {
+        if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut ifr) < 0 {
+            -1
+        } else {
+            ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+            libc::ioctl(fd, libc::SIOCSIFFLAGS, &ifr)
+        }
+    };
+    let err = std::io::Error::last_os_error();
+    // SAFETY: `fd` is open and closed once.
+    unsafe { libc::close(fd) };
+    if r < 0 {
+        Err(err)
+    } else {
+        Ok(())
+    }
+}

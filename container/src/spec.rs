@@ -1,0 +1,158 @@
+//! The runtime-independent description of one sandbox run. The CLI short form
+//! (`--rootfs DIR -- CMD`) and an OCI bundle ([`crate::oci`]) both produce one.
+
+use crate::namespaces::NamespaceSet;
+use crate::security::caps;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The PATH given to workloads when none is configured.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The hostname set in a fresh UTS namespace when none is configured.
+pub const DEFAULT_HOSTNAME: &str = "bootlab";
+
+/// A uid or gid mapping line of a user namespace (`/proc/PID/uid_map`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdMap {
+    /// First id inside the namespace.
+    pub inside: u32,
+    /// First id outside (on the host).
+    pub outside: u32,
+    /// Number of ids.
+    pub count: u32,
+}
+
+/// The identity the workload runs as (inside its user namespace, if any).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct User {
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+    /// Supplementary groups.
+    pub additional_gids: Vec<u32>,
+    /// File mode creation mask, if it is to be set.
+    pub umask: Option<u32>,
+}
+
+/// cgroup limits. `None` means "not limited".
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resources {
+    /// Memory limit in bytes (v1 `memory.limit_in_bytes`, v2 `memory.max`).
+    pub memory_bytes: Option<u64>,
+    /// Maximum number of tasks (`pids.max`).
+    pub pids: Option<u64>,
+    /// CPU bandwidth: (quota µs, period µs) (v1 `cpu.cfs_*`, v2 `cpu.max`).
+    pub cpu_quota: Option<(u64, u64)>,
+}
+
+impl Resources {
+    /// Whether any limit is set.
+    pub fn any(&self) -> bool {
+        self.memory_bytes.is_some() || self.pids.is_some() || self.cpu_quota.is_some()
+    }
+
+    /// CPU bandwidth for `cpus` CPUs with the default 100 ms period.
+    pub fn cpus(cpus: f64) -> (u64, u64) {
+        const PERIOD_US: u64 = 100_000;
+        (
+            ((cpus * PERIOD_US as f64).round() as u64).max(1_000),
+            PERIOD_US,
+        )
+    }
+}
+
+/// One extra mount, as in config.json (`mounts`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Absolute path inside the container.
+    pub destination: PathBuf,
+    /// Filesystem type (`proc`, `tmpfs`, `bind`, ...); `None` for a plain bind mount.
+    pub fstype: Option<String>,
+    /// Source: a host path for bind mounts, a device name otherwise.
+    pub source: Option<PathBuf>,
+    /// fstab-style options (`ro`, `nosuid`, `rbind`, `mode=755`, ...).
+    pub options: Vec<String>,
+}
+
+/// Everything needed to run one workload in a sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxSpec {
+    /// The root filesystem; `None` keeps the host's root (only without a mount
+    /// namespace).
+    pub rootfs: Option<PathBuf>,
+    /// Command and arguments; `args[0]` is looked up in the sandbox's PATH.
+    pub args: Vec<String>,
+    /// Environment (`KEY=VALUE`).
+    pub env: Vec<String>,
+    /// Working directory inside the sandbox.
+    pub cwd: PathBuf,
+    /// Hostname (set when a UTS namespace is created).
+    pub hostname: Option<String>,
+    /// Namespaces to create.
+    pub namespaces: NamespaceSet,
+    /// Root read-only (default) or writable.
+    pub readonly_root: bool,
+    /// Mount the default /proc, /dev and /tmp (short form). OCI bundles list their
+    /// own mounts instead.
+    pub default_mounts: bool,
+    /// Extra mounts, in order, after the default ones.
+    pub mounts: Vec<Mount>,
+    /// Paths hidden (OCI `maskedPaths`).
+    pub masked_paths: Vec<PathBuf>,
+    /// Paths remounted read-only (OCI `readonlyPaths`).
+    pub readonly_paths: Vec<PathBuf>,
+    /// cgroup limits.
+    pub resources: Resources,
+    /// uid mappings for the user namespace; empty = map root to the caller.
+    pub uid_mappings: Vec<IdMap>,
+    /// gid mappings for the user namespace; empty = map root to the caller.
+    pub gid_mappings: Vec<IdMap>,
+    /// Identity of the workload.
+    pub user: User,
+    /// Capability sets of the workload.
+    pub capabilities: caps::CapSets,
+    /// Resource limits (`setrlimit`): (resource, soft, hard).
+    pub rlimits: Vec<(u32, u64, u64)>,
+    /// Set `no_new_privs` (default true).
+    pub no_new_privs: bool,
+    /// Install the default seccomp filter (default true).
+    pub seccomp: bool,
+    /// Kill the whole sandbox after this long.
+    pub timeout: Option<Duration>,
+}
+
+impl SandboxSpec {
+    /// A spec with the defaults of `bootlab sandbox run --rootfs ROOTFS -- ARGS`.
+    pub fn new(rootfs: Option<PathBuf>, args: Vec<String>) -> Self {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        let mut env = vec![format!("PATH={DEFAULT_PATH}"), "HOME=/".to_owned()];
+        if let Ok(term) = std::env::var("TERM") {
+            env.push(format!("TERM={term}"));
+        }
+        SandboxSpec {
+            rootfs,
+            args,
+            env,
+            cwd: PathBuf::from("/"),
+            hostname: Some(DEFAULT_HOSTNAME.to_owned()),
+            namespaces: NamespaceSet::default_for_euid(euid),
+            readonly_root: true,
+            default_mounts: true,
+            mounts: Vec::new(),
+            masked_paths: Vec::new(),
+            readonly_paths: Vec::new(),
+            resources: Resources::default(),
+            uid_mappings: Vec::new(),
+            gid_mappings: Vec::new(),
+            user: User::default(),
+            capabilities: caps::CapSets::default_set(),
+            rlimits: Vec::new(),
+            no_new_privs: true,
+            seccomp: true,
+            timeout: None,
+        }
+    }
+}

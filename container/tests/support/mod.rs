@@ -1,0 +1,116 @@
+//! Shared helpers of the sandbox tests (used by `container/tests/*.rs` and the root
+//! package's `tests/sandbox_*.rs` through `#[path]`): the root check with its loud
+//! skip, and a tiny busybox-static rootfs built by the test itself (with the static
+//! `probe` helper compiled from `container/tests/probe/probe.rs`), so the tests do
+//! not depend on the guest-images build.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Where a statically linked busybox is expected (Debian package busybox-static).
+pub const BUSYBOX: &str = "/bin/busybox";
+
+/// Whether a missing prerequisite must fail the test instead of skipping it.
+fn required() -> bool {
+    ["BOOTLAB_REQUIRE_ROOT", "BOOTLAB_REQUIRE_KVM"]
+        .iter()
+        .any(|v| std::env::var(v).map(|s| s == "1").unwrap_or(false))
+}
+
+/// Skips (loudly) or fails, per [`required`].
+pub fn skip(why: &str) -> bool {
+    if required() {
+        panic!("{why} (required by BOOTLAB_REQUIRE_ROOT/BOOTLAB_REQUIRE_KVM)");
+    }
+    eprintln!("SKIP: {why}");
+    false
+}
+
+/// True when the test may run sandboxes: root, and a static busybox to build the
+/// rootfs from. Otherwise prints `SKIP: ...` and returns false, or panics when
+/// `BOOTLAB_REQUIRE_ROOT=1` / `BOOTLAB_REQUIRE_KVM=1`.
+pub fn require_root() -> bool {
+    if euid() != 0 {
+        return skip("sandbox tests need root");
+    }
+    if !Path::new(BUSYBOX).exists() {
+        return skip("no /bin/busybox (install busybox-static)");
+    }
+    true
+}
+
+/// The effective uid (owner of `/proc/self`; no libc needed in the root package).
+pub fn euid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX)
+}
+
+fn tmp_base() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+}
+
+/// Compiles the probe helper (static, std only) once per source version.
+fn probe_binary() -> PathBuf {
+    const SRC: &str = include_str!("../probe/probe.rs");
+    let hash = SRC.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
+    let out = tmp_base().join(format!("probe-{hash:016x}"));
+    if out.exists() {
+        return out;
+    }
+    let partial = tmp_base().join(format!("probe-{hash:016x}.{}", std::process::id()));
+    let src = tmp_base().join(format!("probe-{hash:016x}.{}.rs", std::process::id()));
+    std::fs::write(&src, SRC).expect("writing the probe source");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let st = Command::new(rustc)
+        .args(["--edition", "2021", "--crate-name", "probe", "-O"])
+        .args(["-C", "target-feature=+crt-static", "-o"])
+        .arg(&partial)
+        .arg(&src)
+        .status()
+        .expect("running rustc for the probe helper");
+    let _ = std::fs::remove_file(&src);
+    assert!(st.success(), "compiling the probe helper failed");
+    std::fs::rename(&partial, &out).expect("installing the probe helper");
+    out
+}
+
+/// A busybox-static rootfs with `/bin/probe`, built once per test process in
+/// `CARGO_TARGET_TMPDIR` (stale ones of dead test processes are removed).
+pub fn rootfs() -> &'static Path {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let base = tmp_base();
+        std::fs::create_dir_all(&base).unwrap();
+        if let Ok(rd) = std::fs::read_dir(&base) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(pid) = name.strip_prefix("sandbox-rootfs-") {
+                    if !Path::new("/proc").join(pid).exists() {
+                        let _ = std::fs::remove_dir_all(e.path());
+                    }
+                }
+            }
+        }
+        let root = base.join(format!("sandbox-rootfs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for d in ["bin", "proc", "dev", "tmp", "etc"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::copy(BUSYBOX, root.join("bin/busybox")).unwrap();
+        let list = Command::new(BUSYBOX).arg("--list").output().unwrap();
+        for applet in String::from_utf8_lossy(&list.stdout).lines() {
+            if applet != "busybox" && !applet.is_empty() {
+                std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+            }
+        }
+        std::fs::copy(probe_binary(), root.join("bin/probe")).unwrap();
+        root
+    })
+}

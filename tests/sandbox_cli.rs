@@ -1,0 +1,612 @@
+//! `bootlab sandbox run` through the built binary: isolation (PID 1, hostname, no
+//! host processes, only `lo`, read-only root, capabilities, seccomp), limits (memory
+//! OOM, pids), exit status and signals, the timeline, OCI bundles, and a clear
+//! one-line error with a non-zero exit for every bad input.
+//! Sandbox runs need root: without it they print `SKIP: ...` (or fail with
+//! `BOOTLAB_REQUIRE_ROOT=1` / `BOOTLAB_REQUIRE_KVM=1`).
+
+#[path = "../container/tests/support/mod.rs"]
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use support::{require_root, rootfs};
+
+fn bootlab() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bootlab"));
+    c.env_remove("BOOTLAB_SPAWN_NS");
+    c
+}
+
+/// `bootlab sandbox run --rootfs <test rootfs> EXTRA -- CMD`.
+fn sandbox(extra: &[&str], cmd: &[&str]) -> Output {
+    bootlab()
+        .args(["sandbox", "run", "--rootfs"])
+        .arg(rootfs())
+        .args(extra)
+        .arg("--")
+        .args(cmd)
+        .output()
+        .expect("running bootlab")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs a shell script in the default sandbox and returns its stdout, asserting exit 0.
+fn sh(extra: &[&str], script: &str) -> String {
+    let o = sandbox(extra, &["/bin/sh", "-c", script]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    stdout(&o)
+}
+
+/// Asserts a failed run: exit 1 and exactly one `bootlab: error: ...` line
+/// containing `needle`.
+fn assert_one_line_error(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one line, got: {err}");
+    assert!(lines[0].starts_with("bootlab: error: "), "{err}");
+    assert!(lines[0].contains(needle), "`{needle}` not in: {err}");
+}
+
+#[test]
+fn workload_is_pid1_with_own_hostname_and_no_host_processes() {
+    if !require_root() {
+        return;
+    }
+    let out = sh(
+        &["--hostname", "box-1"],
+        "echo pid=$$; echo host=$(hostname); ls /proc | grep -c '^[0-9]'",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "pid=1");
+    assert_eq!(lines[1], "host=box-1");
+    // The shell, its command substitution subshell/ls/grep: a handful, never the host's.
+    let procs: usize = lines[2].trim().parse().unwrap();
+    assert!((1..=4).contains(&procs), "{procs} processes visible");
+}
+
+#[test]
+fn only_loopback_and_it_is_up() {
+    if !require_root() {
+        return;
+    }
+    let out = sh(&[], "tail -n +3 /proc/net/dev | cut -d: -f1; ip -o link");
+    let mut lines = out.lines();
+    assert_eq!(lines.next().map(str::trim), Some("lo"));
+    let link = lines.next().unwrap_or_default();
+    assert!(link.contains("lo:") && link.contains("UP"), "{out}");
+    assert_eq!(lines.next(), None, "{out}");
+}
+
+#[test]
+fn root_is_read_only_tmp_is_writable_and_rw_flag_works() {
+    if !require_root() {
+        return;
+    }
+    let o = sandbox(&[], &["/bin/sh", "-c", "touch /x"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("Read-only file system"),
+        "{}",
+        stderr(&o)
+    );
+    sh(
+        &[],
+        "echo hi > /tmp/f && cat /tmp/f && ls /dev/null /dev/zero /dev/urandom",
+    );
+    let marker = format!("rw-test-{}", std::process::id());
+    sh(
+        &["--rw"],
+        &format!("touch /tmp/../{marker} && rm /{marker}"),
+    );
+}
+
+#[test]
+fn capabilities_are_the_default_set_only() {
+    if !require_root() {
+        return;
+    }
+    let out = sh(&[], "grep -E '^Cap(Eff|Prm|Bnd|Inh|Amb)' /proc/self/status");
+    let want = format!("{:016x}", container::security::caps::default_mask());
+    for line in out.lines() {
+        let (name, val) = line.split_once(':').unwrap();
+        let expect = if matches!(name, "CapInh" | "CapAmb") {
+            "0000000000000000"
+        } else {
+            want.as_str()
+        };
+        assert_eq!(val.trim(), expect, "{name}");
+    }
+    // No CAP_SYS_ADMIN in the set, whatever the default is.
+    assert_eq!(container::security::caps::default_mask() & (1 << 21), 0);
+}
+
+#[test]
+fn seccomp_denies_dangerous_calls_with_eperm() {
+    if !require_root() {
+        return;
+    }
+    let o = sandbox(&[], &["probe", "syscalls"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(out.contains("getpid=OK"), "{out}");
+    // keyctl needs no capability: only the filter makes it EPERM.
+    for name in [
+        "keyctl",
+        "kexec_load",
+        "init_module",
+        "mount",
+        "unshare",
+        "ptrace",
+    ] {
+        assert!(out.contains(&format!("{name}=EPERM")), "{name}: {out}");
+    }
+}
+
+#[test]
+fn memory_limit_oom_kills_and_is_reported() {
+    if !require_root() {
+        return;
+    }
+    let o = sandbox(
+        &["--memory", "32M", "--timeout", "20"],
+        &["probe", "alloc", "200"],
+    );
+    assert_eq!(o.status.code(), Some(137), "stderr: {}", stderr(&o));
+    assert!(!stdout(&o).contains("allocated"));
+    assert!(stderr(&o).contains("out-of-memory"), "{}", stderr(&o));
+    // Under the limit the same workload runs through.
+    let o = sandbox(&["--memory", "64M"], &["probe", "alloc", "8"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("allocated 8"));
+}
+
+#[test]
+fn pids_limit_stops_a_fork_bomb() {
+    if !require_root() {
+        return;
+    }
+    let o = sandbox(
+        &["--pids", "8", "--timeout", "20"],
+        &["probe", "forks", "100"],
+    );
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // PID 1 itself counts: at most 7 children.
+    let forked: usize = out
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("forked="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(usize::MAX);
+    assert!(forked < 8, "{out}");
+    assert!(out.contains("errno=EAGAIN"), "{out}");
+}
+
+#[test]
+fn exit_status_and_signal_deaths_propagate() {
+    if !require_root() {
+        return;
+    }
+    assert_eq!(sandbox(&[], &["sh", "-c", "exit 7"]).status.code(), Some(7));
+    assert_eq!(sandbox(&[], &["true"]).status.code(), Some(0));
+    // Without a PID namespace the shell is not an init and dies of its own signal.
+    let o = sandbox(&["--no-pid"], &["sh", "-c", "kill -TERM $$; sleep 5"]);
+    assert_eq!(o.status.code(), Some(128 + 15), "{}", stderr(&o));
+    // The timeout kills the whole sandbox with SIGKILL.
+    let o = sandbox(&["--timeout", "0.3"], &["sh", "-c", "sleep 30 & sleep 30"]);
+    assert_eq!(o.status.code(), Some(128 + 9));
+    assert!(stderr(&o).contains("timeout"), "{}", stderr(&o));
+}
+
+#[test]
+fn signals_are_forwarded_to_the_workload() {
+    if !require_root() {
+        return;
+    }
+    let mut child = bootlab()
+        .args(["sandbox", "run", "--rootfs"])
+        .arg(rootfs())
+        .args(["--timeout", "20", "--"])
+        .args([
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 42' TERM; echo ready; while :; do sleep 0.05; done",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    // SAFETY (test): kill(2) on our own child.
+    let pid = child.id() as i32;
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "got-term");
+    assert_eq!(status.code(), Some(42));
+}
+
+#[test]
+fn timeline_reports_spawn_exec_done_exit_in_order() {
+    if !require_root() {
+        return;
+    }
+    let dir = tempdir("timeline");
+    let file = dir.join("t.json");
+    let o = bootlab()
+        .args(["sandbox", "run", "--timeline", "json", "--timeline-out"])
+        .arg(&file)
+        .arg("--rootfs")
+        .arg(rootfs())
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let line = stderr(&o);
+    let printed: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(printed, written);
+    let events = written["events"].as_array().unwrap();
+    let t = |name: &str| {
+        events
+            .iter()
+            .find(|e| e["name"] == name)
+            .and_then(|e| e["t_ns"].as_u64())
+            .unwrap_or_else(|| panic!("no {name} in {written}"))
+    };
+    let (spawn, exec, done, exit) = (t("spawn"), t("exec"), t("done"), t("exit"));
+    assert!(spawn < exec && exec <= done && done <= exit, "{written}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A fresh directory in CARGO_TARGET_TMPDIR (or the system temp dir when that is not
+/// writable, e.g. the bad-input tests run without root).
+fn tempdir(tag: &str) -> std::path::PathBuf {
+    let name = format!("sandbox-cli-{tag}-{}", std::process::id());
+    for base in [
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")),
+        std::env::temp_dir(),
+    ] {
+        let d = base.join(&name);
+        let _ = std::fs::remove_dir_all(&d);
+        if std::fs::create_dir_all(&d).is_ok() {
+            return d;
+        }
+    }
+    panic!("no writable temp dir for {name}");
+}
+
+/// A bundle with `config.json` = `runc spec`-like JSON over the test rootfs.
+fn bundle(tag: &str, config: &str) -> std::path::PathBuf {
+    let d = tempdir(tag);
+    std::fs::write(d.join("config.json"), config).unwrap();
+    d
+}
+
+fn oci_config(root: &Path, extra_linux: &str) -> String {
+    format!(
+        r#"{{
+  "ociVersion": "1.0.2",
+  "process": {{"terminal": false, "user": {{"uid": 0, "gid": 0}},
+    "args": ["sh", "-c", "echo $(hostname) $$ $FOO"], "env": ["PATH=/bin", "FOO=bar"],
+    "cwd": "/", "noNewPrivileges": true}},
+  "root": {{"path": "{root}", "readonly": true}},
+  "hostname": "oci-box",
+  "mounts": [{{"destination": "/proc", "type": "proc", "source": "proc"}}],
+  "linux": {{"namespaces": [{{"type": "pid"}}, {{"type": "mount"}}, {{"type": "uts"}},
+    {{"type": "network"}}, {{"type": "ipc"}}]{extra_linux}}}
+}}"#,
+        root = root.display()
+    )
+}
+
+#[test]
+fn oci_bundle_runs() {
+    if !require_root() {
+        return;
+    }
+    let b = bundle("oci-ok", &oci_config(rootfs(), ""));
+    let o = bootlab()
+        .args(["sandbox", "run", "--bundle"])
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "oci-box 1 bar");
+    let _ = std::fs::remove_dir_all(b);
+}
+
+// ---- bad inputs: one clear line, exit 1 (no root needed up to the clone) ----
+
+#[test]
+fn missing_rootfs_is_a_clear_error() {
+    let o = bootlab()
+        .args([
+            "sandbox",
+            "run",
+            "--rootfs",
+            "/nonexistent/rootfs",
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "/nonexistent/rootfs");
+}
+
+#[test]
+fn unknown_namespace_is_a_clear_error() {
+    let o = bootlab()
+        .args([
+            "sandbox",
+            "run",
+            "--unshare",
+            "pid,bogus",
+            "--rootfs",
+            "/",
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "unknown namespace `bogus`");
+}
+
+#[test]
+fn malformed_and_unsupported_config_json_are_clear_errors() {
+    let b = bundle("oci-bad", "{ \"ociVersion\": \"1.0.2\", \"process\": ");
+    let o = bootlab()
+        .args(["sandbox", "run", "--bundle"])
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "config.json");
+    // The field is refused while parsing, before the root is looked at.
+    let b2 = bundle(
+        "oci-unsupported",
+        &oci_config(
+            Path::new("/nonexistent-rootfs"),
+            r#", "seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}"#,
+        ),
+    );
+    let o = bootlab()
+        .args(["sandbox", "run", "--bundle"])
+        .arg(&b2)
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "seccomp");
+    let missing = tempdir("oci-missing");
+    let o = bootlab()
+        .args(["sandbox", "run", "--bundle"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "config.json");
+    for d in [b, b2, missing] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+#[test]
+fn command_missing_from_rootfs_is_a_clear_error() {
+    if !require_root() {
+        return;
+    }
+    let o = sandbox(&[], &["/no/such/cmd"]);
+    assert_one_line_error(&o, "`/no/such/cmd` not found");
+    let o = sandbox(&[], &["no-such-cmd"]);
+    assert_one_line_error(&o, "`no-such-cmd` not found");
+}
+
+#[test]
+fn bad_limits_are_usage_errors() {
+    for args in [
+        &["--memory", "lots"][..],
+        &["--cpus=-1"][..],
+        &["--timeout", "0"][..],
+    ] {
+        let o = bootlab()
+            .args(["sandbox", "run", "--rootfs", "/"])
+            .args(args)
+            .args(["--", "true"])
+            .output()
+            .unwrap();
+        assert_ne!(o.status.code(), Some(0), "{args:?}");
+        let flag = args[0].split('=').next().unwrap();
+        assert!(stderr(&o).contains(flag), "{args:?}: {}", stderr(&o));
+    }
+}
+
+/// `cat /proc/self/uid_map` as whitespace-separated numbers.
+fn map_fields(out: &str) -> Vec<Vec<u64>> {
+    out.lines()
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|w| w.parse().ok())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn user_namespace_as_root_is_optional_and_works() {
+    if !require_root() {
+        return;
+    }
+    let out = sh(
+        &["--unshare", "all"],
+        "cat /proc/self/uid_map /proc/self/gid_map; echo $$",
+    );
+    let f = map_fields(&out);
+    assert_eq!(f[0], vec![0, 0, 1], "{out}");
+    assert_eq!(f[1], vec![0, 0, 1], "{out}");
+    assert_eq!(f[2], vec![1], "{out}");
+    // Without it (the default as root) the workload shares the host's user namespace.
+    let out = sh(&[], "cat /proc/self/uid_map");
+    assert_eq!(map_fields(&out)[0], vec![0, 0, 4294967295], "{out}");
+}
+
+#[test]
+fn rootless_mode_maps_the_caller_to_root() {
+    if !require_root() {
+        return;
+    }
+    let Some(setpriv) = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        support::skip("no setpriv to drop to an unprivileged user");
+        return;
+    };
+    // The test rootfs and binary live below CARGO_TARGET_TMPDIR/target: readable by all.
+    let o = Command::new(setpriv)
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_bootlab"))
+        .args(["sandbox", "run", "--rootfs"])
+        .arg(rootfs())
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map; echo $$; hostname; tail -n +3 /proc/net/dev | cut -d: -f1",
+        ])
+        .output()
+        .unwrap();
+    if o.status.code() == Some(1) && stderr(&o).contains("clone") {
+        support::skip(&format!(
+            "unprivileged user namespaces unavailable: {}",
+            stderr(&o)
+        ));
+        return;
+    }
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(map_fields(lines[0])[0], vec![0, 65534, 1], "{out}");
+    assert_eq!(&lines[1..], &["1", "bootlab", "lo"], "{out}");
+}
+
+#[test]
+fn mount_target_symlinked_out_of_the_rootfs_is_refused() {
+    if !require_root() {
+        return;
+    }
+    let d = tempdir("evil-rootfs");
+    let (root, outside) = (d.join("root"), d.join("outside"));
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::copy(support::BUSYBOX, root.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", root.join("bin/true")).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("proc")).unwrap();
+    let o = bootlab()
+        .args(["sandbox", "run", "--rootfs"])
+        .arg(&root)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "resolves outside the rootfs");
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    let _ = std::fs::remove_dir_all(d);
+}
+
+/// Finds the cgroup directories named `bootlab-<pid>-*` below `base`.
+fn cgroup_dirs_of(base: &Path, pid: u32) -> Vec<std::path::PathBuf> {
+    let prefix = format!("bootlab-{pid}-");
+    let mut out = Vec::new();
+    let mut stack = vec![base.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                    out.push(e.path());
+                } else if e.path().components().count() < 12 {
+                    stack.push(e.path());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn limits_are_written_to_the_hosts_cgroup_backend() {
+    if !require_root() {
+        return;
+    }
+    let mut child = bootlab()
+        .args(["sandbox", "run", "--rootfs"])
+        .arg(rootfs())
+        .args([
+            "--memory",
+            "48M",
+            "--pids",
+            "12",
+            "--cpus",
+            "0.5",
+            "--timeout",
+            "2",
+        ])
+        .args(["--", "sh", "-c", "echo ready; sleep 10"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    let dirs = cgroup_dirs_of(Path::new("/sys/fs/cgroup"), child.id());
+    let read = |file: &str| {
+        dirs.iter()
+            .find_map(|d| std::fs::read_to_string(d.join(file)).ok())
+            .map(|s| s.trim().to_owned())
+    };
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    if v2 {
+        assert_eq!(read("memory.max").as_deref(), Some("50331648"), "{dirs:?}");
+        assert_eq!(read("pids.max").as_deref(), Some("12"), "{dirs:?}");
+        assert_eq!(read("cpu.max").as_deref(), Some("50000 100000"), "{dirs:?}");
+    } else {
+        assert_eq!(
+            read("memory.limit_in_bytes").as_deref(),
+            Some("50331648"),
+            "{dirs:?}"
+        );
+        assert_eq!(read("pids.max").as_deref(), Some("12"), "{dirs:?}");
+        assert_eq!(
+            read("cpu.cfs_quota_us").as_deref(),
+            Some("50000"),
+            "{dirs:?}"
+        );
+        assert_eq!(
+            read("cpu.cfs_period_us").as_deref(),
+            Some("100000"),
+            "{dirs:?}"
+        );
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(137));
+    for d in &dirs {
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
+}
