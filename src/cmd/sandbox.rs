@@ -40,8 +40,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "H")]
     pub hostname: Option<String>,
     /// Namespaces to create: `all`, `none`, a list (`pid,mount,net`), or changes to the
-    /// default (`-net`, `+user`).
-    #[arg(long, value_name = "LIST")]
+    /// default (`--unshare=-net,+user`).
+    #[arg(long, value_name = "LIST", allow_hyphen_values = true)]
     pub unshare: Option<String>,
     /// Share the host's network (no network namespace).
     #[arg(long)]
