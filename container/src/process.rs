@@ -148,6 +148,7 @@ struct Prepared {
     cwd: PathBuf,
     user: User,
     change_user: bool,
+    clear_groups: bool,
     caps: caps::CapSets,
     rlimits: Vec<(u32, u64, u64)>,
     no_new_privs: bool,
@@ -247,6 +248,7 @@ impl Prepared {
             cwd: spec.cwd.clone(),
             user: spec.user.clone(),
             change_user,
+            clear_groups: false,
             caps: spec.capabilities,
             rlimits: spec.rlimits.clone(),
             no_new_privs: spec.no_new_privs,
@@ -301,6 +303,12 @@ pub fn run_in(spec: &SandboxSpec, bundle_dir: Option<&Path>) -> Result<Outcome> 
     let parent_maps =
         prep.userns.is_some() && !(spec.uid_mappings.is_empty() && spec.gid_mappings.is_empty());
     prep.own_maps = prep.userns.is_some() && !parent_maps;
+    if parent_maps {
+        // The child's host ids are not mapped by a custom map: it must switch to the
+        // configured ids (root by default) inside, and drop the host's groups.
+        prep.change_user = true;
+        prep.clear_groups = true;
+    }
     prep.rootless = prep.userns.is_some() && euid != 0;
     if !prep.rootless {
         // Layer 1 of the CVE-2019-5736 guard; the child inherits it. Rootless, the
@@ -738,6 +746,15 @@ fn child_setup(
             step("prctl(PR_SET_DUMPABLE)", security::set_non_dumpable())?;
         }
     }
+    if p.clear_groups {
+        // Custom maps: become root of the new user namespace before touching files
+        // (our host ids are not mapped there; creating a file would fail EOVERFLOW).
+        step("setgroups", nix::unistd::setgroups(&[]))?;
+        let root_g = nix::unistd::Gid::from_raw(0);
+        let root_u = nix::unistd::Uid::from_raw(0);
+        step("setresgid", nix::unistd::setresgid(root_g, root_g, root_g))?;
+        step("setresuid", nix::unistd::setresuid(root_u, root_u, root_u))?;
+    }
     if p.own_maps {
         if let Some((uid_map, gid_map)) = &p.userns {
             let w = |file: &str, data: &str| {
@@ -815,7 +832,7 @@ fn child_setup(
     if p.change_user {
         step("prctl(PR_SET_KEEPCAPS)", caps::keep_caps())?;
         let u = &p.user;
-        if !u.additional_gids.is_empty() {
+        if !u.additional_gids.is_empty() || p.clear_groups {
             let g: Vec<nix::unistd::Gid> = u
                 .additional_gids
                 .iter()
