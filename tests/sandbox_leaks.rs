@@ -1,7 +1,10 @@
 //! After 200 `bootlab sandbox run`s (half of them with cgroup limits, some killed by
 //! their timeout) nothing is left behind on the host: no mount, no `bootlab-*`
 //! cgroup, no network namespace, no process. Its own test binary, so no other test
-//! runs sandboxes while it counts. Needs root (else `SKIP: ...`).
+//! of ours runs sandboxes meanwhile; only what belongs to these runs is checked
+//! (mounts naming the rootfs, `bootlab-<runtime pid>-*` cgroups, processes with the
+//! run marker and the namespaces they reported), so other users of the host do not
+//! make it flaky. Needs root (else `SKIP: ...`).
 
 #[path = "../container/tests/support/mod.rs"]
 mod support;
@@ -11,12 +14,16 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-/// Lines of the host's mount table.
-fn mounts() -> usize {
+/// Lines of the host's mount table that mention `root` (the sandboxes' mounts live in
+/// their own namespaces; a leak or a propagation would show up here).
+fn mounts_of(root: &Path) -> Vec<String> {
+    let root = root.display().to_string();
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
-        .count()
+        .filter(|l| l.contains(&root))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// `bootlab-*` cgroups in every hierarchy.
@@ -44,15 +51,24 @@ fn cgroups() -> Vec<String> {
     out
 }
 
-/// Distinct network namespaces held by any process.
-fn netns() -> BTreeSet<String> {
-    let mut set = BTreeSet::new();
+/// Processes of ours (command line with `marker`, or the runtime `bin`) that are in
+/// one of the network namespaces `ids` (`net:[inode]`).
+fn netns_holders(ids: &BTreeSet<String>, marker: &str, bin: &str) -> Vec<String> {
+    let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(l) = std::fs::read_link(e.path().join("ns/net")) {
-            set.insert(l.display().to_string());
+        let Ok(l) = std::fs::read_link(e.path().join("ns/net")) else {
+            continue;
+        };
+        if !ids.contains(&l.display().to_string()) {
+            continue;
+        }
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains(marker) || cmd.starts_with(bin) {
+            out.push(format!("{}: {cmd}", e.file_name().to_string_lossy()));
         }
     }
-    set
+    out
 }
 
 /// Processes whose command line contains `marker`.
@@ -82,7 +98,8 @@ fn two_hundred_runs_leave_nothing_behind() {
         .arg(root)
         .args(["--", "true"])
         .status();
-    let (m0, c0, n0) = (mounts(), cgroups(), netns());
+    let c0 = cgroups();
+    assert_eq!(mounts_of(root), Vec::<String>::new());
     // The counters see a live sandbox's cgroup, mounts are in its own namespace.
     let mut live = Command::new(bin)
         .args([
@@ -95,7 +112,8 @@ fn two_hundred_runs_leave_nothing_behind() {
             "--rootfs",
         ])
         .arg(root)
-        .args(["--", "sh", "-c", "echo ready; sleep 10"])
+        .args(["--", "sh", "-c"])
+        .arg(format!("readlink /proc/self/ns/net; sleep 10 # {marker}"))
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -103,13 +121,26 @@ fn two_hundred_runs_leave_nothing_behind() {
     BufReader::new(live.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    assert_eq!(line.trim(), "ready");
+    let live_ns = BTreeSet::from([line.trim().to_owned()]);
+    assert!(
+        !netns_holders(&live_ns, &marker, bin).is_empty(),
+        "the live sandbox's network namespace holder is not seen: {line}"
+    );
     assert!(
         cgroups().len() > c0.len(),
         "the live sandbox's cgroup is not seen"
     );
-    assert_eq!(mounts(), m0);
+    assert_eq!(
+        mounts_of(root),
+        Vec::<String>::new(),
+        "a live sandbox's mount leaked out"
+    );
     assert_eq!(live.wait().unwrap().code(), Some(137));
+    // Other helpers may mount, make cgroups or network namespaces on this host at the
+    // same time: only what belongs to OUR runs is checked (their runtime pids, their
+    // rootfs path, the network namespaces their workloads reported).
+    let mut pids = Vec::new();
+    let mut our_netns = BTreeSet::new();
     for i in 0..200 {
         let mut cmd = Command::new(bin);
         cmd.args(["sandbox", "run", "--rootfs"]).arg(root);
@@ -123,26 +154,42 @@ fn two_hundred_runs_leave_nothing_behind() {
             _ => {}
         }
         // Every 20th run leaves a background child and is killed by its timeout.
-        let script = if i % 20 == 3 {
+        let tail = if i % 20 == 3 {
             cmd.args(["--timeout", "0.05"]);
-            format!("sleep 10 & sleep 10 # {marker}")
+            "sleep 10"
         } else {
-            format!("sleep 10 & exit 0 # {marker}")
+            "exit 0"
         };
-        let st = cmd
+        let script = format!("readlink /proc/self/ns/net; sleep 10 & {tail} # {marker}");
+        let child = cmd
             .args(["--", "sh", "-c", &script])
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
-            .status()
+            .spawn()
             .unwrap();
+        pids.push(child.id());
+        let out = child.wait_with_output().unwrap();
         let want = if i % 20 == 3 { 137 } else { 0 };
-        assert_eq!(st.code(), Some(want), "run {i}");
+        assert_eq!(out.status.code(), Some(want), "run {i}");
+        let ns = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        assert!(ns.starts_with("net:["), "run {i}: {ns}");
+        our_netns.insert(ns);
     }
-    assert_eq!(mounts(), m0, "mounts left behind");
-    assert_eq!(cgroups(), c0, "cgroups left behind");
-    // Network namespaces are freed asynchronously only once unreferenced; none of
-    // ours may still be held by a process.
-    let n1 = netns();
-    assert!(n1.is_subset(&n0), "netns left: {n1:?} vs {n0:?}");
+    assert_eq!(mounts_of(root), Vec::<String>::new(), "mounts left behind");
+    let left: Vec<String> = cgroups()
+        .into_iter()
+        .filter(|c| !c0.contains(c))
+        .filter(|c| pids.iter().any(|p| c.contains(&format!("bootlab-{p}-"))))
+        .collect();
+    assert!(left.is_empty(), "cgroups left behind: {left:?}");
+    // A network namespace lives while a process, a mount or an open descriptor holds
+    // it. Mounts are checked above and the runtimes (the only fd holders) exited; no
+    // process of ours may still be in one of our runs' namespaces. (Namespace inode
+    // numbers are reused, so holders from elsewhere on the host are not counted.)
+    let held = netns_holders(&our_netns, &marker, bin);
+    assert!(
+        held.is_empty(),
+        "network namespaces still held by: {held:?}"
+    );
     assert_eq!(processes_with(&marker), 0, "processes left behind");
 }

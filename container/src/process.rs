@@ -90,6 +90,39 @@ pub struct Outcome {
     pub timed_out: bool,
     /// The cgroup backend used, if a cgroup was created.
     pub cgroup_backend: Option<&'static str>,
+    /// Set-up steps of the start, CLOCK_MONOTONIC ns (see [`STEP_NAMES`]); only on
+    /// the fast start path, where the child stamps them into shared memory.
+    pub steps: Vec<(&'static str, u64)>,
+}
+
+/// Names of the set-up steps in [`Outcome::steps`]: the parent right before the
+/// clone, the child's first instruction, rootfs done, network done (hostname and
+/// `lo`), security done (bounding set, no_new_privs, seccomp, ids, capabilities).
+pub const STEP_NAMES: [&str; 5] = [
+    "sandbox-clone",
+    "sandbox-child",
+    "sandbox-rootfs",
+    "sandbox-net",
+    "sandbox-security",
+];
+
+/// Timestamps of the set-up steps, indexed like [`STEP_NAMES`].
+#[derive(Debug, Default, Clone, Copy)]
+struct Steps([u64; 5]);
+
+impl Steps {
+    fn stamp(&mut self, i: usize) {
+        self.0[i] = timeline::now_ns();
+    }
+
+    fn named(&self) -> Vec<(&'static str, u64)> {
+        STEP_NAMES
+            .iter()
+            .zip(self.0)
+            .filter(|(_, t)| *t != 0)
+            .map(|(n, t)| (*n, t))
+            .collect()
+    }
 }
 
 /// Everything the child needs, computed before the clone.
@@ -115,6 +148,7 @@ struct Prepared {
     cwd: PathBuf,
     user: User,
     change_user: bool,
+    clear_groups: bool,
     caps: caps::CapSets,
     rlimits: Vec<(u32, u64, u64)>,
     no_new_privs: bool,
@@ -214,6 +248,7 @@ impl Prepared {
             cwd: spec.cwd.clone(),
             user: spec.user.clone(),
             change_user,
+            clear_groups: false,
             caps: spec.capabilities,
             rlimits: spec.rlimits.clone(),
             no_new_privs: spec.no_new_privs,
@@ -234,6 +269,7 @@ const CHILD_STACK: usize = 512 * 1024;
 /// What the parent learns from the start of the child.
 struct Launch {
     pid: libc::pid_t,
+    steps: Steps,
     /// Exec timestamp, or why the child failed before its execve.
     exec: Result<u64>,
 }
@@ -267,6 +303,12 @@ pub fn run_in(spec: &SandboxSpec, bundle_dir: Option<&Path>) -> Result<Outcome> 
     let parent_maps =
         prep.userns.is_some() && !(spec.uid_mappings.is_empty() && spec.gid_mappings.is_empty());
     prep.own_maps = prep.userns.is_some() && !parent_maps;
+    if parent_maps {
+        // The child's host ids are not mapped by a custom map: it must switch to the
+        // configured ids (root by default) inside, and drop the host's groups.
+        prep.change_user = true;
+        prep.clear_groups = true;
+    }
     prep.rootless = prep.userns.is_some() && euid != 0;
     if !prep.rootless {
         // Layer 1 of the CVE-2019-5736 guard; the child inherits it. Rootless, the
@@ -311,6 +353,7 @@ struct VforkArgs<'a> {
     old_mask: &'a SigSet,
     exec_ns: u64,
     fail: Option<ChildFail>,
+    steps: Steps,
 }
 
 extern "C" fn vfork_child(arg: *mut libc::c_void) -> libc::c_int {
@@ -318,7 +361,8 @@ extern "C" fn vfork_child(arg: *mut libc::c_void) -> libc::c_int {
     // suspended (CLONE_VFORK) until this child execs or exits, so nothing else
     // touches it meanwhile.
     let a = unsafe { &mut *(arg as *mut VforkArgs) };
-    match child_setup(a.prep, None) {
+    a.steps.stamp(1);
+    match child_setup(a.prep, None, &mut a.steps) {
         Ok(path) => {
             prepare_exec(a.old_mask);
             a.exec_ns = timeline::now_ns();
@@ -369,7 +413,9 @@ fn spawn_vfork(prep: &Prepared, old_mask: &SigSet) -> Result<Launch> {
         old_mask,
         exec_ns: 0,
         fail: None,
+        steps: Steps::default(),
     };
+    args.steps.stamp(0);
     // SAFETY: the stack top is inside the mapping (stacks grow down on x86_64); the
     // callback never returns (it execs or _exits); `args` outlives the call because
     // CLONE_VFORK suspends us until the child is done with it.
@@ -394,7 +440,11 @@ fn spawn_vfork(prep: &Prepared, old_mask: &SigSet) -> Result<Launch> {
         )),
         (None, t) => Ok(t),
     };
-    Ok(Launch { pid, exec })
+    Ok(Launch {
+        pid,
+        exec,
+        steps: args.steps,
+    })
 }
 
 /// The start with a parent round trip (custom id maps): a fork-style clone; the child
@@ -430,7 +480,11 @@ fn spawn_forked(prep: &Prepared, old_mask: &SigSet) -> Result<Launch> {
     drop(go_r);
     if let Some((uid_map, gid_map)) = &prep.userns {
         if let Err(e) = write_maps(pid, uid_map, gid_map, prep.rootless) {
-            return Ok(Launch { pid, exec: Err(e) });
+            return Ok(Launch {
+                pid,
+                exec: Err(e),
+                steps: Steps::default(),
+            });
         }
     }
     // The child proceeds when it reads this byte.
@@ -470,7 +524,11 @@ fn spawn_forked(prep: &Prepared, old_mask: &SigSet) -> Result<Launch> {
             "the sandbox child died before the workload's execve".into(),
         )),
     };
-    Ok(Launch { pid, exec })
+    Ok(Launch {
+        pid,
+        exec,
+        steps: Steps::default(),
+    })
 }
 
 fn parent(
@@ -566,6 +624,7 @@ fn parent(
         oom_killed,
         timed_out,
         cgroup_backend: backend,
+        steps: launch.steps.named(),
     })
 }
 
@@ -642,7 +701,7 @@ fn prepare_exec(old_mask: &SigSet) {
 }
 
 fn child_main(p: &Prepared, exec_w: RawFd, go_r: OwnedFd, old_mask: &SigSet) -> ! {
-    match child_setup(p, Some(go_r)) {
+    match child_setup(p, Some(go_r), &mut Steps::default()) {
         Ok(path) => {
             prepare_exec(old_mask);
             let mut rec = [0u8; 9];
@@ -662,7 +721,11 @@ fn child_main(p: &Prepared, exec_w: RawFd, go_r: OwnedFd, old_mask: &SigSet) -> 
     unsafe { libc::_exit(127) }
 }
 
-fn child_setup(p: &Prepared, go_r: Option<OwnedFd>) -> std::result::Result<CString, ChildFail> {
+fn child_setup(
+    p: &Prepared,
+    go_r: Option<OwnedFd>,
+    steps: &mut Steps,
+) -> std::result::Result<CString, ChildFail> {
     // SAFETY: integer-only prctl.
     step(
         "prctl(PR_SET_PDEATHSIG)",
@@ -682,6 +745,15 @@ fn child_setup(p: &Prepared, go_r: Option<OwnedFd>) -> std::result::Result<CStri
         if p.rootless {
             step("prctl(PR_SET_DUMPABLE)", security::set_non_dumpable())?;
         }
+    }
+    if p.clear_groups {
+        // Custom maps: become root of the new user namespace before touching files
+        // (our host ids are not mapped there; creating a file would fail EOVERFLOW).
+        step("setgroups", nix::unistd::setgroups(&[]))?;
+        let root_g = nix::unistd::Gid::from_raw(0);
+        let root_u = nix::unistd::Uid::from_raw(0);
+        step("setresgid", nix::unistd::setresgid(root_g, root_g, root_g))?;
+        step("setresuid", nix::unistd::setresuid(root_u, root_u, root_u))?;
     }
     if p.own_maps {
         if let Some((uid_map, gid_map)) = &p.userns {
@@ -719,12 +791,14 @@ fn child_setup(p: &Prepared, go_r: Option<OwnedFd>) -> std::result::Result<CStri
     if let Some(plan) = &p.rootfs {
         plan.apply()?;
     }
+    steps.stamp(2);
     if let Some(h) = &p.hostname {
         step("sethostname", nix::unistd::sethostname(h))?;
     }
     if p.lo_up {
         step("bringing up lo", loopback_up())?;
     }
+    steps.stamp(3);
     step(
         &format!("chdir {}", p.cwd.display()),
         nix::unistd::chdir(&p.cwd),
@@ -758,7 +832,7 @@ fn child_setup(p: &Prepared, go_r: Option<OwnedFd>) -> std::result::Result<CStri
     if p.change_user {
         step("prctl(PR_SET_KEEPCAPS)", caps::keep_caps())?;
         let u = &p.user;
-        if !u.additional_gids.is_empty() {
+        if !u.additional_gids.is_empty() || p.clear_groups {
             let g: Vec<nix::unistd::Gid> = u
                 .additional_gids
                 .iter()
@@ -772,6 +846,7 @@ fn child_setup(p: &Prepared, go_r: Option<OwnedFd>) -> std::result::Result<CStri
         step("setresuid", nix::unistd::setresuid(uid, uid, uid))?;
     }
     step("setting capabilities", caps::apply(&p.caps))?;
+    steps.stamp(4);
     // Layer 3 of the CVE-2019-5736 guard: no descriptor of the runtime survives exec.
     // SAFETY: close_range only changes descriptor flags.
     step(

@@ -199,3 +199,28 @@ fn runtime_binary_as_workload_is_refused() {
     );
     assert!(our_cgroups().is_empty());
 }
+
+#[test]
+fn custom_id_maps_are_written_by_the_parent_and_the_workload_is_root_inside() {
+    if !support::require_root() {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut s = spec(
+        r#"[ "$(id -u):$(id -g)" = 0:0 ] && grep -Eq "^ +0 +100000 +65536$" /proc/self/uid_map"#,
+    );
+    s.namespaces = s.namespaces.with(Namespace::User);
+    let map = container::IdMap {
+        inside: 0,
+        outside: 100_000,
+        count: 65_536,
+    };
+    s.uid_mappings = vec![map];
+    s.gid_mappings = vec![map];
+    assert_eq!(status(&s), ExitStatus::Exited(0));
+    // Control: the check itself fails without the mapping.
+    s.namespaces = s.namespaces.without(Namespace::User);
+    s.uid_mappings.clear();
+    s.gid_mappings.clear();
+    assert_eq!(status(&s), ExitStatus::Exited(1));
+}

@@ -40,8 +40,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "H")]
     pub hostname: Option<String>,
     /// Namespaces to create: `all`, `none`, a list (`pid,mount,net`), or changes to the
-    /// default (`-net`, `+user`).
-    #[arg(long, value_name = "LIST")]
+    /// default (`--unshare=-net,+user`).
+    #[arg(long, value_name = "LIST", allow_hyphen_values = true)]
     pub unshare: Option<String>,
     /// Share the host's network (no network namespace).
     #[arg(long)]
@@ -211,6 +211,9 @@ fn run_one(a: RunArgs) -> anyhow::Result<u8> {
     });
     let code = match &result {
         Ok(out) => {
+            for (name, t) in &out.steps {
+                tl.push(*name, *t, EventSource::Runtime);
+            }
             tl.push("exec", out.exec_ns, EventSource::Runtime);
             tl.push("done", out.done_ns, EventSource::Runtime);
             if out.oom_killed {
@@ -252,6 +255,18 @@ fn report_timeline(a: &RunArgs, tl: &Timeline) -> anyhow::Result<()> {
             }
             if let Some(t) = tl.total_ns(&timeline::CONTAINER_MODEL) {
                 line.push_str(&format!(" total {:.3} ms", t as f64 / 1e6));
+            }
+            let steps: Vec<String> = tl
+                .events
+                .iter()
+                .filter(|e| container::process::STEP_NAMES.contains(&e.name.as_str()))
+                .map(|e| {
+                    let at = e.t_ns.saturating_sub(tl.spawn_ns) as f64 / 1e6;
+                    format!("{} {at:.3}", e.name.trim_start_matches("sandbox-"))
+                })
+                .collect();
+            if !steps.is_empty() {
+                line.push_str(&format!(" (sandbox steps at ms: {})", steps.join(", ")));
             }
             eprintln!("{line}");
         }
