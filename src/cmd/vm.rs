@@ -158,6 +158,7 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
         vcpus: args.vcpus,
         timeout,
         console: Box::new(RawStdout),
+        console_input: Some(0),
         name: name.into(),
         spawn_ns,
     };

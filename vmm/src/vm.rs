@@ -14,6 +14,7 @@ use crate::vcpu::{self, VcpuStop};
 use kvm_bindings::{kvm_pit_config, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES};
 use kvm_ioctls::Kvm;
 use std::io::Write;
+use std::os::fd::RawFd;
 use std::os::unix::thread::JoinHandleExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,6 +51,8 @@ pub struct VmConfig {
     pub timeout: Option<Duration>,
     /// Where the serial console goes.
     pub console: Box<dyn Write + Send>,
+    /// File descriptor whose input is fed to the serial console (e.g. 0 for stdin).
+    pub console_input: Option<RawFd>,
     /// Name of the runtime in the timeline.
     pub name: String,
     /// Time zero of the timeline (CLOCK_MONOTONIC ns).
@@ -229,6 +232,10 @@ pub fn run(config: VmConfig) -> Result<VmOutcome, Error> {
         threads.push(t);
     }
     drop(tx);
+    let input = config
+        .console_input
+        .map(|fd| spawn_input_thread(fd, bus.clone(), stop.clone()))
+        .transpose()?;
 
     let first = match config.timeout {
         Some(d) => rx.recv_timeout(d).ok(),
@@ -251,8 +258,8 @@ pub fn run(config: VmConfig) -> Result<VmOutcome, Error> {
         }
         let _ = t.join();
     }
-    if let Ok(mut s) = bus.serial.lock() {
-        let _ = s_flush(&mut s);
+    if let Some(t) = input {
+        let _ = t.join();
     }
 
     let mut timeline = Timeline::new(config.name, config.spawn_ns);
@@ -265,8 +272,44 @@ pub fn run(config: VmConfig) -> Result<VmOutcome, Error> {
     })
 }
 
-fn s_flush(_s: &mut serial::Serial) -> std::io::Result<()> {
-    std::io::stdout().flush()
+/// Feeds bytes read from `fd` to the serial port until EOF or `stop`. Polls with a
+/// short timeout so the thread notices `stop` and can be joined.
+fn spawn_input_thread(
+    fd: RawFd,
+    bus: Arc<Bus>,
+    stop: Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>, Error> {
+    std::thread::Builder::new()
+        .name("console-in".into())
+        .spawn(move || {
+            let mut buf = [0u8; 64];
+            while !stop.load(Ordering::Acquire) {
+                let mut pfd = libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd, for the duration of the call.
+                let n = unsafe { libc::poll(&mut pfd, 1, 50) };
+                if n <= 0 {
+                    continue;
+                }
+                // SAFETY: reading into a live buffer of the given length.
+                let got = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+                if got <= 0 {
+                    return; // EOF or error: no more input.
+                }
+                let mut rest = &buf[..got as usize];
+                while !rest.is_empty() && !stop.load(Ordering::Acquire) {
+                    let taken = bus.serial.lock().map(|mut s| s.input(rest)).unwrap_or(0);
+                    rest = &rest[taken..];
+                    if taken == 0 {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+            }
+        })
+        .map_err(Error::Thread)
 }
 
 fn stop_reason(s: VcpuStop) -> ExitReason {
