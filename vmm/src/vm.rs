@@ -180,14 +180,9 @@ impl Vm {
 
         let vm = kvm.create_vm().map_err(Error::kvm("KVM_CREATE_VM"))?;
         recorder.stamp("vmm.vm-created", EventSource::Monitor);
-        vm.set_tss_address(KVM_TSS_ADDR)
-            .map_err(Error::kvm("KVM_SET_TSS_ADDR"))?;
-        vm.create_irq_chip()
-            .map_err(Error::kvm("KVM_CREATE_IRQCHIP"))?;
-        recorder.stamp("vmm.irqchip", EventSource::Monitor);
-        vm.create_pit2(kvm_pit_config::default())
-            .map_err(Error::kvm("KVM_CREATE_PIT2"))?;
-        recorder.stamp("vmm.pit", EventSource::Monitor);
+        // Memory slots first: on a VM without irqchip/PIT devices yet, the slot
+        // ioctl's SRCU synchronisation returns at once; after them it waits for a
+        // grace period (measured here: ~0.1 ms vs 4-8 ms).
         for (slot, region) in mem.iter().enumerate() {
             let host = region
                 .get_host_address(vm_memory::MemoryRegionAddress(0))
@@ -199,14 +194,20 @@ impl Vm {
                 userspace_addr: host as u64,
                 flags: 0,
             };
-            // SAFETY: the region is a live mapping owned by `mem`, which outlives the VM
-            // (both are dropped at the end of this function, the VM's vCPUs first), and
-            // slots do not overlap.
+            // SAFETY: the region is a live mapping owned by `mem`, which the `Vm` keeps
+            // until its VM fd and vCPUs are closed, and slots do not overlap.
             unsafe { vm.set_user_memory_region(r) }
                 .map_err(Error::kvm("KVM_SET_USER_MEMORY_REGION"))?;
         }
-
         recorder.stamp("vmm.memory-registered", EventSource::Monitor);
+        vm.set_tss_address(KVM_TSS_ADDR)
+            .map_err(Error::kvm("KVM_SET_TSS_ADDR"))?;
+        vm.create_irq_chip()
+            .map_err(Error::kvm("KVM_CREATE_IRQCHIP"))?;
+        recorder.stamp("vmm.irqchip", EventSource::Monitor);
+        vm.create_pit2(kvm_pit_config::default())
+            .map_err(Error::kvm("KVM_CREATE_PIT2"))?;
+        recorder.stamp("vmm.pit", EventSource::Monitor);
         let irq = vmm_sys_util::eventfd::EventFd::new(libc::EFD_NONBLOCK).map_err(Error::Thread)?;
         vm.register_irqfd(&irq, serial::COM1_IRQ)
             .map_err(Error::kvm("KVM_IRQFD"))?;
@@ -305,6 +306,10 @@ impl Vm {
             let _ = s_flush(&mut s);
         }
 
+        // Close the VM before unmapping its memory (every vCPU fd is closed already).
+        drop(_vm);
+        drop(_kvm);
+        drop(mem);
         let mut timeline = Timeline::new(name, spawn_ns);
         recorder.drain_into(&mut timeline);
         Ok(VmOutcome {
