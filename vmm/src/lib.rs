@@ -1,9 +1,9 @@
 //! A minimal KVM microVM monitor on the rust-vmm crates (see shared/DESIGN.md).
 //!
 //! [`VmConfig`] describes a machine (kernel, initrd, command line, memory, vCPUs,
-//! timeout); [`run`] builds it on /dev/kvm, boots it, runs it to its end and returns
-//! a [`VmOutcome`] with the exit reason and the monitor's own [`timeline::Timeline`]
-//! events. Layout: `layout` (every guest-physical address in one place), `memory`
+//! timeout); [`run`] (or [`Vm::build`] then [`Vm::run`]) builds it on /dev/kvm, boots
+//! it, runs it to its end and returns a [`VmOutcome`] with the exit reason and the
+//! monitor's own [`timeline::Timeline`] events. Layout: `layout` (every guest-physical address in one place), `memory`
 //! (guest RAM and the e820 map), `boot` (kernel, initrd, command line, PVH start
 //! info, zero page), `mptable` (SMP), `vcpu` (register set-up and the run loop),
 //! `devices/` (one file per device), `vm` (putting it together).
@@ -19,4 +19,4 @@ pub mod vcpu;
 pub mod vm;
 
 pub use error::Error;
-pub use vm::{run, ExitReason, KernelSource, VmConfig, VmOutcome};
+pub use vm::{run, ExitReason, KernelSource, Vm, VmConfig, VmOutcome};

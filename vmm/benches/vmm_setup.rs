@@ -1,0 +1,92 @@
+//! Criterion benches of the monitor's set-up, the work between spawn and the first
+//! KVM_RUN (the `vmm` phase): mapping memory and loading the lab guest (no KVM
+//! needed), building the whole machine on /dev/kvm (VM, irqchip, PIT, memory slot,
+//! vCPUs) and dropping it, and a whole run of the lab guest. The targets
+//! (vmm phase <= 2 ms, lab run <= 10 ms) are checked against these numbers and
+//! `bootlab vm run --timeline`, not in tests.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use std::time::Duration;
+use vm_memory::GuestAddress;
+use vmm::boot::{self, KernelImage};
+use vmm::{ExitReason, KernelSource, Vm, VmConfig};
+
+const MEM_MIB: u64 = 128;
+
+fn kvm_usable() -> bool {
+    let ok = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    if !ok {
+        eprintln!("SKIP the KVM benches: /dev/kvm is not usable here");
+    }
+    ok
+}
+
+fn lab_config() -> VmConfig {
+    VmConfig {
+        kernel: KernelSource::Embedded {
+            name: "lab",
+            bytes: vmm::lab::ELF,
+        },
+        initrd: None,
+        cmdline: String::new(),
+        mem_mib: MEM_MIB,
+        vcpus: 1,
+        timeout: Some(Duration::from_secs(10)),
+        console: Box::new(std::io::sink()),
+        console_input: None,
+        name: "bench".into(),
+        spawn_ns: timeline::now_ns(),
+    }
+}
+
+fn memory_and_kernel_load(c: &mut Criterion) {
+    let bytes = MEM_MIB << 20;
+    let image = KernelImage::Bytes {
+        name: "lab",
+        bytes: vmm::lab::ELF,
+    };
+    c.bench_function("vmm/memory+load-lab (128 MiB)", |b| {
+        b.iter(|| {
+            let mem = vmm::memory::create(bytes).unwrap();
+            let setup = boot::load(&mem, bytes, &image, None, "").unwrap();
+            vmm::vcpu::write_boot_tables(&mem, setup.entry).unwrap();
+            criterion::black_box(GuestAddress(setup.kernel_end));
+        })
+    });
+}
+
+fn machine_build(c: &mut Criterion) {
+    if !kvm_usable() {
+        return;
+    }
+    let mut g = c.benchmark_group("vmm/kvm");
+    // Each iteration creates and destroys a whole VM: few samples keep this short.
+    g.sample_size(10).measurement_time(Duration::from_secs(5));
+    // Only the build is timed; dropping the VM (kvm_destroy_vm) is not part of it.
+    g.bench_function("build (VM+irqchip+PIT+memory+1 vCPU+lab)", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = std::time::Instant::now();
+                let vm = Vm::build(lab_config()).unwrap();
+                total += start.elapsed();
+                drop(vm);
+            }
+            total
+        })
+    });
+    g.bench_function("lab guest run (build+run+teardown)", |b| {
+        b.iter(|| {
+            let out = vmm::run(lab_config()).unwrap();
+            assert_eq!(out.reason, ExitReason::GuestExit(0));
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, memory_and_kernel_load, machine_build);
+criterion_main!(benches);

@@ -1,0 +1,171 @@
+//! The monitor through its library API (`vmm::run`): the lab guest's markers and exit
+//! status, SMP, and the typed error of every bad input. The same cases through the
+//! built `bootlab` binary are in the root `tests/vm_cli.rs`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use timeline::{EventSource, VM_MODEL};
+use vmm::{Error, ExitReason, KernelSource, VmConfig};
+
+/// Whether /dev/kvm can be used; skips loudly, or fails when CI requires KVM.
+fn kvm_or_skip(test: &str) -> bool {
+    let ok = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    if !ok {
+        if std::env::var("BOOTLAB_REQUIRE_KVM").as_deref() == Ok("1") {
+            panic!("{test}: /dev/kvm is not usable and BOOTLAB_REQUIRE_KVM=1");
+        }
+        eprintln!("SKIP {test}: /dev/kvm is not usable here");
+    }
+    ok
+}
+
+/// A console that keeps what the guest printed.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+fn config(kernel: KernelSource, console: Captured) -> VmConfig {
+    VmConfig {
+        kernel,
+        initrd: None,
+        cmdline: String::new(),
+        mem_mib: 32,
+        vcpus: 1,
+        timeout: Some(Duration::from_secs(20)),
+        console: Box::new(console),
+        console_input: None,
+        name: "library-test".into(),
+        spawn_ns: timeline::now_ns(),
+    }
+}
+
+fn lab() -> KernelSource {
+    KernelSource::Embedded {
+        name: "lab",
+        bytes: vmm::lab::ELF,
+    }
+}
+
+fn tmp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("bootlab-vmmlib-{}-{name}", std::process::id()))
+}
+
+#[test]
+fn lab_guest_markers_arrive_in_order_and_it_exits_0() {
+    if !kvm_or_skip("lab_guest_markers_arrive_in_order_and_it_exits_0") {
+        return;
+    }
+    let console = Captured::default();
+    let out = vmm::run(config(lab(), console.clone())).expect("the lab guest runs");
+    assert_eq!(out.reason, ExitReason::GuestExit(0), "{}", console.text());
+    let text = console.text();
+    assert!(text.contains(vmm::lab::WORKLOAD_LINE), "console: {text}");
+
+    let t = &out.timeline;
+    let first = t.event_ns("first-kvm-run").expect("first-kvm-run stamped");
+    let mut last = first;
+    for marker in ["init-start", "exec", "done"] {
+        assert!(
+            text.contains(&format!("@@bootlab {marker}")),
+            "console lacks {marker}: {text}"
+        );
+        // Both the console line and the marker-port write are stamped.
+        for source in [EventSource::Console, EventSource::Monitor] {
+            let e = t
+                .events
+                .iter()
+                .find(|e| e.name == marker && e.source == source)
+                .unwrap_or_else(|| panic!("{marker} from {source:?} missing: {t:?}"));
+            assert!(e.t_ns > first, "{marker} before first-kvm-run");
+        }
+        let port = t
+            .events
+            .iter()
+            .find(|e| e.name == marker && e.source == EventSource::Monitor)
+            .unwrap()
+            .t_ns;
+        assert!(port > last, "{marker} at {port} not after {last}");
+        last = port;
+    }
+    assert!(
+        t.unobserved(&VM_MODEL).len() <= 1,
+        "{:?}",
+        t.unobserved(&VM_MODEL)
+    );
+}
+
+#[test]
+fn lab_guest_with_two_vcpus_exits_0() {
+    if !kvm_or_skip("lab_guest_with_two_vcpus_exits_0") {
+        return;
+    }
+    let console = Captured::default();
+    let mut c = config(lab(), console.clone());
+    c.vcpus = 2;
+    let out = vmm::run(c).expect("the lab guest runs on 2 vCPUs");
+    assert_eq!(out.reason, ExitReason::GuestExit(0), "{}", console.text());
+    assert!(console.text().contains("@@bootlab done"));
+}
+
+#[test]
+fn bad_inputs_get_typed_errors() {
+    // These are all rejected before or without running a guest, but the kernel
+    // checks need guest memory, not KVM; the vCPU and memory bounds come first.
+    let mut c = config(lab(), Captured::default());
+    c.vcpus = 0;
+    assert!(matches!(vmm::run(c), Err(Error::VcpuCount(0, _))));
+
+    let mut c = config(lab(), Captured::default());
+    c.vcpus = 100_000;
+    assert!(matches!(vmm::run(c), Err(Error::VcpuCount(100_000, _))));
+
+    let mut c = config(lab(), Captured::default());
+    c.mem_mib = 1;
+    assert!(matches!(vmm::run(c), Err(Error::MemorySize { mib: 1, .. })));
+
+    let mut c = config(lab(), Captured::default());
+    c.mem_mib = 1 << 40;
+    let e = vmm::run(c).unwrap_err();
+    assert!(matches!(e, Error::MemorySize { .. }), "{e}");
+
+    if !kvm_or_skip("bad_inputs_get_typed_errors (kernel files)") {
+        return;
+    }
+    let missing = tmp("missing-kernel");
+    let c = config(KernelSource::File(missing.clone()), Captured::default());
+    match vmm::run(c) {
+        Err(Error::ReadFile { path, .. }) => assert_eq!(path, missing),
+        other => panic!("missing kernel: {other:?}"),
+    }
+
+    let garbage = tmp("garbage-kernel");
+    std::fs::write(&garbage, b"this is not a kernel, just text\n".repeat(64)).unwrap();
+    let c = config(KernelSource::File(garbage.clone()), Captured::default());
+    let e = vmm::run(c).unwrap_err();
+    std::fs::remove_file(&garbage).ok();
+    let msg = e.to_string();
+    assert!(matches!(e, Error::BadKernel { .. }), "{msg}");
+    assert!(msg.contains(&garbage.display().to_string()), "{msg}");
+    assert!(msg.contains("ELF") && msg.contains("bzImage"), "{msg}");
+}
