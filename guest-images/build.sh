@@ -201,7 +201,9 @@ build_kernel() {
   cp "$build/vmlinux" "$dest/vmlinux.tmp"
   elapsed "$t0" >"$dest/build-seconds"
   mv "$dest/vmlinux.tmp" "$dest/vmlinux"
-  rm -rf "$build"
+  # Deleting the tree takes minutes on a busy disk: do it in the background.
+  mv "$build" "$build.trash"
+  (rm -rf "$build.trash" &)
 }
 
 step_kernel() {
