@@ -113,7 +113,9 @@ fn two_hundred_runs_leave_nothing_behind() {
         ])
         .arg(root)
         .args(["--", "sh", "-c"])
-        .arg(format!("readlink /proc/self/ns/net; sleep 10; exit 0 # {marker}"))
+        .arg(format!(
+            "readlink /proc/self/ns/net; sleep 10; exit 0 # {marker}"
+        ))
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();

@@ -16,9 +16,13 @@ pub const EXIT_TIMEOUT: u8 = 124;
 
 /// Kernel command line for the Linux guest on hosts whose /dev/kvm is emulated: the
 /// instruction emulator rejects xsave and the listed CPU features
-/// (shared/HOST-KVM.md); `reboot=k` and `panic=-1` end the VM through the i8042.
+/// (shared/HOST-KVM.md); `no-kvmclock tsc=reliable nowatchdog` make clock reads
+/// cheap and drop the clocksource watchdog, without which a busy host can stall the
+/// emulated boot in timekeeping for minutes (guest-images/kernel/EMULATED-USERSPACE.md,
+/// attempt A1); `reboot=k` and `panic=-1` end the VM through the i8042.
 pub const LINUX_CMDLINE: &str = "console=ttyS0 reboot=k panic=-1 noxsave \
-clearcpuid=smap,popcnt,bmi1,bmi2,avx,avx2,fsgsbase,rdpid,rdseed,rdrand";
+clearcpuid=smap,popcnt,bmi1,bmi2,avx,avx2,fsgsbase,rdpid,rdseed,rdrand \
+no-kvmclock tsc=reliable nowatchdog";
 
 #[derive(Debug, Subcommand)]
 pub enum VmCommand {
