@@ -7,6 +7,7 @@ use crate::devices::{Bus, Request};
 use crate::error::Error;
 use crate::layout::*;
 use crate::memory::GuestMemory;
+use crate::vm::ExitReason;
 use kvm_bindings::{kvm_fpu, kvm_msr_entry, kvm_regs, kvm_segment, CpuId, Msrs};
 use kvm_ioctls::{VcpuExit, VcpuFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,31 +38,6 @@ const APIC_MODE_NMI: u32 = 0x4;
 const APIC_MODE_EXTINT: u32 = 0x7;
 /// CPUID leaf 1 ECX bit: running under a hypervisor.
 const CPUID_HYPERVISOR: u32 = 1 << 31;
-
-/// Why a vCPU stopped running.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum VcpuStop {
-    /// The guest asked for a reset (i8042) or KVM reported a reset/shutdown event.
-    Reset,
-    /// The guest wrote its status to the exit port.
-    GuestExit(u8),
-    /// The vCPU halted with nothing to wake it.
-    Halted,
-    /// Triple fault.
-    TripleFault,
-    /// KVM could not emulate or run an instruction.
-    InternalError {
-        suberror: u32,
-        rip: u64,
-        code: Vec<u8>,
-    },
-    /// VM entry failed.
-    FailEntry(u64),
-    /// The monitor asked the vCPU to stop (timeout or another vCPU ended the VM).
-    Stopped,
-    /// KVM_RUN itself failed.
-    RunError(String),
-}
 
 /// A GDT descriptor for `flags`, `base`, `limit`.
 pub fn gdt_entry(flags: u16, base: u32, limit: u32) -> u64 {
@@ -241,19 +217,19 @@ fn set_lvt_mode(regs: &mut [std::os::raw::c_char; 1024], offset: usize, mode: u3
     }
 }
 
-/// Runs `vcpu` until the guest ends the VM, an error stops it, or `stop` is set.
-/// `on_first_run` is called right before the first KVM_RUN.
+/// Runs `vcpu` until the guest ends the VM or an error stops it (`Some(reason)`), or
+/// `stop` is set (`None`). `on_first_run` is called right before the first KVM_RUN.
 pub fn run_loop(
     vcpu: &mut VcpuFd,
     bus: &Bus,
     mem: &GuestMemory,
     stop: &AtomicBool,
     mut on_first_run: impl FnMut(),
-) -> VcpuStop {
+) -> Option<ExitReason> {
     on_first_run();
     loop {
         if stop.load(Ordering::Acquire) {
-            return VcpuStop::Stopped;
+            return None;
         }
         let exit = match vcpu.run() {
             Ok(exit) => exit,
@@ -261,29 +237,29 @@ pub fn run_loop(
                 vcpu.set_kvm_immediate_exit(0);
                 continue;
             }
-            Err(e) => return VcpuStop::RunError(e.to_string()),
+            Err(e) => return Some(ExitReason::RunError(e.to_string())),
         };
         match exit {
             VcpuExit::IoOut(port, data) => match bus.pio_write(port, data) {
                 Request::None => {}
-                Request::Reset => return VcpuStop::Reset,
-                Request::Exit(status) => return VcpuStop::GuestExit(status),
+                Request::Reset => return Some(ExitReason::Reset),
+                Request::Exit(status) => return Some(ExitReason::GuestExit(status)),
             },
             VcpuExit::IoIn(port, data) => bus.pio_read(port, data),
             VcpuExit::MmioWrite(addr, data) => bus.mmio_write(addr, data),
             VcpuExit::MmioRead(addr, data) => bus.mmio_read(addr, data),
-            VcpuExit::Hlt => return VcpuStop::Halted,
-            VcpuExit::Shutdown => return VcpuStop::TripleFault,
-            VcpuExit::SystemEvent(..) => return VcpuStop::Reset,
-            VcpuExit::FailEntry(reason, _cpu) => return VcpuStop::FailEntry(reason),
-            VcpuExit::InternalError => return internal_error(vcpu, mem),
+            VcpuExit::Hlt => return Some(ExitReason::Halted),
+            VcpuExit::Shutdown => return Some(ExitReason::TripleFault),
+            VcpuExit::SystemEvent(..) => return Some(ExitReason::Reset),
+            VcpuExit::FailEntry(reason, _cpu) => return Some(ExitReason::FailEntry(reason)),
+            VcpuExit::InternalError => return Some(internal_error(vcpu, mem)),
             VcpuExit::Intr | VcpuExit::IrqWindowOpen => {}
             other => log::debug!("ignored vCPU exit {other:?}"),
         }
     }
 }
 
-fn internal_error(vcpu: &mut VcpuFd, mem: &GuestMemory) -> VcpuStop {
+fn internal_error(vcpu: &mut VcpuFd, mem: &GuestMemory) -> ExitReason {
     // SAFETY: KVM filled the `internal` member of the exit union for
     // KVM_EXIT_INTERNAL_ERROR, which is the exit being handled.
     let suberror = unsafe { vcpu.get_kvm_run().__bindgen_anon_1.internal.suberror };
@@ -298,7 +274,7 @@ fn internal_error(vcpu: &mut VcpuFd, mem: &GuestMemory) -> VcpuStop {
     if mem.read_slice(&mut code, GuestAddress(phys)).is_err() {
         code.clear();
     }
-    VcpuStop::InternalError {
+    ExitReason::InternalError {
         suberror,
         rip,
         code,

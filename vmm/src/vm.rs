@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::layout::KVM_TSS_ADDR;
 use crate::memory;
 use crate::mptable;
-use crate::vcpu::{self, VcpuStop};
+use crate::vcpu;
 use kvm_bindings::{kvm_pit_config, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES};
 use kvm_ioctls::Kvm;
 use std::io::Write;
@@ -262,7 +262,7 @@ impl Vm {
         install_kick_handler();
         let mem = Arc::new(mem);
         let stop = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = mpsc::channel::<VcpuStop>();
+        let (tx, rx) = mpsc::channel::<Option<ExitReason>>();
         let mut threads = Vec::with_capacity(vcpus.len());
         for (id, mut fd) in vcpus.into_iter().enumerate() {
             let (bus, mem, stop, tx, rec) = (
@@ -296,7 +296,9 @@ impl Vm {
         };
         let reason = match first {
             None => ExitReason::Timeout,
-            Some(s) => stop_reason(s),
+            Some(Some(r)) => r,
+            // Only possible once `stop` is set, i.e. never as the first message.
+            Some(None) => ExitReason::Halted,
         };
         // Stop every vCPU: set the flag, then kick each thread out of KVM_RUN until
         // it has left its loop.
@@ -368,26 +370,6 @@ fn spawn_input_thread(
             }
         })
         .map_err(Error::Thread)
-}
-
-fn stop_reason(s: VcpuStop) -> ExitReason {
-    match s {
-        VcpuStop::Reset => ExitReason::Reset,
-        VcpuStop::GuestExit(v) => ExitReason::GuestExit(v),
-        VcpuStop::Halted | VcpuStop::Stopped => ExitReason::Halted,
-        VcpuStop::TripleFault => ExitReason::TripleFault,
-        VcpuStop::InternalError {
-            suberror,
-            rip,
-            code,
-        } => ExitReason::InternalError {
-            suberror,
-            rip,
-            code,
-        },
-        VcpuStop::FailEntry(r) => ExitReason::FailEntry(r),
-        VcpuStop::RunError(e) => ExitReason::RunError(e),
-    }
 }
 
 extern "C" fn kick_handler(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
