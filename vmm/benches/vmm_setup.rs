@@ -8,7 +8,7 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::time::Duration;
 use vm_memory::GuestAddress;
-use vmm::boot::{self, KernelImage};
+use vmm::boot;
 use vmm::{ExitReason, KernelSource, Vm, VmConfig};
 
 const MEM_MIB: u64 = 128;
@@ -45,7 +45,7 @@ fn lab_config() -> VmConfig {
 
 fn memory_and_kernel_load(c: &mut Criterion) {
     let bytes = MEM_MIB << 20;
-    let image = KernelImage::Bytes {
+    let image = KernelSource::Embedded {
         name: "lab",
         bytes: vmm::lab::ELF,
     };

@@ -51,16 +51,21 @@ pub struct BootSetup {
 
 /// Where the kernel image comes from.
 #[derive(Debug, Clone)]
-pub enum KernelImage<'a> {
-    File(&'a Path),
-    Bytes { name: &'a str, bytes: &'a [u8] },
+pub enum KernelSource {
+    /// A file: ELF vmlinux or bzImage.
+    File(PathBuf),
+    /// Bytes in the monitor (the embedded lab guest).
+    Embedded {
+        name: &'static str,
+        bytes: &'static [u8],
+    },
 }
 
-impl KernelImage<'_> {
+impl KernelSource {
     fn name(&self) -> PathBuf {
         match self {
-            KernelImage::File(p) => p.to_path_buf(),
-            KernelImage::Bytes { name, .. } => PathBuf::from(name),
+            KernelSource::File(p) => p.clone(),
+            KernelSource::Embedded { name, .. } => PathBuf::from(name),
         }
     }
 }
@@ -109,21 +114,21 @@ pub fn detect(bytes: &[u8]) -> Result<ImageKind, String> {
 pub fn load(
     mem: &GuestMemory,
     mem_bytes: u64,
-    kernel: &KernelImage,
+    kernel: &KernelSource,
     initrd: Option<&Path>,
     cmdline: &str,
 ) -> Result<BootSetup, Error> {
     let name = kernel.name();
     let owned;
     let bytes: &[u8] = match kernel {
-        KernelImage::File(p) => {
+        KernelSource::File(p) => {
             owned = std::fs::read(p).map_err(|source| Error::ReadFile {
                 path: p.to_path_buf(),
                 source,
             })?;
             &owned
         }
-        KernelImage::Bytes { bytes, .. } => bytes,
+        KernelSource::Embedded { bytes, .. } => bytes,
     };
     let kind = detect(bytes).map_err(|why| bad(&name, why))?;
     let mut image = Cursor::new(bytes);
@@ -333,7 +338,7 @@ mod tests {
     fn lab_guest_loads_with_pvh_start_info() {
         let bytes = 64u64 << 20;
         let mem = memory::create(bytes).unwrap();
-        let image = KernelImage::Bytes {
+        let image = KernelSource::Embedded {
             name: "lab",
             bytes: crate::lab::ELF,
         };
@@ -362,7 +367,7 @@ mod tests {
         let mem = memory::create(bytes).unwrap();
         let dir = std::env::temp_dir().join(format!("vmm-initrd-{}", std::process::id()));
         std::fs::write(&dir, vec![7u8; 10_000]).unwrap();
-        let image = KernelImage::Bytes {
+        let image = KernelSource::Embedded {
             name: "lab",
             bytes: crate::lab::ELF,
         };

@@ -3,7 +3,8 @@
 //! wire the devices, start one thread per vCPU, wait for the end (guest exit, reset,
 //! error or timeout), stop every vCPU and join its thread.
 
-use crate::boot::{self, KernelImage};
+use crate::boot;
+pub use crate::boot::KernelSource;
 use crate::devices::console::Console;
 use crate::devices::{serial, Bus, Recorder};
 use crate::error::Error;
@@ -27,18 +28,6 @@ use vm_memory::{Address, GuestMemoryBackend, GuestMemoryRegion};
 /// The signal used to kick a vCPU thread out of KVM_RUN.
 fn kick_signal() -> i32 {
     libc::SIGRTMIN() + 1
-}
-
-/// Where the kernel comes from.
-#[derive(Debug, Clone)]
-pub enum KernelSource {
-    /// A file: ELF vmlinux or bzImage.
-    File(PathBuf),
-    /// Bytes in the monitor (the embedded lab guest).
-    Embedded {
-        name: &'static str,
-        bytes: &'static [u8],
-    },
 }
 
 /// A microVM to run.
@@ -165,14 +154,10 @@ impl Vm {
             return Err(Error::VcpuCount(config.vcpus, kvm_max.min(max_vcpus)));
         }
         let mem = memory::create(mem_bytes)?;
-        let image = match &config.kernel {
-            KernelSource::File(p) => KernelImage::File(p),
-            KernelSource::Embedded { name, bytes } => KernelImage::Bytes { name, bytes },
-        };
         let setup = boot::load(
             &mem,
             mem_bytes,
-            &image,
+            &config.kernel,
             config.initrd.as_deref(),
             &config.cmdline,
         )?;
