@@ -69,12 +69,6 @@ pub struct BenchArgs {
     no_progress: bool,
 }
 
-/// The guest images folder: flag, then $BOOTLAB_IMAGES, then the checkout's.
-pub fn images_dir(flag: Option<PathBuf>) -> PathBuf {
-    flag.or_else(|| std::env::var_os("BOOTLAB_IMAGES").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("guest-images/out"))
-}
-
 fn canonical_name(name: &str) -> Option<&'static str> {
     let name = name.trim();
     RUNTIMES
@@ -101,7 +95,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
     }
     let explicit = !selected.is_empty();
     let host = HostFacts::detect();
-    let images = images_dir(args.images);
+    let images = args.images.unwrap_or_else(super::images_dir);
     let bin = match args.bootlab {
         Some(b) => b,
         None => std::env::current_exe().context("cannot find the bootlab executable")?,

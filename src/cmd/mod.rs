@@ -9,3 +9,12 @@ pub mod vm;
 
 /// Exit code for a usage or set-up error (bad input, missing file, missing /dev/kvm).
 pub const EXIT_ERROR: u8 = 1;
+
+/// The guest images folder: `$BOOTLAB_IMAGES`, else `guest-images/out` of the checkout.
+pub fn images_dir() -> std::path::PathBuf {
+    std::env::var_os("BOOTLAB_IMAGES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("guest-images/out")
+        })
+}

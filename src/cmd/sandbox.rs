@@ -105,12 +105,9 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("`{s}` is not a byte count (e.g. 64M)"))
 }
 
-/// The default rootfs: `$BOOTLAB_IMAGES/rootfs`, else `<checkout>/guest-images/out/rootfs`.
+/// The default rootfs: `rootfs/` of the guest images folder.
 fn default_rootfs() -> PathBuf {
-    match std::env::var_os("BOOTLAB_IMAGES") {
-        Some(d) => PathBuf::from(d).join("rootfs"),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("guest-images/out/rootfs"),
-    }
+    super::images_dir().join("rootfs")
 }
 
 fn build_spec(a: &RunArgs) -> anyhow::Result<(SandboxSpec, Option<PathBuf>)> {

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 use timeline::{EventSource, VM_MODEL};
 use vmm::{ExitReason, KernelSource, VmConfig};
@@ -80,13 +80,6 @@ pub struct RunArgs {
     timeline_out: Option<PathBuf>,
 }
 
-/// The guest images directory: $BOOTLAB_IMAGES, else guest-images/out of the checkout.
-pub fn images_dir() -> PathBuf {
-    std::env::var_os("BOOTLAB_IMAGES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("guest-images/out"))
-}
-
 pub fn run(cmd: VmCommand) -> anyhow::Result<u8> {
     match cmd {
         VmCommand::Run(args) => run_vm(args),
@@ -106,7 +99,7 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
             "bootlab-vm-lab",
         ),
         (Some(Guest::Linux), _) => {
-            let dir = images_dir();
+            let dir = super::images_dir();
             let vmlinux = dir.join("vmlinux");
             if !vmlinux.is_file() {
                 bail!(
