@@ -26,12 +26,9 @@ global_asm!(
 lab_pvh_entry:
     cld
     mov $lab_stack_top, %esp
-    mov $COM1, %dx
     lea msg_boot, %esi
     mov $(msg_boot_end - msg_boot), %ecx
-1:  lodsb
-    out %al, %dx
-    loop 1b
+    call puts
 
     mov $1, %bl
     lea msg_init, %esi
@@ -43,12 +40,9 @@ lab_pvh_entry:
     mov $(msg_exec_end - msg_exec), %ecx
     call mark
 
-    mov $COM1, %dx
     lea msg_hello, %esi
     mov $(msg_hello_end - msg_hello), %ecx
-2:  lodsb
-    out %al, %dx
-    loop 2b
+    call puts
 
     mov $3, %bl
     lea msg_done, %esi
@@ -63,13 +57,18 @@ lab_pvh_entry:
 
     /* mark: console line at esi (ecx bytes) on COM1, then code bl on the marker port */
 mark:
-    mov $COM1, %dx
-4:  lodsb
-    out %al, %dx
-    loop 4b
+    call puts
     mov $MARKER_PORT, %dx
     mov %bl, %al
     out %al, %dx
+    ret
+
+    /* puts: ecx bytes at esi to COM1 */
+puts:
+    mov $COM1, %dx
+1:  lodsb
+    out %al, %dx
+    loop 1b
     ret
 
     .section .rodata.lab, "a"
