@@ -57,7 +57,17 @@ fn lab_guest_walks_every_phase_in_order() {
     if !kvm_or_skip("lab_guest_walks_every_phase_in_order") {
         return;
     }
-    let (out, t) = run_lab(&[]);
+    // Both interrupt-controller models: split (the lab guest's default) and the
+    // in-kernel one with its PIT, which the monitor stamps when it creates it.
+    for chip in ["split", "kernel"] {
+        let (out, t) = run_lab(&["--irqchip", chip]);
+        check_lab_run(&out, &t);
+        let has_pit = t.events.iter().any(|e| e.name == "vmm.pit");
+        assert_eq!(has_pit, chip == "kernel", "{chip}: {t:?}");
+    }
+}
+
+fn check_lab_run(out: &Output, t: &Timeline) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),

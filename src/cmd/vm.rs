@@ -5,7 +5,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
 use timeline::{EventSource, VM_MODEL};
-use vmm::{ExitReason, KernelSource, VmConfig};
+use vmm::{ExitReason, IrqChipKind, KernelSource, VmConfig};
 
 /// Exit codes of `bootlab vm run` beyond the guest's own status.
 pub const EXIT_TRIPLE_FAULT: u8 = 80;
@@ -44,6 +44,17 @@ pub enum Guest {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IrqChip {
+    /// `split` for the built-in lab guest, `kernel` for every other kernel.
+    Auto,
+    /// KVM's in-kernel PIC, IO-APIC and PIT.
+    Kernel,
+    /// Local APICs in KVM, the IO-APIC in the monitor, no PIC and no PIT: a
+    /// guest that needs no legacy timer starts and ends faster.
+    Split,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TimelineFormat {
     Json,
     Text,
@@ -69,6 +80,9 @@ pub struct RunArgs {
     /// Number of vCPUs.
     #[arg(long, default_value_t = 1)]
     vcpus: u32,
+    /// Interrupt controller model.
+    #[arg(long, value_enum, default_value_t = IrqChip::Auto)]
+    irqchip: IrqChip,
     /// End the VM after this many seconds (exit status 124).
     #[arg(long, value_name = "S")]
     timeout: Option<f64>,
@@ -147,12 +161,18 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
         Some(s) => Some(Duration::from_secs_f64(s)),
         None => None,
     };
+    let irqchip = match (args.irqchip, args.guest) {
+        (IrqChip::Kernel, _) => IrqChipKind::Kernel,
+        (IrqChip::Split, _) | (IrqChip::Auto, Some(Guest::Lab)) => IrqChipKind::Split,
+        (IrqChip::Auto, _) => IrqChipKind::Kernel,
+    };
     let config = VmConfig {
         kernel,
         initrd,
         cmdline,
         mem_mib: args.mem,
         vcpus: args.vcpus,
+        irqchip,
         timeout,
         console: Box::new(RawStdout),
         console_input: Some(0),

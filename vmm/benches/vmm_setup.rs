@@ -35,6 +35,7 @@ fn lab_config() -> VmConfig {
         cmdline: String::new(),
         mem_mib: MEM_MIB,
         vcpus: 1,
+        irqchip: vmm::IrqChipKind::Split,
         timeout: Some(Duration::from_secs(10)),
         console: Box::new(std::io::sink()),
         console_input: None,

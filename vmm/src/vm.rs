@@ -6,14 +6,19 @@
 use crate::boot;
 pub use crate::boot::KernelSource;
 use crate::devices::console::Console;
-use crate::devices::{serial, Bus, Recorder};
+pub use crate::devices::irq::IrqChipKind;
+use crate::devices::irq::{IrqLine, SplitIrqChip};
+use crate::devices::{ioapic, serial, Bus, Recorder};
 use crate::error::Error;
 use crate::layout::KVM_TSS_ADDR;
 use crate::memory;
 use crate::mptable;
 use crate::vcpu;
-use kvm_bindings::{kvm_pit_config, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES};
-use kvm_ioctls::Kvm;
+use kvm_bindings::{
+    kvm_enable_cap, kvm_pit_config, kvm_userspace_memory_region, KVM_CAP_SPLIT_IRQCHIP,
+    KVM_MAX_CPUID_ENTRIES,
+};
+use kvm_ioctls::{Kvm, VmFd};
 use std::io::Write;
 use std::os::fd::RawFd;
 use std::os::unix::thread::JoinHandleExt;
@@ -37,6 +42,8 @@ pub struct VmConfig {
     pub cmdline: String,
     pub mem_mib: u64,
     pub vcpus: u32,
+    /// Which interrupt controller model the VM gets.
+    pub irqchip: IrqChipKind,
     pub timeout: Option<Duration>,
     /// Where the serial console goes.
     pub console: Box<dyn Write + Send>,
@@ -122,7 +129,7 @@ pub struct Vm {
     // Field order is drop order: vCPUs before the VM fd, the VM before its memory.
     vcpus: Vec<kvm_ioctls::VcpuFd>,
     bus: Arc<Bus>,
-    _vm: kvm_ioctls::VmFd,
+    _vm: Arc<VmFd>,
     _kvm: Kvm,
     mem: memory::GuestMemory,
     recorder: Arc<Recorder>,
@@ -163,11 +170,13 @@ impl Vm {
         )?;
         vcpu::write_boot_tables(&mem, setup.entry)?;
         recorder.stamp("vmm.kernel-loaded", EventSource::Monitor);
-        if config.vcpus > 1 {
+        // Without the in-kernel PIC (split irqchip) the guest must find the IO-APIC,
+        // so it gets the MP table even with one vCPU.
+        if config.vcpus > 1 || config.irqchip == IrqChipKind::Split {
             mptable::write(&mem, config.vcpus).map_err(|e| Error::BootData(e.to_string()))?;
         }
 
-        let vm = kvm.create_vm().map_err(Error::kvm("KVM_CREATE_VM"))?;
+        let vm = Arc::new(kvm.create_vm().map_err(Error::kvm("KVM_CREATE_VM"))?);
         recorder.stamp("vmm.vm-created", EventSource::Monitor);
         // Memory slots first: on a VM without irqchip/PIT devices yet, the slot
         // ioctl's SRCU synchronisation returns at once; after them it waits for a
@@ -191,17 +200,37 @@ impl Vm {
         recorder.stamp("vmm.memory-registered", EventSource::Monitor);
         vm.set_tss_address(KVM_TSS_ADDR)
             .map_err(Error::kvm("KVM_SET_TSS_ADDR"))?;
-        vm.create_irq_chip()
-            .map_err(Error::kvm("KVM_CREATE_IRQCHIP"))?;
-        recorder.stamp("vmm.irqchip", EventSource::Monitor);
-        vm.create_pit2(kvm_pit_config::default())
-            .map_err(Error::kvm("KVM_CREATE_PIT2"))?;
-        recorder.stamp("vmm.pit", EventSource::Monitor);
-        let irq = vmm_sys_util::eventfd::EventFd::new(libc::EFD_NONBLOCK).map_err(Error::Thread)?;
-        vm.register_irqfd(&irq, serial::COM1_IRQ)
-            .map_err(Error::kvm("KVM_IRQFD"))?;
+        let (line, split) = match config.irqchip {
+            IrqChipKind::Kernel => {
+                vm.create_irq_chip()
+                    .map_err(Error::kvm("KVM_CREATE_IRQCHIP"))?;
+                recorder.stamp("vmm.irqchip", EventSource::Monitor);
+                vm.create_pit2(kvm_pit_config::default())
+                    .map_err(Error::kvm("KVM_CREATE_PIT2"))?;
+                recorder.stamp("vmm.pit", EventSource::Monitor);
+                let fd = vmm_sys_util::eventfd::EventFd::new(libc::EFD_NONBLOCK)
+                    .map_err(Error::Thread)?;
+                vm.register_irqfd(&fd, serial::COM1_IRQ)
+                    .map_err(Error::kvm("KVM_IRQFD"))?;
+                (IrqLine::Irqfd(fd), None)
+            }
+            IrqChipKind::Split => {
+                let mut cap = kvm_enable_cap {
+                    cap: KVM_CAP_SPLIT_IRQCHIP,
+                    ..Default::default()
+                };
+                // Routes KVM reserves for the user-space IO-APIC's pins.
+                cap.args[0] = ioapic::PINS as u64;
+                vm.enable_cap(&cap)
+                    .map_err(Error::kvm("KVM_ENABLE_CAP(KVM_CAP_SPLIT_IRQCHIP)"))?;
+                recorder.stamp("vmm.irqchip", EventSource::Monitor);
+                let chip = Arc::new(SplitIrqChip::new(vm.clone()));
+                let line = IrqLine::IoApicPin(chip.clone(), serial::COM1_IRQ as usize);
+                (line, Some(chip))
+            }
+        };
         let console = Console::new(config.console, recorder.clone());
-        let bus = Arc::new(Bus::new(console, irq));
+        let bus = Arc::new(Bus::new(console, line, split));
         let supported = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
             .map_err(Error::kvm("KVM_GET_SUPPORTED_CPUID"))?;
@@ -302,7 +331,13 @@ impl Vm {
             let _ = t.join();
         }
 
-        // Close the VM before unmapping its memory (every vCPU fd is closed already).
+        let (unhandled_pio, unhandled_mmio) = (
+            bus.unhandled_pio.load(Ordering::Relaxed),
+            bus.unhandled_mmio.load(Ordering::Relaxed),
+        );
+        // Close the VM before unmapping its memory (every vCPU fd is closed already;
+        // the bus holds the last other reference to the VM fd).
+        drop(bus);
         drop(_vm);
         drop(_kvm);
         drop(mem);
@@ -311,8 +346,8 @@ impl Vm {
         Ok(VmOutcome {
             reason,
             timeline,
-            unhandled_pio: bus.unhandled_pio.load(Ordering::Relaxed),
-            unhandled_mmio: bus.unhandled_mmio.load(Ordering::Relaxed),
+            unhandled_pio,
+            unhandled_mmio,
         })
     }
 }

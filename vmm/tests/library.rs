@@ -52,6 +52,7 @@ fn config(kernel: KernelSource, console: Captured) -> VmConfig {
         cmdline: String::new(),
         mem_mib: 32,
         vcpus: 1,
+        irqchip: vmm::IrqChipKind::Split,
         timeout: Some(Duration::from_secs(20)),
         console: Box::new(console),
         console_input: None,

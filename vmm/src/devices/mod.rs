@@ -6,6 +6,8 @@ pub mod boot_timer;
 pub mod console;
 pub mod exit_port;
 pub mod i8042;
+pub mod ioapic;
+pub mod irq;
 pub mod marker;
 pub mod serial;
 
@@ -59,17 +61,25 @@ pub enum Request {
 /// All devices, routed by address.
 pub struct Bus {
     pub serial: Mutex<serial::Serial>,
+    /// The monitor's IO-APIC when the VM uses the split irqchip.
+    pub irqchip: Option<Arc<irq::SplitIrqChip>>,
     pub recorder: Arc<Recorder>,
     pub unhandled_pio: AtomicU64,
     pub unhandled_mmio: AtomicU64,
 }
 
 impl Bus {
-    /// A bus with the serial console writing to `console`.
-    pub fn new(console: console::Console, irq: vmm_sys_util::eventfd::EventFd) -> Self {
+    /// A bus with the serial console writing to `console` and raising `irq`, and
+    /// the split irqchip's IO-APIC if there is one.
+    pub fn new(
+        console: console::Console,
+        irq: irq::IrqLine,
+        irqchip: Option<Arc<irq::SplitIrqChip>>,
+    ) -> Self {
         let recorder = console.recorder();
         Bus {
             serial: Mutex::new(serial::Serial::new(irq, console)),
+            irqchip,
             recorder,
             unhandled_pio: AtomicU64::new(0),
             unhandled_mmio: AtomicU64::new(0),
@@ -122,6 +132,8 @@ impl Bus {
     pub fn mmio_write(&self, addr: u64, data: &[u8]) {
         if addr == boot_timer::ADDR {
             boot_timer::write(&self.recorder, data);
+        } else if let Some(chip) = self.ioapic_at(addr) {
+            chip.mmio_write(addr, data);
         } else {
             self.unhandled("mmio write", addr, &self.unhandled_mmio);
         }
@@ -129,8 +141,19 @@ impl Bus {
 
     /// An MMIO read; fills `data`.
     pub fn mmio_read(&self, addr: u64, data: &mut [u8]) {
+        if let Some(chip) = self.ioapic_at(addr) {
+            chip.mmio_read(addr, data);
+            return;
+        }
         self.unhandled("mmio read", addr, &self.unhandled_mmio);
         data.fill(0xff);
+    }
+
+    /// The monitor's IO-APIC if `addr` is in its window.
+    fn ioapic_at(&self, addr: u64) -> Option<&irq::SplitIrqChip> {
+        self.irqchip
+            .as_deref()
+            .filter(|_| ioapic::IoApic::claims(addr))
     }
 
     fn unhandled(&self, what: &str, addr: u64, counter: &AtomicU64) {

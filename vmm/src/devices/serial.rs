@@ -1,9 +1,8 @@
 //! The 8250 UART on COM1 (ports 0x3f8-0x3ff, IRQ 4), from vm-superio; its interrupt
-//! is an eventfd registered with the in-kernel irqchip.
+//! goes out on an [`IrqLine`].
 
 use super::console::Console;
-use vm_superio::Trigger;
-use vmm_sys_util::eventfd::EventFd;
+use super::irq::IrqLine;
 
 /// First port of COM1.
 pub const COM1_BASE: u16 = 0x3f8;
@@ -17,23 +16,13 @@ pub fn claims(port: u16) -> bool {
     (COM1_BASE..COM1_BASE + COM1_LEN).contains(&port)
 }
 
-/// An eventfd as vm-superio's interrupt trigger.
-pub struct IrqTrigger(EventFd);
-
-impl Trigger for IrqTrigger {
-    type E = std::io::Error;
-    fn trigger(&self) -> std::io::Result<()> {
-        self.0.write(1)
-    }
-}
-
 /// COM1.
-pub struct Serial(vm_superio::Serial<IrqTrigger, vm_superio::serial::NoEvents, Console>);
+pub struct Serial(vm_superio::Serial<IrqLine, vm_superio::serial::NoEvents, Console>);
 
 impl Serial {
     /// COM1 raising `irq` and writing to `console`.
-    pub fn new(irq: EventFd, console: Console) -> Self {
-        Serial(vm_superio::Serial::new(IrqTrigger(irq), console))
+    pub fn new(irq: IrqLine, console: Console) -> Self {
+        Serial(vm_superio::Serial::new(irq, console))
     }
 
     /// A write to `port`.

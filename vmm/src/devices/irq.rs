@@ -1,0 +1,94 @@
+//! How a device raises its interrupt line. With KVM's full in-kernel irqchip the
+//! line is an eventfd registered with KVM_IRQFD; with the split irqchip it is a pin
+//! of the monitor's IO-APIC, which turns the edge into an MSI for KVM_SIGNAL_MSI.
+
+use super::ioapic::{IoApic, Msi};
+use kvm_bindings::kvm_msi;
+use kvm_ioctls::VmFd;
+use std::sync::{Arc, Mutex};
+use vmm_sys_util::eventfd::EventFd;
+
+/// The interrupt controller a VM was built with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IrqChipKind {
+    /// KVM's in-kernel PIC, IO-APIC and PIT (KVM_CREATE_IRQCHIP, KVM_CREATE_PIT2).
+    Kernel,
+    /// Local APICs in the kernel, the IO-APIC in the monitor, no PIC and no PIT
+    /// (KVM_CAP_SPLIT_IRQCHIP). Closing such a VM is much cheaper: the in-kernel
+    /// PIC/IO-APIC/PIT teardown waits for several SRCU grace periods.
+    Split,
+}
+
+/// The monitor side of a split irqchip: its IO-APIC and the VM to signal.
+pub struct SplitIrqChip {
+    ioapic: Mutex<IoApic>,
+    vm: Arc<VmFd>,
+}
+
+impl SplitIrqChip {
+    /// An IO-APIC in its reset state delivering into `vm`.
+    pub fn new(vm: Arc<VmFd>) -> Self {
+        SplitIrqChip {
+            ioapic: Mutex::new(IoApic::default()),
+            vm,
+        }
+    }
+
+    /// An edge on `pin`.
+    pub fn edge(&self, pin: usize) -> std::io::Result<()> {
+        let msi = self.ioapic.lock().ok().and_then(|mut io| io.edge(pin));
+        msi.map_or(Ok(()), |m| self.signal(m))
+    }
+
+    /// A guest read of the IO-APIC's register window.
+    pub fn mmio_read(&self, addr: u64, data: &mut [u8]) {
+        if let Ok(io) = self.ioapic.lock() {
+            io.read(addr, data);
+        }
+    }
+
+    /// A guest write to the IO-APIC's register window.
+    pub fn mmio_write(&self, addr: u64, data: &[u8]) {
+        let due = match self.ioapic.lock() {
+            Ok(mut io) => io.write(addr, data),
+            Err(_) => return,
+        };
+        for m in due {
+            if let Err(e) = self.signal(m) {
+                log::debug!("KVM_SIGNAL_MSI: {e}");
+            }
+        }
+    }
+
+    fn signal(&self, m: Msi) -> std::io::Result<()> {
+        let msi = kvm_msi {
+            address_lo: m.address,
+            data: m.data,
+            ..Default::default()
+        };
+        // 0 means the interrupt was blocked by the guest (e.g. its APIC is
+        // disabled), which is the guest's business, not an error.
+        self.vm
+            .signal_msi(msi)
+            .map(|_| ())
+            .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
+    }
+}
+
+/// One device interrupt line.
+pub enum IrqLine {
+    /// An eventfd registered with KVM_IRQFD.
+    Irqfd(EventFd),
+    /// A pin of the monitor's IO-APIC.
+    IoApicPin(Arc<SplitIrqChip>, usize),
+}
+
+impl vm_superio::Trigger for IrqLine {
+    type E = std::io::Error;
+    fn trigger(&self) -> std::io::Result<()> {
+        match self {
+            IrqLine::Irqfd(fd) => fd.write(1),
+            IrqLine::IoApicPin(chip, pin) => chip.edge(*pin),
+        }
+    }
+}
