@@ -1,7 +1,8 @@
 //! Criterion benches of the monitor's set-up, the work between spawn and the first
 //! KVM_RUN (the `vmm` phase): mapping memory and loading the lab guest (no KVM
-//! needed), building the whole machine on /dev/kvm (VM, irqchip, PIT, memory slot,
-//! vCPUs) and dropping it, and a whole run of the lab guest. The targets
+//! needed), building the whole machine on /dev/kvm (VM, irqchip, memory slot,
+//! vCPUs) and dropping it, and a whole run of the lab guest, each with both
+//! interrupt-controller models (split, and in-kernel with PIT) side by side. The targets
 //! (vmm phase <= 2 ms, lab run <= 10 ms) are checked against these numbers and
 //! `bootlab vm run --timeline`, not in tests.
 
@@ -9,7 +10,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use std::time::Duration;
 use vm_memory::GuestAddress;
 use vmm::boot;
-use vmm::{ExitReason, KernelSource, Vm, VmConfig};
+use vmm::{ExitReason, IrqChipKind, KernelSource, Vm, VmConfig};
 
 const MEM_MIB: u64 = 128;
 
@@ -25,7 +26,7 @@ fn kvm_usable() -> bool {
     ok
 }
 
-fn lab_config() -> VmConfig {
+fn lab_config(irqchip: IrqChipKind) -> VmConfig {
     VmConfig {
         kernel: KernelSource::Embedded {
             name: "lab",
@@ -35,7 +36,7 @@ fn lab_config() -> VmConfig {
         cmdline: String::new(),
         mem_mib: MEM_MIB,
         vcpus: 1,
-        irqchip: vmm::IrqChipKind::Split,
+        irqchip,
         timeout: Some(Duration::from_secs(10)),
         console: Box::new(std::io::sink()),
         console_input: None,
@@ -67,25 +68,33 @@ fn machine_build(c: &mut Criterion) {
     let mut g = c.benchmark_group("vmm/kvm");
     // Each iteration creates and destroys a whole VM: few samples keep this short.
     g.sample_size(10).measurement_time(Duration::from_secs(5));
-    // Only the build is timed; dropping the VM (kvm_destroy_vm) is not part of it.
-    g.bench_function("build (VM+irqchip+PIT+memory+1 vCPU+lab)", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let start = std::time::Instant::now();
-                let vm = Vm::build(lab_config()).unwrap();
-                total += start.elapsed();
-                drop(vm);
-            }
-            total
-        })
-    });
-    g.bench_function("lab guest run (build+run+teardown)", |b| {
-        b.iter(|| {
-            let out = vmm::run(lab_config()).unwrap();
-            assert_eq!(out.reason, ExitReason::GuestExit(0));
-        })
-    });
+    for (chip, label) in [
+        (IrqChipKind::Split, "split irqchip"),
+        (IrqChipKind::Kernel, "kernel irqchip+PIT"),
+    ] {
+        // Only the build is timed; dropping the VM (kvm_destroy_vm) is not part of it.
+        g.bench_function(format!("build ({label}, 128 MiB, 1 vCPU, lab)"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let start = std::time::Instant::now();
+                    let vm = Vm::build(lab_config(chip)).unwrap();
+                    total += start.elapsed();
+                    drop(vm);
+                }
+                total
+            })
+        });
+        g.bench_function(
+            format!("lab guest run ({label}: build+run+teardown)"),
+            |b| {
+                b.iter(|| {
+                    let out = vmm::run(lab_config(chip)).unwrap();
+                    assert_eq!(out.reason, ExitReason::GuestExit(0));
+                })
+            },
+        );
+    }
     g.finish();
 }
 
