@@ -15,8 +15,9 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 /// Every runtime the harness knows, in report order.
-pub const RUNTIMES: [&str; 9] = [
+pub const RUNTIMES: [&str; 10] = [
     "bootlab-vm-lab",
+    "bootlab-vm-lab-kernel-irqchip",
     "bootlab-vm-linux",
     "bootlab-sandbox",
     "fork-exec",
@@ -125,11 +126,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         let vm = |guest| BootlabVm {
             bin: bin.clone(),
             guest,
+            kernel_irqchip: false,
             emulated: host.emulated(),
             images: images.clone(),
         };
         match name {
             "bootlab-vm-lab" => Box::new(vm(Guest::Lab)),
+            "bootlab-vm-lab-kernel-irqchip" => Box::new(BootlabVm {
+                kernel_irqchip: true,
+                ..vm(Guest::Lab)
+            }),
             "bootlab-vm-linux" => Box::new(vm(Guest::Linux)),
             "bootlab-sandbox" => Box::new(BootlabSandbox {
                 bin: bin.clone(),

@@ -77,9 +77,14 @@ impl Workload {
 pub trait Runner: Send + Sync {
     /// Short unique name (`bootlab-vm-lab`, `runc`, ...).
     fn name(&self) -> &str;
-    fn kind(&self) -> RuntimeKind;
-    /// One of ours rather than a peer.
-    fn ours(&self) -> bool;
+    /// Container unless said otherwise.
+    fn kind(&self) -> RuntimeKind {
+        RuntimeKind::Container
+    }
+    /// One of ours rather than a peer (peers unless said otherwise).
+    fn ours(&self) -> bool {
+        false
+    }
     /// `Err(reason)` when the runtime is not available on this host.
     fn check(&self) -> Result<(), String>;
     /// One-time set-up in the session's scratch dir (e.g. an OCI bundle).

@@ -3,7 +3,6 @@
 
 use super::{version_of, which, RunCtx, Runner, Workload};
 use crate::exec::{ConsoleMap, RunSpec};
-use crate::results::RuntimeKind;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -76,14 +75,6 @@ pub fn bundle_config(rootfs: &Path, argv: &[String]) -> serde_json::Value {
 impl Runner for Oci {
     fn name(&self) -> &str {
         self.flavor.name()
-    }
-
-    fn kind(&self) -> RuntimeKind {
-        RuntimeKind::Container
-    }
-
-    fn ours(&self) -> bool {
-        false
     }
 
     fn check(&self) -> Result<(), String> {

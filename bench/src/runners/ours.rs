@@ -30,6 +30,9 @@ const FAST_TIMEOUT_S: u64 = 10;
 pub struct BootlabVm {
     pub bin: PathBuf,
     pub guest: Guest,
+    /// `--irqchip kernel` (in-kernel PIC/IO-APIC/PIT) instead of the guest's default,
+    /// to show what that interrupt controller model costs.
+    pub kernel_irqchip: bool,
     /// Host KVM is emulated: Linux user space will not run.
     pub emulated: bool,
     /// Passed to the child as BOOTLAB_IMAGES.
@@ -52,9 +55,10 @@ impl BootlabVm {
 
 impl Runner for BootlabVm {
     fn name(&self) -> &str {
-        match self.guest {
-            Guest::Lab => "bootlab-vm-lab",
-            Guest::Linux => "bootlab-vm-linux",
+        match (self.guest, self.kernel_irqchip) {
+            (Guest::Lab, false) => "bootlab-vm-lab",
+            (Guest::Lab, true) => "bootlab-vm-lab-kernel-irqchip",
+            (Guest::Linux, _) => "bootlab-vm-linux",
         }
     }
 
@@ -91,6 +95,9 @@ impl Runner for BootlabVm {
             .arg(self.guest_timeout_s().to_string())
             .arg("--timeline-out")
             .arg(&out);
+        if self.kernel_irqchip {
+            spec = spec.args(["--irqchip", "kernel"]);
+        }
         spec.env
             .push(("BOOTLAB_IMAGES".into(), self.images.clone().into()));
         spec.timeline_out = Some(out);
@@ -141,10 +148,6 @@ impl Runner for BootlabSandbox {
         "bootlab-sandbox"
     }
 
-    fn kind(&self) -> RuntimeKind {
-        RuntimeKind::Container
-    }
-
     fn ours(&self) -> bool {
         true
     }
@@ -192,6 +195,7 @@ mod tests {
         BootlabVm {
             bin: "/b/bootlab".into(),
             guest,
+            kernel_irqchip: false,
             emulated,
             images: "/img".into(),
         }
@@ -212,6 +216,15 @@ mod tests {
         assert_eq!(s.expect, ExitExpect::Code(0));
         assert!(s.required.contains(&"done"));
         assert!(vm(Guest::Lab, true).unobservable().is_empty());
+        let k = BootlabVm {
+            kernel_irqchip: true,
+            ..vm(Guest::Lab, true)
+        };
+        assert_eq!(k.name(), "bootlab-vm-lab-kernel-irqchip");
+        assert!(k
+            .spec(ctx())
+            .command_line()
+            .ends_with("bootlab-vm-lab-kernel-irqchip-7.timeline.json --irqchip kernel"));
     }
 
     #[test]

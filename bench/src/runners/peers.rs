@@ -3,7 +3,6 @@
 
 use super::{version_of, which, RunCtx, Runner, Workload};
 use crate::exec::{ConsoleMap, RunSpec};
-use crate::results::RuntimeKind;
 use std::path::PathBuf;
 
 const CONSOLE_NOTE: &str = "exec = arrival of the workload's `@@bootlab init-start` line \
@@ -19,14 +18,6 @@ pub struct ForkExec {
 impl Runner for ForkExec {
     fn name(&self) -> &str {
         "fork-exec"
-    }
-
-    fn kind(&self) -> RuntimeKind {
-        RuntimeKind::Container
-    }
-
-    fn ours(&self) -> bool {
-        false
     }
 
     fn check(&self) -> Result<(), String> {
@@ -68,14 +59,6 @@ impl Bwrap {
 impl Runner for Bwrap {
     fn name(&self) -> &str {
         "bwrap"
-    }
-
-    fn kind(&self) -> RuntimeKind {
-        RuntimeKind::Container
-    }
-
-    fn ours(&self) -> bool {
-        false
     }
 
     fn check(&self) -> Result<(), String> {

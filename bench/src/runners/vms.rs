@@ -48,10 +48,6 @@ impl Runner for QemuMicrovm {
         RuntimeKind::Vm
     }
 
-    fn ours(&self) -> bool {
-        false
-    }
-
     fn check(&self) -> Result<(), String> {
         self.bin.as_ref().ok_or_else(|| {
             "qemu-system-x86_64 not found on PATH (Debian package qemu-system-x86)".to_string()
@@ -149,10 +145,6 @@ impl Runner for Firecracker {
 
     fn kind(&self) -> RuntimeKind {
         RuntimeKind::Vm
-    }
-
-    fn ours(&self) -> bool {
-        false
     }
 
     fn check(&self) -> Result<(), String> {
