@@ -355,6 +355,7 @@ fn cases(f: &Fixture) -> Vec<Case> {
         c(Nothing, &["report", &empty], &empty),
         c(Nothing, &["report", &json_file], &json_file),
         c(Nothing, &["report", &f.write("results/array.json", b"[1, 2]")], "array.json"),
+        c(Nothing, &["report", &f.write("results/other.json", b"{\"not\": 1}")], "not a bootlab results.json"),
         c(Nothing, &["report", &f.write("results/ok.json", b"{}"), "--out", &file], &file),
         c(Nothing, &["report"], "RESULTS"),
         // ---- bootlab bench (all refused before anything runs) ----
@@ -366,6 +367,8 @@ fn cases(f: &Fixture) -> Vec<Case> {
         bench(&["--runtimes", "bogus"], "bogus"),
         bench(&["--runtimes", "runc,", "--out-root", &dir], "\"\""),
         bench(&["--name", "a/b"], "a/b"),
+        bench(&["--name", "../x"], "../x"),
+        bench(&["--runtimes", "nope"], "known: bootlab-vm-lab"),
         bench(&["--name", ""], "--name"),
         bench(&["--name", ".."], "--name"),
         bench(&["--images", &missing], &missing),
