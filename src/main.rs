@@ -35,7 +35,17 @@ enum Command {
 
 fn main() -> ExitCode {
     timeline::clock::mark_main_entry();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version print to stdout and exit 0.
+        Err(e) if !e.use_stderr() => e.exit(),
+        // A usage error: clap's message (the error line, possibly the valid values
+        // and its usage hint), then exit code 1 like every other bad input.
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(cmd::EXIT_ERROR);
+        }
+    };
     let result = match cli.command {
         Command::Vm(c) => cmd::vm::run(c),
         Command::Sandbox(c) => cmd::sandbox::run(c),

@@ -1,5 +1,5 @@
 //! `bootlab bench` and `bootlab report` end to end through the CLI binary: peers on a
-//! tiny busybox rootfs, bad input, regenerating a report, and (once the monitor and
+//! tiny busybox rootfs, regenerating a report, and (once the monitor and
 //! the sandbox are built) our lab-guest microVM and our sandbox with every phase filled.
 
 use bench::results::{Results, RuntimeStatus};
@@ -149,31 +149,6 @@ fn bench_measures_the_peers_and_writes_all_three_files() {
     }
     let _ = std::fs::remove_dir_all(images);
     let _ = std::fs::remove_dir_all(out);
-}
-
-#[test]
-fn bad_input_gives_a_clear_error_and_exit_1() {
-    let o = bootlab(&["bench", "--runtimes", "nope", "--no-progress"]);
-    assert_eq!(o.status.code(), Some(1));
-    let e = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        e.contains("unknown runtime") && e.contains("bootlab-vm-lab"),
-        "{e}"
-    );
-
-    let o = bootlab(&["bench", "--name", "../x"]);
-    assert_eq!(o.status.code(), Some(1));
-
-    let o = bootlab(&["report", "/nonexistent/results.json"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/results.json"));
-
-    let dir = temp_dir("badjson");
-    std::fs::write(dir.join("results.json"), "{\"not\": 1}").unwrap();
-    let o = bootlab(&["report", dir.join("results.json").to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("not a bootlab results.json"));
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

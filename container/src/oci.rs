@@ -184,6 +184,71 @@ struct OciCpu {
     period: Option<u64>,
 }
 
+/// Largest config.json read (a `runc spec` one is about 3 KiB).
+pub const MAX_CONFIG_BYTES: u64 = 4 << 20;
+
+/// Smallest memory limit accepted (bundles and `--memory`): below it the sandbox's
+/// own set-up (bind mounts, the exec) is charged to the cgroup and fails with ENOMEM
+/// before the workload starts (256 KiB was enough here; 4x margin).
+pub const MIN_MEMORY_LIMIT: u64 = 1 << 20;
+/// Largest pids limit: the kernel's `PID_MAX_LIMIT` on 64-bit (4 Mi tasks).
+pub const PID_MAX_LIMIT: u64 = 4 << 20;
+/// Longest hostname `sethostname(2)` takes (`HOST_NAME_MAX`).
+pub const HOST_NAME_MAX: usize = 64;
+/// CFS bandwidth bounds the kernel enforces (kernel/sched/core.c): period 1 ms..1 s,
+/// quota at least 1 ms and below 2^44 µs.
+pub const CFS_PERIOD_US: std::ops::RangeInclusive<u64> = 1_000..=1_000_000;
+pub const CFS_QUOTA_US: std::ops::RangeInclusive<u64> = 1_000..=(1 << 44) - 1;
+
+/// Checks a memory limit in bytes against [`MIN_MEMORY_LIMIT`].
+pub fn check_memory(bytes: u64) -> std::result::Result<(), String> {
+    if bytes < MIN_MEMORY_LIMIT {
+        return Err(format!(
+            "memory limit {bytes} bytes is below the minimum of {} MiB",
+            MIN_MEMORY_LIMIT >> 20
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a pids limit against 1..=[`PID_MAX_LIMIT`].
+pub fn check_pids(n: u64) -> std::result::Result<(), String> {
+    if !(1..=PID_MAX_LIMIT).contains(&n) {
+        return Err(format!("pids limit {n} is not in 1..={PID_MAX_LIMIT}"));
+    }
+    Ok(())
+}
+
+/// Checks a CPU bandwidth (quota, period in µs) against what the kernel accepts.
+pub fn check_cpu(quota: u64, period: u64) -> std::result::Result<(), String> {
+    if !CFS_PERIOD_US.contains(&period) {
+        return Err(format!(
+            "cpu period {period} µs is not in {}..={} µs",
+            CFS_PERIOD_US.start(),
+            CFS_PERIOD_US.end()
+        ));
+    }
+    if !CFS_QUOTA_US.contains(&quota) {
+        return Err(format!(
+            "cpu quota {quota} µs is not in {}..={} µs",
+            CFS_QUOTA_US.start(),
+            CFS_QUOTA_US.end()
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a hostname's length against [`HOST_NAME_MAX`].
+pub fn check_hostname(h: &str) -> std::result::Result<(), String> {
+    if h.len() > HOST_NAME_MAX {
+        return Err(format!(
+            "hostname `{h}` is {} bytes long, longer than {HOST_NAME_MAX}",
+            h.len()
+        ));
+    }
+    Ok(())
+}
+
 /// `RLIMIT_*` names and their resource numbers.
 const RLIMITS: [(&str, u32); 16] = [
     ("RLIMIT_CPU", libc::RLIMIT_CPU),
@@ -207,12 +272,40 @@ const RLIMITS: [(&str, u32); 16] = [
 /// Reads `BUNDLE/config.json` into a [`SandboxSpec`] (root path resolved against the
 /// bundle).
 pub fn load_bundle(bundle: &Path) -> Result<SandboxSpec> {
+    if !bundle.is_dir() {
+        return Err(Error::Oci {
+            path: bundle.to_path_buf(),
+            reason: if bundle.exists() {
+                "the bundle is not a directory".into()
+            } else {
+                "no such bundle directory".into()
+            },
+        });
+    }
     let path = bundle.join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::Oci {
+    let oci = |reason: String| Error::Oci {
         path: path.clone(),
-        reason: format!("cannot read: {e}"),
-    })?;
-    parse(&text, bundle).map_err(|reason| Error::Oci { path, reason })
+        reason,
+    };
+    // A regular file of bounded size: a FIFO would block, /dev/zero never ends.
+    let file = std::fs::File::open(&path).map_err(|e| oci(format!("cannot read: {e}")))?;
+    let md = file
+        .metadata()
+        .map_err(|e| oci(format!("cannot read: {e}")))?;
+    if !md.is_file() {
+        return Err(oci("not a regular file".into()));
+    }
+    if md.len() > MAX_CONFIG_BYTES {
+        return Err(oci(format!(
+            "{} bytes, larger than the {} MiB a config.json may have",
+            md.len(),
+            MAX_CONFIG_BYTES >> 20
+        )));
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_CONFIG_BYTES), &mut text)
+        .map_err(|e| oci(format!("cannot read: {e}")))?;
+    parse(&text, bundle).map_err(oci)
 }
 
 /// Parses config.json text; errors are one-line reasons.
@@ -237,6 +330,12 @@ pub fn parse(text: &str, bundle: &Path) -> std::result::Result<SandboxSpec, Stri
     }
     if !p.cwd.starts_with('/') {
         return Err(format!("process.cwd `{}` is not absolute", p.cwd));
+    }
+    if cfg.root.path.is_empty() {
+        return Err("root.path is empty".into());
+    }
+    if let Some(h) = &cfg.hostname {
+        check_hostname(h)?;
     }
     let root = PathBuf::from(&cfg.root.path);
     let root = if root.is_relative() {
@@ -278,8 +377,16 @@ pub fn parse(text: &str, bundle: &Path) -> std::result::Result<SandboxSpec, Stri
             RLIMITS
                 .iter()
                 .find(|(n, _)| *n == r.kind)
-                .map(|(_, res)| (*res, r.soft, r.hard))
                 .ok_or_else(|| format!("process.rlimits: unknown type `{}`", r.kind))
+                .and_then(|(_, res)| {
+                    if r.soft > r.hard {
+                        return Err(format!(
+                            "process.rlimits: {} soft limit {} is above its hard limit {}",
+                            r.kind, r.soft, r.hard
+                        ));
+                    }
+                    Ok((*res, r.soft, r.hard))
+                })
         })
         .collect::<std::result::Result<_, _>>()?;
     spec.mounts = cfg
@@ -334,19 +441,36 @@ pub fn parse(text: &str, bundle: &Path) -> std::result::Result<SandboxSpec, Stri
         if r.devices.iter().any(|d| d.allow) {
             return Err("linux.resources.devices: allow rules are not supported (only deny rules; the sandbox exposes its minimal /dev only)".into());
         }
+        // As in runc: -1 (and, for pids and the cpu quota, 0) means "no limit".
         if let Some(mem) = r.memory.and_then(|m| m.limit) {
-            if mem > 0 {
-                spec.resources.memory_bytes = Some(mem as u64);
+            match mem {
+                -1 | 0 => {}
+                m if m < 0 => {
+                    return Err(format!(
+                        "linux.resources.memory.limit {m} is not a byte count (-1 or 0 = no limit)"
+                    ))
+                }
+                m => {
+                    check_memory(m as u64)
+                        .map_err(|e| format!("linux.resources.memory.limit: {e}"))?;
+                    spec.resources.memory_bytes = Some(m as u64);
+                }
             }
         }
         if let Some(p) = r.pids {
-            if p.limit > 0 {
-                spec.resources.pids = Some(p.limit as u64);
+            match p.limit {
+                l if l <= 0 => {}
+                l => {
+                    check_pids(l as u64).map_err(|e| format!("linux.resources.pids.limit: {e}"))?;
+                    spec.resources.pids = Some(l as u64);
+                }
             }
         }
         if let Some(cpu) = r.cpu {
             if let Some(q) = cpu.quota.filter(|q| *q > 0) {
-                spec.resources.cpu_quota = Some((q as u64, cpu.period.unwrap_or(100_000)));
+                let period = cpu.period.unwrap_or(100_000);
+                check_cpu(q as u64, period).map_err(|e| format!("linux.resources.cpu: {e}"))?;
+                spec.resources.cpu_quota = Some((q as u64, period));
             }
         }
     }
@@ -406,5 +530,46 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("terminal"), "{e}");
+    }
+
+    #[test]
+    fn out_of_range_values_are_rejected_with_their_field() {
+        let cases = [
+            ("\"limit\": 1048576", "\"limit\": 1", "memory.limit"),
+            ("\"limit\": 1048576", "\"limit\": -2", "-2"),
+            (
+                "\"hostname\": \"runc\"",
+                &format!("\"hostname\": \"{}\"", "h".repeat(65)),
+                "hostname",
+            ),
+            ("\"path\": \"rootfs\"", "\"path\": \"\"", "root.path"),
+            ("\"soft\": 1024", "\"soft\": 1025", "soft limit 1025"),
+            (
+                "\"memory\":",
+                "\"pids\": {\"limit\": 4194305}, \"memory\":",
+                "4194305",
+            ),
+            (
+                "\"memory\":",
+                "\"cpu\": {\"quota\": 5000, \"period\": 10}, \"memory\":",
+                "period 10",
+            ),
+        ];
+        for (from, to, want) in cases {
+            assert!(RUNC_LIKE.contains(from), "{from}");
+            let e = parse(&RUNC_LIKE.replace(from, to), Path::new("/b")).unwrap_err();
+            assert!(e.contains(want), "{to}: {e}");
+        }
+        // -1 and 0 mean "no limit", as in runc.
+        for none in ["-1", "0"] {
+            let text = RUNC_LIKE.replace("\"limit\": 1048576", &format!("\"limit\": {none}"));
+            assert_eq!(
+                parse(&text, Path::new("/b"))
+                    .unwrap()
+                    .resources
+                    .memory_bytes,
+                None
+            );
+        }
     }
 }

@@ -188,20 +188,7 @@ impl Prepared {
                 ))
             }
             Some(r) => {
-                let md = std::fs::metadata(r).map_err(|e| Error::Rootfs {
-                    path: r.clone(),
-                    reason: e.to_string(),
-                })?;
-                if !md.is_dir() {
-                    return Err(Error::Rootfs {
-                        path: r.clone(),
-                        reason: "not a directory".into(),
-                    });
-                }
-                let canon = std::fs::canonicalize(r).map_err(|e| Error::Rootfs {
-                    path: r.clone(),
-                    reason: e.to_string(),
-                })?;
+                let canon = crate::rootfs::check_root(r)?;
                 Some(RootfsPlan::new(spec, &canon, bundle_dir, userns)?)
             }
         };

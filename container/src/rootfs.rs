@@ -161,6 +161,38 @@ fn below(root: &Path, dest: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
+/// Checks a rootfs given by the user or a bundle and returns its canonical path: it
+/// must be a directory (symlinks are followed) and must not be the host's own root.
+/// A rootfs that resolves to `/` (a symlink to it, `/` itself, or a bind mount of it,
+/// recognised by device and inode) is refused: pivoting onto the host's root hides
+/// nothing, and with a writable root the workload would write to the host's files.
+/// Running in the host's root on purpose is done without a mount namespace.
+pub fn check_root(given: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let err = |reason: String| Error::Rootfs {
+        path: given.to_path_buf(),
+        reason,
+    };
+    let md = std::fs::metadata(given).map_err(|e| err(e.to_string()))?;
+    if !md.is_dir() {
+        return Err(err("not a directory".into()));
+    }
+    let canon = std::fs::canonicalize(given).map_err(|e| err(e.to_string()))?;
+    let host = std::fs::metadata("/").map_err(|e| err(format!("reading /: {e}")))?;
+    if (md.dev(), md.ino()) == (host.dev(), host.ino()) {
+        return Err(err(format!(
+            "resolves to the host's root directory{}; a sandbox needs its own root \
+             filesystem (to run in the host's root, turn the mount namespace off)",
+            if canon == Path::new("/") {
+                String::new()
+            } else {
+                format!(" (via {})", canon.display())
+            }
+        )));
+    }
+    Ok(canon)
+}
+
 impl RootfsPlan {
     /// Prepares the set-up of `spec.rootfs` (canonicalized) in the parent.
     /// `bundle_dir` resolves relative bind sources; `userns` selects bind-mounted
@@ -187,11 +219,22 @@ impl RootfsPlan {
                         source = Some(b.join(src));
                     }
                 }
-                if source.is_none() {
-                    return Err(Error::Config(format!(
-                        "bind mount on {} has no source",
-                        m.destination.display()
-                    )));
+                match &source {
+                    None => {
+                        return Err(Error::Config(format!(
+                            "bind mount on {} has no source",
+                            m.destination.display()
+                        )))
+                    }
+                    Some(src) => {
+                        if let Err(e) = std::fs::metadata(src) {
+                            return Err(Error::Config(format!(
+                                "bind mount source {} for {}: {e}",
+                                src.display(),
+                                m.destination.display()
+                            )));
+                        }
+                    }
                 }
             }
             let fstype = match fstype {
@@ -284,8 +327,13 @@ impl RootfsPlan {
         )
         .map_err(|e| format!("bind-mounting the rootfs: {e}"))?;
         for m in &self.mounts {
-            self.mount_one(m)
-                .map_err(|e| format!("mounting {}: {e}", m.target.display()))?;
+            self.mount_one(m).map_err(|e| {
+                let kind = m
+                    .fstype
+                    .as_deref()
+                    .map_or("bind".into(), |t| t.to_string_lossy());
+                format!("mounting {} ({kind}): {e}", m.target.display())
+            })?;
         }
         if let Some(dev) = &self.dev {
             self.populate_dev(dev)

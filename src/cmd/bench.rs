@@ -94,6 +94,22 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
             selected.push(name);
         }
     }
+    if let Some(dir) = &args.images {
+        if !dir.is_dir() {
+            bail!("--images {} is not a folder", dir.display());
+        }
+    }
+    super::check_out_dir("--out-root", &args.out_root)?;
+    if let Some(elf) = &args.lab_elf {
+        super::check_file("--lab-elf", elf)?;
+        let mut head = Vec::new();
+        std::fs::File::open(elf)
+            .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 4096), &mut head))
+            .with_context(|| format!("--lab-elf {}", elf.display()))?;
+        if let Err(why) = vmm::boot::detect(&head) {
+            bail!("--lab-elf {} is not a kernel image: {why}", elf.display());
+        }
+    }
     let explicit = !selected.is_empty();
     let host = HostFacts::detect();
     let images = args.images.unwrap_or_else(super::images_dir);
@@ -102,11 +118,6 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         None => std::env::current_exe().context("cannot find the bootlab executable")?,
     };
     let workload = Workload::guest_init(images.join("rootfs"));
-    if let Some(elf) = &args.lab_elf {
-        if !elf.is_file() {
-            bail!("--lab-elf {}: no such file", elf.display());
-        }
-    }
     // The VM peers boot the same lab guest our monitor embeds: written next to the
     // report so the report folder holds the exact guest that ran.
     let lab_elf = match args.lab_elf.clone() {

@@ -80,6 +80,7 @@ fn build(steps: &[Step], no_workarounds: bool, out: Option<PathBuf>) -> anyhow::
         cmd.env("BOOTLAB_KERNEL_WORKAROUNDS", "0");
     }
     if let Some(dir) = out {
+        super::check_out_dir("--out", &dir)?;
         let dir = std::path::absolute(&dir)
             .with_context(|| format!("output directory {}", dir.display()))?;
         cmd.env("BOOTLAB_IMAGES", dir);

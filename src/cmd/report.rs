@@ -14,6 +14,10 @@ pub struct ReportArgs {
 }
 
 pub fn run(args: ReportArgs) -> anyhow::Result<u8> {
+    super::check_file("results", &args.results)?;
+    if let Some(out) = &args.out {
+        super::check_out_dir("--out", out)?;
+    }
     let results = bench::report::load(&args.results).context("reading the results")?;
     let dir = args.out.unwrap_or_else(|| {
         args.results

@@ -6,7 +6,6 @@ use anyhow::{anyhow, bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use container::{Namespace, NamespaceSet, SandboxSpec};
 use std::path::PathBuf;
-use std::time::Duration;
 use timeline::{EventSource, Timeline};
 
 #[derive(Debug, Subcommand)]
@@ -98,11 +97,15 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
         Some('G') => (&t[..t.len() - 1], 1 << 30),
         _ => (t, 1),
     };
-    num.parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .filter(|n| *n > 0)
-        .ok_or_else(|| format!("`{s}` is not a byte count (e.g. 64M)"))
+    let n = num
+        .parse::<u64>()
+        .map_err(|_| format!("`{s}` is not a byte count (e.g. 64M)"))?;
+    let bytes = n
+        .checked_mul(mult)
+        .filter(|b| *b <= i64::MAX as u64)
+        .ok_or_else(|| format!("`{s}` is too large"))?;
+    container::oci::check_memory(bytes).map_err(|e| format!("`{s}`: {e}"))?;
+    Ok(bytes)
 }
 
 /// The default rootfs: `rootfs/` of the guest images folder.
@@ -126,7 +129,12 @@ fn build_spec(a: &RunArgs) -> anyhow::Result<(SandboxSpec, Option<PathBuf>)> {
     };
     let mut ns = spec.namespaces;
     if let Some(list) = &a.unshare {
-        ns = NamespaceSet::parse_list(list, ns)?;
+        if list.split(',').all(|s| s.trim().is_empty()) {
+            bail!(
+                "--unshare `{list}` names no namespace (give all, none, or a list like pid,mount)"
+            );
+        }
+        ns = NamespaceSet::parse_list(list, ns).with_context(|| format!("--unshare `{list}`"))?;
     }
     for (off, n) in [
         (a.no_net, Namespace::Net),
@@ -148,6 +156,7 @@ fn build_spec(a: &RunArgs) -> anyhow::Result<(SandboxSpec, Option<PathBuf>)> {
         spec.rootfs = None;
     }
     if let Some(h) = &a.hostname {
+        container::oci::check_hostname(h).map_err(|e| anyhow!("--hostname: {e}"))?;
         spec.hostname = Some(h.clone());
     }
     if a.rw {
@@ -165,24 +174,21 @@ fn build_spec(a: &RunArgs) -> anyhow::Result<(SandboxSpec, Option<PathBuf>)> {
         spec.resources.memory_bytes = Some(m);
     }
     if let Some(p) = a.pids {
-        if p == 0 {
-            bail!("--pids must be at least 1");
-        }
+        container::oci::check_pids(p).map_err(|e| anyhow!("--pids: {e}"))?;
         spec.resources.pids = Some(p);
     }
     if let Some(c) = a.cpus {
-        if !(c.is_finite() && c > 0.0) {
-            bail!("--cpus must be a positive number");
+        let max = (*container::oci::CFS_QUOTA_US.end() / 100_000) as f64;
+        if !(c > 0.0 && c <= max) {
+            bail!(
+                "--cpus {} is not a number of CPUs in (0, {max:.0}]",
+                super::short(c)
+            );
         }
         spec.resources.cpu_quota = Some(container::Resources::cpus(c));
     }
     if let Some(t) = a.timeout {
-        spec.timeout = Some(
-            Duration::try_from_secs_f64(t)
-                .ok()
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| anyhow!("--timeout must be a positive number of seconds"))?,
-        );
+        spec.timeout = Some(super::timeout("--timeout", t)?);
     }
     Ok((spec, bundle))
 }
@@ -201,6 +207,9 @@ fn run_one(a: RunArgs) -> anyhow::Result<u8> {
             EventSource::Runtime,
         ),
     };
+    if let Some(path) = &a.timeline_out {
+        super::check_out_file("--timeline-out", path)?;
+    }
     let mut tl = Timeline::new("bootlab-sandbox", spawn_ns);
     tl.push("spawn", spawn_ns, spawn_src);
     let result = build_spec(&a).and_then(|(spec, bundle)| {

@@ -3,7 +3,6 @@
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
-use std::time::Duration;
 use timeline::{EventSource, VM_MODEL};
 use vmm::{ExitReason, IrqChipKind, KernelSource, VmConfig};
 
@@ -115,7 +114,9 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
         (Some(Guest::Linux), _) => {
             let dir = super::images_dir();
             let vmlinux = dir.join("vmlinux");
-            if !vmlinux.is_file() {
+            if vmlinux.exists() {
+                super::check_file("linux guest kernel", &vmlinux)?;
+            } else {
                 bail!(
                     "the linux guest is not built: {} is missing (run `bootlab images build` or guest-images/build.sh)",
                     vmlinux.display()
@@ -145,22 +146,18 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
         }
     };
     if let KernelSource::File(k) = &kernel {
-        if !k.is_file() {
-            bail!("kernel {} does not exist or is not a file", k.display());
-        }
+        super::check_file("kernel", k)?;
     }
     if let Some(i) = &initrd {
-        if !i.is_file() {
-            bail!("initrd {} does not exist or is not a file", i.display());
-        }
+        super::check_file("initrd", i)?;
     }
-    let timeout = match args.timeout {
-        Some(s) if !(s > 0.0 && s.is_finite()) => {
-            bail!("--timeout must be a positive number of seconds")
-        }
-        Some(s) => Some(Duration::from_secs_f64(s)),
-        None => None,
-    };
+    if let Some(path) = &args.timeline_out {
+        super::check_out_file("--timeline-out", path)?;
+    }
+    let timeout = args
+        .timeout
+        .map(|s| super::timeout("--timeout", s))
+        .transpose()?;
     let irqchip = match (args.irqchip, args.guest) {
         (IrqChip::Kernel, _) => IrqChipKind::Kernel,
         (IrqChip::Split, _) | (IrqChip::Auto, Some(Guest::Lab)) => IrqChipKind::Split,

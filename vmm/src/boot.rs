@@ -15,9 +15,9 @@ use linux_loader::loader::elf::start_info::{
 };
 use linux_loader::loader::elf::{Elf, PvhBootCapability};
 use linux_loader::loader::{load_cmdline, KernelLoader, KernelLoaderResult};
-use std::io::Cursor;
+use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use vm_memory::{Address, Bytes, GuestAddress};
+use vm_memory::{Address, Bytes, GuestAddress, ReadVolatile};
 
 /// PVH start-info magic (xen/include/public/arch-x86/hvm/start_info.h).
 const XEN_HVM_START_MAGIC: u32 = 0x336e_c578;
@@ -27,9 +27,43 @@ const LINUX_BOOT_FLAG: u16 = 0xaa55;
 const LINUX_LOADER_UNDEFINED: u8 = 0xff;
 /// Default `initrd_addr_max` when a kernel gives none (boot protocol < 2.03).
 const DEFAULT_INITRD_ADDR_MAX: u64 = 0x37ff_ffff;
-/// ELF identification facts checked before handing the file to the loader.
+/// ELF identification facts checked before handing the file to the loader
+/// (System V gABI, "ELF Header"): class and data encoding bytes of `e_ident`, the
+/// header and program header sizes of ELF64, and `PT_LOAD`.
 const ELFCLASS64: u8 = 2;
+const ELFDATA2LSB: u8 = 1;
 const EM_X86_64: u16 = 62;
+const ELF64_EHDR_SIZE: usize = 64;
+const ELF64_PHDR_SIZE: u64 = 56;
+const PT_LOAD: u32 = 1;
+/// Machine numbers (`e_machine`) named in errors about a kernel for another CPU.
+const ELF_MACHINES: [(u16, &str); 10] = [
+    (3, "i386"),
+    (8, "MIPS"),
+    (20, "PowerPC"),
+    (21, "PowerPC 64"),
+    (22, "s390"),
+    (40, "ARM"),
+    (50, "IA-64"),
+    (183, "AArch64"),
+    (243, "RISC-V"),
+    (258, "LoongArch"),
+];
+/// bzImage setup header offsets (Documentation/arch/x86/boot.rst): setup sectors,
+/// protocol version, load flags, xloadflags; `LOADED_HIGH` and `XLF_KERNEL_64`.
+const BZ_SETUP_SECTS: usize = 0x1f1;
+const BZ_VERSION: usize = 0x206;
+const BZ_LOADFLAGS: usize = 0x211;
+const BZ_XLOADFLAGS: usize = 0x236;
+const BZ_HEADER_END: usize = 0x238;
+const BZ_LOADED_HIGH: u8 = 0x1;
+const BZ_XLF_KERNEL_64: u16 = 0x1;
+/// Boot protocol 2.12: the first with xloadflags (and so a declared 64-bit entry).
+const BZ_MIN_VERSION: u16 = 0x020c;
+/// Bytes read from the start of a kernel file to recognise it (ELF header, bzImage
+/// setup header).
+const HEAD_BYTES: u64 = 4096;
+const SECTOR: u64 = 512;
 const PAGE_SIZE: u64 = 4096;
 
 /// How the vCPU enters the kernel.
@@ -84,23 +118,38 @@ pub enum ImageKind {
     BzImage,
 }
 
-/// Recognises an x86-64 ELF or a bzImage, or says why the bytes are neither.
+/// Recognises an x86-64 ELF or a bzImage from the first bytes of the file (at least
+/// its first [`HEAD_BYTES`] when it is that long), or says why they are neither.
 pub fn detect(bytes: &[u8]) -> Result<ImageKind, String> {
     if bytes.is_empty() {
         return Err("the file is empty".into());
     }
-    if bytes.starts_with(b"\x7fELF") {
-        if bytes.len() < 64 {
-            return Err("truncated ELF header".into());
+    if b"\x7fELF".starts_with(&bytes[..bytes.len().min(4)]) {
+        if bytes.len() < ELF64_EHDR_SIZE {
+            return Err(format!(
+                "truncated ELF header ({} of {ELF64_EHDR_SIZE} bytes)",
+                bytes.len()
+            ));
+        }
+        let machine = if bytes[5] == ELFDATA2LSB {
+            u16::from_le_bytes([bytes[18], bytes[19]])
+        } else {
+            u16::from_be_bytes([bytes[18], bytes[19]])
+        };
+        let arch = ELF_MACHINES
+            .iter()
+            .find(|(m, _)| *m == machine)
+            .map_or(String::new(), |(_, n)| format!(", {n}"));
+        if machine != EM_X86_64 {
+            return Err(format!(
+                "an ELF for another architecture (e_machine {machine}{arch})"
+            ));
         }
         if bytes[4] != ELFCLASS64 {
             return Err("a 32-bit ELF".into());
         }
-        let machine = u16::from_le_bytes([bytes[18], bytes[19]]);
-        if machine != EM_X86_64 {
-            return Err(format!(
-                "an ELF for another architecture (e_machine {machine})"
-            ));
+        if bytes[5] != ELFDATA2LSB {
+            return Err("a big-endian ELF".into());
         }
         return Ok(ImageKind::Elf);
     }
@@ -108,6 +157,136 @@ pub fn detect(bytes: &[u8]) -> Result<ImageKind, String> {
         return Ok(ImageKind::BzImage);
     }
     Err("no ELF magic and no Linux \"HdrS\" boot header".into())
+}
+
+fn le16(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+fn le32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn le64(b: &[u8], at: usize) -> u64 {
+    let mut raw = [0u8; 8];
+    raw.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(raw)
+}
+
+/// Checks that an x86-64 ELF (`head` = its first bytes, `len` = its size) is whole
+/// and fits: the program headers and every segment's bytes are inside the file, the
+/// section headers too (they come last, so a cut file loses them first), and every
+/// `PT_LOAD` segment lands in the guest's low RAM.
+pub fn check_elf(
+    head: &[u8],
+    image: &mut (impl Read + Seek),
+    len: u64,
+    mem_bytes: u64,
+) -> Result<(), String> {
+    let (phoff, shoff) = (le64(head, 32), le64(head, 40));
+    let (phentsize, phnum) = (le16(head, 54) as u64, le16(head, 56) as u64);
+    let (shentsize, shnum) = (le16(head, 58) as u64, le16(head, 60) as u64);
+    if phnum == 0 {
+        return Err("an ELF without program headers (nothing to load)".into());
+    }
+    if phentsize != ELF64_PHDR_SIZE {
+        return Err(format!(
+            "program header size {phentsize} (ELF64 has {ELF64_PHDR_SIZE})"
+        ));
+    }
+    let truncated = |what: &str, end: Option<u64>| match end {
+        Some(end) if end <= len => Ok(()),
+        Some(end) => Err(format!(
+            "truncated: {what} end at byte {end} but the file has {len} bytes"
+        )),
+        None => Err(format!("{what} lie beyond any file (offset overflow)")),
+    };
+    truncated(
+        "the program headers",
+        phnum
+            .checked_mul(phentsize)
+            .and_then(|n| n.checked_add(phoff)),
+    )?;
+    if shnum > 0 {
+        truncated(
+            "the section headers",
+            shnum
+                .checked_mul(shentsize)
+                .and_then(|n| n.checked_add(shoff)),
+        )?;
+    }
+    let mut table = vec![0u8; (phnum * phentsize) as usize];
+    image
+        .seek(SeekFrom::Start(phoff))
+        .and_then(|_| image.read_exact(&mut table))
+        .map_err(|e| format!("reading the program headers: {e}"))?;
+    let low_ram = mem_bytes.min(MMIO_GAP_START);
+    for (i, ph) in table.chunks_exact(ELF64_PHDR_SIZE as usize).enumerate() {
+        let (kind, offset, paddr) = (le32(ph, 0), le64(ph, 8), le64(ph, 24));
+        let (filesz, memsz) = (le64(ph, 32), le64(ph, 40));
+        if filesz > 0 {
+            truncated(&format!("segment {i}'s bytes"), offset.checked_add(filesz))?;
+        }
+        if kind == PT_LOAD && filesz > 0 {
+            match paddr.checked_add(memsz.max(filesz)) {
+                Some(end) if end <= low_ram => {}
+                end => {
+                    return Err(format!(
+                    "segment {i} is loaded at {paddr:#x}..{:#x}, beyond the guest's {} MiB of RAM",
+                    end.unwrap_or(u64::MAX),
+                    mem_bytes >> 20
+                ))
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks a bzImage's setup header (`head` = its first bytes, `len` = its size): a
+/// 64-bit kernel of boot protocol 2.12 or later, loaded high, with a protected-mode
+/// part after its setup sectors that fits in the guest's low RAM.
+pub fn check_bzimage(head: &[u8], len: u64, mem_bytes: u64) -> Result<(), String> {
+    if head.len() < BZ_HEADER_END {
+        return Err(format!(
+            "truncated bzImage: {} bytes, the setup header alone takes {BZ_HEADER_END}",
+            head.len()
+        ));
+    }
+    let version = le16(head, BZ_VERSION);
+    if version < BZ_MIN_VERSION {
+        return Err(format!(
+            "boot protocol {}.{:02} is too old (2.12 or later has the 64-bit entry)",
+            version >> 8,
+            version & 0xff
+        ));
+    }
+    if head[BZ_LOADFLAGS] & BZ_LOADED_HIGH == 0 {
+        return Err("a zImage (not loaded high); only bzImage is supported".into());
+    }
+    if le16(head, BZ_XLOADFLAGS) & BZ_XLF_KERNEL_64 == 0 {
+        return Err("not a 64-bit kernel (XLF_KERNEL_64 is clear)".into());
+    }
+    // setup_sects 0 means 4 (boot.rst); the boot sector itself is one more.
+    let setup = match head[BZ_SETUP_SECTS] {
+        0 => 4,
+        n => n as u64,
+    };
+    let kernel_at = (setup + 1) * SECTOR;
+    if len <= kernel_at {
+        return Err(format!(
+            "truncated bzImage: {len} bytes, but its protected-mode kernel starts at byte {kernel_at} (header only?)"
+        ));
+    }
+    let need = HIMEM_START + (len - kernel_at);
+    if need > mem_bytes.min(MMIO_GAP_START) {
+        return Err(format!(
+            "the kernel ({} bytes) does not fit in the guest's {} MiB of RAM",
+            len - kernel_at,
+            mem_bytes >> 20
+        ));
+    }
+    Ok(())
 }
 
 /// Loads the kernel, the command line, the initrd and the boot structures.
@@ -119,26 +298,35 @@ pub fn load(
     cmdline: &str,
 ) -> Result<BootSetup, Error> {
     let name = kernel.name();
-    let owned;
-    let bytes: &[u8] = match kernel {
+    let (result, kind, head) = match kernel {
         KernelSource::File(p) => {
-            owned = std::fs::read(p).map_err(|source| Error::ReadFile {
+            let read_err = |source| Error::ReadFile {
                 path: p.to_path_buf(),
                 source,
-            })?;
-            &owned
+            };
+            let mut file = std::fs::File::open(p).map_err(read_err)?;
+            let len = file.metadata().map_err(read_err)?.len();
+            load_kernel(mem, mem_bytes, &mut file, len).map_err(|why| bad(&name, why))?
         }
-        KernelSource::Embedded { bytes, .. } => bytes,
+        KernelSource::Embedded { bytes, .. } => {
+            let len = bytes.len() as u64;
+            load_kernel(mem, mem_bytes, &mut Cursor::new(*bytes), len)
+                .map_err(|why| bad(&name, why))?
+        }
     };
-    let kind = detect(bytes).map_err(|why| bad(&name, why))?;
-    let mut image = Cursor::new(bytes);
-    let highmem = Some(GuestAddress(HIMEM_START));
-    let result: KernelLoaderResult = match kind {
-        ImageKind::Elf => Elf::load(mem, None, &mut image, highmem),
-        ImageKind::BzImage => BzImage::load(mem, None, &mut image, highmem),
-    }
-    .map_err(|e| bad(&name, format!("loading failed: {e}")))?;
 
+    if cmdline.trim().len() >= CMDLINE_MAX_SIZE {
+        return Err(Error::Cmdline(format!(
+            "{} bytes long, at most {} fit",
+            cmdline.trim().len(),
+            CMDLINE_MAX_SIZE - 1
+        )));
+    }
+    if let Some(c) = cmdline.chars().find(|c| !(' '..='~').contains(c)) {
+        return Err(Error::Cmdline(format!(
+            "it contains {c:?}; only printable ASCII is allowed"
+        )));
+    }
     let mut cl = Cmdline::new(CMDLINE_MAX_SIZE).map_err(|e| Error::Cmdline(e.to_string()))?;
     if !cmdline.trim().is_empty() {
         cl.insert_str(cmdline.trim())
@@ -170,7 +358,7 @@ pub fn load(
         let entry = match kind {
             // The 64-bit entry of a bzImage is 0x200 past the protected-mode code.
             ImageKind::BzImage => result.kernel_load.unchecked_add(0x200),
-            ImageKind::Elf => GuestAddress(elf_entry(bytes)),
+            ImageKind::Elf => GuestAddress(elf_entry(&head)),
         };
         write_zero_page(mem, mem_bytes, &result, cmdline_len, initrd)?;
         Entry::Linux64(entry)
@@ -182,13 +370,41 @@ pub fn load(
     })
 }
 
-fn elf_entry(bytes: &[u8]) -> u64 {
+/// Recognises, checks and loads a kernel image of `len` bytes into guest memory;
+/// returns the loader's result, the kind, and the image's first bytes. Only the
+/// headers are read up front: a huge file is never read whole.
+fn load_kernel<F: Read + ReadVolatile + Seek>(
+    mem: &GuestMemory,
+    mem_bytes: u64,
+    image: &mut F,
+    len: u64,
+) -> Result<(KernelLoaderResult, ImageKind, Vec<u8>), String> {
+    let mut head = Vec::new();
+    image
+        .by_ref()
+        .take(HEAD_BYTES)
+        .read_to_end(&mut head)
+        .map_err(|e| format!("reading: {e}"))?;
+    let kind = detect(&head)?;
+    match kind {
+        ImageKind::Elf => check_elf(&head, image, len, mem_bytes)?,
+        ImageKind::BzImage => check_bzimage(&head, len, mem_bytes)?,
+    }
+    image.rewind().map_err(|e| format!("seeking: {e}"))?;
+    let highmem = Some(GuestAddress(HIMEM_START));
+    let result = match kind {
+        ImageKind::Elf => Elf::load(mem, None, image, highmem),
+        ImageKind::BzImage => BzImage::load(mem, None, image, highmem),
+    }
+    .map_err(|e| format!("loading failed: {e}"))?;
+    Ok((result, kind, head))
+}
+
+fn elf_entry(head: &[u8]) -> u64 {
     // e_entry of an ELF64 header, at offset 24; `detect` checked the length.
-    let mut raw = [0u8; 8];
-    raw.copy_from_slice(&bytes[24..32]);
     // vmlinux's entry is a virtual address in the kernel map; the 64-bit boot
     // protocol enters at its physical alias (identity map of the first GiB).
-    u64::from_le_bytes(raw) & 0x3fff_ffff
+    le64(head, 24) & 0x3fff_ffff
 }
 
 /// Top address (exclusive) the initrd can end at: end of low RAM, capped by the
@@ -204,11 +420,14 @@ fn load_initrd(
     initrd_addr_max: u64,
     kernel_end: u64,
 ) -> Result<(GuestAddress, u64), Error> {
-    let data = std::fs::read(path).map_err(|source| Error::ReadFile {
+    let read_err = |source| Error::ReadFile {
         path: path.to_path_buf(),
         source,
-    })?;
-    let size = data.len() as u64;
+    };
+    let mut file = std::fs::File::open(path).map_err(read_err)?;
+    // The size is checked before anything is read: a huge (or sparse) file is
+    // refused without being read into memory.
+    let size = file.metadata().map_err(read_err)?.len();
     let ceiling = initrd_ceiling(mem_bytes, initrd_addr_max);
     let too_large = || Error::InitrdTooLarge {
         path: path.to_path_buf(),
@@ -219,8 +438,8 @@ fn load_initrd(
     if start < kernel_end.max(HIMEM_START) {
         return Err(too_large());
     }
-    mem.write_slice(&data, GuestAddress(start))
-        .map_err(|e| Error::BootData(format!("initrd: {e}")))?;
+    mem.read_exact_volatile_from(GuestAddress(start), &mut file, size as usize)
+        .map_err(|e| Error::BootData(format!("initrd {}: {e}", path.display())))?;
     Ok((GuestAddress(start), size))
 }
 
@@ -332,6 +551,54 @@ mod tests {
         let mut bz = vec![0u8; 0x400];
         bz[0x202..0x206].copy_from_slice(b"HdrS");
         assert_eq!(detect(&bz), Ok(ImageKind::BzImage));
+    }
+
+    fn load_bytes(bytes: &'static [u8], mib: u64) -> Result<BootSetup, Error> {
+        let mem = memory::create(mib << 20).unwrap();
+        let image = KernelSource::Embedded {
+            name: "test",
+            bytes,
+        };
+        load(&mem, mib << 20, &image, None, "")
+    }
+
+    #[test]
+    fn cut_or_misfit_images_are_refused_before_loading() {
+        let lab = crate::lab::ELF;
+        for at in [1, 40, 64, 100, 400, lab.len() / 2, lab.len() - 1] {
+            let e = load_bytes(&lab[..at], 64).unwrap_err().to_string();
+            assert!(e.contains("truncated"), "cut at {at}: {e}");
+        }
+        // The lab guest loads at 1 MiB: its segment does not fit below 1 MiB + a bit.
+        let mut low = lab.to_vec();
+        // p_paddr of the first program header (at e_phoff 64, offset 24 in it).
+        low[64 + 24..64 + 32].copy_from_slice(&(200u64 << 20).to_le_bytes());
+        let e = load_bytes(low.leak(), 64).unwrap_err().to_string();
+        assert!(e.contains("beyond the guest's 64 MiB"), "{e}");
+        let mut bz = vec![0u8; 1024];
+        bz[0x1f1] = 1;
+        bz[0x202..0x206].copy_from_slice(b"HdrS");
+        bz[0x206..0x208].copy_from_slice(&0x020fu16.to_le_bytes());
+        bz[0x211] = BZ_LOADED_HIGH;
+        bz[0x236..0x238].copy_from_slice(&BZ_XLF_KERNEL_64.to_le_bytes());
+        assert!(check_bzimage(&bz, 1024, 64 << 20)
+            .unwrap_err()
+            .contains("header only"));
+        assert_eq!(check_bzimage(&bz, 1 << 20, 64 << 20), Ok(()));
+        assert!(check_bzimage(&bz, 80 << 20, 64 << 20)
+            .unwrap_err()
+            .contains("does not fit"));
+        bz[0x236] = 0;
+        assert!(check_bzimage(&bz, 1 << 20, 64 << 20)
+            .unwrap_err()
+            .contains("64-bit"));
+        let mem = memory::create(64 << 20).unwrap();
+        let lab = KernelSource::Embedded {
+            name: "lab",
+            bytes: crate::lab::ELF,
+        };
+        let e = load(&mem, 64 << 20, &lab, None, &"x".repeat(CMDLINE_MAX_SIZE));
+        assert!(e.unwrap_err().to_string().contains("at most 4095 fit"));
     }
 
     #[test]
