@@ -358,6 +358,56 @@ fn host_devices_cannot_be_opened_or_made() {
 }
 
 #[test]
+fn device_nodes_shipped_in_the_rootfs_open_nothing() {
+    if !require_root() {
+        return;
+    }
+    // An untrusted image may carry device nodes made on the host: its disk,
+    // /dev/kvm, /dev/kmsg (writable without any capability). The root is `nodev`.
+    let root = hostile_rootfs("devnodes", &[]);
+    let (maj, min) = host_root_disk();
+    for (name, kind, maj, min) in [
+        ("disk", "b", maj, min),
+        ("kvm", "c", 10, 232),
+        ("kmsg", "c", 1, 11),
+        ("null", "c", 1, 3),
+    ] {
+        let st = Command::new("mknod")
+            .arg(root.join("bin").join(name))
+            .args([kind, &maj.to_string(), &min.to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success(), "mknod {name}");
+    }
+    let ops = [
+        "open:/bin/disk:r",
+        "open:/bin/kvm:w",
+        "open:/bin/kmsg:w",
+        "open:/bin/null:w",
+        "open:/dev/null:w",
+    ];
+    for extra in [&[][..], &["--rw"][..]] {
+        let o = sandbox_cmd(&root, extra, &[&["probe", "attack"][..], &ops].concat())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let got = results(&stdout(&o));
+        assert_failed(
+            &got,
+            &[
+                ("open:/bin/disk:r", "EACCES"),
+                ("open:/bin/kvm:w", "EACCES"),
+                ("open:/bin/kmsg:w", "EACCES"),
+                ("open:/bin/null:w", "EACCES"),
+                // The sandbox's own /dev works: the probe really opens devices.
+                ("open:/dev/null:w", "OK"),
+            ],
+        );
+    }
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[test]
 fn host_kernel_settings_are_read_only_and_kernel_memory_hidden() {
     if !require_root() {
         return;
