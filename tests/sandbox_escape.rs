@@ -249,7 +249,7 @@ fn runtime_binary_through_proc_pid_exe_is_unreachable() {
 }
 
 #[test]
-fn mount_umount_and_pivot_root_again_fail() {
+fn mount_umount_pivot_root_chroot_and_file_handles_fail() {
     if !require_root() {
         return;
     }
@@ -259,6 +259,8 @@ fn mount_umount_and_pivot_root_again_fail() {
         "umount:/proc",
         "umount:/",
         "pivot_root",
+        "chroot:/tmp",
+        "open_by_handle_at",
         "fsopen",
         "open_tree:/",
     ];
@@ -900,4 +902,26 @@ fn sigkilled_runtime_without_pid_namespace_leaves_nothing_after_the_sweep() {
     ));
     assert!(live.host_pids.len() >= 3, "{:?}", live.host_pids);
     kill_runtime_and_check(live, &m, false);
+}
+
+#[test]
+fn no_descriptor_of_the_runtime_or_its_caller_reaches_the_workload() {
+    if !require_root() {
+        return;
+    }
+    // The caller leaves descriptors 7 (a host file) and 8 (a host directory) open;
+    // the runtime has its own (pipes). The workload sees 0, 1, 2 only.
+    let script = format!(
+        "exec 7</etc/hostname 8</; exec '{}' sandbox run --rootfs '{}' -- \
+         sh -c 'ls /proc/$$/fd; ls /proc/$$/fd/7 /proc/$$/fd/8'",
+        runtime().display(),
+        rootfs().display()
+    );
+    let o = Command::new("/bin/sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let fds: Vec<String> = stdout(&o).split_whitespace().map(String::from).collect();
+    assert_eq!(fds, ["0", "1", "2"], "{}", stderr(&o));
+    assert!(stderr(&o).contains("No such file"), "{}", stderr(&o));
 }

@@ -14,7 +14,8 @@
 //!   `OP=OK|ERRNO_NAME` line each (`OP` as given, after `{pid}` was replaced by the
 //!   first line of stdin and `{ppid}` by the parent's pid). OPs: `open:PATH:r|w|path`, `mknod:PATH:b|c:MAJ:MIN`,
 //!   `kill:PID:SIG`, `ptrace:PID`, `pidfd:PID`, `mount:FSTYPE:TARGET`,
-//!   `umount:TARGET`, `pivot_root`, `fsopen`, `open_tree:PATH`, `setns:PATH`,
+//!   `umount:TARGET`, `pivot_root`, `chroot:PATH`, `open_by_handle_at`, `fsopen`,
+//!   `open_tree:PATH`, `setns:PATH`,
 //!   `unshare-user` (then, only if that worked, `…-then-mount`), `clone-user`,
 //!   `clone3`.
 
@@ -51,6 +52,8 @@ const SYS_PIDFD_OPEN: i64 = 434;
 const SYS_CLONE: i64 = 56;
 const SYS_CLONE3: i64 = 435;
 const SYS_KILL: i64 = 62;
+const SYS_CHROOT: i64 = 161;
+const SYS_OPEN_BY_HANDLE_AT: i64 = 304;
 const CLONE_NEWUSER: i64 = 0x1000_0000;
 const CLONE_NEWNS: i64 = 0x0002_0000;
 const SIGCHLD: i64 = 17;
@@ -219,6 +222,19 @@ fn attack(op: &str) -> i64 {
             "umount" => syscall(SYS_UMOUNT2, cstr(arg(1)).as_ptr(), 0i64),
             "pivot_root" => syscall(SYS_PIVOT_ROOT, c".".as_ptr(), c".".as_ptr()),
             "fsopen" => syscall(SYS_FSOPEN, c"tmpfs".as_ptr(), 0i64),
+            "chroot" => syscall(SYS_CHROOT, cstr(arg(1)).as_ptr()),
+            // The "shocker" attack: a file handle of the host's root directory
+            // (ext4: inode 2, generation 0) opened through any descriptor.
+            "open_by_handle_at" => {
+                let mut handle = [0u32; 4];
+                handle[0] = 8; // handle_bytes
+                handle[1] = 1; // handle_type FILEID_INO32_GEN
+                handle[2] = 2; // inode 2
+                let fd = open(c"/".as_ptr(), O_RDONLY | O_CLOEXEC);
+                let r = syscall(SYS_OPEN_BY_HANDLE_AT, fd as i64, handle.as_mut_ptr(), 0i64);
+                close(fd);
+                r
+            }
             "open_tree" => syscall(SYS_OPEN_TREE, -100i64, cstr(arg(1)).as_ptr(), 1i64),
             "setns" => {
                 let fd = open(cstr(arg(1)).as_ptr(), O_RDONLY | O_CLOEXEC);
