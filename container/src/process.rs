@@ -25,12 +25,22 @@
 //! (it is PID 1); when it exits the kernel kills and reaps everything left in its
 //! PID namespace, so nothing outlives the run.
 //!
-//! The child's steps, in order: parent-death signal, (go pipe / own id maps),
-//! `setsid` (no controlling terminal: no TIOCSTI into the host's), join the cgroup
-//! and unshare the cgroup namespace after it, the rootfs ([`crate::rootfs`]),
-//! hostname, `lo` up, `chdir`, PATH lookup inside the new root, rlimits, umask,
-//! bounding set, `no_new_privs`, seccomp, uid/gid, capabilities, close-on-exec for
-//! every fd above 2, the `exec` stamp, execve.
+//! The child's steps, in order: parent-death signal (checked against the
+//! parent-alive pipe, so a runtime killed right after the clone is noticed),
+//! (go pipe / own id maps), `setsid` (no controlling terminal: no TIOCSTI into the
+//! host's), join the cgroup and unshare the cgroup namespace after it, the rootfs
+//! ([`crate::rootfs`]), hostname, `lo` up, `chdir`, PATH lookup inside the new root
+//! and the refusal of the runtime's own binary (also as a `#!` interpreter), rlimits,
+//! umask, bounding set, `no_new_privs`, seccomp, uid/gid, capabilities, the
+//! parent-death signal again after a uid/gid change (which clears it),
+//! close-on-exec for every fd above 2, the `exec` stamp, execve.
+//!
+//! A runtime killed with SIGKILL takes the workload with it (the parent-death
+//! signal; as PID 1 of its PID namespace its death kills everything in it, and with
+//! it the mount and network namespaces); the cgroup directories it could not remove
+//! are killed and removed by the next run that creates a cgroup
+//! ([`crate::cgroups`]). Without a PID namespace (`--no-pid`) only the workload
+//! itself receives the signal; its descendants then live on until that sweep.
 
 use crate::cgroups::{self, Cgroup};
 use crate::namespaces::Namespace;
@@ -153,6 +163,12 @@ struct Prepared {
     rlimits: Vec<(u32, u64, u64)>,
     no_new_privs: bool,
     filter: Option<Filter>,
+    /// (device, inode) of the runtime's binary: the child refuses to execve it.
+    runtime_exe: Option<(u64, u64)>,
+    /// The parent-alive pipe (read end, write end): the parent holds the write end
+    /// for the whole run; the child closes its copy and sees end-of-file once the
+    /// runtime is gone (see [`arm_parent_death`]).
+    alive: (RawFd, RawFd),
 }
 
 fn cstrings(v: &[String], what: &str) -> Result<Vec<CString>> {
@@ -240,6 +256,8 @@ impl Prepared {
             rlimits: spec.rlimits.clone(),
             no_new_privs: spec.no_new_privs,
             filter: spec.seccomp.then(Filter::default_filter),
+            runtime_exe: None,
+            alive: (-1, -1),
         })
     }
 }
@@ -285,6 +303,12 @@ pub fn run_in(spec: &SandboxSpec, bundle_dir: Option<&Path>) -> Result<Outcome> 
         None
     };
     let self_exe = security::exe_identity("/proc/self/exe");
+    prep.runtime_exe = self_exe;
+    // Held (write end) until this function returns: the child's way to notice that the
+    // runtime died before the parent-death signal was armed.
+    let (alive_r, alive_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
+    prep.alive = (alive_r.as_raw_fd(), alive_w.as_raw_fd());
     // Only custom (multi-range) id maps need the parent, which holds CAP_SETUID in the
     // parent user namespace; a single mapping of our own ids the child writes itself.
     let parent_maps =
@@ -317,7 +341,9 @@ pub fn run_in(spec: &SandboxSpec, bundle_dir: Option<&Path>) -> Result<Outcome> 
     } else {
         spawn_vfork(&prep, &old_mask)
     };
+    drop(alive_r);
     let result = launched.and_then(|l| parent(l, cgroup, spec, self_exe, &block));
+    drop(alive_w);
     let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
     result
 }
@@ -501,6 +527,10 @@ fn spawn_forked(prep: &Prepared, old_mask: &SigSet) -> Result<Launch> {
                 ));
                 break;
             }
+            b'X' => {
+                failure = Some(ChildFail::RuntimeExe);
+                break;
+            }
             _ => break,
         }
     }
@@ -649,6 +679,7 @@ fn read_all(fd: RawFd) -> Vec<u8> {
 
 enum ChildFail {
     NotFound(String),
+    RuntimeExe,
     Msg(String),
 }
 
@@ -656,6 +687,7 @@ impl ChildFail {
     fn into_error(self) -> Error {
         match self {
             ChildFail::NotFound(c) => Error::CommandNotFound(c),
+            ChildFail::RuntimeExe => Error::RuntimeExe,
             ChildFail::Msg(m) => Error::Setup(m),
         }
     }
@@ -702,6 +734,7 @@ fn child_main(p: &Prepared, exec_w: RawFd, go_r: OwnedFd, old_mask: &SigSet) -> 
             write_fd(exec_w, format!("Eexecve {}: {e}", p.cmd).as_bytes());
         }
         Err(ChildFail::NotFound(cmd)) => write_fd(exec_w, format!("N{cmd}").as_bytes()),
+        Err(ChildFail::RuntimeExe) => write_fd(exec_w, b"X"),
         Err(ChildFail::Msg(m)) => write_fd(exec_w, format!("E{m}").as_bytes()),
     }
     // SAFETY: _exit ends the child without running the parent's atexit handlers.
@@ -713,11 +746,10 @@ fn child_setup(
     go_r: Option<OwnedFd>,
     steps: &mut Steps,
 ) -> std::result::Result<CString, ChildFail> {
-    // SAFETY: integer-only prctl.
-    step(
-        "prctl(PR_SET_PDEATHSIG)",
-        cvt(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) }),
-    )?;
+    // Our copy of the write end would keep the pipe open after the runtime's death.
+    // SAFETY: closing the child's own copy of a descriptor (no CLONE_FILES).
+    unsafe { libc::close(p.alive.1) };
+    arm_parent_death(p.alive.0)?;
     if let Some(r) = go_r {
         let mut b = [0u8; 1];
         match nix::unistd::read(&r, &mut b) {
@@ -791,6 +823,11 @@ fn child_setup(
         nix::unistd::chdir(&p.cwd),
     )?;
     let path = resolve(&p.cmd, &p.path_dirs).ok_or_else(|| ChildFail::NotFound(p.cmd.clone()))?;
+    if let Some(exe) = p.runtime_exe {
+        if runs_program(&path, exe) {
+            return Err(ChildFail::RuntimeExe);
+        }
+    }
     for (res, soft, hard) in &p.rlimits {
         let lim = libc::rlimit {
             rlim_cur: *soft,
@@ -833,6 +870,11 @@ fn child_setup(
         step("setresuid", nix::unistd::setresuid(uid, uid, uid))?;
     }
     step("setting capabilities", caps::apply(&p.caps))?;
+    if p.change_user {
+        // A change of the effective uid/gid clears the parent-death signal
+        // (commit_creds): arm it again for the workload.
+        arm_parent_death(p.alive.0)?;
+    }
     steps.stamp(4);
     // Layer 3 of the CVE-2019-5736 guard: no descriptor of the runtime survives exec.
     // SAFETY: close_range only changes descriptor flags.
@@ -848,6 +890,86 @@ fn child_setup(
         } as libc::c_int),
     )?;
     Ok(path)
+}
+
+/// Arms `PR_SET_PDEATHSIG` = SIGKILL, then checks that the runtime did not die before
+/// it was armed (the signal is only sent to children a dying parent finds armed): the
+/// runtime closes its descriptors, the write end of the parent-alive pipe among them,
+/// before the kernel reparents its children, so a pipe that is not at end-of-file
+/// after the prctl means the runtime will still signal us when it dies.
+///
+/// The parent-death signal follows the parent THREAD. On the vfork path the child's
+/// parent is the thread suspended in `clone`, which stays in [`run`] until the
+/// workload has ended: it can only go away with its whole process.
+fn arm_parent_death(alive_r: RawFd) -> std::result::Result<(), ChildFail> {
+    // SAFETY: integer-only prctl.
+    step(
+        "prctl(PR_SET_PDEATHSIG)",
+        cvt(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) }),
+    )?;
+    let mut pfd = libc::pollfd {
+        fd: alive_r,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; a zero timeout only checks.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    if n != 0 {
+        return Err(ChildFail::Msg(
+            "the runtime died during the sandbox set-up".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// How many `#!` interpreters the kernel follows (BINPRM_MAX_RECURSION) plus the
+/// program itself.
+const MAX_INTERPRETERS: usize = 5;
+
+/// Layer 2 of the CVE-2019-5736 guard, before the execve: whether executing `path`
+/// would run the program `exe` (device, inode), directly or as the `#!` interpreter
+/// of a script (followed like the kernel does). An unreadable script is not
+/// followed; the parent's check after the execve still catches it.
+fn runs_program(path: &CString, exe: (u64, u64)) -> bool {
+    let mut cur = path.clone();
+    for _ in 0..MAX_INTERPRETERS {
+        // SAFETY: `cur` is a valid C string; stat writes only into `st`.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        if unsafe { libc::stat(cur.as_ptr(), &mut st) } != 0 {
+            return false;
+        }
+        if (st.st_dev, st.st_ino) == exe {
+            return true;
+        }
+        let mut head = [0u8; 256];
+        // SAFETY: `cur` is a valid C string; the fd is closed below.
+        let fd = unsafe { libc::open(cur.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return false;
+        }
+        // SAFETY: `head` is writable for its length; `fd` is open and closed once.
+        let n = unsafe {
+            let n = libc::read(fd, head.as_mut_ptr().cast(), head.len());
+            libc::close(fd);
+            n
+        };
+        let head = &head[..n.max(0) as usize];
+        let Some(rest) = head.strip_prefix(b"#!") else {
+            return false;
+        };
+        let interp: Vec<u8> = rest
+            .iter()
+            .copied()
+            .skip_while(|b| *b == b' ' || *b == b'\t')
+            .take_while(|b| !matches!(b, b' ' | b'\t' | b'\n' | 0))
+            .collect();
+        match CString::new(interp) {
+            Ok(c) if !c.is_empty() => cur = c,
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// Looks `cmd` up like execvp: as a path when it contains a slash, else in `dirs`.

@@ -6,7 +6,8 @@
 //!    with the minimal devices, a tmpfs /tmp; or a bundle's `mounts`;
 //! 4. `pivot_root(".", ".")` then a lazy unmount of the old root stacked on top
 //!    (pivot_root(2)'s documented idiom; no put-old directory, never chroot);
-//! 5. masked and read-only paths (OCI), and the root remounted read-only.
+//! 5. masked and read-only paths (OCI), and the root remounted `nodev,nosuid` (a
+//!    device node shipped in the rootfs opens nothing) and read-only (default).
 //!
 //! Everything that can be prepared without touching the filesystem (paths, flags,
 //! C strings) is prepared in the parent by [`RootfsPlan::new`]; [`RootfsPlan::apply`]
@@ -350,17 +351,24 @@ impl RootfsPlan {
         for p in &self.readonly_paths {
             readonly_bind(p).map_err(|e| format!("read-only {p:?}: {e}"))?;
         }
-        if self.readonly {
-            let keep = locked_flags(c"/");
-            mount(
-                None,
-                c"/",
-                None,
-                libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | keep,
-                None,
+        // Always `nodev,nosuid`: a device node shipped in the rootfs (the host's disk,
+        // /dev/kvm, /dev/kmsg) must not open the device, and set-id bits there grant
+        // nothing. The devices the sandbox has live on its own /dev mount.
+        let keep = locked_flags(c"/");
+        let ro = if self.readonly { libc::MS_RDONLY } else { 0 };
+        mount(
+            None,
+            c"/",
+            None,
+            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_NODEV | libc::MS_NOSUID | ro | keep,
+            None,
+        )
+        .map_err(|e| {
+            format!(
+                "remounting / nodev,nosuid{}: {e}",
+                if self.readonly { ",ro" } else { "" }
             )
-            .map_err(|e| format!("remounting / read-only: {e}"))?;
-        }
+        })?;
         Ok(())
     }
 

@@ -12,6 +12,34 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// The hostname set in a fresh UTS namespace when none is configured.
 pub const DEFAULT_HOSTNAME: &str = "bootlab";
 
+/// Hidden by default (the short form; an OCI bundle lists its own `maskedPaths`):
+/// the procfs files that read kernel memory, key rings, timers and hardware state
+/// of the host (the runtime-spec / Docker default list).
+pub const DEFAULT_MASKED_PATHS: [&str; 9] = [
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+];
+
+/// Read-only by default (the short form; an OCI bundle lists its own
+/// `readonlyPaths`): procfs files that change the HOST's kernel, whatever namespace
+/// they are opened from. A writable `/proc/sys` lets a root workload set
+/// `kernel.core_pattern` to `|/proc/%P/root/evil`, which the host kernel then runs
+/// as root outside the sandbox; `/proc/sysrq-trigger` reboots or crashes the host.
+pub const DEFAULT_READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
 /// A uid or gid mapping line of a user namespace (`/proc/PID/uid_map`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdMap {
@@ -99,9 +127,10 @@ pub struct SandboxSpec {
     pub default_mounts: bool,
     /// Extra mounts, in order, after the default ones.
     pub mounts: Vec<Mount>,
-    /// Paths hidden (OCI `maskedPaths`).
+    /// Paths hidden (OCI `maskedPaths`; short form: [`DEFAULT_MASKED_PATHS`]).
     pub masked_paths: Vec<PathBuf>,
-    /// Paths remounted read-only (OCI `readonlyPaths`).
+    /// Paths remounted read-only (OCI `readonlyPaths`; short form:
+    /// [`DEFAULT_READONLY_PATHS`]).
     pub readonly_paths: Vec<PathBuf>,
     /// cgroup limits.
     pub resources: Resources,
@@ -142,8 +171,8 @@ impl SandboxSpec {
             readonly_root: true,
             default_mounts: true,
             mounts: Vec::new(),
-            masked_paths: Vec::new(),
-            readonly_paths: Vec::new(),
+            masked_paths: DEFAULT_MASKED_PATHS.iter().map(PathBuf::from).collect(),
+            readonly_paths: DEFAULT_READONLY_PATHS.iter().map(PathBuf::from).collect(),
             resources: Resources::default(),
             uid_mappings: Vec::new(),
             gid_mappings: Vec::new(),

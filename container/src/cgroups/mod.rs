@@ -110,7 +110,11 @@ fn unique_name() -> String {
     )
 }
 
-/// Removes `bootlab-<pid>-*` cgroups under `parent` whose runtime `pid` is gone.
+/// How long [`remove_stale`] waits for the killed tasks of a stale cgroup to go.
+const STALE_RETRY: Duration = Duration::from_millis(500);
+
+/// Removes `bootlab-<pid>-*` cgroups under `parent` whose runtime `pid` is gone (a
+/// runtime killed with SIGKILL cannot remove its own).
 fn sweep_stale(parent: &Path) {
     let Ok(rd) = std::fs::read_dir(parent) else {
         return;
@@ -127,17 +131,63 @@ fn sweep_stale(parent: &Path) {
         let gone = unsafe { libc::kill(pid, 0) } < 0
             && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
         if gone {
-            let _ = std::fs::remove_dir(entry.path());
+            remove_stale(&entry.path());
         }
     }
 }
 
-/// Creates `parent/name`, sweeping stale siblings first.
+/// Sweeps every hierarchy a sandbox cgroup of this host may live in.
+fn sweep_all(backend: Backend) {
+    match backend {
+        Backend::V2 => sweep_stale(&Path::new(CGROUP_ROOT).join(rel(&own_path(None)))),
+        Backend::V1 { hybrid } => {
+            for ctrl in v1::CONTROLLERS {
+                sweep_stale(
+                    &Path::new(CGROUP_ROOT)
+                        .join(ctrl)
+                        .join(rel(&own_path(Some(ctrl)))),
+                );
+            }
+            if hybrid {
+                sweep_stale(&Path::new(HYBRID_UNIFIED).join(rel(&own_path(None))));
+            }
+        }
+    }
+}
+
+/// Kills whatever still runs in the stale cgroup `dir` (the workload's descendants
+/// without a PID namespace) and removes it; best effort.
+fn remove_stale(dir: &Path) {
+    let start = std::time::Instant::now();
+    loop {
+        match std::fs::remove_dir(dir) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+            _ => return,
+        }
+        if start.elapsed() > STALE_RETRY {
+            return;
+        }
+        if crate::sys::write_file(&dir.join("cgroup.kill"), b"1").is_err() {
+            let text = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+            for pid in text.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                // SAFETY: sending SIGKILL to a pid has no memory-safety concern.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Creates `parent/name`. Our names are unique within this process, so an existing
+/// one was left by an earlier (killed) runtime that had our pid: it is removed first.
 pub(crate) fn make_dir(parent: &Path, name: &str) -> Result<PathBuf> {
-    sweep_stale(parent);
     let dir = parent.join(name);
-    std::fs::create_dir(&dir)
-        .map_err(|e| Error::Cgroup(format!("cannot create {}: {e}", dir.display())))?;
+    let mut r = std::fs::create_dir(&dir);
+    if matches!(&r, Err(e) if e.kind() == io::ErrorKind::AlreadyExists) {
+        remove_stale(&dir);
+        r = std::fs::create_dir(&dir);
+    }
+    r.map_err(|e| Error::Cgroup(format!("cannot create {}: {e}", dir.display())))?;
     Ok(dir)
 }
 
@@ -162,6 +212,7 @@ impl Cgroup {
     /// cgroup can be killed as a whole even without limits.
     pub fn create(res: &Resources, want_kill: bool) -> Result<Cgroup> {
         let backend = Backend::detect();
+        sweep_all(backend);
         let name = unique_name();
         let mut cg = Cgroup {
             backend,

@@ -6,6 +6,9 @@ use crate::spec::Resources;
 use crate::{Error, Result};
 use std::path::Path;
 
+/// The controllers a sandbox may get a cgroup of.
+pub(crate) const CONTROLLERS: [&str; 3] = ["memory", "pids", "cpu"];
+
 fn controller_dir(cg: &mut Cgroup, controller: &str, name: &str) -> Result<std::path::PathBuf> {
     let mount = Path::new(CGROUP_ROOT).join(controller);
     if !mount.join("cgroup.procs").exists() {

@@ -11,10 +11,14 @@
 //!    child can be seen from inside: `/proc/PID/exe` of a non-dumpable process needs
 //!    `CAP_SYS_PTRACE`, which no default capability set contains. The child is
 //!    alone in its fresh PID namespace until its execve, which replaces the binary.
-//! 2. After the execve the parent compares the workload's `/proc/PID/exe` with its
-//!    own (device and inode, two stat calls); when the workload turned out to be the
-//!    runtime itself (`#!/proc/self/exe` or a bind mount of it) it kills the sandbox
-//!    before anything else runs in it and reports [`crate::Error::RuntimeExe`].
+//! 2. The workload must never be the runtime binary itself (`/proc/self/exe`, a
+//!    `#!/proc/self/exe` script, a bind mount of it): once running inside, it is
+//!    dumpable again (execve resets that) and a process of a neighbour sandbox
+//!    sharing the host's PID namespace could open its `/proc/PID/exe`. The child
+//!    compares the program, following `#!` interpreters like the kernel, with the
+//!    runtime's (device, inode) before the execve and refuses it; after the execve
+//!    the parent compares the workload's `/proc/PID/exe` with its own as a backstop
+//!    (kills the sandbox). Either way: [`crate::Error::RuntimeExe`].
 //! 3. Every descriptor of the runtime is close-on-exec in the child
 //!    (`close_range(CLOSE_RANGE_CLOEXEC)`), so no fd of the runtime leaks in.
 

@@ -8,7 +8,16 @@
 //! - `alloc MIB`: allocates and touches MIB MiB (for the memory limit), prints
 //!   `allocated` when it survived;
 //! - `forks N`: forks up to N sleeping children, prints `forked=K errno=E` when a fork
-//!   failed (or `forked=N`), then kills and reaps them.
+//!   failed (or `forked=N`), then kills and reaps them;
+//! - `forkbomb`: every process forks as fast as it can, forever (for the pids limit);
+//! - `attack OP...`: the escape attempts of `tests/sandbox_escape.rs`, one
+//!   `OP=OK|ERRNO_NAME` line each (`OP` as given, after `{pid}` was replaced by the
+//!   first line of stdin and `{ppid}` by the parent's pid). OPs: `open:PATH:r|w|path`, `mknod:PATH:b|c:MAJ:MIN`,
+//!   `kill:PID:SIG`, `ptrace:PID`, `pidfd:PID`, `mount:FSTYPE:TARGET`,
+//!   `umount:TARGET`, `pivot_root`, `chroot:PATH`, `open_by_handle_at`, `fsopen`,
+//!   `open_tree:PATH`, `setns:PATH`,
+//!   `unshare-user` (then, only if that worked, `…-then-mount`), `clone-user`,
+//!   `clone3`.
 
 use std::io::Write;
 
@@ -19,6 +28,10 @@ extern "C" {
     fn kill(pid: i32, sig: i32) -> i32;
     fn waitpid(pid: i32, status: *mut i32, options: i32) -> i32;
     fn _exit(code: i32) -> !;
+    fn open(path: *const i8, flags: i32, ...) -> i32;
+    fn mknod(path: *const i8, mode: u32, dev: u64) -> i32;
+    fn close(fd: i32) -> i32;
+    fn getppid() -> i32;
 }
 
 // x86-64 system call numbers (asm/unistd_64.h).
@@ -30,6 +43,26 @@ const SYS_UNSHARE: i64 = 272;
 const SYS_PTRACE: i64 = 101;
 const SYS_INIT_MODULE: i64 = 175;
 const SYS_BPF: i64 = 321;
+const SYS_UMOUNT2: i64 = 166;
+const SYS_PIVOT_ROOT: i64 = 155;
+const SYS_FSOPEN: i64 = 430;
+const SYS_OPEN_TREE: i64 = 428;
+const SYS_SETNS: i64 = 308;
+const SYS_PIDFD_OPEN: i64 = 434;
+const SYS_CLONE: i64 = 56;
+const SYS_CLONE3: i64 = 435;
+const SYS_KILL: i64 = 62;
+const SYS_CHROOT: i64 = 161;
+const SYS_OPEN_BY_HANDLE_AT: i64 = 304;
+const CLONE_NEWUSER: i64 = 0x1000_0000;
+const CLONE_NEWNS: i64 = 0x0002_0000;
+const SIGCHLD: i64 = 17;
+const O_RDONLY: i32 = 0;
+const O_WRONLY: i32 = 1;
+const O_PATH: i32 = 0o10_000_000;
+const O_CLOEXEC: i32 = 0o2_000_000;
+const S_IFCHR: u32 = 0o020_000;
+const S_IFBLK: u32 = 0o060_000;
 const CLONE_NEWNET: i64 = 0x4000_0000;
 const PTRACE_ATTACH: i64 = 16;
 const SIGKILL: i32 = 9;
@@ -39,6 +72,15 @@ fn errno_name(e: i32) -> String {
         1 => "EPERM".into(),
         2 => "ENOENT".into(),
         3 => "ESRCH".into(),
+        6 => "ENXIO".into(),
+        9 => "EBADF".into(),
+        13 => "EACCES".into(),
+        16 => "EBUSY".into(),
+        17 => "EEXIST".into(),
+        19 => "ENODEV".into(),
+        20 => "ENOTDIR".into(),
+        26 => "ETXTBSY".into(),
+        30 => "EROFS".into(),
         11 => "EAGAIN".into(),
         12 => "ENOMEM".into(),
         14 => "EFAULT".into(),
@@ -124,6 +166,151 @@ fn forks(n: usize) {
     }
 }
 
+fn forkbomb() -> ! {
+    loop {
+        // SAFETY: the child continues the same loop; nothing is shared.
+        unsafe { fork() };
+    }
+}
+
+fn cstr(s: &str) -> std::ffi::CString {
+    std::ffi::CString::new(s).unwrap_or_default()
+}
+
+/// `makedev(3)` for the major/minor numbers of the host's devices.
+fn makedev(major: u64, minor: u64) -> u64 {
+    ((major & 0xfff) << 8) | (minor & 0xff) | ((minor & !0xff) << 12) | ((major & !0xfff) << 32)
+}
+
+/// One escape attempt; returns the raw result (< 0 = failed, errno set).
+fn attack(op: &str) -> i64 {
+    let f: Vec<&str> = op.split(':').collect();
+    let arg = |i: usize| f.get(i).copied().unwrap_or("");
+    let int = |i: usize| arg(i).parse::<i64>().unwrap_or(-1);
+    // SAFETY (all calls): raw system calls with integer arguments or pointers to
+    // live NUL-terminated strings; the kernel validates them.
+    unsafe {
+        match f[0] {
+            "open" => {
+                let flags = match arg(2) {
+                    "w" => O_WRONLY,
+                    "path" => O_PATH,
+                    _ => O_RDONLY,
+                };
+                let fd = open(cstr(arg(1)).as_ptr(), flags | O_CLOEXEC);
+                if fd >= 0 {
+                    close(fd);
+                }
+                fd as i64
+            }
+            "mknod" => {
+                let kind = if arg(2) == "b" { S_IFBLK } else { S_IFCHR };
+                let dev = makedev(int(3) as u64, int(4) as u64);
+                mknod(cstr(arg(1)).as_ptr(), kind | 0o600, dev) as i64
+            }
+            "kill" => syscall(SYS_KILL, int(1), int(2)),
+            "ptrace" => syscall(SYS_PTRACE, PTRACE_ATTACH, int(1), 0i64, 0i64),
+            "pidfd" => syscall(SYS_PIDFD_OPEN, int(1), 0i64),
+            "mount" => syscall(
+                SYS_MOUNT,
+                cstr("none").as_ptr(),
+                cstr(arg(2)).as_ptr(),
+                cstr(arg(1)).as_ptr(),
+                0i64,
+                0i64,
+            ),
+            "umount" => syscall(SYS_UMOUNT2, cstr(arg(1)).as_ptr(), 0i64),
+            "pivot_root" => syscall(SYS_PIVOT_ROOT, c".".as_ptr(), c".".as_ptr()),
+            "fsopen" => syscall(SYS_FSOPEN, c"tmpfs".as_ptr(), 0i64),
+            "chroot" => syscall(SYS_CHROOT, cstr(arg(1)).as_ptr()),
+            // The "shocker" attack: a file handle of the host's root directory
+            // (ext4: inode 2, generation 0) opened through any descriptor.
+            "open_by_handle_at" => {
+                let mut handle = [0u32; 4];
+                handle[0] = 8; // handle_bytes
+                handle[1] = 1; // handle_type FILEID_INO32_GEN
+                handle[2] = 2; // inode 2
+                let fd = open(c"/".as_ptr(), O_RDONLY | O_CLOEXEC);
+                let r = syscall(SYS_OPEN_BY_HANDLE_AT, fd as i64, handle.as_mut_ptr(), 0i64);
+                close(fd);
+                r
+            }
+            "open_tree" => syscall(SYS_OPEN_TREE, -100i64, cstr(arg(1)).as_ptr(), 1i64),
+            "setns" => {
+                let fd = open(cstr(arg(1)).as_ptr(), O_RDONLY | O_CLOEXEC);
+                if fd < 0 {
+                    return fd as i64;
+                }
+                let r = syscall(SYS_SETNS, fd as i64, 0i64);
+                // close() of an open fd succeeds and leaves errno alone.
+                close(fd);
+                r
+            }
+            "unshare-user" => {
+                let r = syscall(SYS_UNSHARE, CLONE_NEWUSER | CLONE_NEWNS);
+                if r == 0 {
+                    // The escape worked: now try something privileged with it.
+                    let m = attack("mount:tmpfs:/tmp");
+                    report("unshare-user-then-mount", m);
+                }
+                r
+            }
+            "clone-user" => {
+                let pid = syscall(SYS_CLONE, CLONE_NEWUSER | SIGCHLD, 0i64, 0i64, 0i64, 0i64);
+                if pid == 0 {
+                    let r = attack("mount:tmpfs:/tmp");
+                    report("clone-user-then-mount", r);
+                    let _ = std::io::stdout().flush();
+                    _exit(0);
+                }
+                if pid > 0 {
+                    waitpid(pid as i32, std::ptr::null_mut(), 0);
+                }
+                pid
+            }
+            // A struct clone_args asking for a user namespace.
+            "clone3" => {
+                let mut args = [0u64; 11];
+                args[0] = CLONE_NEWUSER as u64;
+                args[4] = SIGCHLD as u64;
+                let pid = syscall(SYS_CLONE3, args.as_mut_ptr(), 88i64);
+                if pid == 0 {
+                    _exit(0);
+                }
+                if pid > 0 {
+                    waitpid(pid as i32, std::ptr::null_mut(), 0);
+                }
+                pid
+            }
+            _ => {
+                eprintln!("probe: unknown attack `{op}`");
+                _exit(2)
+            }
+        }
+    }
+}
+
+fn attacks(ops: &[String]) {
+    let mut pid = None;
+    for op in ops {
+        // SAFETY: getppid cannot fail.
+        let op = op.replace("{ppid}", &unsafe { getppid() }.to_string());
+        let op = if op.contains("{pid}") {
+            let p = pid.get_or_insert_with(|| {
+                let mut l = String::new();
+                let _ = std::io::stdin().read_line(&mut l);
+                l.trim().to_owned()
+            });
+            op.replace("{pid}", p)
+        } else {
+            op.clone()
+        };
+        let r = attack(&op);
+        report(&op, r);
+        let _ = std::io::stdout().flush();
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let num = |i: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(0);
@@ -131,6 +318,8 @@ fn main() {
         Some("syscalls") => syscalls(),
         Some("alloc") => alloc(num(2)),
         Some("forks") => forks(num(2)),
+        Some("forkbomb") => forkbomb(),
+        Some("attack") => attacks(&args[2..]),
         _ => {
             eprintln!("usage: probe syscalls | alloc MIB | forks N");
             std::process::exit(2);
