@@ -925,3 +925,59 @@ fn no_descriptor_of_the_runtime_or_its_caller_reaches_the_workload() {
     assert_eq!(fds, ["0", "1", "2"], "{}", stderr(&o));
     assert!(stderr(&o).contains("No such file"), "{}", stderr(&o));
 }
+
+#[test]
+fn sigkill_at_any_moment_of_the_start_leaves_nothing() {
+    if !require_root() {
+        return;
+    }
+    // The runtime is killed at spread moments of its start: before the clone, while
+    // the child sets up (the parent-death signal not yet armed, or cleared by the uid
+    // change of an OCI `process.user`), right after the execve. Nothing may survive.
+    let m = marker(5);
+    let dir = scratch().join("bundle-any-moment");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {"user": {"uid": 1000, "gid": 1000},
+            "args": ["sleep", m], "env": ["PATH=/bin"], "cwd": "/"},
+        "root": {"path": rootfs(), "readonly": true},
+        "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+        "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "network"}],
+            "resources": {"pids": {"limit": 8}}}
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    // Spread the kill over the start of a run, measured once.
+    let t = Instant::now();
+    assert_eq!(
+        run(rootfs(), &["--pids", "8"], &["true"]).status.code(),
+        Some(0)
+    );
+    let start = t.elapsed();
+    let mut runtimes = Vec::new();
+    const RUNS: u32 = 24;
+    for i in 0..RUNS {
+        let mut cmd = if i % 2 == 0 {
+            sandbox_cmd(rootfs(), &["--pids", "8"], &["sleep", &m])
+        } else {
+            let mut c = bootlab();
+            c.args(["sandbox", "run", "--bundle"]).arg(&dir);
+            c
+        };
+        let mut child = cmd.stderr(Stdio::null()).spawn().unwrap();
+        std::thread::sleep(start * (i / 2) / (RUNS / 2));
+        runtimes.push(child.id());
+        child.kill().unwrap();
+        let _ = child.wait();
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || processes_with(&m).is_empty()),
+        "survived their runtime: {:?}",
+        processes_with(&m)
+    );
+    let o = run(rootfs(), &["--pids", "8"], &["true"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for pid in runtimes {
+        assert_eq!(cgroup_dirs_of(pid), Vec::<PathBuf>::new());
+    }
+}
