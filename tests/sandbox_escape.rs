@@ -981,3 +981,29 @@ fn sigkill_at_any_moment_of_the_start_leaves_nothing() {
         assert_eq!(cgroup_dirs_of(pid), Vec::<PathBuf>::new());
     }
 }
+
+#[test]
+fn seccomp_is_not_bypassed_through_the_i386_abi() {
+    if !require_root() {
+        return;
+    }
+    // i386 keyctl (288) is x86-64 accept4, i386 unshare (310) is x86-64
+    // process_vm_readv, i386 getpid (20) is x86-64 getpid... a filter that looked at
+    // the number only would judge the wrong call. keyctl needs no capability: only
+    // the filter's architecture check stops it.
+    let ops = ["i386:288:0:-3:0", "i386:310:268435456:0:0", "i386:20:0:0:0"];
+    let got = attack(&[], "", &ops);
+    let want: Vec<(&str, &str)> = ops.iter().map(|o| (*o, "EPERM")).collect();
+    assert_failed(&got, &want);
+    // Outside the sandbox the same probe's calls go through (the kernel has the
+    // i386 ABI), so the EPERM above is the filter's.
+    let probe = rootfs().join("bin/probe");
+    let o = Command::new(&probe)
+        .args(["attack", "i386:20:0:0:0"])
+        .output()
+        .unwrap();
+    let host = results(&stdout(&o));
+    if host.get("i386:20:0:0:0").map(String::as_str) != Some("OK") {
+        support::skip(&format!("the kernel has no i386 ABI: {host:?}"));
+    }
+}

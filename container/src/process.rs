@@ -955,9 +955,19 @@ fn runs_program(path: &CString, exe: (u64, u64)) -> bool {
         if (st.st_dev, st.st_ino) == exe {
             return true;
         }
+        // Only a regular file can be a script (execve refuses anything else), and
+        // O_NONBLOCK: a file swapped for a FIFO meanwhile must not hang the start.
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return false;
+        }
         let mut head = [0u8; 256];
         // SAFETY: `cur` is a valid C string; the fd is closed below.
-        let fd = unsafe { libc::open(cur.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        let fd = unsafe {
+            libc::open(
+                cur.as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY,
+            )
+        };
         if fd < 0 {
             return false;
         }
