@@ -1,17 +1,26 @@
 //! A hostile workload against `bootlab sandbox run`: escape attempts that must fail,
-//! one test each, through the real binary. Each attempt is made by the static
-//! `probe` (its `attack` mode prints `OP=OK|ERRNO` per attempt, see
-//! `container/tests/probe/probe.rs`) or by busybox, and the test checks that the
-//! attempt was really made and failed for the expected reason (the errno), not only
-//! that nothing happened.
+//! one test each, through the real binary: the runtime binary through
+//! `/proc/self/exe` (also as a `#!` interpreter) and `/proc/PID/exe`; mount, umount,
+//! pivot_root, chroot, file handles (shocker); host devices (mknod, /dev/mem,
+//! /dev/kmsg, /dev/kvm, the host disk) and device nodes shipped in the image; host
+//! sysctls (`core_pattern`) and kernel memory; ptrace, kill, setns of a host process;
+//! the host's environment; descriptors of the runtime or its caller; a new user
+//! namespace; seccomp through the i386 ABI; a recursive fork bomb; filling /tmp and
+//! /dev; outliving the runtime's SIGKILL (at rest, across a uid change, without a PID
+//! namespace, at any moment of the start).
+//!
+//! Each attempt is made by the static `probe` (its `attack` mode prints
+//! `OP=OK|ERRNO` per attempt, see `container/tests/probe/probe.rs`) or by busybox,
+//! and the test checks that the attempt was really made and failed for the expected
+//! reason (the errno), not only that nothing happened.
 //!
 //! The runtime is a COPY of the bootlab binary in a temp dir, so an attack on it that
 //! succeeded could not damage the build; the tests that aim at it compare it with the
-//! original afterwards. The pids and memory limits are covered in
+//! original afterwards. The plain pids and memory limits are covered in
 //! `tests/sandbox_cli.rs` (`pids_limit_stops_a_fork_bomb`,
-//! `memory_limit_oom_kills_and_is_reported`); here a real, recursive fork bomb.
-//! Needs root: without it every test prints `SKIP: ...` (or fails with
-//! `BOOTLAB_REQUIRE_KVM=1` / `BOOTLAB_REQUIRE_ROOT=1`).
+//! `memory_limit_oom_kills_and_is_reported`). Needs root: without it every test
+//! prints `SKIP: ...` (or fails with `BOOTLAB_REQUIRE_KVM=1` /
+//! `BOOTLAB_REQUIRE_ROOT=1`).
 
 #[path = "../container/tests/support/mod.rs"]
 mod support;
@@ -1006,4 +1015,35 @@ fn seccomp_is_not_bypassed_through_the_i386_abi() {
     if host.get("i386:20:0:0:0").map(String::as_str) != Some("OK") {
         support::skip(&format!("the kernel has no i386 ABI: {host:?}"));
     }
+}
+
+#[test]
+fn tmp_and_dev_cannot_fill_the_hosts_memory() {
+    if !require_root() {
+        return;
+    }
+    // The writable tmpfs mounts live in host memory: they are bounded (64 MiB /tmp,
+    // 64 KiB /dev) even without a memory limit.
+    let o = run(
+        rootfs(),
+        &[],
+        &[
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=/tmp/fill bs=1M count=100 2>/dev/null; \
+             echo tmp=$(wc -c < /tmp/fill); \
+             dd if=/dev/zero of=/dev/fill bs=1k count=1000 2>/dev/null; \
+             echo dev=$(wc -c < /dev/fill)",
+        ],
+    );
+    let out = stdout(&o);
+    let size = |k: &str| -> u64 {
+        out.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {k} in {out}"))
+    };
+    // Filled up to the bound (the attempt was made), never past it.
+    assert!((60 << 20..=64 << 20).contains(&size("tmp=")), "{out}");
+    assert!((32 << 10..=64 << 10).contains(&size("dev=")), "{out}");
 }
