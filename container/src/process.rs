@@ -1045,3 +1045,85 @@ fn loopback_up() -> std::io::Result<()> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn identity(p: &Path) -> (u64, u64) {
+        let md = std::fs::metadata(p).unwrap();
+        (md.dev(), md.ino())
+    }
+
+    fn script(dir: &Path, name: &str, text: &str) -> CString {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        cpath(&p).unwrap()
+    }
+
+    #[test]
+    fn runtime_binary_is_found_through_interpreter_chains() {
+        let dir = std::env::temp_dir().join(format!("bootlab-runs-program-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let exe = dir.join("runtime");
+        std::fs::write(&exe, b"\x7fELF").unwrap();
+        let id = identity(&exe);
+        let e = exe.display();
+        assert!(runs_program(&cpath(&exe).unwrap(), id));
+        let a = script(&dir, "a", &format!("#!{e}\n"));
+        assert!(runs_program(&a, id));
+        // Blanks after `#!`, arguments, no newline at all.
+        let b = script(&dir, "b", &format!("#! \t{e} --flag x"));
+        assert!(runs_program(&b, id));
+        // Four scripts deep (the kernel's limit) is still followed.
+        let mut prev = exe.clone();
+        for i in 0..4 {
+            script(&dir, &format!("c{i}"), &format!("#!{}\n", prev.display()));
+            prev = dir.join(format!("c{i}"));
+        }
+        assert!(runs_program(&cpath(&prev).unwrap(), id));
+        // Another interpreter, a plain binary, a missing one, an empty `#!`, a FIFO
+        // (opened without blocking): not the runtime.
+        let sh = script(&dir, "sh", "#!/bin/sh\necho hi\n");
+        assert!(!runs_program(&sh, id));
+        let other = script(&dir, "other", "\x7fELF other");
+        assert!(!runs_program(&other, id));
+        let missing = script(&dir, "missing", "#!/nonexistent/interp\n");
+        assert!(!runs_program(&missing, id));
+        let empty = script(&dir, "empty", "#!\n");
+        assert!(!runs_program(&empty, id));
+        let fifo = dir.join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        let to_fifo = script(&dir, "to-fifo", &format!("#!{}\n", fifo.display()));
+        assert!(!runs_program(&to_fifo, id));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn parent_death_check_sees_a_dead_runtime() {
+        // In a forked child, so the test process's own parent-death signal is left
+        // alone. The child owns both ends: open write end = runtime alive; closed =
+        // the runtime died.
+        // SAFETY: the child only makes system calls and _exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let ok = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+                Ok((r, w)) => {
+                    let alive = arm_parent_death(r.as_raw_fd()).is_ok();
+                    drop(w);
+                    alive && arm_parent_death(r.as_raw_fd()).is_err()
+                }
+                Err(_) => false,
+            };
+            // SAFETY: _exit in the forked child.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+        }
+        let mut status = 0;
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    }
+}
