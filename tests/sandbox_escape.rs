@@ -4,7 +4,8 @@
 //! pivot_root, chroot, file handles (shocker); host devices (mknod, /dev/mem,
 //! /dev/kmsg, /dev/kvm, the host disk) and device nodes shipped in the image; host
 //! sysctls (`core_pattern`) and kernel memory; ptrace, kill, setns of a host process;
-//! the host's environment; descriptors of the runtime or its caller; a new user
+//! the host's environment; descriptors of the runtime or its caller, also as the
+//! working directory (CVE-2024-21626) or a host process's `/proc/PID/cwd`; a new user
 //! namespace; seccomp through the i386 ABI; a recursive fork bomb; filling /tmp and
 //! /dev; outliving the runtime's SIGKILL (at rest, across a uid change, without a PID
 //! namespace, at any moment of the start).
@@ -1046,4 +1047,85 @@ fn tmp_and_dev_cannot_fill_the_hosts_memory() {
     // Filled up to the bound (the attempt was made), never past it.
     assert!((60 << 20..=64 << 20).contains(&size("tmp=")), "{out}");
     assert!((32 << 10..=64 << 10).contains(&size("dev=")), "{out}");
+}
+
+/// An OCI bundle over the test rootfs running `ls` in `cwd`, with `namespaces`.
+fn ls_bundle(tag: &str, cwd: &str, namespaces: &[&str]) -> PathBuf {
+    let dir = scratch().join(format!("bundle-{tag}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ns: Vec<serde_json::Value> = namespaces
+        .iter()
+        .map(|n| serde_json::json!({ "type": n }))
+        .collect();
+    let config = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {"user": {"uid": 0, "gid": 0}, "args": ["ls", "-a"],
+            "env": ["PATH=/bin"], "cwd": cwd},
+        "root": {"path": rootfs(), "readonly": true},
+        "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+        "linux": {"namespaces": ns}
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    dir
+}
+
+#[test]
+fn leaked_descriptor_or_magic_link_cwd_cannot_reach_the_host() {
+    if !require_root() {
+        return;
+    }
+    // CVE-2024-21626 ("leaky vessels"): the working directory (an image's WORKDIR)
+    // through a descriptor the caller leaked, `/proc/self/fd/N`, or through a host
+    // process's `/proc/PID/cwd`, would start the workload in the HOST's tree.
+    let host_dir = scratch().join("host-secret-dir");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    let secret = format!("host-only-file-{}", std::process::id());
+    std::fs::write(host_dir.join(&secret), "x").unwrap();
+    let b = ls_bundle("fd-cwd", "/proc/self/fd/7", &["pid", "mount", "network"]);
+    let o = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!(
+            "exec 7<'{}'; exec '{}' sandbox run --bundle '{}'",
+            host_dir.display(),
+            runtime().display(),
+            b.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(!stdout(&o).contains(&secret), "{}", stdout(&o));
+    assert_one_line_error(&o, "chdir /proc/self/fd/7");
+    // The same descriptor as the command's path.
+    let o = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!(
+            "exec 7</; exec '{}' sandbox run --rootfs '{}' -- /proc/self/fd/7/bin/ls '/proc/self/fd/7{}'",
+            runtime().display(),
+            rootfs().display(),
+            host_dir.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(!stdout(&o).contains(&secret), "{}", stdout(&o));
+    assert_one_line_error(&o, "not found");
+    // Without a PID namespace, a host process's cwd (the runtime still holds every
+    // capability when it changes directory): refused after the chdir.
+    let mut host = Command::new("sleep")
+        .arg("60")
+        .current_dir(&host_dir)
+        .spawn()
+        .unwrap();
+    let b = ls_bundle(
+        "pid-cwd",
+        &format!("/proc/{}/cwd", host.id()),
+        &["mount", "network"],
+    );
+    let o = bootlab()
+        .args(["sandbox", "run", "--bundle"])
+        .arg(&b)
+        .output()
+        .unwrap();
+    let _ = host.kill();
+    let _ = host.wait();
+    assert!(!stdout(&o).contains(&secret), "{}", stdout(&o));
+    assert_one_line_error(&o, "outside the sandbox's root");
 }

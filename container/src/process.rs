@@ -27,9 +27,11 @@
 //!
 //! The child's steps, in order: parent-death signal (checked against the
 //! parent-alive pipe, so a runtime killed right after the clone is noticed),
-//! (go pipe / own id maps), `setsid` (no controlling terminal: no TIOCSTI into the
+//! (go pipe / own id maps), every inherited descriptor closed but our pipes
+//! (CVE-2024-21626), `setsid` (no controlling terminal: no TIOCSTI into the
 //! host's), join the cgroup and unshare the cgroup namespace after it, the rootfs
-//! ([`crate::rootfs`]), hostname, `lo` up, `chdir`, PATH lookup inside the new root
+//! ([`crate::rootfs`]), hostname, `lo` up, `chdir` (checked to be inside the
+//! root), PATH lookup inside the new root
 //! and the refusal of the runtime's own binary (also as a `#!` interpreter), rlimits,
 //! umask, bounding set, `no_new_privs`, seccomp, uid/gid, capabilities, the
 //! parent-death signal again after a uid/gid change (which clears it),
@@ -388,7 +390,7 @@ extern "C" fn vfork_child(arg: *mut libc::c_void) -> libc::c_int {
     // touches it meanwhile.
     let a = unsafe { &mut *(arg as *mut VforkArgs) };
     a.steps.stamp(1);
-    match child_setup(a.prep, None, &mut a.steps) {
+    match child_setup(a.prep, None, None, &mut a.steps) {
         Ok(path) => {
             prepare_exec(a.old_mask);
             a.exec_ns = timeline::now_ns();
@@ -733,7 +735,7 @@ fn prepare_exec(old_mask: &SigSet) {
 }
 
 fn child_main(p: &Prepared, exec_w: RawFd, go_r: OwnedFd, old_mask: &SigSet) -> ! {
-    match child_setup(p, Some(go_r), &mut Steps::default()) {
+    match child_setup(p, Some(go_r), Some(exec_w), &mut Steps::default()) {
         Ok(path) => {
             prepare_exec(old_mask);
             let mut rec = [0u8; 9];
@@ -757,6 +759,7 @@ fn child_main(p: &Prepared, exec_w: RawFd, go_r: OwnedFd, old_mask: &SigSet) -> 
 fn child_setup(
     p: &Prepared,
     go_r: Option<OwnedFd>,
+    exec_w: Option<RawFd>,
     steps: &mut Steps,
 ) -> std::result::Result<CString, ChildFail> {
     // Our copy of the write end would keep the pipe open after the runtime's death.
@@ -778,6 +781,13 @@ fn child_setup(
             step("prctl(PR_SET_DUMPABLE)", security::set_non_dumpable())?;
         }
     }
+    // CVE-2024-21626: a descriptor the runtime or its caller left open (a host
+    // directory) must not be reachable during the set-up, e.g. as the working
+    // directory `/proc/self/fd/N`. Only our own pipes stay.
+    step(
+        "closing inherited descriptors",
+        close_fds_except(&[Some(p.alive.0), exec_w]),
+    )?;
     if p.clear_groups {
         // Custom maps: become root of the new user namespace before touching files
         // (our host ids are not mapped there; creating a file would fail EOVERFLOW).
@@ -835,6 +845,18 @@ fn child_setup(
         &format!("chdir {}", p.cwd.display()),
         nix::unistd::chdir(&p.cwd),
     )?;
+    // The working directory must be inside the new root: a magic link such as
+    // `/proc/PID/cwd` of a host process (without a PID namespace) leads out of it.
+    // getcwd fails (ENOENT) for a directory unreachable from the root.
+    match nix::unistd::getcwd() {
+        Ok(d) if d.is_absolute() => {}
+        _ => {
+            return Err(ChildFail::Msg(format!(
+                "the working directory {} is outside the sandbox's root",
+                p.cwd.display()
+            )))
+        }
+    }
     let path = resolve(&p.cmd, &p.path_dirs).ok_or_else(|| ChildFail::NotFound(p.cmd.clone()))?;
     if let Some(exe) = p.runtime_exe {
         if runs_program(&path, exe) {
@@ -931,6 +953,27 @@ fn arm_parent_death(alive_r: RawFd) -> std::result::Result<(), ChildFail> {
         return Err(ChildFail::Msg(
             "the runtime died during the sandbox set-up".into(),
         ));
+    }
+    Ok(())
+}
+
+/// Closes every descriptor above 2 except `keep` (`close_range` over the gaps).
+fn close_fds_except(keep: &[Option<RawFd>]) -> std::io::Result<()> {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .flatten()
+        .filter(|f| **f > 2)
+        .map(|f| *f as u32)
+        .collect();
+    keep.sort_unstable();
+    let mut lo = 3u32;
+    for k in keep.into_iter().chain(std::iter::once(u32::MAX)) {
+        if k > lo {
+            let hi = if k == u32::MAX { u32::MAX } else { k - 1 };
+            // SAFETY: close_range only closes descriptors of this (child) process.
+            cvt(unsafe { libc::syscall(libc::SYS_close_range, lo, hi, 0u32) } as libc::c_int)?;
+        }
+        lo = k.saturating_add(1);
     }
     Ok(())
 }
