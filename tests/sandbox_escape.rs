@@ -1,17 +1,27 @@
 //! A hostile workload against `bootlab sandbox run`: escape attempts that must fail,
-//! one test each, through the real binary. Each attempt is made by the static
-//! `probe` (its `attack` mode prints `OP=OK|ERRNO` per attempt, see
-//! `container/tests/probe/probe.rs`) or by busybox, and the test checks that the
-//! attempt was really made and failed for the expected reason (the errno), not only
-//! that nothing happened.
+//! one test each, through the real binary: the runtime binary through
+//! `/proc/self/exe` (also as a `#!` interpreter) and `/proc/PID/exe`; mount, umount,
+//! pivot_root, chroot, file handles (shocker); host devices (mknod, /dev/mem,
+//! /dev/kmsg, /dev/kvm, the host disk) and device nodes shipped in the image; host
+//! sysctls (`core_pattern`) and kernel memory; ptrace, kill, setns of a host process;
+//! the host's environment; descriptors of the runtime or its caller, also as the
+//! working directory (CVE-2024-21626) or a host process's `/proc/PID/cwd`; a new user
+//! namespace; seccomp through the i386 ABI; a recursive fork bomb; filling /tmp and
+//! /dev; outliving the runtime's SIGKILL (at rest, across a uid change, without a PID
+//! namespace, at any moment of the start).
+//!
+//! Each attempt is made by the static `probe` (its `attack` mode prints
+//! `OP=OK|ERRNO` per attempt, see `container/tests/probe/probe.rs`) or by busybox,
+//! and the test checks that the attempt was really made and failed for the expected
+//! reason (the errno), not only that nothing happened.
 //!
 //! The runtime is a COPY of the bootlab binary in a temp dir, so an attack on it that
 //! succeeded could not damage the build; the tests that aim at it compare it with the
-//! original afterwards. The pids and memory limits are covered in
+//! original afterwards. The plain pids and memory limits are covered in
 //! `tests/sandbox_cli.rs` (`pids_limit_stops_a_fork_bomb`,
-//! `memory_limit_oom_kills_and_is_reported`); here a real, recursive fork bomb.
-//! Needs root: without it every test prints `SKIP: ...` (or fails with
-//! `BOOTLAB_REQUIRE_KVM=1` / `BOOTLAB_REQUIRE_ROOT=1`).
+//! `memory_limit_oom_kills_and_is_reported`). Needs root: without it every test
+//! prints `SKIP: ...` (or fails with `BOOTLAB_REQUIRE_KVM=1` /
+//! `BOOTLAB_REQUIRE_ROOT=1`).
 
 #[path = "../container/tests/support/mod.rs"]
 mod support;
@@ -924,4 +934,198 @@ fn no_descriptor_of_the_runtime_or_its_caller_reaches_the_workload() {
     let fds: Vec<String> = stdout(&o).split_whitespace().map(String::from).collect();
     assert_eq!(fds, ["0", "1", "2"], "{}", stderr(&o));
     assert!(stderr(&o).contains("No such file"), "{}", stderr(&o));
+}
+
+#[test]
+fn sigkill_at_any_moment_of_the_start_leaves_nothing() {
+    if !require_root() {
+        return;
+    }
+    // The runtime is killed at spread moments of its start: before the clone, while
+    // the child sets up (the parent-death signal not yet armed, or cleared by the uid
+    // change of an OCI `process.user`), right after the execve. Nothing may survive.
+    let m = marker(5);
+    let dir = scratch().join("bundle-any-moment");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {"user": {"uid": 1000, "gid": 1000},
+            "args": ["sleep", m], "env": ["PATH=/bin"], "cwd": "/"},
+        "root": {"path": rootfs(), "readonly": true},
+        "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+        "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "network"}],
+            "resources": {"pids": {"limit": 8}}}
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    // Spread the kill over the start of a run, measured once.
+    let t = Instant::now();
+    assert_eq!(
+        run(rootfs(), &["--pids", "8"], &["true"]).status.code(),
+        Some(0)
+    );
+    let start = t.elapsed();
+    let mut runtimes = Vec::new();
+    const RUNS: u32 = 24;
+    for i in 0..RUNS {
+        let mut cmd = if i % 2 == 0 {
+            sandbox_cmd(rootfs(), &["--pids", "8"], &["sleep", &m])
+        } else {
+            let mut c = bootlab();
+            c.args(["sandbox", "run", "--bundle"]).arg(&dir);
+            c
+        };
+        let mut child = cmd.stderr(Stdio::null()).spawn().unwrap();
+        std::thread::sleep(start * (i / 2) / (RUNS / 2));
+        runtimes.push(child.id());
+        child.kill().unwrap();
+        let _ = child.wait();
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || processes_with(&m).is_empty()),
+        "survived their runtime: {:?}",
+        processes_with(&m)
+    );
+    let o = run(rootfs(), &["--pids", "8"], &["true"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for pid in runtimes {
+        assert_eq!(cgroup_dirs_of(pid), Vec::<PathBuf>::new());
+    }
+}
+
+#[test]
+fn seccomp_is_not_bypassed_through_the_i386_abi() {
+    if !require_root() {
+        return;
+    }
+    // i386 keyctl (288) is x86-64 accept4, i386 unshare (310) is x86-64
+    // process_vm_readv, i386 getpid (20) is x86-64 getpid... a filter that looked at
+    // the number only would judge the wrong call. keyctl needs no capability: only
+    // the filter's architecture check stops it.
+    let ops = ["i386:288:0:-3:0", "i386:310:268435456:0:0", "i386:20:0:0:0"];
+    let got = attack(&[], "", &ops);
+    let want: Vec<(&str, &str)> = ops.iter().map(|o| (*o, "EPERM")).collect();
+    assert_failed(&got, &want);
+    // Outside the sandbox the same probe's calls go through (the kernel has the
+    // i386 ABI), so the EPERM above is the filter's.
+    let probe = rootfs().join("bin/probe");
+    let o = Command::new(&probe)
+        .args(["attack", "i386:20:0:0:0"])
+        .output()
+        .unwrap();
+    let host = results(&stdout(&o));
+    if host.get("i386:20:0:0:0").map(String::as_str) != Some("OK") {
+        support::skip(&format!("the kernel has no i386 ABI: {host:?}"));
+    }
+}
+
+#[test]
+fn tmp_and_dev_cannot_fill_the_hosts_memory() {
+    if !require_root() {
+        return;
+    }
+    // The writable tmpfs mounts live in host memory: they are bounded (64 MiB /tmp,
+    // 64 KiB /dev) even without a memory limit.
+    let o = run(
+        rootfs(),
+        &[],
+        &[
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=/tmp/fill bs=1M count=100 2>/dev/null; \
+             echo tmp=$(wc -c < /tmp/fill); \
+             dd if=/dev/zero of=/dev/fill bs=1k count=1000 2>/dev/null; \
+             echo dev=$(wc -c < /dev/fill)",
+        ],
+    );
+    let out = stdout(&o);
+    let size = |k: &str| -> u64 {
+        out.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {k} in {out}"))
+    };
+    // Filled up to the bound (the attempt was made), never past it.
+    assert!((60 << 20..=64 << 20).contains(&size("tmp=")), "{out}");
+    assert!((32 << 10..=64 << 10).contains(&size("dev=")), "{out}");
+}
+
+/// An OCI bundle over the test rootfs running `ls` in `cwd`, with `namespaces`.
+fn ls_bundle(tag: &str, cwd: &str, namespaces: &[&str]) -> PathBuf {
+    let dir = scratch().join(format!("bundle-{tag}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ns: Vec<serde_json::Value> = namespaces
+        .iter()
+        .map(|n| serde_json::json!({ "type": n }))
+        .collect();
+    let config = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {"user": {"uid": 0, "gid": 0}, "args": ["ls", "-a"],
+            "env": ["PATH=/bin"], "cwd": cwd},
+        "root": {"path": rootfs(), "readonly": true},
+        "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+        "linux": {"namespaces": ns}
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    dir
+}
+
+#[test]
+fn leaked_descriptor_or_magic_link_cwd_cannot_reach_the_host() {
+    if !require_root() {
+        return;
+    }
+    // CVE-2024-21626 ("leaky vessels"): the working directory (an image's WORKDIR)
+    // through a descriptor the caller leaked, `/proc/self/fd/N`, or through a host
+    // process's `/proc/PID/cwd`, would start the workload in the HOST's tree.
+    let host_dir = scratch().join("host-secret-dir");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    let secret = format!("host-only-file-{}", std::process::id());
+    std::fs::write(host_dir.join(&secret), "x").unwrap();
+    let b = ls_bundle("fd-cwd", "/proc/self/fd/7", &["pid", "mount", "network"]);
+    let o = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!(
+            "exec 7<'{}'; exec '{}' sandbox run --bundle '{}'",
+            host_dir.display(),
+            runtime().display(),
+            b.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(!stdout(&o).contains(&secret), "{}", stdout(&o));
+    assert_one_line_error(&o, "chdir /proc/self/fd/7");
+    // The same descriptor as the command's path.
+    let o = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!(
+            "exec 7</; exec '{}' sandbox run --rootfs '{}' -- /proc/self/fd/7/bin/ls '/proc/self/fd/7{}'",
+            runtime().display(),
+            rootfs().display(),
+            host_dir.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(!stdout(&o).contains(&secret), "{}", stdout(&o));
+    assert_one_line_error(&o, "not found");
+    // Without a PID namespace, a host process's cwd (the runtime still holds every
+    // capability when it changes directory): refused after the chdir.
+    let mut host = Command::new("sleep")
+        .arg("60")
+        .current_dir(&host_dir)
+        .spawn()
+        .unwrap();
+    let b = ls_bundle(
+        "pid-cwd",
+        &format!("/proc/{}/cwd", host.id()),
+        &["mount", "network"],
+    );
+    let o = bootlab()
+        .args(["sandbox", "run", "--bundle"])
+        .arg(&b)
+        .output()
+        .unwrap();
+    let _ = host.kill();
+    let _ = host.wait();
+    assert!(!stdout(&o).contains(&secret), "{}", stdout(&o));
+    assert_one_line_error(&o, "outside the sandbox's root");
 }

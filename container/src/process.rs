@@ -27,9 +27,11 @@
 //!
 //! The child's steps, in order: parent-death signal (checked against the
 //! parent-alive pipe, so a runtime killed right after the clone is noticed),
-//! (go pipe / own id maps), `setsid` (no controlling terminal: no TIOCSTI into the
+//! (go pipe / own id maps), every inherited descriptor closed but our pipes
+//! (CVE-2024-21626), `setsid` (no controlling terminal: no TIOCSTI into the
 //! host's), join the cgroup and unshare the cgroup namespace after it, the rootfs
-//! ([`crate::rootfs`]), hostname, `lo` up, `chdir`, PATH lookup inside the new root
+//! ([`crate::rootfs`]), hostname, `lo` up, `chdir` (checked to be inside the
+//! root), PATH lookup inside the new root
 //! and the refusal of the runtime's own binary (also as a `#!` interpreter), rlimits,
 //! umask, bounding set, `no_new_privs`, seccomp, uid/gid, capabilities, the
 //! parent-death signal again after a uid/gid change (which clears it),
@@ -375,7 +377,7 @@ extern "C" fn vfork_child(arg: *mut libc::c_void) -> libc::c_int {
     // touches it meanwhile.
     let a = unsafe { &mut *(arg as *mut VforkArgs) };
     a.steps.stamp(1);
-    match child_setup(a.prep, None, &mut a.steps) {
+    match child_setup(a.prep, None, None, &mut a.steps) {
         Ok(path) => {
             prepare_exec(a.old_mask);
             a.exec_ns = timeline::now_ns();
@@ -720,7 +722,7 @@ fn prepare_exec(old_mask: &SigSet) {
 }
 
 fn child_main(p: &Prepared, exec_w: RawFd, go_r: OwnedFd, old_mask: &SigSet) -> ! {
-    match child_setup(p, Some(go_r), &mut Steps::default()) {
+    match child_setup(p, Some(go_r), Some(exec_w), &mut Steps::default()) {
         Ok(path) => {
             prepare_exec(old_mask);
             let mut rec = [0u8; 9];
@@ -744,6 +746,7 @@ fn child_main(p: &Prepared, exec_w: RawFd, go_r: OwnedFd, old_mask: &SigSet) -> 
 fn child_setup(
     p: &Prepared,
     go_r: Option<OwnedFd>,
+    exec_w: Option<RawFd>,
     steps: &mut Steps,
 ) -> std::result::Result<CString, ChildFail> {
     // Our copy of the write end would keep the pipe open after the runtime's death.
@@ -765,6 +768,13 @@ fn child_setup(
             step("prctl(PR_SET_DUMPABLE)", security::set_non_dumpable())?;
         }
     }
+    // CVE-2024-21626: a descriptor the runtime or its caller left open (a host
+    // directory) must not be reachable during the set-up, e.g. as the working
+    // directory `/proc/self/fd/N`. Only our own pipes stay.
+    step(
+        "closing inherited descriptors",
+        close_fds_except(&[Some(p.alive.0), exec_w]),
+    )?;
     if p.clear_groups {
         // Custom maps: become root of the new user namespace before touching files
         // (our host ids are not mapped there; creating a file would fail EOVERFLOW).
@@ -822,6 +832,18 @@ fn child_setup(
         &format!("chdir {}", p.cwd.display()),
         nix::unistd::chdir(&p.cwd),
     )?;
+    // The working directory must be inside the new root: a magic link such as
+    // `/proc/PID/cwd` of a host process (without a PID namespace) leads out of it.
+    // getcwd fails (ENOENT) for a directory unreachable from the root.
+    match nix::unistd::getcwd() {
+        Ok(d) if d.is_absolute() => {}
+        _ => {
+            return Err(ChildFail::Msg(format!(
+                "the working directory {} is outside the sandbox's root",
+                p.cwd.display()
+            )))
+        }
+    }
     let path = resolve(&p.cmd, &p.path_dirs).ok_or_else(|| ChildFail::NotFound(p.cmd.clone()))?;
     if let Some(exe) = p.runtime_exe {
         if runs_program(&path, exe) {
@@ -922,6 +944,27 @@ fn arm_parent_death(alive_r: RawFd) -> std::result::Result<(), ChildFail> {
     Ok(())
 }
 
+/// Closes every descriptor above 2 except `keep` (`close_range` over the gaps).
+fn close_fds_except(keep: &[Option<RawFd>]) -> std::io::Result<()> {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .flatten()
+        .filter(|f| **f > 2)
+        .map(|f| *f as u32)
+        .collect();
+    keep.sort_unstable();
+    let mut lo = 3u32;
+    for k in keep.into_iter().chain(std::iter::once(u32::MAX)) {
+        if k > lo {
+            let hi = if k == u32::MAX { u32::MAX } else { k - 1 };
+            // SAFETY: close_range only closes descriptors of this (child) process.
+            cvt(unsafe { libc::syscall(libc::SYS_close_range, lo, hi, 0u32) } as libc::c_int)?;
+        }
+        lo = k.saturating_add(1);
+    }
+    Ok(())
+}
+
 /// How many `#!` interpreters the kernel follows (BINPRM_MAX_RECURSION) plus the
 /// program itself.
 const MAX_INTERPRETERS: usize = 5;
@@ -942,9 +985,19 @@ fn runs_program(path: &CString, exe: (u64, u64)) -> bool {
         if (st.st_dev, st.st_ino) == exe {
             return true;
         }
+        // Only a regular file can be a script (execve refuses anything else), and
+        // O_NONBLOCK: a file swapped for a FIFO meanwhile must not hang the start.
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return false;
+        }
         let mut head = [0u8; 256];
         // SAFETY: `cur` is a valid C string; the fd is closed below.
-        let fd = unsafe { libc::open(cur.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        let fd = unsafe {
+            libc::open(
+                cur.as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY,
+            )
+        };
         if fd < 0 {
             return false;
         }
@@ -1020,5 +1073,87 @@ fn loopback_up() -> std::io::Result<()> {
         Err(err)
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn identity(p: &Path) -> (u64, u64) {
+        let md = std::fs::metadata(p).unwrap();
+        (md.dev(), md.ino())
+    }
+
+    fn script(dir: &Path, name: &str, text: &str) -> CString {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        cpath(&p).unwrap()
+    }
+
+    #[test]
+    fn runtime_binary_is_found_through_interpreter_chains() {
+        let dir = std::env::temp_dir().join(format!("bootlab-runs-program-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let exe = dir.join("runtime");
+        std::fs::write(&exe, b"\x7fELF").unwrap();
+        let id = identity(&exe);
+        let e = exe.display();
+        assert!(runs_program(&cpath(&exe).unwrap(), id));
+        let a = script(&dir, "a", &format!("#!{e}\n"));
+        assert!(runs_program(&a, id));
+        // Blanks after `#!`, arguments, no newline at all.
+        let b = script(&dir, "b", &format!("#! \t{e} --flag x"));
+        assert!(runs_program(&b, id));
+        // Four scripts deep (the kernel's limit) is still followed.
+        let mut prev = exe.clone();
+        for i in 0..4 {
+            script(&dir, &format!("c{i}"), &format!("#!{}\n", prev.display()));
+            prev = dir.join(format!("c{i}"));
+        }
+        assert!(runs_program(&cpath(&prev).unwrap(), id));
+        // Another interpreter, a plain binary, a missing one, an empty `#!`, a FIFO
+        // (opened without blocking): not the runtime.
+        let sh = script(&dir, "sh", "#!/bin/sh\necho hi\n");
+        assert!(!runs_program(&sh, id));
+        let other = script(&dir, "other", "\x7fELF other");
+        assert!(!runs_program(&other, id));
+        let missing = script(&dir, "missing", "#!/nonexistent/interp\n");
+        assert!(!runs_program(&missing, id));
+        let empty = script(&dir, "empty", "#!\n");
+        assert!(!runs_program(&empty, id));
+        let fifo = dir.join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        let to_fifo = script(&dir, "to-fifo", &format!("#!{}\n", fifo.display()));
+        assert!(!runs_program(&to_fifo, id));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn parent_death_check_sees_a_dead_runtime() {
+        // In a forked child, so the test process's own parent-death signal is left
+        // alone. The child owns both ends: open write end = runtime alive; closed =
+        // the runtime died.
+        // SAFETY: the child only makes system calls and _exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let ok = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+                Ok((r, w)) => {
+                    let alive = arm_parent_death(r.as_raw_fd()).is_ok();
+                    drop(w);
+                    alive && arm_parent_death(r.as_raw_fd()).is_err()
+                }
+                Err(_) => false,
+            };
+            // SAFETY: _exit in the forked child.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+        }
+        let mut status = 0;
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
     }
 }
