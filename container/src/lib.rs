@@ -8,12 +8,14 @@
 //!   pivot_root, read-only root, masked paths);
 //! - [`cgroups`]: v1 and v2 backends, picked by what the host mounts;
 //! - [`security`]: capabilities, seccomp, no_new_privs and the runtime-binary guard;
+//! - [`netns`]: the network namespace made in parallel with the child's set-up;
 //! - [`process`]: clone, the parent/child protocol, waiting, signals, timeout;
 //! - [`oci`]: the runtime-spec `config.json` subset;
 //! - [`spec`]: the runtime-independent description of one sandbox run.
 //!
 //! Speed is a design goal: one `clone(2)` with every `CLONE_NEW*` flag, posix_spawn
-//! style (`CLONE_VM | CLONE_VFORK`, no page-table copy), no threads, everything that
+//! style (`CLONE_VM | CLONE_VFORK`, no page-table copy), the network namespace made
+//! by a runtime thread in parallel with the child's set-up ([`netns`]), everything that
 //! can be computed (seccomp program, paths, argv) computed before the clone, a
 //! parent/child round trip only when the parent must act (custom multi-range id
 //! maps), cgroups only when limits or a timeout are asked for.
@@ -21,6 +23,7 @@
 pub mod cgroups;
 mod error;
 pub mod namespaces;
+mod netns;
 pub mod oci;
 pub mod process;
 pub mod rootfs;

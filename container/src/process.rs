@@ -46,6 +46,7 @@
 
 use crate::cgroups::{self, Cgroup};
 use crate::namespaces::Namespace;
+use crate::netns::{NetnsHandle, ParallelNetns};
 use crate::rootfs::RootfsPlan;
 use crate::security::{self, caps, seccomp::Filter};
 use crate::spec::{IdMap, SandboxSpec, User, DEFAULT_PATH};
@@ -171,6 +172,9 @@ struct Prepared {
     /// for the whole run; the child closes its copy and sees end-of-file once the
     /// runtime is gone (see [`arm_parent_death`]).
     alive: (RawFd, RawFd),
+    /// The network namespace the runtime makes in parallel (see [`crate::netns`]);
+    /// then `CLONE_NEWNET` is not in `flags`.
+    netns: Option<NetnsHandle>,
 }
 
 fn cstrings(v: &[String], what: &str) -> Result<Vec<CString>> {
@@ -260,6 +264,7 @@ impl Prepared {
             filter: spec.seccomp.then(Filter::default_filter),
             runtime_exe: None,
             alive: (-1, -1),
+            netns: None,
         })
     }
 }
@@ -286,6 +291,19 @@ pub fn run_in(spec: &SandboxSpec, bundle_dir: Option<&Path>) -> Result<Outcome> 
     let mut prep = Prepared::new(spec, bundle_dir)?;
     // SAFETY: geteuid cannot fail.
     let euid = unsafe { libc::geteuid() };
+    // As root without a user namespace, a thread makes the network namespace while
+    // the child sets up the rest (the vfork path below; see crate::netns).
+    let parallel_net = if prep.flags & libc::CLONE_NEWNET != 0 && prep.userns.is_none() && euid == 0
+    {
+        ParallelNetns::start()
+    } else {
+        None
+    };
+    if let Some(n) = &parallel_net {
+        prep.flags &= !libc::CLONE_NEWNET;
+        prep.lo_up = false;
+        prep.netns = Some(n.handle());
+    }
     let cgroup = if spec.resources.any() || spec.timeout.is_some() {
         if euid != 0 && spec.resources.any() {
             return Err(Error::Cgroup(
@@ -344,6 +362,8 @@ pub fn run_in(spec: &SandboxSpec, bundle_dir: Option<&Path>) -> Result<Outcome> 
         spawn_vfork(&prep, &old_mask)
     };
     drop(alive_r);
+    // The child has exec'd (or failed): the thread is done and its fds can go.
+    drop(parallel_net);
     let result = launched.and_then(|l| parent(l, cgroup, spec, self_exe, &block));
     drop(alive_w);
     let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
@@ -773,7 +793,11 @@ fn child_setup(
     // directory `/proc/self/fd/N`. Only our own pipes stay.
     step(
         "closing inherited descriptors",
-        close_fds_except(&[Some(p.alive.0), exec_w]),
+        close_fds_except(&[
+            Some(p.alive.0),
+            exec_w,
+            p.netns.as_ref().map(NetnsHandle::pidfd),
+        ]),
     )?;
     if p.clear_groups {
         // Custom maps: become root of the new user namespace before touching files
@@ -824,7 +848,9 @@ fn child_setup(
     if let Some(h) = &p.hostname {
         step("sethostname", nix::unistd::sethostname(h))?;
     }
-    if p.lo_up {
+    if let Some(n) = &p.netns {
+        step("joining the new network namespace", n.join())?;
+    } else if p.lo_up {
         step("bringing up lo", loopback_up())?;
     }
     steps.stamp(3);
@@ -1049,7 +1075,7 @@ fn resolve(cmd: &str, dirs: &[String]) -> Option<CString> {
 }
 
 /// Brings the loopback interface of the new network namespace up.
-fn loopback_up() -> std::io::Result<()> {
+pub(crate) fn loopback_up() -> std::io::Result<()> {
     // SAFETY: plain socket creation; the fd is closed below.
     let fd = cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
     // SAFETY: an all-zero ifreq is valid; the name is copied in below.
