@@ -41,6 +41,12 @@ pub enum Guest {
     Lab,
     /// The Linux kernel and initramfs from the guest images.
     Linux,
+    /// A hostile built-in guest for testing the monitor: --cmdline "MODE [SEED]",
+    /// MODE one of sweep (random writes and reads on every I/O port and random MMIO,
+    /// then exit status 42), hypercall (random vmcall/vmmcall, then status 42), triple
+    /// (triple fault), spin (loops forever), flood (floods the serial port forever);
+    /// SEED a decimal number (default 1) to replay a run.
+    Fuzz,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -60,7 +66,8 @@ pub struct RunArgs {
     /// Initial ramdisk (cpio, optionally gzip).
     #[arg(long, value_name = "PATH")]
     initrd: Option<PathBuf>,
-    /// Kernel command line (default for --guest linux: one that suits emulated KVM).
+    /// Kernel command line (default for --guest linux: one that suits emulated KVM;
+    /// for --guest fuzz: "MODE [SEED]", default "sweep 1").
     #[arg(long)]
     cmdline: Option<String>,
     /// Guest memory in MiB.
@@ -98,6 +105,15 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
             args.cmdline.clone().unwrap_or_default(),
             "bootlab-vm-lab",
         ),
+        (Some(Guest::Fuzz), _) => (
+            KernelSource::Embedded {
+                name: "fuzz guest",
+                bytes: vmm::lab::FUZZ_ELF,
+            },
+            args.initrd.clone(),
+            args.cmdline.clone().unwrap_or_else(|| "sweep 1".into()),
+            "bootlab-vm-fuzz",
+        ),
         (Some(Guest::Linux), _) => {
             let dir = super::images_dir();
             let vmlinux = dir.join("vmlinux");
@@ -127,7 +143,9 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
             "bootlab-vm",
         ),
         (None, None) => {
-            bail!("give a kernel with --kernel PATH or a built-in guest with --guest lab|linux")
+            bail!(
+                "give a kernel with --kernel PATH or a built-in guest with --guest lab|linux|fuzz"
+            )
         }
     };
     if let KernelSource::File(k) = &kernel {
