@@ -44,8 +44,9 @@ pub enum Guest {
     /// A hostile built-in guest for testing the monitor: --cmdline "MODE [SEED]",
     /// MODE one of sweep (random writes and reads on every I/O port and random MMIO,
     /// then exit status 42), hypercall (random vmcall/vmmcall, then status 42), triple
-    /// (triple fault), spin (loops forever), flood (floods the serial port forever);
-    /// SEED a decimal number (default 1) to replay a run.
+    /// (triple fault), spin (loops forever), flood (floods the serial port forever),
+    /// echo (echoes 4 bytes of stdin, then status 42); SEED a decimal number
+    /// (default 1) to replay a run.
     Fuzz,
 }
 

@@ -20,6 +20,8 @@
 //! - `spin`: interrupts off, `jmp .` forever.
 //! - `flood`: the serial port, as fast as the guest can, forever: alternately a line
 //!   by `rep outsb` and the same line by single `out`s.
+//! - `echo`: waits for serial input, takes four bytes with one `rep insb` (KVM hands
+//!   them over in one exit), prints them back and exits with status 42.
 //!
 //! Unknown modes print a message and exit with status 2. Built like the lab guest by
 //! vmm/build.rs (32-bit code, no std), so everything here is hand-written assembly.
@@ -35,6 +37,9 @@ global_asm!(
     .set COM1_IER, 0x3f9
     .set COM1_LCR, 0x3fb
     .set COM1_MCR, 0x3fc
+    .set COM1_LSR, 0x3fd
+    .set LSR_DATA_READY, 1
+    .set ECHO_LEN, 4
     .set EXIT_PORT, 0x501
     .set I8042_COMMAND, 0x64
     .set STATUS_DONE, 42
@@ -113,6 +118,8 @@ lab_pvh_entry:
     je spin
     cmp $0x6f6f6c66, %eax /* "floo" */
     je flood
+    cmp $0x6f686365, %eax /* "echo" */
+    je echo
     lea msg_bad, %esi
     mov $(msg_bad_end - msg_bad), %ecx
     call puts
@@ -391,6 +398,26 @@ flood:
     call puts
     jmp 1b
 
+echo:
+    mov $COM1_LSR, %dx
+1:  in %dx, %al
+    test $LSR_DATA_READY, %al
+    jz 1b
+    mov $COM1, %dx
+    lea scratch, %edi
+    mov $ECHO_LEN, %ecx
+    rep insb
+    lea msg_echo, %esi
+    mov $(msg_echo_end - msg_echo), %ecx
+    call puts
+    lea scratch, %esi
+    mov $ECHO_LEN, %ecx
+    call puts
+    lea msg_nl, %esi
+    mov $1, %ecx
+    call puts
+    jmp done
+
     /* puts: ecx bytes at esi to COM1 */
 puts:
     push %edx
@@ -418,7 +445,7 @@ null_idt: .word 0
 msg_hello: .ascii "fuzz: "
 msg_hello_end:
 msg_nl: .ascii "\n"
-msg_bad: .ascii "fuzz: unknown mode (sweep|hypercall|triple|spin|flood)\n"
+msg_bad: .ascii "fuzz: unknown mode (sweep|hypercall|triple|spin|flood|echo)\n"
 msg_bad_end:
 msg_ports: .ascii "fuzz: ports done\n"
 msg_ports_end:
@@ -434,6 +461,8 @@ msg_done: .ascii "fuzz: survived\n"
 msg_done_end:
 msg_triple: .ascii "fuzz: triple fault next\n"
 msg_triple_end:
+msg_echo: .ascii "fuzz: echo "
+msg_echo_end:
 msg_spin: .ascii "fuzz: spinning\n"
 msg_spin_end:
 msg_flood_rep: .ascii "flood: rep outsb 0123456789abcdefghijklmnopqrstuvwxyz\n"

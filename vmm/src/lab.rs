@@ -16,10 +16,11 @@ pub const WORKLOAD_LINE: &str = "hello from the lab guest";
 pub const FUZZ_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/fuzz.elf"));
 
 /// Modes of the fuzz guest (the first word of its command line).
-pub const FUZZ_MODES: [&str; 5] = ["sweep", "hypercall", "triple", "spin", "flood"];
+pub const FUZZ_MODES: [&str; 6] = ["sweep", "hypercall", "triple", "spin", "flood", "echo"];
 
 /// Exit-port status of the fuzz guest when a finite mode (`sweep`, `hypercall`) ran
-/// to its end: the monitor survived everything the guest did.
+/// to its end (and `echo` once it echoed): the monitor survived everything the
+/// guest did.
 pub const FUZZ_STATUS_SURVIVED: u8 = 42;
 
 /// Exit-port status of the fuzz guest for an unknown mode.
