@@ -130,6 +130,19 @@ pub fn load(
         }
         KernelSource::Embedded { bytes, .. } => bytes,
     };
+    load_image(mem, mem_bytes, &name, bytes, initrd, cmdline)
+}
+
+/// [`load`] for a kernel image already in memory; `name` only appears in errors.
+pub fn load_image(
+    mem: &GuestMemory,
+    mem_bytes: u64,
+    name: &Path,
+    bytes: &[u8],
+    initrd: Option<&Path>,
+    cmdline: &str,
+) -> Result<BootSetup, Error> {
+    let name = name.to_path_buf();
     let kind = detect(bytes).map_err(|why| bad(&name, why))?;
     let mut image = Cursor::new(bytes);
     let highmem = Some(GuestAddress(HIMEM_START));
@@ -157,7 +170,8 @@ pub fn load(
         (Some(h), None) if h.initrd_addr_max != 0 => h.initrd_addr_max as u64,
         _ => DEFAULT_INITRD_ADDR_MAX,
     };
-    let kernel_end = result.kernel_load.raw_value() + result.kernel_end;
+    // linux-loader's kernel_end is already an address (load address + size).
+    let kernel_end = result.kernel_end;
     let initrd = match initrd {
         Some(p) => Some(load_initrd(mem, mem_bytes, p, initrd_max, kernel_end)?),
         None => None,
@@ -194,7 +208,23 @@ fn elf_entry(bytes: &[u8]) -> u64 {
 /// Top address (exclusive) the initrd can end at: end of low RAM, capped by the
 /// kernel's limit.
 pub fn initrd_ceiling(mem_bytes: u64, initrd_addr_max: u64) -> u64 {
-    mem_bytes.min(MMIO_GAP_START).min(initrd_addr_max + 1)
+    mem_bytes
+        .min(MMIO_GAP_START)
+        .min(initrd_addr_max.saturating_add(1))
+}
+
+/// Where an initrd of `size` bytes starts: as high as it fits below
+/// [`initrd_ceiling`], page-aligned, and not below the kernel's end or 1 MiB; `None`
+/// when there is no such room.
+pub fn initrd_start(
+    mem_bytes: u64,
+    size: u64,
+    initrd_addr_max: u64,
+    kernel_end: u64,
+) -> Option<u64> {
+    let ceiling = initrd_ceiling(mem_bytes, initrd_addr_max);
+    let start = ceiling.checked_sub(size)? & !(PAGE_SIZE - 1);
+    (start >= kernel_end.max(HIMEM_START)).then_some(start)
 }
 
 fn load_initrd(
@@ -215,10 +245,7 @@ fn load_initrd(
         size,
         limit: ceiling,
     };
-    let start = ceiling.checked_sub(size).ok_or_else(too_large)? & !(PAGE_SIZE - 1);
-    if start < kernel_end.max(HIMEM_START) {
-        return Err(too_large());
-    }
+    let start = initrd_start(mem_bytes, size, initrd_addr_max, kernel_end).ok_or_else(too_large)?;
     mem.write_slice(&data, GuestAddress(start))
         .map_err(|e| Error::BootData(format!("initrd: {e}")))?;
     Ok((GuestAddress(start), size))
@@ -344,6 +371,13 @@ mod tests {
         };
         let setup = load(&mem, bytes, &image, None, "console=ttyS0").unwrap();
         assert_eq!(setup.entry, Entry::Pvh(GuestAddress(0x10_0000)));
+        // The end of the loaded image, a few KiB past its load address (not the load
+        // address added twice).
+        assert!(
+            setup.kernel_end > 0x10_0000 && setup.kernel_end < 0x11_0000,
+            "{:#x}",
+            setup.kernel_end
+        );
         let info: hvm_start_info = mem.read_obj(GuestAddress(PVH_INFO_START)).unwrap();
         assert_eq!(info.magic, XEN_HVM_START_MAGIC);
         assert_eq!(info.memmap_entries, 2);
@@ -386,6 +420,25 @@ mod tests {
         let e = load(&mem, bytes, &image, Some(&dir), "").unwrap_err();
         assert!(e.to_string().contains("does not fit"), "{e}");
         std::fs::remove_file(&dir).ok();
+    }
+
+    #[test]
+    fn initrd_start_is_the_highest_aligned_room_above_the_kernel() {
+        let mib = 1u64 << 20;
+        // 64 MiB of RAM, a 10 000-byte initrd: the last page(s) of RAM.
+        assert_eq!(
+            initrd_start(64 * mib, 10_000, u64::from(u32::MAX), 2 * mib),
+            Some((64 * mib - 10_000) & !(PAGE_SIZE - 1))
+        );
+        // The kernel's limit wins over RAM; no room above the kernel is None.
+        assert_eq!(
+            initrd_start(64 * mib, 4096, 16 * mib - 1, 0),
+            Some(16 * mib - 4096)
+        );
+        assert_eq!(initrd_start(64 * mib, 8 * mib, u64::MAX, 60 * mib), None);
+        assert_eq!(initrd_start(64 * mib, 65 * mib, u64::MAX, 0), None);
+        // Extreme limits neither overflow nor panic.
+        assert_eq!(initrd_ceiling(u64::MAX, u64::MAX), MMIO_GAP_START);
     }
 
     #[test]
