@@ -235,6 +235,32 @@ fn timeout_holds_when_nobody_reads_the_console() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
+#[test]
+fn closed_console_does_not_stop_the_monitor() {
+    if !kvm_or_skip("closed_console_does_not_stop_the_monitor") {
+        return;
+    }
+    // The reader goes away after the first bytes (like `| head`): writes fail with
+    // EPIPE from then on; the monitor drops the output and runs to its timeout.
+    let timeout = 2.0;
+    let mut child = bootlab()
+        .args(["vm", "run", "--guest", "fuzz", "--cmdline", "flood"])
+        .args(["--timeout", &timeout.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 100];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    assert_no_panic("flood into a closed pipe", &out);
+    assert_eq!(out.status.code(), Some(124), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("vm ended: timeout"));
+}
+
 /// VmRSS and VmHWM of `pid` in bytes, from /proc/<pid>/status.
 fn rss_hwm(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
