@@ -31,7 +31,18 @@ pub enum VmCommand {
 Exit status: the guest's status when it writes one to the exit port (0x501),
 0 when it resets or shuts down, 1 for a bad input or a set-up error,
 80 triple fault, 81 KVM internal/emulation error, 82 VM entry failure,
-83 KVM_RUN failure, 124 timeout.")]
+83 KVM_RUN failure, 124 timeout.
+
+The fuzz guest: --guest fuzz --cmdline \"MODE [SEED]\" (SEED decimal, default 1; the same
+seed replays the same accesses):
+  sweep      a random write and a read-back on every I/O port but 0x501 (exit) and
+             0x64 (i8042 reset), then random MMIO (boot-timer page, end of RAM up to
+             4 GiB, above 4 GiB); ends with status 42
+  hypercall  vmcall/vmmcall with random registers, then status 42
+  triple     a triple fault (exit status 80)
+  spin       loops forever (end it with --timeout)
+  flood      writes the serial port as fast as it can, forever (use --timeout)
+  echo       reads 4 bytes of stdin with one rep insb, prints them, status 42")]
     Run(RunArgs),
 }
 
@@ -41,12 +52,7 @@ pub enum Guest {
     Lab,
     /// The Linux kernel and initramfs from the guest images.
     Linux,
-    /// A hostile built-in guest for testing the monitor: --cmdline "MODE [SEED]",
-    /// MODE one of sweep (random writes and reads on every I/O port and random MMIO,
-    /// then exit status 42), hypercall (random vmcall/vmmcall, then status 42), triple
-    /// (triple fault), spin (loops forever), flood (floods the serial port forever),
-    /// echo (echoes 4 bytes of stdin, then status 42); SEED a decimal number
-    /// (default 1) to replay a run.
+    /// A hostile built-in guest that attacks the monitor (modes: see below).
     Fuzz,
 }
 

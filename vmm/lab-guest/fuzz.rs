@@ -1,7 +1,7 @@
 //! The `fuzz` guest: a hostile relative of the lab guest (same PVH entry, same linker
 //! script) that attacks the monitor from inside the VM. The command line chooses the
 //! mode and the seed of its xorshift32 generator, `MODE [SEED]` (decimal, default 1),
-//! so a failing run is replayed with the same command line:
+//! so the same command line replays the same sequence of accesses:
 //!
 //! - `sweep`: every I/O port 0..=0xffff gets a pseudo-random write of a random width
 //!   (byte, word, dword, or a `rep outsb` of 1..16 bytes) and is read back the same
