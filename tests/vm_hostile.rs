@@ -50,9 +50,10 @@ fn assert_no_panic(what: &str, out: &Output) {
     }
 }
 
-/// Seeds of the sweep; a failure names its seed, and `bootlab vm run --guest fuzz
-/// --cmdline "sweep SEED"` replays it.
-const SWEEP_SEEDS: [u32; 3] = [1, 57005, 4_000_000_007];
+/// Seeds of the sweep, each with a vCPU count (a second vCPU waits for a SIPI that
+/// never comes, but the machine is set up for SMP); a failure names its seed, and
+/// `bootlab vm run --guest fuzz --cmdline "sweep SEED"` replays it.
+const SWEEP_RUNS: [(u32, u32); 3] = [(1, 1), (57005, 2), (4_000_000_007, 1)];
 
 #[test]
 fn sweep_of_every_port_and_random_mmio_is_survived_for_several_seeds() {
@@ -60,12 +61,16 @@ fn sweep_of_every_port_and_random_mmio_is_survived_for_several_seeds() {
         return;
     }
     // The seeds run side by side; each takes a few seconds under the emulated KVM.
-    let runs: Vec<_> = SWEEP_SEEDS
+    let runs: Vec<_> = SWEEP_RUNS
         .iter()
-        .map(|seed| {
+        .map(|&(seed, vcpus)| {
             let cmdline = format!("sweep {seed}");
             std::thread::spawn(move || {
-                let out = fuzz(&cmdline, &["--mem", "64", "--timeout", "300"]);
+                let vcpus = vcpus.to_string();
+                let out = fuzz(
+                    &cmdline,
+                    &["--mem", "64", "--vcpus", &vcpus, "--timeout", "300"],
+                );
                 (cmdline, out)
             })
         })
