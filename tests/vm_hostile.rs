@@ -277,6 +277,99 @@ fn rss_hwm(pid: u32) -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
+/// A fuzz-guest run watched from outside: what came out and when, and the monitor's
+/// memory sampled every 100 ms.
+struct Watched {
+    code: Option<i32>,
+    stdout: Vec<u8>,
+    stderr: String,
+    /// (seconds since spawn, bytes) for every read of stdout.
+    arrivals: Vec<(f64, usize)>,
+    /// (seconds since spawn, (VmRSS, VmHWM)).
+    samples: Vec<(f64, (u64, u64))>,
+}
+
+impl Watched {
+    fn run(args: &[&str], timeout: f64) -> Watched {
+        let started = Instant::now();
+        let mut child = bootlab()
+            .args(["vm", "run", "--guest", "fuzz"])
+            .args(args)
+            .args(["--timeout", &timeout.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let arrivals = Arc::new(Mutex::new(Vec::new()));
+        let mut stdout = child.stdout.take().unwrap();
+        let reader = {
+            let arrivals = arrivals.clone();
+            std::thread::spawn(move || {
+                let mut all = Vec::new();
+                let mut buf = [0u8; 65536];
+                loop {
+                    match stdout.read(&mut buf) {
+                        Ok(0) | Err(_) => return all,
+                        Ok(n) => {
+                            let t = started.elapsed().as_secs_f64();
+                            arrivals.lock().unwrap().push((t, n));
+                            all.extend_from_slice(&buf[..n]);
+                        }
+                    }
+                }
+            })
+        };
+        let mut samples = Vec::new();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if let Some(m) = rss_hwm(pid) {
+                samples.push((started.elapsed().as_secs_f64(), m));
+            }
+            assert!(started.elapsed().as_secs_f64() < timeout + 20.0, "no end");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let stdout = reader.join().unwrap();
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        let arrivals = arrivals.lock().unwrap().clone();
+        Watched {
+            code: status.code(),
+            stdout,
+            stderr,
+            arrivals,
+            samples,
+        }
+    }
+
+    /// Growth of the resident set from half a second after the first output to the
+    /// last sample, in bytes.
+    fn rss_growth(&self) -> (u64, u64) {
+        let first = self.arrivals.first().expect("no output at all").0;
+        let early = self
+            .samples
+            .iter()
+            .find(|s| s.0 >= first + 0.5)
+            .expect("no sample once the guest ran")
+            .1
+             .0;
+        (early, self.samples.last().unwrap().1 .0)
+    }
+
+    fn assert_no_panic(&self) {
+        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
+        assert!(!text(&self.stdout).contains("panicked"));
+    }
+}
+
 #[test]
 fn serial_flood_keeps_memory_bounded_and_output_flowing() {
     if !kvm_or_skip("serial_flood_keeps_memory_bounded_and_output_flowing") {
@@ -288,68 +381,19 @@ fn serial_flood_keeps_memory_bounded_and_output_flowing() {
     const MONITOR_MARGIN: u64 = 32 << 20;
     let bound = (MEM_MIB << 20) + MONITOR_MARGIN;
     let timeout = 5.0;
-    let started = Instant::now();
-    let mut child = bootlab()
-        .args(["vm", "run", "--guest", "fuzz", "--cmdline", "flood"])
-        .args(["--mem", &MEM_MIB.to_string()])
-        .args(["--timeout", &timeout.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    // The reader keeps every byte with the time it arrived.
-    let arrivals = Arc::new(Mutex::new(Vec::<(f64, usize)>::new()));
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = {
-        let arrivals = arrivals.clone();
-        std::thread::spawn(move || {
-            let mut all = Vec::new();
-            let mut buf = [0u8; 65536];
-            loop {
-                match stdout.read(&mut buf) {
-                    Ok(0) | Err(_) => return all,
-                    Ok(n) => {
-                        arrivals
-                            .lock()
-                            .unwrap()
-                            .push((started.elapsed().as_secs_f64(), n));
-                        all.extend_from_slice(&buf[..n]);
-                    }
-                }
-            }
-        })
-    };
-    // Sample the monitor's memory while it runs.
-    let mut samples = Vec::new();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if let Some(m) = rss_hwm(pid) {
-            samples.push((started.elapsed().as_secs_f64(), m));
-        }
-        assert!(started.elapsed().as_secs_f64() < timeout + 20.0, "no end");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let all = reader.join().unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    assert_eq!(status.code(), Some(124), "{stderr}");
-    assert!(!stderr.contains("panicked") && !text(&all).contains("panicked"));
+    let w = Watched::run(
+        &["--cmdline", "flood", "--mem", &MEM_MIB.to_string()],
+        timeout,
+    );
+    assert_eq!(w.code, Some(124), "{}", w.stderr);
+    w.assert_no_panic();
 
     // Output kept flowing: bytes arrived in every second of the flood.
-    let arrivals = arrivals.lock().unwrap();
-    let first = arrivals.first().map(|a| a.0).expect("no output at all");
+    let first = w.arrivals.first().map(|a| a.0).expect("no output at all");
     let mut t = first;
     while t + 1.0 < timeout {
-        let got: usize = arrivals
+        let got: usize = w
+            .arrivals
             .iter()
             .filter(|a| a.0 >= t && a.0 < t + 1.0)
             .map(|a| a.1)
@@ -358,7 +402,7 @@ fn serial_flood_keeps_memory_bounded_and_output_flowing() {
         t += 1.0;
     }
     // Every complete line is one of the guest's two flood lines, whole.
-    let out = text(&all);
+    let out = text(&w.stdout);
     let mut lines = out.lines().collect::<Vec<_>>();
     lines.pop(); // cut off by the timeout
     assert_eq!(lines.first(), Some(&"fuzz: flood"));
@@ -377,21 +421,15 @@ fn serial_flood_keeps_memory_bounded_and_output_flowing() {
     // Memory stayed bounded: the peak is under guest RAM + the monitor's margin, and
     // while the flood ran the resident set grew by far less than what went through
     // (a monitor that queued the output would grow by all of it).
-    let peak = samples.iter().map(|s| s.1 .1).max().expect("no samples");
+    let peak = w.samples.iter().map(|s| s.1 .1).max().expect("no samples");
     assert!(
         peak <= bound,
         "peak RSS {} KiB over the bound {} KiB",
         peak >> 10,
         bound >> 10
     );
-    let early = samples
-        .iter()
-        .find(|s| s.0 >= first + 0.5)
-        .expect("no sample once the flood ran")
-        .1
-         .0;
-    let late = samples.last().unwrap().1 .0;
-    let flooded = all.len() as u64;
+    let (early, late) = w.rss_growth();
+    let flooded = w.stdout.len() as u64;
     assert!(
         late.saturating_sub(early) < flooded / 2,
         "RSS grew {} KiB while {} KiB went through",
@@ -405,5 +443,42 @@ fn serial_flood_keeps_memory_bounded_and_output_flowing() {
         bound >> 10,
         early >> 10,
         late >> 10
+    );
+}
+
+#[test]
+fn repeated_markers_are_recorded_once_and_cost_no_memory() {
+    if !kvm_or_skip("repeated_markers_are_recorded_once_and_cost_no_memory") {
+        return;
+    }
+    // The guest stamps `done` on the marker port and the console in a loop.
+    let path = std::env::temp_dir().join(format!("bootlab-hostile-{}.json", std::process::id()));
+    let timeout = 4.0;
+    let w = Watched::run(
+        &[
+            "--cmdline",
+            "markers",
+            "--timeline-out",
+            path.to_str().unwrap(),
+        ],
+        timeout,
+    );
+    assert_eq!(w.code, Some(124), "{}", w.stderr);
+    w.assert_no_panic();
+    let json = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_file(&path).ok();
+    let t: timeline::Timeline = serde_json::from_str(&json).unwrap();
+    let done: Vec<_> = t.events.iter().filter(|e| e.name == "done").collect();
+    let lines = text(&w.stdout).matches("@@bootlab done\n").count() as u64;
+    assert!(lines > 100, "only {lines} marker lines came out");
+    // Once per channel: the first marker-port write and the first console line.
+    assert_eq!(done.len(), 2, "{} done events recorded", done.len());
+    // Keeping every stamp costs at least an event (48 bytes) and its name per stamp,
+    // two stamps per line; the monitor must not grow by even 32 bytes a line.
+    let (early, late) = w.rss_growth();
+    assert!(
+        late.saturating_sub(early) < lines * 32,
+        "RSS grew {} KiB over {lines} marker lines",
+        late.saturating_sub(early) >> 10
     );
 }

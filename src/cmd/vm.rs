@@ -42,7 +42,8 @@ seed replays the same accesses):
   triple     a triple fault (exit status 80)
   spin       loops forever (end it with --timeout)
   flood      writes the serial port as fast as it can, forever (use --timeout)
-  echo       reads 4 bytes of stdin with one rep insb, prints them, status 42")]
+  echo       reads 4 bytes of stdin with one rep insb, prints them, status 42
+  markers    the done marker on the marker port and the console, forever")]
     Run(RunArgs),
 }
 

@@ -20,6 +20,8 @@
 //! - `spin`: interrupts off, `jmp .` forever.
 //! - `flood`: the serial port, as fast as the guest can, forever: alternately a line
 //!   by `rep outsb` and the same line by single `out`s.
+//! - `markers`: the `done` marker, forever, on both channels at once: a code on the
+//!   marker port and a `@@bootlab done` line on the console.
 //! - `echo`: waits for serial input, takes four bytes with one `rep insb` (KVM hands
 //!   them over in one exit), prints them back and exits with status 42.
 //!
@@ -38,6 +40,8 @@ global_asm!(
     .set COM1_LCR, 0x3fb
     .set COM1_MCR, 0x3fc
     .set COM1_LSR, 0x3fd
+    .set MARKER_PORT, 0x0b1a
+    .set MARKER_DONE, 3
     .set LSR_DATA_READY, 1
     .set ECHO_LEN, 4
     .set EXIT_PORT, 0x501
@@ -120,6 +124,8 @@ lab_pvh_entry:
     je flood
     cmp $0x6f686365, %eax /* "echo" */
     je echo
+    cmp $0x6b72616d, %eax /* "mark" */
+    je markers
     lea msg_bad, %esi
     mov $(msg_bad_end - msg_bad), %ecx
     call puts
@@ -406,6 +412,15 @@ flood:
     call puts
     jmp 1b
 
+markers:
+1:  mov $MARKER_PORT, %dx
+    mov $MARKER_DONE, %al
+    out %al, %dx
+    lea msg_marker, %esi
+    mov $(msg_marker_end - msg_marker), %ecx
+    call puts
+    jmp 1b
+
 echo:
     mov $COM1_LSR, %dx
 1:  in %dx, %al
@@ -453,7 +468,7 @@ null_idt: .word 0
 msg_hello: .ascii "fuzz: "
 msg_hello_end:
 msg_nl: .ascii "\n"
-msg_bad: .ascii "fuzz: unknown mode (sweep|hypercall|triple|spin|flood|echo)\n"
+msg_bad: .ascii "fuzz: unknown mode (sweep|hypercall|triple|spin|flood|echo|markers)\n"
 msg_bad_end:
 msg_ports: .ascii "fuzz: ports done\n"
 msg_ports_end:
@@ -469,6 +484,8 @@ msg_done: .ascii "fuzz: survived\n"
 msg_done_end:
 msg_triple: .ascii "fuzz: triple fault next\n"
 msg_triple_end:
+msg_marker: .ascii "@@bootlab done\n"
+msg_marker_end:
 msg_echo: .ascii "fuzz: echo "
 msg_echo_end:
 msg_spin: .ascii "fuzz: spinning\n"

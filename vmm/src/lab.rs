@@ -16,7 +16,15 @@ pub const WORKLOAD_LINE: &str = "hello from the lab guest";
 pub const FUZZ_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/fuzz.elf"));
 
 /// Modes of the fuzz guest (the first word of its command line).
-pub const FUZZ_MODES: [&str; 6] = ["sweep", "hypercall", "triple", "spin", "flood", "echo"];
+pub const FUZZ_MODES: [&str; 7] = [
+    "sweep",
+    "hypercall",
+    "triple",
+    "spin",
+    "flood",
+    "echo",
+    "markers",
+];
 
 /// Exit-port status of the fuzz guest when a finite mode (`sweep`, `hypercall`) ran
 /// to its end (and `echo` once it echoed): the monitor survived everything the
