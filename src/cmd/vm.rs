@@ -30,7 +30,19 @@ pub enum VmCommand {
 Exit status: the guest's status when it writes one to the exit port (0x501),
 0 when it resets or shuts down, 1 for a bad input or a set-up error,
 80 triple fault, 81 KVM internal/emulation error, 82 VM entry failure,
-83 KVM_RUN failure, 124 timeout.")]
+83 KVM_RUN failure, 124 timeout.
+
+The fuzz guest: --guest fuzz --cmdline \"MODE [SEED]\" (SEED decimal, default 1; the same
+seed replays the same accesses):
+  sweep      a random write and a read-back on every I/O port but 0x501 (exit) and
+             0x64 (i8042 reset), then random MMIO (boot-timer page, end of RAM up to
+             4 GiB, above 4 GiB); ends with status 42
+  hypercall  vmcall/vmmcall with random registers, then status 42
+  triple     a triple fault (exit status 80)
+  spin       loops forever (end it with --timeout)
+  flood      writes the serial port as fast as it can, forever (use --timeout)
+  echo       reads 4 bytes of stdin with one rep insb, prints them, status 42
+  markers    the done marker on the marker port and the console, forever")]
     Run(RunArgs),
 }
 
@@ -40,6 +52,8 @@ pub enum Guest {
     Lab,
     /// The Linux kernel and initramfs from the guest images.
     Linux,
+    /// A hostile built-in guest that attacks the monitor (modes: see below).
+    Fuzz,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -70,7 +84,8 @@ pub struct RunArgs {
     /// Initial ramdisk (cpio, optionally gzip).
     #[arg(long, value_name = "PATH")]
     initrd: Option<PathBuf>,
-    /// Kernel command line (default for --guest linux: one that suits emulated KVM).
+    /// Kernel command line (default for --guest linux: one that suits emulated KVM;
+    /// for --guest fuzz: "MODE [SEED]", default "sweep 1").
     #[arg(long)]
     cmdline: Option<String>,
     /// Guest memory in MiB.
@@ -111,6 +126,15 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
             args.cmdline.clone().unwrap_or_default(),
             "bootlab-vm-lab",
         ),
+        (Some(Guest::Fuzz), _) => (
+            KernelSource::Embedded {
+                name: "fuzz guest",
+                bytes: vmm::lab::FUZZ_ELF,
+            },
+            args.initrd.clone(),
+            args.cmdline.clone().unwrap_or_else(|| "sweep 1".into()),
+            "bootlab-vm-fuzz",
+        ),
         (Some(Guest::Linux), _) => {
             let dir = super::images_dir();
             let vmlinux = dir.join("vmlinux");
@@ -142,7 +166,9 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
             "bootlab-vm",
         ),
         (None, None) => {
-            bail!("give a kernel with --kernel PATH or a built-in guest with --guest lab|linux")
+            bail!(
+                "give a kernel with --kernel PATH or a built-in guest with --guest lab|linux|fuzz"
+            )
         }
     };
     if let KernelSource::File(k) = &kernel {

@@ -298,7 +298,7 @@ pub fn load(
     cmdline: &str,
 ) -> Result<BootSetup, Error> {
     let name = kernel.name();
-    let (result, kind, head) = match kernel {
+    match kernel {
         KernelSource::File(p) => {
             let read_err = |source| Error::ReadFile {
                 path: p.to_path_buf(),
@@ -306,15 +306,40 @@ pub fn load(
             };
             let mut file = std::fs::File::open(p).map_err(read_err)?;
             let len = file.metadata().map_err(read_err)?.len();
-            load_kernel(mem, mem_bytes, &mut file, len).map_err(|why| bad(&name, why))?
+            let loaded =
+                load_kernel(mem, mem_bytes, &mut file, len).map_err(|why| bad(&name, why))?;
+            finish_load(mem, mem_bytes, loaded, initrd, cmdline)
         }
         KernelSource::Embedded { bytes, .. } => {
-            let len = bytes.len() as u64;
-            load_kernel(mem, mem_bytes, &mut Cursor::new(*bytes), len)
-                .map_err(|why| bad(&name, why))?
+            load_image(mem, mem_bytes, &name, bytes, initrd, cmdline)
         }
-    };
+    }
+}
 
+/// [`load`] for a kernel image already in memory; `name` only appears in errors.
+pub fn load_image(
+    mem: &GuestMemory,
+    mem_bytes: u64,
+    name: &Path,
+    bytes: &[u8],
+    initrd: Option<&Path>,
+    cmdline: &str,
+) -> Result<BootSetup, Error> {
+    let len = bytes.len() as u64;
+    let loaded =
+        load_kernel(mem, mem_bytes, &mut Cursor::new(bytes), len).map_err(|why| bad(name, why))?;
+    finish_load(mem, mem_bytes, loaded, initrd, cmdline)
+}
+
+/// The rest of [`load`] once the kernel is in guest memory: command line, initrd
+/// and the boot structures of the entry the image asks for.
+fn finish_load(
+    mem: &GuestMemory,
+    mem_bytes: u64,
+    (result, kind, head): (KernelLoaderResult, ImageKind, Vec<u8>),
+    initrd: Option<&Path>,
+    cmdline: &str,
+) -> Result<BootSetup, Error> {
     if cmdline.trim().len() >= CMDLINE_MAX_SIZE {
         return Err(Error::Cmdline(format!(
             "{} bytes long, at most {} fit",
@@ -345,7 +370,8 @@ pub fn load(
         (Some(h), None) if h.initrd_addr_max != 0 => h.initrd_addr_max as u64,
         _ => DEFAULT_INITRD_ADDR_MAX,
     };
-    let kernel_end = result.kernel_load.raw_value() + result.kernel_end;
+    // linux-loader's kernel_end is already an address (load address + size).
+    let kernel_end = result.kernel_end;
     let initrd = match initrd {
         Some(p) => Some(load_initrd(mem, mem_bytes, p, initrd_max, kernel_end)?),
         None => None,
@@ -410,7 +436,23 @@ fn elf_entry(head: &[u8]) -> u64 {
 /// Top address (exclusive) the initrd can end at: end of low RAM, capped by the
 /// kernel's limit.
 pub fn initrd_ceiling(mem_bytes: u64, initrd_addr_max: u64) -> u64 {
-    mem_bytes.min(MMIO_GAP_START).min(initrd_addr_max + 1)
+    mem_bytes
+        .min(MMIO_GAP_START)
+        .min(initrd_addr_max.saturating_add(1))
+}
+
+/// Where an initrd of `size` bytes starts: as high as it fits below
+/// [`initrd_ceiling`], page-aligned, and not below the kernel's end or 1 MiB; `None`
+/// when there is no such room.
+pub fn initrd_start(
+    mem_bytes: u64,
+    size: u64,
+    initrd_addr_max: u64,
+    kernel_end: u64,
+) -> Option<u64> {
+    let ceiling = initrd_ceiling(mem_bytes, initrd_addr_max);
+    let start = ceiling.checked_sub(size)? & !(PAGE_SIZE - 1);
+    (start >= kernel_end.max(HIMEM_START)).then_some(start)
 }
 
 fn load_initrd(
@@ -434,10 +476,7 @@ fn load_initrd(
         size,
         limit: ceiling,
     };
-    let start = ceiling.checked_sub(size).ok_or_else(too_large)? & !(PAGE_SIZE - 1);
-    if start < kernel_end.max(HIMEM_START) {
-        return Err(too_large());
-    }
+    let start = initrd_start(mem_bytes, size, initrd_addr_max, kernel_end).ok_or_else(too_large)?;
     mem.read_exact_volatile_from(GuestAddress(start), &mut file, size as usize)
         .map_err(|e| Error::BootData(format!("initrd {}: {e}", path.display())))?;
     Ok((GuestAddress(start), size))
@@ -611,6 +650,13 @@ mod tests {
         };
         let setup = load(&mem, bytes, &image, None, "console=ttyS0").unwrap();
         assert_eq!(setup.entry, Entry::Pvh(GuestAddress(0x10_0000)));
+        // The end of the loaded image, a few KiB past its load address (not the load
+        // address added twice).
+        assert!(
+            setup.kernel_end > 0x10_0000 && setup.kernel_end < 0x11_0000,
+            "{:#x}",
+            setup.kernel_end
+        );
         let info: hvm_start_info = mem.read_obj(GuestAddress(PVH_INFO_START)).unwrap();
         assert_eq!(info.magic, XEN_HVM_START_MAGIC);
         assert_eq!(info.memmap_entries, 2);
@@ -653,6 +699,25 @@ mod tests {
         let e = load(&mem, bytes, &image, Some(&dir), "").unwrap_err();
         assert!(e.to_string().contains("does not fit"), "{e}");
         std::fs::remove_file(&dir).ok();
+    }
+
+    #[test]
+    fn initrd_start_is_the_highest_aligned_room_above_the_kernel() {
+        let mib = 1u64 << 20;
+        // 64 MiB of RAM, a 10 000-byte initrd: the last page(s) of RAM.
+        assert_eq!(
+            initrd_start(64 * mib, 10_000, u64::from(u32::MAX), 2 * mib),
+            Some((64 * mib - 10_000) & !(PAGE_SIZE - 1))
+        );
+        // The kernel's limit wins over RAM; no room above the kernel is None.
+        assert_eq!(
+            initrd_start(64 * mib, 4096, 16 * mib - 1, 0),
+            Some(16 * mib - 4096)
+        );
+        assert_eq!(initrd_start(64 * mib, 8 * mib, u64::MAX, 60 * mib), None);
+        assert_eq!(initrd_start(64 * mib, 65 * mib, u64::MAX, 0), None);
+        // Extreme limits neither overflow nor panic.
+        assert_eq!(initrd_ceiling(u64::MAX, u64::MAX), MMIO_GAP_START);
     }
 
     #[test]

@@ -1,13 +1,42 @@
-//! The `lab` guest, embedded: a few hundred bytes of 32-bit code in an ELF with a PVH
-//! entry note (source: `vmm/lab-guest/lab.rs`, built by `vmm/build.rs`). It runs every
-//! phase of the marker protocol with a handful of instructions and then ends the VM
-//! through the exit port, so it works even under an emulated /dev/kvm.
+//! The built-in guests, embedded: a few hundred bytes of 32-bit code each in an ELF
+//! with a PVH entry note (sources in `vmm/lab-guest/`, built by `vmm/build.rs`). The
+//! `lab` guest runs every phase of the marker protocol with a handful of
+//! instructions and then ends the VM through the exit port, so it works even under an
+//! emulated /dev/kvm. The `fuzz` guest is hostile: it attacks the monitor from
+//! inside (every I/O port, random MMIO, hypercalls, triple fault, spinning, serial
+//! flood), its mode and seed taken from the kernel command line `MODE [SEED]`.
 
 /// The lab guest's ELF image.
 pub const ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/lab.elf"));
 
 /// The console line the lab guest prints as its workload.
 pub const WORKLOAD_LINE: &str = "hello from the lab guest";
+
+/// The fuzz guest's ELF image.
+pub const FUZZ_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/fuzz.elf"));
+
+/// Modes of the fuzz guest (the first word of its command line).
+pub const FUZZ_MODES: [&str; 7] = [
+    "sweep",
+    "hypercall",
+    "triple",
+    "spin",
+    "flood",
+    "echo",
+    "markers",
+];
+
+/// Exit-port status of the fuzz guest when a finite mode (`sweep`, `hypercall`) ran
+/// to its end (and `echo` once it echoed): the monitor survived everything the
+/// guest did.
+pub const FUZZ_STATUS_SURVIVED: u8 = 42;
+
+/// Exit-port status of the fuzz guest for an unknown mode.
+pub const FUZZ_STATUS_BAD_MODE: u8 = 2;
+
+/// The line the fuzz guest prints right before it exits with
+/// [`FUZZ_STATUS_SURVIVED`].
+pub const FUZZ_SURVIVED_LINE: &str = "fuzz: survived";
 
 #[cfg(test)]
 mod tests {
@@ -24,5 +53,23 @@ mod tests {
             .expect("Xen note");
         let ty = u32::from_le_bytes(ELF[pos - 4..pos].try_into().unwrap());
         assert_eq!(ty, 18);
+    }
+
+    #[test]
+    fn fuzz_elf_is_small_and_names_its_modes() {
+        assert_eq!(&FUZZ_ELF[..4], b"\x7fELF");
+        assert!(
+            FUZZ_ELF.len() < 8192,
+            "fuzz guest grew to {} bytes",
+            FUZZ_ELF.len()
+        );
+        let text = String::from_utf8_lossy(FUZZ_ELF);
+        for mode in FUZZ_MODES {
+            assert!(
+                text.contains(mode),
+                "mode {mode} not in the guest's usage line"
+            );
+        }
+        assert!(text.contains(FUZZ_SURVIVED_LINE));
     }
 }

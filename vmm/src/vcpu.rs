@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::layout::*;
 use crate::memory::GuestMemory;
 use crate::vm::ExitReason;
-use kvm_bindings::{kvm_fpu, kvm_msr_entry, kvm_regs, kvm_segment, CpuId, Msrs};
+use kvm_bindings::{kvm_fpu, kvm_msr_entry, kvm_regs, kvm_run, kvm_segment, CpuId, Msrs};
 use kvm_ioctls::{VcpuExit, VcpuFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use vm_memory::{Bytes, GuestAddress};
@@ -231,6 +231,7 @@ pub fn run_loop(
         if stop.load(Ordering::Acquire) {
             return None;
         }
+        let run: *const kvm_run = vcpu.get_kvm_run();
         let exit = match vcpu.run() {
             Ok(exit) => exit,
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
@@ -240,12 +241,25 @@ pub fn run_loop(
             Err(e) => return Some(ExitReason::RunError(e.to_string())),
         };
         match exit {
-            VcpuExit::IoOut(port, data) => match bus.pio_write(port, data) {
-                Request::None => {}
-                Request::Reset => return Some(ExitReason::Reset),
-                Request::Exit(status) => return Some(ExitReason::GuestExit(status)),
-            },
-            VcpuExit::IoIn(port, data) => bus.pio_read(port, data),
+            VcpuExit::IoOut(port, data) => {
+                // SAFETY: `run` points at this vCPU's live kvm_run mapping and the exit
+                // being handled is KVM_EXIT_IO.
+                let size = unsafe { io_size(run) };
+                for element in data.chunks(size) {
+                    match bus.pio_write(port, element) {
+                        Request::None => {}
+                        Request::Reset => return Some(ExitReason::Reset),
+                        Request::Exit(status) => return Some(ExitReason::GuestExit(status)),
+                    }
+                }
+            }
+            VcpuExit::IoIn(port, data) => {
+                // SAFETY: as for IoOut.
+                let size = unsafe { io_size(run) };
+                for element in data.chunks_mut(size) {
+                    bus.pio_read(port, element);
+                }
+            }
             VcpuExit::MmioWrite(addr, data) => bus.mmio_write(addr, data),
             VcpuExit::MmioRead(addr, data) => bus.mmio_read(addr, data),
             VcpuExit::Hlt => return Some(ExitReason::Halted),
@@ -257,6 +271,21 @@ pub fn run_loop(
             other => log::debug!("ignored vCPU exit {other:?}"),
         }
     }
+}
+
+/// The width in bytes of one element of the port access KVM_EXIT_IO reports. The
+/// data of a string instruction (`rep insb`, `rep outsw`...) holds `count` such
+/// elements back to back, each its own access to the port.
+///
+/// # Safety
+/// `run` must point at a vCPU's mapped `kvm_run` whose current exit is KVM_EXIT_IO.
+unsafe fn io_size(run: *const kvm_run) -> usize {
+    // SAFETY: per the contract, `io` is the live member of the exit union; the read
+    // is volatile because KVM writes the mapping, and it does not overlap the data
+    // area that the exit's slice covers (that lies past the structure).
+    let size =
+        unsafe { std::ptr::read_volatile(std::ptr::addr_of!((*run).__bindgen_anon_1.io.size)) };
+    usize::from(size).max(1)
 }
 
 fn internal_error(vcpu: &mut VcpuFd, mem: &GuestMemory) -> ExitReason {

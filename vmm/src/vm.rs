@@ -342,6 +342,9 @@ impl Vm {
         drop(_kvm);
         drop(mem);
         let mut timeline = Timeline::new(name, spawn_ns);
+        if recorder.repeats() > 0 {
+            log::debug!("{} repeated events not recorded", recorder.repeats());
+        }
         recorder.drain_into(&mut timeline);
         Ok(VmOutcome {
             reason,

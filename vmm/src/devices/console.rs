@@ -2,7 +2,10 @@
 //! monitor's stdout and watches for whole lines that carry a marker
 //! (`@@bootlab <event>`) or the kernel's "Run /init" line, stamping their arrival.
 //! Only the current line is kept, capped, so a guest flooding the port costs no
-//! memory.
+//! memory. Output is written through, never queued: a reader that stops reading
+//! stalls the guest's `out`, not the monitor's memory, and a write interrupted by the
+//! monitor's vCPU kick (the VM is stopping) is abandoned, so `--timeout` still ends
+//! a VM whose stdout is full.
 
 use super::Recorder;
 use std::io::Write;
@@ -37,6 +40,18 @@ impl Console {
         self.recorder.clone()
     }
 
+    /// Writes `buf` to the output. Output errors (a closed pipe) must not stop the
+    /// guest: the bytes are dropped. Unlike `write_all`, an interrupted write is not
+    /// retried: the only signal that interrupts it is the kick of a stopping VM.
+    fn write_through(&mut self, mut buf: &[u8]) {
+        while !buf.is_empty() {
+            match self.out.write(buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf = &buf[n.min(buf.len())..],
+            }
+        }
+    }
+
     fn end_of_line(&mut self) {
         if !self.overflow {
             if let Ok(text) = std::str::from_utf8(&self.line) {
@@ -54,8 +69,7 @@ impl Console {
 
 impl Write for Console {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        // Output errors (a closed pipe) must not stop the guest.
-        let _ = self.out.write_all(buf);
+        self.write_through(buf);
         for &b in buf {
             if b == b'\n' {
                 self.end_of_line();
@@ -92,5 +106,44 @@ mod tests {
         let names: Vec<_> = t.events.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["init-start", "kernel-run-init", "done"]);
         assert!(c.line.capacity() <= 2 * MAX_LINE);
+    }
+
+    /// A writer that takes `chunk` bytes per call, then fails with `fail`.
+    struct Flaky {
+        got: Arc<std::sync::Mutex<Vec<u8>>>,
+        chunk: usize,
+        calls_before_fail: usize,
+        fail: std::io::ErrorKind,
+    }
+
+    impl Write for Flaky {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.calls_before_fail == 0 {
+                return Err(self.fail.into());
+            }
+            self.calls_before_fail -= 1;
+            let n = buf.len().min(self.chunk);
+            self.got.lock().unwrap().extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn short_writes_are_completed_and_interrupted_ones_abandoned() {
+        let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let out = Flaky {
+            got: got.clone(),
+            chunk: 3,
+            calls_before_fail: 3,
+            fail: std::io::ErrorKind::Interrupted,
+        };
+        let mut c = Console::new(Box::new(out), Arc::new(Recorder::default()));
+        // Returns (no endless retry of EINTR) and reports every byte as taken.
+        assert_eq!(c.write(b"abcdefghijkl").unwrap(), 12);
+        assert_eq!(got.lock().unwrap().as_slice(), b"abcdefghi");
+        assert_eq!(c.write(b"more").unwrap(), 4);
     }
 }

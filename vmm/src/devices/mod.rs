@@ -15,10 +15,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use timeline::{EventSource, Timeline};
 
-/// Events stamped by devices, shared between vCPU threads.
+/// Events stamped by devices, shared between vCPU threads. Only the first event of
+/// each name from each source is kept (the one the phase model reads): a guest that
+/// repeats a marker in a loop is counted, not stored, so it cannot grow the
+/// monitor's memory.
 #[derive(Debug, Default)]
 pub struct Recorder {
     events: Mutex<Vec<timeline::Event>>,
+    repeats: AtomicU64,
 }
 
 impl Recorder {
@@ -28,15 +32,24 @@ impl Recorder {
         self.stamp_at(name, t_ns, source);
     }
 
-    /// Records `name` at `t_ns`.
+    /// Records `name` at `t_ns`, unless `source` stamped `name` before.
     pub fn stamp_at(&self, name: &str, t_ns: u64, source: EventSource) {
         if let Ok(mut ev) = self.events.lock() {
+            if ev.iter().any(|e| e.name == name && e.source == source) {
+                self.repeats.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
             ev.push(timeline::Event {
                 name: name.to_owned(),
                 t_ns,
                 source,
             });
         }
+    }
+
+    /// How many stamps repeated an event already recorded (and were dropped).
+    pub fn repeats(&self) -> u64 {
+        self.repeats.load(Ordering::Relaxed)
     }
 
     /// Moves the recorded events into `timeline`.
@@ -159,5 +172,25 @@ impl Bus {
     fn unhandled(&self, what: &str, addr: u64, counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
         log::debug!("unhandled {what} at {addr:#x}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorder_keeps_the_first_stamp_of_each_name_and_source() {
+        let rec = Recorder::default();
+        for t in 0..10_000 {
+            rec.stamp_at("done", 100 + t, EventSource::Monitor);
+            rec.stamp_at("done", 200 + t, EventSource::Console);
+        }
+        rec.stamp_at("exec", 50, EventSource::Monitor);
+        assert_eq!(rec.repeats(), 2 * 9_999);
+        let mut t = Timeline::new("t", 0);
+        rec.drain_into(&mut t);
+        assert_eq!(t.events.len(), 3);
+        assert_eq!(t.event_ns("done"), Some(100));
     }
 }

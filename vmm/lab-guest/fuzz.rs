@@ -1,0 +1,531 @@
+//! The `fuzz` guest: a hostile relative of the lab guest (same PVH entry, same linker
+//! script) that attacks the monitor from inside the VM. The command line chooses the
+//! mode and the seed of its xorshift32 generator, `MODE [SEED]` (decimal, default 1),
+//! so the same command line replays the same sequence of accesses:
+//!
+//! - `sweep`: every I/O port 0..=0xffff gets a pseudo-random write of a random width
+//!   (byte, word, dword, or a `rep outsb` of 1..16 bytes) and is read back the same
+//!   way; then random MMIO writes and read-backs: in the boot-timer page, anywhere
+//!   from the end of guest RAM (read from the PVH memory map) up to 4 GiB (the MMIO
+//!   gap included), and above 4 GiB through a paging window. It ends through the
+//!   exit port with status 42 ("survived").
+//!   Skipped, because they end the VM on purpose: the exit port 0x501 and the i8042
+//!   command port 0x64 (0xfe resets). Skipped in MMIO: the IO-APIC and local-APIC
+//!   pages, which the host kernel emulates (a random ICR write sends INIT to the
+//!   guest itself, a random redirection entry routes the PIT to NMI): the guest would
+//!   legitimately kill itself there, and no access reaches the monitor.
+//! - `hypercall`: `vmcall` and `vmmcall` with random registers (half with small
+//!   hypercall numbers that KVM implements), then exit status 42.
+//! - `triple`: `ud2` with an empty IDT: #UD, #GP, double fault, triple fault.
+//! - `spin`: interrupts off, `jmp .` forever.
+//! - `flood`: the serial port, as fast as the guest can, forever: alternately a line
+//!   by `rep outsb` and the same line by single `out`s.
+//! - `markers`: the `done` marker, forever, on both channels at once: a code on the
+//!   marker port and a `@@bootlab done` line on the console.
+//! - `echo`: waits for serial input, takes four bytes with one `rep insb` (KVM hands
+//!   them over in one exit), prints them back and exits with status 42.
+//!
+//! Unknown modes print a message and exit with status 2. Built like the lab guest by
+//! vmm/build.rs (32-bit code, no std), so everything here is hand-written assembly.
+
+#![no_std]
+#![no_main]
+
+use core::arch::global_asm;
+
+global_asm!(
+    r#"
+    .set COM1, 0x3f8
+    .set COM1_IER, 0x3f9
+    .set COM1_LCR, 0x3fb
+    .set COM1_MCR, 0x3fc
+    .set COM1_LSR, 0x3fd
+    .set MARKER_PORT, 0x0b1a
+    .set MARKER_DONE, 3
+    .set LSR_DATA_READY, 1
+    .set ECHO_LEN, 4
+    .set EXIT_PORT, 0x501
+    .set I8042_COMMAND, 0x64
+    .set STATUS_DONE, 42
+    .set STATUS_BAD_MODE, 2
+    .set BOOT_TIMER, 0xd0000000
+    .set IOAPIC_PAGE, 0xfec00000
+    .set LAPIC_PAGE, 0xfee00000
+    /* hvm_start_info offsets, and the size and fields of a memory map entry */
+    .set SI_CMDLINE, 24
+    .set SI_MEMMAP, 40
+    .set SI_MEMMAP_ENTRIES, 48
+    .set MM_SIZE, 24
+    .set E820_RAM, 1
+    /* counts of MMIO accesses (each a write and a read) per region */
+    .set N_TIMER, 256
+    .set N_LOW, 2048
+    .set N_HIGH, 2048
+    .set N_HYPERCALL, 256
+    /* paging: window of 2 MiB at this virtual address (PD1[0]) */
+    .set WINDOW, 0x40000000
+    .set PDE_LARGE_RW_P, 0x83
+    .set TABLE_RW_P, 0x3
+    .set CR4_PAE, 0x20
+    .set CR0_PG, 0x80000000
+    .set MSR_EFER, 0xc0000080
+    .set EFER_LME, 0x100
+
+    .section .text.entry, "ax"
+    .code32
+    .globl lab_pvh_entry
+lab_pvh_entry:
+    cld
+    cli
+    mov $lab_stack_top, %esp
+    mov %ebx, start_info
+    /* Echo the command line. */
+    lea msg_hello, %esi
+    mov $(msg_hello_end - msg_hello), %ecx
+    call puts
+    mov SI_CMDLINE(%ebx), %esi
+    call putz
+    lea msg_nl, %esi
+    mov $1, %ecx
+    call puts
+    /* Seed: the decimal number after the first space, or 1. */
+    mov SI_CMDLINE(%ebx), %esi
+    xor %ebp, %ebp
+1:  lodsb
+    test %al, %al
+    jz 3f
+    cmp $' ', %al
+    jne 1b
+2:  lodsb
+    sub $'0', %al
+    cmp $9, %al
+    ja 3f
+    movzbl %al, %eax
+    imul $10, %ebp, %ebp
+    add %eax, %ebp
+    jmp 2b
+3:  test %ebp, %ebp
+    jnz 4f
+    inc %ebp
+4:  /* Mode: the first four bytes of the command line. */
+    mov SI_CMDLINE(%ebx), %esi
+    mov (%esi), %eax
+    cmp $0x65657773, %eax /* "swee" */
+    je sweep
+    test %al, %al
+    jz sweep
+    cmp $0x65707968, %eax /* "hype" */
+    je hypercall
+    cmp $0x70697274, %eax /* "trip" */
+    je triple
+    cmp $0x6e697073, %eax /* "spin" */
+    je spin
+    cmp $0x6f6f6c66, %eax /* "floo" */
+    je flood
+    cmp $0x6f686365, %eax /* "echo" */
+    je echo
+    cmp $0x6b72616d, %eax /* "mark" */
+    je markers
+    lea msg_bad, %esi
+    mov $(msg_bad_end - msg_bad), %ecx
+    call puts
+    mov $STATUS_BAD_MODE, %al
+    jmp exit
+
+sweep:
+    call sweep_ports
+    call serial_sane
+    lea msg_ports, %esi
+    mov $(msg_ports_end - msg_ports), %ecx
+    call puts
+    call sweep_mmio
+    lea msg_mmio, %esi
+    mov $(msg_mmio_end - msg_mmio), %ecx
+    call puts
+done:
+    lea msg_done, %esi
+    mov $(msg_done_end - msg_done), %ecx
+    call puts
+    mov $STATUS_DONE, %al
+exit:
+    mov $EXIT_PORT, %dx
+    out %al, %dx
+5:  hlt
+    jmp 5b
+
+    /* rand: next xorshift32 value of the state in ebp, into eax */
+rand:
+    mov %ebp, %eax
+    shl $13, %eax
+    xor %eax, %ebp
+    mov %ebp, %eax
+    shr $17, %eax
+    xor %eax, %ebp
+    mov %ebp, %eax
+    shl $5, %eax
+    xor %eax, %ebp
+    mov %ebp, %eax
+    ret
+
+    /* sweep_ports: a random write and a read-back on every port but the two that
+       end the VM. Width from the top three bits: 0-3 byte, 4-5 word, 6 dword,
+       7 string (rep outsb + rep insb of 1..16 bytes through `scratch`). */
+sweep_ports:
+    xor %ebx, %ebx
+1:  cmp $EXIT_PORT, %ebx
+    je 9f
+    cmp $I8042_COMMAND, %ebx
+    je 9f
+    mov %ebx, %edx
+    call rand
+    /* Byte accesses only just below the two skipped ports: a wider access there
+       would reach them on a machine that splits it into bytes (QEMU does). */
+    lea -(EXIT_PORT - 3)(%ebx), %ecx
+    cmp $3, %ecx
+    jb 2f
+    lea -(I8042_COMMAND - 3)(%ebx), %ecx
+    cmp $3, %ecx
+    jb 2f
+    mov %eax, %ecx
+    shr $29, %ecx
+    cmp $4, %ecx
+    jb 2f
+    cmp $6, %ecx
+    jb 3f
+    je 4f
+    mov %eax, %ecx
+    and $15, %ecx
+    inc %ecx
+    push %ecx
+    lea scratch, %esi
+    rep outsb
+    pop %ecx
+    lea scratch, %edi
+    rep insb
+    jmp 9f
+2:  out %al, %dx
+    in %dx, %al
+    jmp 9f
+3:  out %ax, %dx
+    in %dx, %ax
+    jmp 9f
+4:  out %eax, %dx
+    in %dx, %eax
+9:  inc %ebx
+    cmp $0x10000, %ebx
+    jne 1b
+    ret
+
+    /* serial_sane: undo what the sweep did to COM1 (divisor latch, loopback,
+       interrupts) so that the closing lines reach the console. */
+serial_sane:
+    mov $COM1_LCR, %dx
+    mov $3, %al
+    out %al, %dx
+    mov $COM1_MCR, %dx
+    xor %al, %al
+    out %al, %dx
+    mov $COM1_IER, %dx
+    out %al, %dx
+    ret
+
+    /* access: a random-width write of eax at esi, then a read back */
+access:
+    mov %eax, %ecx
+    shr $30, %ecx
+    jz 1f
+    dec %ecx
+    jz 2f
+    mov %eax, (%esi)
+    mov (%esi), %eax
+    ret
+1:  mov %al, (%esi)
+    mov (%esi), %al
+    ret
+2:  mov %ax, (%esi)
+    mov (%esi), %ax
+    ret
+
+sweep_mmio:
+    /* The boot-timer page (the magic 123 among the values now and then). */
+    mov $N_TIMER, %ebx
+1:  call rand
+    mov %eax, %esi
+    and $0xff8, %esi
+    add $BOOT_TIMER, %esi
+    call access
+    dec %ebx
+    jnz 1b
+    lea msg_timer, %esi
+    mov $(msg_timer_end - msg_timer), %ecx
+    call puts
+    /* ram_end: the highest end of a RAM entry below 4 GiB in the memory map. */
+    mov start_info, %edx
+    mov SI_MEMMAP_ENTRIES(%edx), %ecx
+    mov SI_MEMMAP(%edx), %edx
+    mov $0x100000, %edi
+    jecxz 4f
+2:  cmpl $E820_RAM, 16(%edx)
+    jne 3f
+    cmpl $0, 4(%edx)
+    jne 3f
+    mov (%edx), %eax
+    add 8(%edx), %eax
+    jc 3f
+    cmp %edi, %eax
+    jbe 3f
+    mov %eax, %edi
+3:  add $MM_SIZE, %edx
+    loop 2b
+4:  /* Random addresses in [ram_end, 4 GiB - 8), minus the two APIC pages. */
+    mov $-8, %ecx
+    sub %edi, %ecx
+    mov %ecx, range
+    mov $N_LOW, %ebx
+40: call rand
+    xor %edx, %edx
+    divl range
+    lea (%edi, %edx), %esi
+    mov %esi, %eax
+    and $0xfffff000, %eax
+    cmp $IOAPIC_PAGE, %eax
+    je 5f
+    cmp $LAPIC_PAGE, %eax
+    je 5f
+    call rand
+    call access
+5:  dec %ebx
+    jnz 40b
+    lea msg_low, %esi
+    mov $(msg_low_end - msg_low), %ecx
+    call puts
+    /* Above 4 GiB: 4-level paging in long mode's compatibility mode (the code stays
+       32-bit; the emulated KVM here runs no legacy PAE paging), identity maps of
+       0-1 GiB and 3-4 GiB, and a 2 MiB window at 1 GiB moved to a random frame in
+       [4 GiB, 64 GiB) each time. */
+    lea pd0, %edi
+    mov $PDE_LARGE_RW_P, %eax
+    mov $512, %ecx
+6:  mov %eax, (%edi)
+    add $0x200000, %eax
+    add $8, %edi
+    loop 6b
+    lea pd3, %edi
+    mov $(0xc0000000 + PDE_LARGE_RW_P), %eax
+    mov $512, %ecx
+7:  mov %eax, (%edi)
+    add $0x200000, %eax
+    add $8, %edi
+    loop 7b
+    lea pd0, %eax
+    or $TABLE_RW_P, %eax
+    mov %eax, pdpt
+    lea pd1, %eax
+    or $TABLE_RW_P, %eax
+    mov %eax, pdpt + 8
+    lea pd3, %eax
+    or $TABLE_RW_P, %eax
+    mov %eax, pdpt + 24
+    lea pdpt, %eax
+    or $TABLE_RW_P, %eax
+    mov %eax, pml4
+    lea pml4, %eax
+    mov %eax, %cr3
+    mov %cr4, %eax
+    or $CR4_PAE, %eax
+    mov %eax, %cr4
+    mov $MSR_EFER, %ecx
+    rdmsr
+    or $EFER_LME, %eax
+    wrmsr
+    mov %cr0, %eax
+    or $CR0_PG, %eax
+    mov %eax, %cr0
+    mov $N_HIGH, %ebx
+8:  call rand
+    xor %edx, %edx
+    mov $15, %ecx
+    div %ecx
+    inc %edx
+    mov %edx, pd1 + 4
+    call rand
+    and $0xffe00000, %eax
+    or $PDE_LARGE_RW_P, %eax
+    mov %eax, pd1
+    invlpg WINDOW
+    call rand
+    mov %eax, %esi
+    and $0x1ffff8, %esi
+    add $WINDOW, %esi
+    call rand
+    call access
+    dec %ebx
+    jnz 8b
+    ret
+
+hypercall:
+    mov $N_HYPERCALL, %edi
+1:  call rand
+    mov %eax, %ebx
+    call rand
+    mov %eax, %ecx
+    call rand
+    mov %eax, %edx
+    call rand
+    mov %eax, %esi
+    call rand
+    test $1, %edi
+    jz 2f
+    and $0x1f, %eax
+2:  test $2, %edi
+    jz 3f
+    vmcall
+    jmp 4f
+3:  vmmcall
+4:  dec %edi
+    jnz 1b
+    lea msg_hyper, %esi
+    mov $(msg_hyper_end - msg_hyper), %ecx
+    call puts
+    jmp done
+
+triple:
+    lea msg_triple, %esi
+    mov $(msg_triple_end - msg_triple), %ecx
+    call puts
+    lidt null_idt
+    ud2
+
+spin:
+    lea msg_spin, %esi
+    mov $(msg_spin_end - msg_spin), %ecx
+    call puts
+1:  jmp 1b
+
+flood:
+    mov $COM1, %dx
+1:  lea msg_flood_rep, %esi
+    mov $(msg_flood_rep_end - msg_flood_rep), %ecx
+    rep outsb
+    lea msg_flood_out, %esi
+    mov $(msg_flood_out_end - msg_flood_out), %ecx
+    call puts
+    jmp 1b
+
+markers:
+1:  mov $MARKER_PORT, %dx
+    mov $MARKER_DONE, %al
+    out %al, %dx
+    lea msg_marker, %esi
+    mov $(msg_marker_end - msg_marker), %ecx
+    call puts
+    jmp 1b
+
+echo:
+    mov $COM1_LSR, %dx
+1:  in %dx, %al
+    test $LSR_DATA_READY, %al
+    jz 1b
+    mov $COM1, %dx
+    lea scratch, %edi
+    mov $ECHO_LEN, %ecx
+    rep insb
+    lea msg_echo, %esi
+    mov $(msg_echo_end - msg_echo), %ecx
+    call puts
+    lea scratch, %esi
+    mov $ECHO_LEN, %ecx
+    call puts
+    lea msg_nl, %esi
+    mov $1, %ecx
+    call puts
+    jmp done
+
+    /* puts: ecx bytes at esi to COM1 */
+puts:
+    push %edx
+    mov $COM1, %dx
+1:  lodsb
+    out %al, %dx
+    loop 1b
+    pop %edx
+    ret
+
+    /* putz: the NUL-terminated string at esi to COM1 */
+putz:
+    mov $COM1, %dx
+1:  lodsb
+    test %al, %al
+    jz 2f
+    out %al, %dx
+    jmp 1b
+2:  ret
+
+    .section .rodata.lab, "a"
+    .balign 8
+null_idt: .word 0
+    .long 0
+msg_hello: .ascii "fuzz: "
+msg_hello_end:
+msg_nl: .ascii "\n"
+msg_bad: .ascii "fuzz: unknown mode (sweep|hypercall|triple|spin|flood|echo|markers)\n"
+msg_bad_end:
+msg_ports: .ascii "fuzz: ports done\n"
+msg_ports_end:
+msg_timer: .ascii "fuzz: boot-timer page done\n"
+msg_timer_end:
+msg_low: .ascii "fuzz: mmio below 4 GiB done\n"
+msg_low_end:
+msg_mmio: .ascii "fuzz: mmio above 4 GiB done\n"
+msg_mmio_end:
+msg_hyper: .ascii "fuzz: hypercalls done\n"
+msg_hyper_end:
+msg_done: .ascii "fuzz: survived\n"
+msg_done_end:
+msg_triple: .ascii "fuzz: triple fault next\n"
+msg_triple_end:
+msg_marker: .ascii "@@bootlab done\n"
+msg_marker_end:
+msg_echo: .ascii "fuzz: echo "
+msg_echo_end:
+msg_spin: .ascii "fuzz: spinning\n"
+msg_spin_end:
+msg_flood_rep: .ascii "flood: rep outsb 0123456789abcdefghijklmnopqrstuvwxyz\n"
+msg_flood_rep_end:
+msg_flood_out: .ascii "flood: out loop 0123456789abcdefghijklmnopqrstuvwxyz\n"
+msg_flood_out_end:
+
+    .section .bss.fuzz, "aw", @nobits
+    .balign 4096
+pd0: .skip 4096
+pd1: .skip 4096
+pd3: .skip 4096
+pdpt: .skip 4096
+pml4: .skip 4096
+start_info: .skip 4
+range: .skip 4
+scratch: .skip 16
+    .balign 16
+    .skip 512
+    .globl lab_stack_top
+lab_stack_top:
+
+    /* PVH entry note, as in the lab guest. */
+    .section .note.Xen, "a", @note
+    .balign 4
+    .long 4
+    .long 4
+    .long 18
+    .asciz "Xen"
+    .balign 4
+    .long lab_pvh_entry
+    .balign 4
+    .code64
+"#,
+    options(att_syntax)
+);
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
