@@ -40,6 +40,7 @@ fn lab_config() -> VmConfig {
         console_input: None,
         name: "bench".into(),
         spawn_ns: timeline::now_ns(),
+        cpu_vendor: vmm::CpuVendor::Host,
     }
 }
 
