@@ -72,9 +72,9 @@ pub const LINUX_GUEST: LinuxGuest = LinuxGuest {
 /// Emulated KVM (kvm_pvm): there only a 32-bit task's `sysenter` reaches the guest
 /// kernel, and only when the CPU claims to be Intel, so the init is the 32-bit
 /// guest-init32 and the vendor is Intel (guest-images/kernel/EMULATED-USERSPACE.md).
-/// Uncompressed: unpacking runs as emulated kernel code. `rodata=off`: with it on,
-/// the boot stops making progress at "Write protecting the kernel read-only data"
-/// (seen under QEMU and our monitor, 400 s and more).
+/// Uncompressed: unpacking runs as emulated kernel code. `rodata=off`: write
+/// protecting the kernel's read-only data took 11 s of the boot on a quiet host and
+/// did not finish within 350 s on a loaded one.
 pub const LINUX_GUEST_EMULATED_KVM: LinuxGuest = LinuxGuest {
     initrd: "initramfs32.cpio",
     cpu_vendor: CpuVendor::Intel,
