@@ -2,13 +2,15 @@
 # Builds bootlab's guest images. Idempotent; safe to re-run (a cached kernel makes a
 # second run take seconds, also from a fresh clone on the same machine).
 #
-#   guest-images/build.sh [STEP...]     STEP: deps init rootfs initramfs kernel (default: all)
+#   guest-images/build.sh [STEP...]     STEP: deps init init32 rootfs initramfs kernel (default: all)
 #
 # Output in $BOOTLAB_IMAGES (default guest-images/out/):
 #   guest-init            the static init, ~25 KB (also inside rootfs/ and the initramfs)
+#   guest-init32          its 32-bit (i386) C twin, ~10 KB, for an emulated /dev/kvm
 #   rootfs/               busybox-static + applet links + guest-init (/sbin/guest-init, /init)
 #   initramfs.cpio[.gz]   newc: /init = guest-init, /dev/console, empty /proc /sys /dev /tmp
 #   initramfs-full.cpio.gz  the whole rootfs/ as an initramfs (larger: slower to boot emulated)
+#   initramfs32.cpio[.gz] /init = guest-init32, /bin/hello -> /init, /dev/console, empty dirs
 #   vmlinux               Linux 6.1 (Debian linux-source-6.1), tinyconfig + kernel/*.config
 #
 # Environment:
@@ -73,6 +75,21 @@ step_init() {
   note "guest-init" "$(size_of "$OUT/guest-init") bytes (static, stripped) in $(elapsed "$t0") s"
 }
 
+# guest-init32 (guest-images/init32): the init for an emulated /dev/kvm, where only
+# 32-bit user space can make system calls (kernel/EMULATED-USERSPACE.md). No libc:
+# `gcc -m32 -nostdlib` needs only gcc and binutils, no i386 libraries.
+step_init32() {
+  local t0 src=$HERE/init32/guest-init32.c
+  t0=$(now)
+  mkdir -p "$OUT"
+  gcc -m32 -static -nostdlib -ffreestanding -fno-builtin -fno-stack-protector -fno-pic -no-pie \
+    -fno-asynchronous-unwind-tables -Os -Wall -Wextra -Werror -Wl,--build-id=none -s \
+    -o "$OUT/guest-init32.tmp" "$src" || die "cannot build $src (gcc -m32)"
+  readelf -h "$OUT/guest-init32.tmp" | grep -q 'Intel 80386' || die "guest-init32 is not an i386 ELF"
+  mv -f "$OUT/guest-init32.tmp" "$OUT/guest-init32"
+  note "guest-init32" "$(size_of "$OUT/guest-init32") bytes (i386, static, stripped) in $(elapsed "$t0") s"
+}
+
 step_rootfs() {
   local t0 busybox tmp a
   t0=$(now)
@@ -127,9 +144,19 @@ step_initramfs() {
   make_cpio "$stage" "$OUT/initramfs.cpio"
   make_cpio "$OUT/rootfs" "$OUT/initramfs-full.cpio"
   rm -f "$OUT/initramfs-full.cpio" # only the gzip variant of the full one is kept
+  # The emulated-KVM initramfs: the 32-bit init, and a link through which it runs
+  # as a separate `hello` process (bootlab.workload=/bin/hello).
+  [[ -x "$OUT/guest-init32" ]] || step_init32
+  rm -rf "$stage"/*
+  mkdir -p "$stage"/{bin,dev,proc,sys,tmp}
+  install -m 0755 "$OUT/guest-init32" "$stage/init"
+  ln -s ../init "$stage/bin/hello"
+  mknod -m 0600 "$stage/dev/console" c 5 1
+  make_cpio "$stage" "$OUT/initramfs32.cpio"
   note "initramfs.cpio" "$(size_of "$OUT/initramfs.cpio") bytes"
   note "initramfs.cpio.gz" "$(size_of "$OUT/initramfs.cpio.gz") bytes"
-  note "initramfs-full.cpio.gz" "$(size_of "$OUT/initramfs-full.cpio.gz") bytes (in $(elapsed "$t0") s)"
+  note "initramfs-full.cpio.gz" "$(size_of "$OUT/initramfs-full.cpio.gz") bytes"
+  note "initramfs32.cpio" "$(size_of "$OUT/initramfs32.cpio") bytes (in $(elapsed "$t0") s)"
 }
 
 # The fragments and patches the kernel is built from, in the order they apply.
@@ -236,12 +263,12 @@ step_kernel() {
 main() {
   local steps=("$@") s t0
   t0=$(now)
-  ((${#steps[@]})) || steps=(deps init rootfs initramfs kernel)
+  ((${#steps[@]})) || steps=(deps init init32 rootfs initramfs kernel)
   for s in "${steps[@]}"; do
     case "$s" in
-      deps | init | rootfs | initramfs | kernel) "step_$s" ;;
-      all) step_deps; step_init; step_rootfs; step_initramfs; step_kernel ;;
-      *) die "unknown step '$s' (steps: deps init rootfs initramfs kernel all)" ;;
+      deps | init | init32 | rootfs | initramfs | kernel) "step_$s" ;;
+      all) step_deps; step_init; step_init32; step_rootfs; step_initramfs; step_kernel ;;
+      *) die "unknown step '$s' (steps: deps init init32 rootfs initramfs kernel all)" ;;
     esac
   done
   log "done in $(elapsed "$t0") s; output in $OUT"

@@ -35,9 +35,11 @@ pub enum Step {
     Deps,
     /// Build the static guest-init.
     Init,
+    /// Build guest-init32, the 32-bit init for an emulated /dev/kvm.
+    Init32,
     /// Assemble rootfs/.
     Rootfs,
-    /// Pack initramfs.cpio and initramfs.cpio.gz.
+    /// Pack initramfs.cpio[.gz], initramfs-full.cpio.gz and initramfs32.cpio[.gz].
     Initramfs,
     /// Build or fetch from cache the vmlinux.
     Kernel,
@@ -48,6 +50,7 @@ impl Step {
         match self {
             Step::Deps => "deps",
             Step::Init => "init",
+            Step::Init32 => "init32",
             Step::Rootfs => "rootfs",
             Step::Initramfs => "initramfs",
             Step::Kernel => "kernel",

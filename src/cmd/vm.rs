@@ -4,7 +4,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use timeline::{EventSource, VM_MODEL};
-use vmm::{ExitReason, IrqChipKind, KernelSource, VmConfig};
+use vmm::{CpuVendor, ExitReason, IrqChipKind, KernelSource, VmConfig};
 
 /// Exit codes of `bootlab vm run` beyond the guest's own status.
 pub const EXIT_TRIPLE_FAULT: u8 = 80;
@@ -67,6 +67,58 @@ pub enum IrqChip {
     Split,
 }
 
+/// The CPU vendor the guest sees in CPUID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VendorArg {
+    /// The host's own vendor (what KVM reports).
+    Host,
+    /// `GenuineIntel`, whatever the host is.
+    Intel,
+}
+
+/// How `--guest linux` runs on a host: which initramfs, which CPU vendor, what to
+/// add to [`LINUX_CMDLINE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinuxGuest {
+    /// File name in the images directory.
+    pub initrd: &'static str,
+    pub cpu_vendor: CpuVendor,
+    pub extra_cmdline: &'static str,
+}
+
+/// Hardware KVM: the 64-bit guest-init, the host's CPU vendor.
+pub const LINUX_GUEST: LinuxGuest = LinuxGuest {
+    initrd: "initramfs.cpio.gz",
+    cpu_vendor: CpuVendor::Host,
+    extra_cmdline: "",
+};
+
+/// Emulated KVM (kvm_pvm): there only a 32-bit task's `sysenter` reaches the guest
+/// kernel, and only when the CPU claims to be Intel, so the init is the 32-bit
+/// guest-init32 and the vendor is Intel (guest-images/kernel/EMULATED-USERSPACE.md).
+/// Uncompressed: unpacking runs as emulated kernel code. `rodata=off`: write
+/// protecting the kernel's read-only data took 11 s of the boot on a quiet host and
+/// did not finish within 350 s on a loaded one.
+pub const LINUX_GUEST_EMULATED_KVM: LinuxGuest = LinuxGuest {
+    initrd: "initramfs32.cpio",
+    cpu_vendor: CpuVendor::Intel,
+    extra_cmdline: "rodata=off",
+};
+
+impl LinuxGuest {
+    /// The configuration for this host: emulated KVM is detected as the bench's
+    /// host facts do.
+    pub fn for_this_host() -> LinuxGuest {
+        let emulated = bench::host::HostFacts::detect().virtualization
+            == bench::host::Virtualization::EmulatedKvm;
+        if emulated {
+            LINUX_GUEST_EMULATED_KVM
+        } else {
+            LINUX_GUEST
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TimelineFormat {
     Json,
@@ -97,6 +149,10 @@ pub struct RunArgs {
     /// Interrupt controller model.
     #[arg(long, value_enum, default_value_t = IrqChip::Auto)]
     irqchip: IrqChip,
+    /// CPU vendor shown to the guest (default: intel for --guest linux on an
+    /// emulated /dev/kvm, else host).
+    #[arg(long, value_enum)]
+    cpu_vendor: Option<VendorArg>,
     /// End the VM after this many seconds (exit status 124).
     #[arg(long, value_name = "S")]
     timeout: Option<f64>,
@@ -116,6 +172,7 @@ pub fn run(cmd: VmCommand) -> anyhow::Result<u8> {
 
 fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
     let spawn_ns = timeline::clock::spawn_ns_from_env().unwrap_or_else(timeline::now_ns);
+    let mut cpu_vendor = CpuVendor::Host;
     let (kernel, initrd, cmdline, name) = match (args.guest, &args.kernel) {
         (Some(Guest::Lab), _) => (
             KernelSource::Embedded {
@@ -146,14 +203,26 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
                     vmlinux.display()
                 );
             }
+            let guest = LinuxGuest::for_this_host();
+            cpu_vendor = guest.cpu_vendor;
             let initrd = args
                 .initrd
                 .clone()
-                .unwrap_or_else(|| dir.join("initramfs.cpio.gz"));
+                .unwrap_or_else(|| dir.join(guest.initrd));
+            if args.initrd.is_none() && !initrd.is_file() {
+                bail!(
+                    "the linux guest is not built: {} is missing (run `bootlab images build` or guest-images/build.sh)",
+                    initrd.display()
+                );
+            }
+            let cmdline = match guest.extra_cmdline {
+                "" => LINUX_CMDLINE.to_owned(),
+                extra => format!("{LINUX_CMDLINE} {extra}"),
+            };
             (
                 KernelSource::File(vmlinux),
                 Some(initrd),
-                args.cmdline.clone().unwrap_or_else(|| LINUX_CMDLINE.into()),
+                args.cmdline.clone().unwrap_or(cmdline),
                 "bootlab-vm-linux",
             )
         }
@@ -176,6 +245,11 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
     }
     if let Some(i) = &initrd {
         super::check_file("initrd", i)?;
+    }
+    match args.cpu_vendor {
+        Some(VendorArg::Host) => cpu_vendor = CpuVendor::Host,
+        Some(VendorArg::Intel) => cpu_vendor = CpuVendor::Intel,
+        None => {}
     }
     if let Some(path) = &args.timeline_out {
         super::check_out_file("--timeline-out", path)?;
@@ -201,6 +275,7 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
         console_input: Some(0),
         name: name.into(),
         spawn_ns,
+        cpu_vendor,
     };
     let outcome = vmm::run(config).context("cannot run the microVM")?;
     let mut timeline = outcome.timeline;

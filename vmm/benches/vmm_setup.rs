@@ -42,6 +42,7 @@ fn lab_config(irqchip: IrqChipKind) -> VmConfig {
         console_input: None,
         name: "bench".into(),
         spawn_ns: timeline::now_ns(),
+        cpu_vendor: vmm::CpuVendor::Host,
     }
 }
 

@@ -19,4 +19,4 @@ pub mod vcpu;
 pub mod vm;
 
 pub use error::Error;
-pub use vm::{run, ExitReason, IrqChipKind, KernelSource, Vm, VmConfig, VmOutcome};
+pub use vm::{run, CpuVendor, ExitReason, IrqChipKind, KernelSource, Vm, VmConfig, VmOutcome};

@@ -38,6 +38,24 @@ const APIC_MODE_NMI: u32 = 0x4;
 const APIC_MODE_EXTINT: u32 = 0x7;
 /// CPUID leaf 1 ECX bit: running under a hypervisor.
 const CPUID_HYPERVISOR: u32 = 1 << 31;
+/// CPUID leaves that carry the 12-byte vendor string in EBX, EDX, ECX.
+const CPUID_VENDOR_LEAVES: [u32; 2] = [0, 0x8000_0000];
+/// The vendor string of Intel CPUs.
+const VENDOR_INTEL: &[u8; 12] = b"GenuineIntel";
+
+/// The CPU vendor a guest sees in CPUID (leaf 0 and 0x8000_0000).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CpuVendor {
+    /// What KVM reports: the host's vendor.
+    #[default]
+    Host,
+    /// `GenuineIntel`, whatever the host is. For an emulated /dev/kvm (kvm_pvm):
+    /// KVM's instruction emulator executes a 32-bit task's `sysenter` (at full
+    /// width, switching to 64-bit mode) only for an Intel guest, and on an AMD one
+    /// raises #UD as AMD silicon does; the other system-call instructions fail
+    /// there for any vendor (guest-images/kernel/EMULATED-USERSPACE.md, A2-A4).
+    Intel,
+}
 
 /// A GDT descriptor for `flags`, `base`, `limit`.
 pub fn gdt_entry(flags: u16, base: u32, limit: u32) -> u64 {
@@ -75,9 +93,20 @@ pub fn segment(entry: u64, index: u16) -> kvm_segment {
     }
 }
 
-/// Adjusts KVM's supported CPUID for vCPU `id` of `count`.
-pub fn filter_cpuid(cpuid: &mut CpuId, id: u32, count: u32) {
+/// Adjusts KVM's supported CPUID for vCPU `id` of `count`, presenting `vendor`.
+pub fn filter_cpuid(cpuid: &mut CpuId, id: u32, count: u32, vendor: CpuVendor) {
     for e in cpuid.as_mut_slice() {
+        if vendor == CpuVendor::Intel && CPUID_VENDOR_LEAVES.contains(&e.function) {
+            let word = |i: usize| {
+                u32::from_le_bytes([
+                    VENDOR_INTEL[i],
+                    VENDOR_INTEL[i + 1],
+                    VENDOR_INTEL[i + 2],
+                    VENDOR_INTEL[i + 3],
+                ])
+            };
+            (e.ebx, e.edx, e.ecx) = (word(0), word(4), word(8));
+        }
         match e.function {
             1 => {
                 e.ebx = (e.ebx & 0x0000_ffff) | (id << 24) | (count.min(255) << 16) | (8 << 8);
@@ -128,9 +157,10 @@ pub fn configure(
     id: u32,
     count: u32,
     entry: Entry,
+    vendor: CpuVendor,
 ) -> Result<(), Error> {
     let mut cpuid = supported.clone();
-    filter_cpuid(&mut cpuid, id, count);
+    filter_cpuid(&mut cpuid, id, count, vendor);
     vcpu.set_cpuid2(&cpuid)
         .map_err(Error::kvm("KVM_SET_CPUID2"))?;
 
@@ -328,6 +358,41 @@ mod tests {
         assert_eq!((data.type_, data.selector, data.db), (3, 16, 1));
         assert_eq!(gdt_entry(GDT_CODE64, 0, 0xfffff), 0x00af_9b00_0000_ffff);
         assert_eq!(gdt_entry(GDT_DATA, 0, 0xfffff), 0x00cf_9300_0000_ffff);
+    }
+
+    fn vendor_of(cpuid: &CpuId, function: u32) -> Vec<u8> {
+        let e = cpuid
+            .as_slice()
+            .iter()
+            .find(|e| e.function == function)
+            .unwrap();
+        [e.ebx, e.edx, e.ecx]
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn intel_vendor_is_presented_only_when_asked() {
+        let leaf = |function, eax| kvm_bindings::kvm_cpuid_entry2 {
+            function,
+            eax,
+            ebx: u32::from_le_bytes(*b"Auth"),
+            edx: u32::from_le_bytes(*b"enti"),
+            ecx: u32::from_le_bytes(*b"cAMD"),
+            ..Default::default()
+        };
+        let host = CpuId::from_entries(&[leaf(0, 0x10), leaf(0x8000_0000, 0x8000_0020)]).unwrap();
+        let mut cpuid = host.clone();
+        filter_cpuid(&mut cpuid, 0, 1, CpuVendor::Host);
+        assert_eq!(vendor_of(&cpuid, 0), b"AuthenticAMD");
+        filter_cpuid(&mut cpuid, 0, 1, CpuVendor::Intel);
+        for function in CPUID_VENDOR_LEAVES {
+            assert_eq!(vendor_of(&cpuid, function), b"GenuineIntel");
+        }
+        // The highest leaf numbers (EAX) are the host's.
+        assert_eq!(cpuid.as_slice()[0].eax, 0x10);
+        assert_eq!(cpuid.as_slice()[1].eax, 0x8000_0020);
     }
 
     #[test]

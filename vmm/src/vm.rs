@@ -14,6 +14,7 @@ use crate::layout::KVM_TSS_ADDR;
 use crate::memory;
 use crate::mptable;
 use crate::vcpu;
+pub use crate::vcpu::CpuVendor;
 use kvm_bindings::{
     kvm_enable_cap, kvm_pit_config, kvm_userspace_memory_region, KVM_CAP_SPLIT_IRQCHIP,
     KVM_MAX_CPUID_ENTRIES,
@@ -53,6 +54,8 @@ pub struct VmConfig {
     pub name: String,
     /// Time zero of the timeline (CLOCK_MONOTONIC ns).
     pub spawn_ns: u64,
+    /// The CPU vendor the guest sees (CPUID).
+    pub cpu_vendor: vcpu::CpuVendor,
 }
 
 /// How a VM ended.
@@ -239,7 +242,14 @@ impl Vm {
             let fd = vm
                 .create_vcpu(id as u64)
                 .map_err(Error::kvm("KVM_CREATE_VCPU"))?;
-            vcpu::configure(&fd, &supported, id, config.vcpus, setup.entry)?;
+            vcpu::configure(
+                &fd,
+                &supported,
+                id,
+                config.vcpus,
+                setup.entry,
+                config.cpu_vendor,
+            )?;
             vcpus.push(fd);
         }
 

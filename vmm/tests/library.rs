@@ -58,6 +58,7 @@ fn config(kernel: KernelSource, console: Captured) -> VmConfig {
         console_input: None,
         name: "library-test".into(),
         spawn_ns: timeline::now_ns(),
+        cpu_vendor: vmm::CpuVendor::Host,
     }
 }
 

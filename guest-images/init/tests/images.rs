@@ -78,6 +78,20 @@ fn initramfs_lists_with_cpio_and_has_init() {
     assert!(std::fs::metadata(&cpio).unwrap().len() > size);
 }
 
+#[test]
+fn initramfs32_has_the_32bit_init_and_a_hello_link() {
+    let dir = images_dir();
+    let Some(cpio) = need(&dir.join("initramfs32.cpio"), "the 32-bit initramfs") else {
+        return;
+    };
+    let entries = cpio_list(&cpio, false);
+    assert_initramfs_entries(&entries);
+    assert!(entries.iter().any(|e| e == "bin/hello"), "{entries:?}");
+    let init = need(&dir.join("guest-init32"), "guest-init32").unwrap();
+    let size = std::fs::metadata(init).unwrap().len();
+    assert!(std::fs::metadata(&cpio).unwrap().len() > size);
+}
+
 /// Runs the builder's cpio step itself (build.sh initramfs) into a scratch
 /// output directory and lists what it wrote.
 #[test]
@@ -120,9 +134,14 @@ fn builder_cpio_step_writes_a_listable_initramfs() {
         .status
         .success()
         .then(|| cpio_list(&scratch.join("initramfs-full.cpio.gz"), true));
+    let listed32 = out
+        .status
+        .success()
+        .then(|| cpio_list(&scratch.join("initramfs32.cpio"), false));
     std::fs::remove_dir_all(&scratch).unwrap();
     assert!(out.status.success(), "build.sh initramfs failed:\n{stderr}");
     assert_initramfs_entries(&listed.unwrap());
+    assert_initramfs_entries(&listed32.unwrap());
     let full = full.unwrap();
     for want in ["init", "sbin/guest-init", "bin/busybox", "bin/sh"] {
         assert!(

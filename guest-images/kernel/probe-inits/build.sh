@@ -7,8 +7,8 @@ out=${1:-/var/tmp/pvm-probe}
 mkdir -p "$out"
 flags="-static -nostdlib -O2 -fno-stack-protector -fno-pic -no-pie"
 gcc $flags -o "$out/init64" "$here/init64.c"
-for v in 32 32s 32y; do gcc -m32 $flags -o "$out/init$v" "$here/init$v.c"; done
-for v in 64 32 32s 32y; do
+for v in 32 32s 32y 32m; do gcc -m32 $flags -ffreestanding -fno-builtin -o "$out/init$v" "$here/init$v.c"; done
+for v in 64 32 32s 32y 32m; do
 	rm -rf "$out/r$v"; mkdir -p "$out/r$v/dev"; cp "$out/init$v" "$out/r$v/init"
 	(cd "$out/r$v" && find . | cpio -o -H newc 2>/dev/null | gzip >"$out/initrd$v.cpio.gz")
 done
