@@ -14,7 +14,8 @@ pub enum Virtualization {
     /// VT-x / AMD-V present: guests run natively.
     HardwareKvm,
     /// /dev/kvm without vmx/svm (PVM): ordinary guests run under an instruction
-    /// emulator; Linux user space does not run.
+    /// emulator, about 1000x slower; Linux reaches user space only in its 32-bit
+    /// configuration (guest-images/kernel/EMULATED-USERSPACE.md).
     EmulatedKvm,
     /// No /dev/kvm.
     NoKvm,
@@ -68,7 +69,8 @@ impl HostFacts {
         }
     }
 
-    /// True when Linux guests cannot run user space here (see shared/HOST-KVM.md).
+    /// True when guests run under KVM's instruction emulator here (see
+    /// shared/HOST-KVM.md), or there is no KVM at all.
     pub fn emulated(&self) -> bool {
         self.virtualization != Virtualization::HardwareKvm
     }

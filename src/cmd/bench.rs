@@ -170,8 +170,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         let mut e = Entry::new(make(name));
         if !explicit && name == "bootlab-vm-linux" && host.emulated() {
             e.status = RuntimeStatus::Skipped(
-                "emulated KVM host: a Linux boot takes ~20 s and stops at \"Run /init\"; \
-                 name it in --runtimes to measure it"
+                "emulated KVM host: one Linux boot + init + workload takes about a minute \
+                 here; name it in --runtimes to measure it"
                     .into(),
             );
         }
