@@ -12,6 +12,9 @@
 //! kernel are skipped loudly when that is missing, unless `BOOTLAB_REQUIRE_KVM=1`.
 //! Adding a case is one line in [`cases`].
 
+mod common;
+use common::is_root;
+
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -493,11 +496,6 @@ fn kvm_usable() -> bool {
         .write(true)
         .open("/dev/kvm")
         .is_ok()
-}
-
-fn is_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").map(|m| m.uid()).ok() == Some(0)
 }
 
 const BUSYBOX: &str = "/bin/busybox";

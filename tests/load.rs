@@ -13,6 +13,9 @@
 //! root and the built guest images; skips loudly without them unless
 //! `BOOTLAB_REQUIRE_KVM=1`.
 
+mod common;
+use common::is_root;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -33,11 +36,6 @@ fn skip(why: &str) {
         panic!("{why}, and BOOTLAB_REQUIRE_KVM=1");
     }
     eprintln!("SKIP load: {why}");
-}
-
-fn is_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").map(|m| m.uid()).ok() == Some(0)
 }
 
 fn count_dir(path: &str) -> usize {

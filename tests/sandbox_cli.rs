@@ -8,16 +8,13 @@
 #[path = "../container/tests/support/mod.rs"]
 mod support;
 
+mod common;
+use common::{bootlab, cgroup_dirs_of};
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use support::{require_root, rootfs};
-
-fn bootlab() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_bootlab"));
-    c.env_remove("BOOTLAB_SPAWN_NS");
-    c
-}
 
 /// `bootlab sandbox run --rootfs <test rootfs> EXTRA -- CMD`.
 fn sandbox(extra: &[&str], cmd: &[&str]) -> Output {
@@ -423,28 +420,6 @@ fn mount_target_symlinked_out_of_the_rootfs_is_refused() {
     assert_one_line_error(&o, "resolves outside the rootfs");
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
     let _ = std::fs::remove_dir_all(d);
-}
-
-/// Finds the cgroup directories named `bootlab-<pid>-*` below `base`.
-fn cgroup_dirs_of(base: &Path, pid: u32) -> Vec<std::path::PathBuf> {
-    let prefix = format!("bootlab-{pid}-");
-    let mut out = Vec::new();
-    let mut stack = vec![base.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                if e.file_name().to_string_lossy().starts_with(&prefix) {
-                    out.push(e.path());
-                } else if e.path().components().count() < 12 {
-                    stack.push(e.path());
-                }
-            }
-        }
-    }
-    out
 }
 
 #[test]

@@ -26,6 +26,7 @@
 #[path = "../container/tests/support/mod.rs"]
 mod support;
 
+mod common;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::MetadataExt;
@@ -642,24 +643,7 @@ fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 /// The cgroup directories named `bootlab-<pid>-*` in every hierarchy.
 fn cgroup_dirs_of(pid: u32) -> Vec<PathBuf> {
-    let prefix = format!("bootlab-{pid}-");
-    let mut out = Vec::new();
-    let mut stack = vec![PathBuf::from("/sys/fs/cgroup")];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                if e.file_name().to_string_lossy().starts_with(&prefix) {
-                    out.push(e.path());
-                } else if e.path().components().count() < 12 {
-                    stack.push(e.path());
-                }
-            }
-        }
-    }
-    out
+    common::cgroup_dirs_of(Path::new("/sys/fs/cgroup"), pid)
 }
 
 /// A unique marker of this test process (digits only: it is also a `sleep` time).

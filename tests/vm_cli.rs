@@ -2,29 +2,12 @@
 //! timeline, SMP, the exit codes, and (once, slowly) the Linux guest running its
 //! init and workload. Bad input is tested in `bad_input.rs`.
 
+mod common;
+use common::{bootlab, kvm_or_skip};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use timeline::{Timeline, VM_MODEL};
-
-fn bootlab() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_bootlab"))
-}
-
-/// Whether /dev/kvm can be used; skips loudly, or fails when CI requires KVM.
-fn kvm_or_skip(test: &str) -> bool {
-    let ok = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_ok();
-    if !ok {
-        if std::env::var("BOOTLAB_REQUIRE_KVM").as_deref() == Ok("1") {
-            panic!("{test}: /dev/kvm is not usable and BOOTLAB_REQUIRE_KVM=1");
-        }
-        eprintln!("SKIP {test}: /dev/kvm is not usable here");
-    }
-    ok
-}
 
 fn tmp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("bootlab-vmtest-{}-{name}", std::process::id()))

@@ -4,31 +4,14 @@
 //! honour `--timeout` whatever the guest does (also when nobody reads its console),
 //! keep its memory bounded under a serial flood, and never panic.
 
+mod common;
+use common::{bootlab, kvm_or_skip};
+
 use std::io::{Read, Write};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use vmm::lab::{FUZZ_STATUS_SURVIVED, FUZZ_SURVIVED_LINE};
-
-fn bootlab() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_bootlab"))
-}
-
-/// Whether /dev/kvm can be used; skips loudly, or fails when CI requires KVM.
-fn kvm_or_skip(test: &str) -> bool {
-    let ok = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_ok();
-    if !ok {
-        if std::env::var("BOOTLAB_REQUIRE_KVM").as_deref() == Ok("1") {
-            panic!("{test}: /dev/kvm is not usable and BOOTLAB_REQUIRE_KVM=1");
-        }
-        eprintln!("SKIP {test}: /dev/kvm is not usable here");
-    }
-    ok
-}
 
 /// Runs the fuzz guest with `cmdline` and extra arguments to its end.
 fn fuzz(cmdline: &str, extra: &[&str]) -> Output {
