@@ -41,9 +41,10 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
     concurrency: u32,
     /// Comma-separated runtimes (default: ours and every available peer; the Linux
-    /// guest only on hardware KVM). Known: bootlab-vm-lab, bootlab-vm-linux,
-    /// bootlab-sandbox, fork-exec, bwrap, runc, crun, qemu-microvm, firecracker
-    /// (the `bootlab-` prefix may be left out).
+    /// guest only on hardware KVM). Known: bootlab-vm-lab,
+    /// bootlab-vm-lab-kernel-irqchip, bootlab-vm-linux, bootlab-sandbox, fork-exec,
+    /// bwrap, runc, crun, qemu-microvm, firecracker (the `bootlab-` prefix may be left
+    /// out).
     #[arg(long, value_delimiter = ',')]
     runtimes: Vec<String>,
     /// Report name: written to <out-root>/<name>/.
@@ -220,4 +221,22 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         return Ok(super::EXIT_ERROR);
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_names_every_known_runtime() {
+        let cmd = <BenchArgs as clap::Args>::augment_args(clap::Command::new("bench"));
+        let help = cmd.term_width(0).render_long_help().to_string();
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        for r in RUNTIMES {
+            assert!(
+                help.split([' ', ',', '.', '(']).any(|w| w == r),
+                "--help does not name {r}"
+            );
+        }
+    }
 }
