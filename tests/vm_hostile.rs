@@ -23,6 +23,16 @@ fn fuzz(cmdline: &str, extra: &[&str]) -> Output {
         .unwrap()
 }
 
+/// [`fuzz`] in `mode` with `--timeout timeout`; checks that nothing panicked and
+/// returns the output and how many seconds the run took.
+fn fuzz_timed(mode: &str, timeout: f64) -> (Output, f64) {
+    let started = Instant::now();
+    let out = fuzz(mode, &["--timeout", &timeout.to_string()]);
+    let took = started.elapsed().as_secs_f64();
+    assert_no_panic(mode, &out);
+    (out, took)
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -119,10 +129,7 @@ fn hypercalls_do_not_kill_the_monitor() {
         return;
     }
     let timeout = 3.0;
-    let started = Instant::now();
-    let out = fuzz("hypercall 7", &["--timeout", &timeout.to_string()]);
-    let took = started.elapsed().as_secs_f64();
-    assert_no_panic("hypercall", &out);
+    let (out, took) = fuzz_timed("hypercall 7", timeout);
     let stdout = text(&out.stdout);
     let stderr = text(&out.stderr);
     match out.status.code() {
@@ -167,10 +174,7 @@ fn spinning_guest_is_ended_by_the_timeout() {
         return;
     }
     let timeout = 1.0;
-    let started = Instant::now();
-    let out = fuzz("spin", &["--timeout", &timeout.to_string()]);
-    let took = started.elapsed().as_secs_f64();
-    assert_no_panic("spin", &out);
+    let (out, took) = fuzz_timed("spin", timeout);
     assert_eq!(out.status.code(), Some(124), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("fuzz: spinning"));
     assert!(text(&out.stderr).contains("vm ended: timeout"));
