@@ -16,6 +16,10 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 
+/// Stack of the namespace thread: it makes two system calls and an ioctl, so the
+/// default 2 MiB would only cost a larger mapping.
+const NETNS_THREAD_STACK: usize = 64 * 1024;
+
 /// Slot value while the thread is still working.
 const PENDING: i32 = -1;
 /// Slot value when the thread failed.
@@ -60,6 +64,7 @@ impl ParallelNetns {
         );
         let thread = std::thread::Builder::new()
             .name("netns".into())
+            .stack_size(NETNS_THREAD_STACK)
             .spawn(move || {
                 let fd = make_netns().unwrap_or(FAILED);
                 s.store(fd, Ordering::Release);

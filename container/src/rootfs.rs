@@ -14,7 +14,7 @@
 //! runs in the child.
 
 use crate::spec::{Mount, SandboxSpec};
-use crate::sys::{cpath, cvt};
+use crate::sys::{cpath, cvt, mount_attr};
 use crate::{Error, Result};
 use std::ffi::{CStr, CString};
 use std::path::{Component, Path, PathBuf};
@@ -354,16 +354,8 @@ impl RootfsPlan {
         // Always `nodev,nosuid`: a device node shipped in the rootfs (the host's disk,
         // /dev/kvm, /dev/kmsg) must not open the device, and set-id bits there grant
         // nothing. The devices the sandbox has live on its own /dev mount.
-        let keep = locked_flags(c"/");
-        let ro = if self.readonly { libc::MS_RDONLY } else { 0 };
-        mount(
-            None,
-            c"/",
-            None,
-            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_NODEV | libc::MS_NOSUID | ro | keep,
-            None,
-        )
-        .map_err(|e| {
+        let ro = if self.readonly { mount_attr::RDONLY } else { 0 };
+        remount_root(mount_attr::NODEV | mount_attr::NOSUID | ro).map_err(|e| {
             format!(
                 "remounting / nodev,nosuid{}: {e}",
                 if self.readonly { ",ro" } else { "" }
@@ -467,6 +459,31 @@ fn mount(
         .map(drop)
 }
 
+/// Adds the attributes `set` to the root mount alone (not the mounts on it), with
+/// mount_setattr where the kernel has it, else with a bind remount.
+fn remount_root(set: u64) -> std::io::Result<()> {
+    if crate::sys::mount_setattr(c"/", false, set)? {
+        return Ok(());
+    }
+    let map = [
+        (mount_attr::RDONLY, libc::MS_RDONLY),
+        (mount_attr::NODEV, libc::MS_NODEV),
+        (mount_attr::NOSUID, libc::MS_NOSUID),
+    ];
+    let flags = map
+        .iter()
+        .filter(|(a, _)| set & a != 0)
+        .fold(0, |acc, (_, ms)| acc | ms);
+    let keep = locked_flags(c"/");
+    mount(
+        None,
+        c"/",
+        None,
+        libc::MS_REMOUNT | libc::MS_BIND | flags | keep,
+        None,
+    )
+}
+
 /// Mount flags a bind remount must keep (they may be locked in a user namespace).
 fn locked_flags(path: &CStr) -> libc::c_ulong {
     // SAFETY: an all-zero statvfs is a valid out-parameter.
@@ -488,15 +505,16 @@ fn locked_flags(path: &CStr) -> libc::c_ulong {
         .fold(0, |acc, (_, ms)| acc | ms)
 }
 
-/// Hides `path`: an empty read-only tmpfs over a directory, /dev/null over a file.
+/// Hides `path`: /dev/null over a file, an empty read-only tmpfs over a directory; a
+/// missing path is left alone. No stat first (each lookup in procfs is a walk): the
+/// bind of /dev/null fails with ENOTDIR on a directory, which then gets the tmpfs.
 fn mask(path: &CStr) -> std::io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let p = Path::new(std::ffi::OsStr::from_bytes(path.to_bytes()));
-    match std::fs::metadata(p) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-        Ok(md) if md.is_dir() => mount(Some(c"tmpfs"), path, Some(c"tmpfs"), libc::MS_RDONLY, None),
-        Ok(_) => mount(Some(c"/dev/null"), path, None, libc::MS_BIND, None),
+    match mount(Some(c"/dev/null"), path, None, libc::MS_BIND, None) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+            mount(Some(c"tmpfs"), path, Some(c"tmpfs"), libc::MS_RDONLY, None)
+        }
+        r => r,
     }
 }
 
@@ -505,6 +523,9 @@ fn readonly_bind(path: &CStr) -> std::io::Result<()> {
     match mount(Some(path), path, None, libc::MS_BIND | libc::MS_REC, None) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         r => r?,
+    }
+    if crate::sys::mount_setattr(path, true, mount_attr::RDONLY)? {
+        return Ok(());
     }
     let keep = locked_flags(path);
     mount(

@@ -99,3 +99,15 @@ pub fn short(x: f64) -> String {
         format!("{x:e}")
     }
 }
+
+/// Adds the instant the runtime's `main` began as step `name`, when the spawn instant
+/// came from a harness: the gap between the two is the runtime's own process start
+/// (execve, loading, libc and Rust start-up), which no other event shows.
+pub fn push_main_entry(tl: &mut timeline::Timeline, name: &str) {
+    if timeline::clock::spawn_ns_from_env().is_none() {
+        return;
+    }
+    if let Some(t) = timeline::clock::main_entry_ns() {
+        tl.push(name, t, timeline::EventSource::Runtime);
+    }
+}

@@ -212,6 +212,7 @@ fn run_one(a: RunArgs) -> anyhow::Result<u8> {
     }
     let mut tl = Timeline::new("bootlab-sandbox", spawn_ns);
     tl.push("spawn", spawn_ns, spawn_src);
+    super::push_main_entry(&mut tl, "sandbox-main");
     let result = build_spec(&a).and_then(|(spec, bundle)| {
         container::process::run_in(&spec, bundle.as_deref()).map_err(anyhow::Error::from)
     });
@@ -265,7 +266,10 @@ fn report_timeline(a: &RunArgs, tl: &Timeline) -> anyhow::Result<()> {
             let steps: Vec<String> = tl
                 .events
                 .iter()
-                .filter(|e| container::process::STEP_NAMES.contains(&e.name.as_str()))
+                .filter(|e| {
+                    e.name == "sandbox-main"
+                        || container::process::STEP_NAMES.contains(&e.name.as_str())
+                })
                 .map(|e| {
                     let at = e.t_ns.saturating_sub(tl.spawn_ns) as f64 / 1e6;
                     format!("{} {at:.3}", e.name.trim_start_matches("sandbox-"))

@@ -279,6 +279,7 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
     };
     let outcome = vmm::run(config).context("cannot run the microVM")?;
     let mut timeline = outcome.timeline;
+    super::push_main_entry(&mut timeline, "vmm.main");
     timeline.push("exit", timeline::now_ns(), EventSource::Runtime);
     let code = match &outcome.reason {
         ExitReason::Reset | ExitReason::Halted => 0,

@@ -48,12 +48,17 @@ pub fn check_size(mib: u64, host_mem_bytes: Option<u64>) -> Result<u64, Error> {
     Ok(bytes)
 }
 
-/// Total RAM of the host, from /proc/meminfo.
+/// Total RAM of the host (sysinfo(2), the MemTotal of /proc/meminfo).
 pub fn host_mem_bytes() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    // sysinfo(2) is one system call; reading /proc/meminfo is three and formats every
+    // counter the kernel has.
+    // SAFETY: an all-zero sysinfo is a valid out-parameter.
+    let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
+    // SAFETY: `info` is a valid, writable sysinfo.
+    if unsafe { libc::sysinfo(&mut info) } != 0 {
+        return None;
+    }
+    (info.totalram as u64).checked_mul(info.mem_unit.max(1) as u64)
 }
 
 /// The RAM regions for `bytes` of memory: below the MMIO gap, and the rest above 4 GiB.
