@@ -178,7 +178,10 @@ impl Vm {
         }
         // KVM_GET_SUPPORTED_CPUID depends on nothing else and is one of the slowest
         // set-up ioctls (about 0.3 ms on our emulated-KVM hosts): a second thread asks
-        // for it while this one loads the kernel and creates the VM.
+        // for it while this one loads the kernel and creates the VM. KVM_CREATE_VM
+        // stays here: it takes the mmap lock (MMU-notifier registration), and made on
+        // that thread it stalled the kernel load's page faults (vm-created 0.2-0.5 ms
+        // later in side-by-side runs).
         let (vcpus, bus, vm, mem) = std::thread::scope(|s| {
             let cpuid = std::thread::Builder::new()
                 .name("cpuid".into())
