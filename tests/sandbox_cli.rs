@@ -484,3 +484,40 @@ fn limits_are_written_to_the_hosts_cgroup_backend() {
         assert!(!d.exists(), "{} left behind", d.display());
     }
 }
+
+/// The old root is detached after pivot_root: the workload's mount table holds the
+/// sandbox's mounts only, none of the host's, also under a pids limit of 1.
+#[test]
+fn workload_sees_only_the_sandbox_mounts() {
+    if !require_root() {
+        return;
+    }
+    let host: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
+        .filter(|m| m != "/")
+        .collect();
+    assert!(!host.is_empty(), "the host has no mounts but /");
+    for extra in [&[][..], &["--pids", "1"][..]] {
+        let o = sandbox(extra, &["/bin/cat", "/proc/self/mountinfo"]);
+        assert_eq!(o.status.code(), Some(0), "{extra:?}: {}", stderr(&o));
+        let inside = stdout(&o);
+        let points: Vec<&str> = inside.lines().filter_map(|l| l.split(' ').nth(4)).collect();
+        assert!(points.contains(&"/proc"), "{extra:?}: no /proc in {inside}");
+        for p in &points {
+            let ours = *p == "/"
+                || ["/proc", "/dev", "/tmp"]
+                    .iter()
+                    .any(|d| p == d || p.starts_with(&format!("{d}/")));
+            assert!(ours, "{extra:?}: host mount {p} visible inside:\n{inside}");
+        }
+        let sys_like: Vec<&String> = host
+            .iter()
+            .filter(|m| !["/proc", "/dev", "/tmp"].iter().any(|d| m.starts_with(d)))
+            .collect();
+        for m in sys_like {
+            assert!(!points.contains(&m.as_str()), "{extra:?}: {m} visible");
+        }
+    }
+}
