@@ -9,12 +9,12 @@
 mod support;
 
 mod common;
-use common::{bootlab, cgroup_dirs_of};
+use common::bootlab;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use support::{require_root, rootfs};
+use support::{cgroup_dirs_of, require_root, rootfs};
 
 /// `bootlab sandbox run --rootfs <test rootfs> EXTRA -- CMD`.
 fn sandbox(extra: &[&str], cmd: &[&str]) -> Output {

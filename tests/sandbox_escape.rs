@@ -643,7 +643,7 @@ fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 /// The cgroup directories named `bootlab-<pid>-*` in every hierarchy.
 fn cgroup_dirs_of(pid: u32) -> Vec<PathBuf> {
-    common::cgroup_dirs_of(Path::new("/sys/fs/cgroup"), pid)
+    support::cgroup_dirs_of(Path::new("/sys/fs/cgroup"), pid)
 }
 
 /// A unique marker of this test process (digits only: it is also a `sleep` time).

@@ -101,24 +101,7 @@ fn exit_status_and_signal_deaths_propagate() {
 }
 
 fn our_cgroups() -> Vec<PathBuf> {
-    let prefix = format!("bootlab-{}-", std::process::id());
-    let mut found = Vec::new();
-    let mut stack = vec![PathBuf::from("/sys/fs/cgroup")];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                if e.file_name().to_string_lossy().starts_with(&prefix) {
-                    found.push(e.path());
-                } else {
-                    stack.push(e.path());
-                }
-            }
-        }
-    }
-    found
+    support::cgroup_dirs_of(Path::new("/sys/fs/cgroup"), std::process::id())
 }
 
 #[test]

@@ -114,3 +114,26 @@ pub fn rootfs() -> &'static Path {
         root
     })
 }
+
+/// The cgroup directories named `bootlab-<pid>-*` below `base` (a runtime names its
+/// cgroups after its pid).
+pub fn cgroup_dirs_of(base: &Path, pid: u32) -> Vec<PathBuf> {
+    let prefix = format!("bootlab-{pid}-");
+    let mut out = Vec::new();
+    let mut stack = vec![base.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                    out.push(e.path());
+                } else if e.path().components().count() < 12 {
+                    stack.push(e.path());
+                }
+            }
+        }
+    }
+    out
+}
