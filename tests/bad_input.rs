@@ -87,6 +87,26 @@ impl Fixture {
         self.bundle_text(name, &serde_json::to_string_pretty(&cfg).unwrap())
     }
 
+    /// A bundle folder `name` whose config.json is a FIFO (nobody writes to it) or,
+    /// with `dir`, a directory.
+    fn bundle_odd(&self, name: &str, dir: bool) -> String {
+        let folder = self.p(&format!("bundles/{name}"));
+        let config = format!("{folder}/config.json");
+        std::fs::create_dir_all(&folder).unwrap();
+        if dir {
+            std::fs::create_dir_all(&config).unwrap();
+        } else {
+            let c = std::ffi::CString::new(config.clone()).unwrap();
+            // SAFETY: a valid NUL-terminated path.
+            assert_eq!(
+                unsafe { libc::mkfifo(c.as_ptr(), 0o600) },
+                0,
+                "mkfifo {config}"
+            );
+        }
+        folder
+    }
+
     /// A bundle folder `name` whose config.json is `text`.
     fn bundle_text(&self, name: &str, text: &str) -> String {
         self.write(&format!("bundles/{name}/config.json"), text.as_bytes());
@@ -299,6 +319,8 @@ fn cases(f: &Fixture) -> Vec<Case> {
         sb(Nothing, &["--bundle", &file], "not a directory"),
         sb(Nothing, &["--bundle", &dir], "config.json"),
         sb(Nothing, &["--bundle", &dir, "--rootfs", &rootfs], "--rootfs"),
+        sb(Nothing, &["--bundle", &f.bundle_odd("fifo", false)], "not a regular file"),
+        sb(Nothing, &["--bundle", &f.bundle_odd("dirconfig", true)], "not a regular file"),
         sb(Nothing, &["--bundle", &f.bundle_text("empty", "")], "EOF"),
         sb(Nothing, &["--bundle", &f.bundle_text("blank", "  \n")], "EOF"),
         sb(Nothing, &["--bundle", &f.bundle_text("cut", "{\"ociVersion\": \"1.0.2\", \"pro")], "EOF"),

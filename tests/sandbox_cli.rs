@@ -521,3 +521,42 @@ fn workload_sees_only_the_sandbox_mounts() {
         }
     }
 }
+
+/// A bundle's sysfs shows the sandbox's network namespace (only `lo`), not the
+/// host's: sysfs takes the mounter's network namespace when it is mounted, so the
+/// child must be in its new namespace by then.
+#[test]
+fn oci_sysfs_mount_shows_only_the_sandbox_network() {
+    if !require_root() {
+        return;
+    }
+    let host: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "lo")
+        .collect();
+    assert!(!host.is_empty(), "the host has no network interface but lo");
+    let config = oci_config(rootfs(), "").replace(
+        r#""mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}]"#,
+        r#""mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+          {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+           "options": ["nosuid", "noexec", "nodev", "ro"]}]"#,
+    );
+    assert!(config.contains("sysfs"), "{config}");
+    let config = config.replace(
+        r#""args": ["sh", "-c", "echo $(hostname) $$ $FOO"]"#,
+        r#""args": ["ls", "/sys/class/net"]"#,
+    );
+    let b = bundle("oci-sysfs", &config);
+    let o = bootlab()
+        .args(["sandbox", "run", "--bundle"])
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let inside: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(inside, vec!["lo"], "host interfaces {host:?}");
+    let _ = std::fs::remove_dir_all(b);
+}

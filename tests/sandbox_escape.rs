@@ -223,12 +223,16 @@ fn runtime_binary_through_proc_pid_exe_is_unreachable() {
         "open:/proc/{pid}/exe:r",
         "open:/proc/{pid}/exe:path",
     ];
-    // A neighbour sandbox's runtime, alive while the attacks run.
-    let mut neighbour = sandbox_cmd(rootfs(), &[], &["sh", "-c", "echo up; read x; exit 0"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    // A neighbour sandbox's runtime, alive while the attacks run (and killed, with
+    // its sandbox, if an assertion fails first).
+    let mut guard = KillOnDrop(
+        sandbox_cmd(rootfs(), &[], &["sh", "-c", "echo up; read x; exit 0"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let neighbour = &mut guard.0;
     let mut line = String::new();
     BufReader::new(neighbour.stdout.take().unwrap())
         .read_line(&mut line)
@@ -475,6 +479,17 @@ fn host_kernel_settings_are_read_only_and_kernel_memory_hidden() {
 }
 
 /// A host process for the attacks: `sleep 60`, killed on drop.
+/// A child process killed and reaped when the guard goes (a failed assertion must
+/// not leave it running).
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 struct HostSleep(Child);
 
 impl HostSleep {

@@ -44,9 +44,15 @@ fn assert_no_panic(what: &str, out: &Output) {
 }
 
 /// Seeds of the sweep, each with a vCPU count (a second vCPU waits for a SIPI that
-/// never comes, but the machine is set up for SMP); a failure names its seed, and
-/// `bootlab vm run --guest fuzz --cmdline "sweep SEED"` replays it.
-const SWEEP_RUNS: [(u32, u32); 3] = [(1, 1), (57005, 2), (4_000_000_007, 1)];
+/// never comes, but the machine is set up for SMP) and an interrupt controller model
+/// (`split` puts the monitor's own IO-APIC in the guest's way); a failure names its
+/// seed, and `bootlab vm run --guest fuzz --cmdline "sweep SEED"` replays it.
+const SWEEP_RUNS: [(u32, u32, &str); 4] = [
+    (1, 1, "kernel"),
+    (57005, 2, "kernel"),
+    (4_000_000_007, 1, "kernel"),
+    (48879, 1, "split"),
+];
 
 #[test]
 fn sweep_of_every_port_and_random_mmio_is_survived_for_several_seeds() {
@@ -56,27 +62,37 @@ fn sweep_of_every_port_and_random_mmio_is_survived_for_several_seeds() {
     // The seeds run side by side; each takes a few seconds under the emulated KVM.
     let runs: Vec<_> = SWEEP_RUNS
         .iter()
-        .map(|&(seed, vcpus)| {
+        .map(|&(seed, vcpus, irqchip)| {
             let cmdline = format!("sweep {seed}");
             std::thread::spawn(move || {
                 let vcpus = vcpus.to_string();
                 let out = fuzz(
                     &cmdline,
-                    &["--mem", "64", "--vcpus", &vcpus, "--timeout", "300"],
+                    &[
+                        "--mem",
+                        "64",
+                        "--vcpus",
+                        &vcpus,
+                        "--irqchip",
+                        irqchip,
+                        "--timeout",
+                        "300",
+                    ],
                 );
-                (cmdline, out)
+                (cmdline, irqchip, out)
             })
         })
         .collect();
     for run in runs {
-        let (cmdline, out) = run.join().unwrap();
-        assert_no_panic(&cmdline, &out);
+        let (cmdline, irqchip, out) = run.join().unwrap();
+        let what = format!("{cmdline} (--irqchip {irqchip})");
+        assert_no_panic(&what, &out);
         let stdout = text(&out.stdout);
         let stderr = text(&out.stderr);
         assert_eq!(
             out.status.code(),
             Some(FUZZ_STATUS_SURVIVED as i32),
-            "{cmdline}: stderr {stderr}\nstdout tail: {}",
+            "{what}: stderr {stderr}\nstdout tail: {}",
             &stdout[stdout.len().saturating_sub(500)..]
         );
         assert!(stdout.contains(&format!("fuzz: {cmdline}\n")), "{stdout}");
@@ -87,10 +103,7 @@ fn sweep_of_every_port_and_random_mmio_is_survived_for_several_seeds() {
             "fuzz: mmio above 4 GiB done",
             FUZZ_SURVIVED_LINE,
         ] {
-            assert!(
-                stdout.contains(stage),
-                "{cmdline}: no {stage:?} in {stdout}"
-            );
+            assert!(stdout.contains(stage), "{what}: no {stage:?} in {stdout}");
         }
     }
 }

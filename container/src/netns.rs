@@ -9,6 +9,9 @@
 //! then the child takes the namespace's descriptor from the runtime with
 //! `pidfd_getfd(2)` and joins it with `setns(2)`.
 //!
+//! Not used when the rootfs gets a sysfs mount: sysfs takes the network namespace of
+//! the task that mounts it, and the child mounts before it joins.
+//!
 //! Nothing is lost when this fails: the child then creates its own namespace the
 //! ordinary way. The sandbox always ends up in a fresh network namespace.
 

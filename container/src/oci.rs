@@ -287,8 +287,17 @@ pub fn load_bundle(bundle: &Path) -> Result<SandboxSpec> {
         path: path.clone(),
         reason,
     };
-    // A regular file of bounded size: a FIFO would block, /dev/zero never ends.
-    let file = std::fs::File::open(&path).map_err(|e| oci(format!("cannot read: {e}")))?;
+    // A regular file of bounded size: a FIFO would block, /dev/zero never ends. Opened
+    // without blocking (a FIFO's open waits for a writer) and checked on the open file
+    // (what the path named may change in between).
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)
+            .map_err(|e| oci(format!("cannot read: {e}")))?
+    };
     let md = file
         .metadata()
         .map_err(|e| oci(format!("cannot read: {e}")))?;

@@ -292,13 +292,16 @@ pub fn run_in(spec: &SandboxSpec, bundle_dir: Option<&Path>) -> Result<Outcome> 
     // SAFETY: geteuid cannot fail.
     let euid = unsafe { libc::geteuid() };
     // As root without a user namespace, a thread makes the network namespace while
-    // the child sets up the rest (the vfork path below; see crate::netns).
-    let parallel_net = if prep.flags & libc::CLONE_NEWNET != 0 && prep.userns.is_none() && euid == 0
-    {
-        ParallelNetns::start()
-    } else {
-        None
-    };
+    // the child sets up the rest (the vfork path below; see crate::netns). Not when
+    // the rootfs gets a sysfs: mounted before the child joins the new namespace, it
+    // would show the host's interfaces.
+    let sysfs = prep.rootfs.as_ref().is_some_and(RootfsPlan::mounts_sysfs);
+    let parallel_net =
+        if prep.flags & libc::CLONE_NEWNET != 0 && prep.userns.is_none() && euid == 0 && !sysfs {
+            ParallelNetns::start()
+        } else {
+            None
+        };
     if let Some(n) = &parallel_net {
         prep.flags &= !libc::CLONE_NEWNET;
         prep.lo_up = false;
@@ -960,14 +963,26 @@ fn arm_parent_death(alive_r: RawFd) -> std::result::Result<(), ChildFail> {
         events: libc::POLLIN,
         revents: 0,
     };
-    // SAFETY: one valid pollfd; a zero timeout only checks.
-    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
-    if n != 0 {
-        return Err(ChildFail::Msg(
-            "the runtime died during the sandbox set-up".into(),
-        ));
+    loop {
+        // SAFETY: one valid pollfd; a zero timeout only checks.
+        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+        match n {
+            0 => return Ok(()),
+            n if n > 0 => {
+                return Err(ChildFail::Msg(
+                    "the runtime died during the sandbox set-up".into(),
+                ))
+            }
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.raw_os_error() != Some(libc::EINTR) {
+                    return Err(ChildFail::Msg(format!(
+                        "checking that the runtime is alive (poll): {e}"
+                    )));
+                }
+            }
+        }
     }
-    Ok(())
 }
 
 /// Closes every descriptor above 2 except `keep` (`close_range` over the gaps).

@@ -314,6 +314,14 @@ impl RootfsPlan {
         })
     }
 
+    /// Whether the plan mounts a sysfs, which takes the network namespace of the task
+    /// that mounts it: the child must then be in its new network namespace first.
+    pub fn mounts_sysfs(&self) -> bool {
+        self.mounts
+            .iter()
+            .any(|m| m.fstype.as_deref() == Some(c"sysfs"))
+    }
+
     /// Runs the set-up. Only for a child inside its own new mount namespace (it
     /// pivots the caller's root); public for the benchmarks.
     pub fn apply(&self) -> std::result::Result<(), String> {
@@ -505,16 +513,15 @@ fn locked_flags(path: &CStr) -> libc::c_ulong {
         .fold(0, |acc, (_, ms)| acc | ms)
 }
 
-/// Hides `path`: /dev/null over a file, an empty read-only tmpfs over a directory; a
-/// missing path is left alone. No stat first (each lookup in procfs is a walk): the
-/// bind of /dev/null fails with ENOTDIR on a directory, which then gets the tmpfs.
+/// Hides `path`: an empty read-only tmpfs over a directory, /dev/null over a file.
 fn mask(path: &CStr) -> std::io::Result<()> {
-    match mount(Some(c"/dev/null"), path, None, libc::MS_BIND, None) {
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
-            mount(Some(c"tmpfs"), path, Some(c"tmpfs"), libc::MS_RDONLY, None)
-        }
-        r => r,
+    use std::os::unix::ffi::OsStrExt;
+    let p = Path::new(std::ffi::OsStr::from_bytes(path.to_bytes()));
+    match std::fs::metadata(p) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+        Ok(md) if md.is_dir() => mount(Some(c"tmpfs"), path, Some(c"tmpfs"), libc::MS_RDONLY, None),
+        Ok(_) => mount(Some(c"/dev/null"), path, None, libc::MS_BIND, None),
     }
 }
 

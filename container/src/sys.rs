@@ -75,7 +75,9 @@ struct MountAttr {
 /// Sets the mount attributes `set` (see [`mount_attr`]) on the mount at `path`, and on
 /// every mount below it when `recursive`; the attributes not named are kept, so there
 /// is no need to learn the locked flags a `MS_REMOUNT` would have to repeat. `Ok(false)`
-/// when the kernel has no `mount_setattr` (before Linux 5.12): the caller falls back.
+/// when the kernel has no `mount_setattr` (before Linux 5.12) or a seccomp profile
+/// around the runtime refuses it (ENOSYS or EPERM): the caller falls back to
+/// `mount(2)`, which fails on its own if the privilege is really missing.
 pub(crate) fn mount_setattr(path: &std::ffi::CStr, recursive: bool, set: u64) -> io::Result<bool> {
     let attr = MountAttr {
         attr_set: set,
@@ -98,7 +100,7 @@ pub(crate) fn mount_setattr(path: &std::ffi::CStr, recursive: bool, set: u64) ->
     };
     match cvt_long(r) {
         Ok(_) => Ok(true),
-        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => Ok(false),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => Ok(false),
         Err(e) => Err(e),
     }
 }

@@ -256,12 +256,15 @@ pub fn run_loop(
     stop: &AtomicBool,
     mut on_first_run: impl FnMut(),
 ) -> Option<ExitReason> {
+    let view = match RunView::map(vcpu) {
+        Ok(v) => v,
+        Err(e) => return Some(ExitReason::RunError(format!("mapping kvm_run: {e}"))),
+    };
     on_first_run();
     loop {
         if stop.load(Ordering::Acquire) {
             return None;
         }
-        let run: *const kvm_run = vcpu.get_kvm_run();
         let exit = match vcpu.run() {
             Ok(exit) => exit,
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
@@ -272,9 +275,8 @@ pub fn run_loop(
         };
         match exit {
             VcpuExit::IoOut(port, data) => {
-                // SAFETY: `run` points at this vCPU's live kvm_run mapping and the exit
-                // being handled is KVM_EXIT_IO.
-                let size = unsafe { io_size(run) };
+                // SAFETY: the exit being handled is KVM_EXIT_IO.
+                let size = unsafe { view.io_size() };
                 for element in data.chunks(size) {
                     match bus.pio_write(port, element) {
                         Request::None => {}
@@ -285,7 +287,7 @@ pub fn run_loop(
             }
             VcpuExit::IoIn(port, data) => {
                 // SAFETY: as for IoOut.
-                let size = unsafe { io_size(run) };
+                let size = unsafe { view.io_size() };
                 for element in data.chunks_mut(size) {
                     bus.pio_read(port, element);
                 }
@@ -303,19 +305,54 @@ pub fn run_loop(
     }
 }
 
-/// The width in bytes of one element of the port access KVM_EXIT_IO reports. The
-/// data of a string instruction (`rep insb`, `rep outsw`...) holds `count` such
-/// elements back to back, each its own access to the port.
-///
-/// # Safety
-/// `run` must point at a vCPU's mapped `kvm_run` whose current exit is KVM_EXIT_IO.
-unsafe fn io_size(run: *const kvm_run) -> usize {
-    // SAFETY: per the contract, `io` is the live member of the exit union; the read
-    // is volatile because KVM writes the mapping, and it does not overlap the data
-    // area that the exit's slice covers (that lies past the structure).
-    let size =
-        unsafe { std::ptr::read_volatile(std::ptr::addr_of!((*run).__bindgen_anon_1.io.size)) };
-    usize::from(size).max(1)
+/// A second, read-only mapping of a vCPU's `kvm_run` structure. The loop reads the
+/// I/O element width through it while the exit that `VcpuFd::run` returned still
+/// borrows the vCPU (and the first mapping) mutably: a pointer into that mapping,
+/// taken before the run, would be a stale borrow.
+struct RunView(*const kvm_run);
+
+impl RunView {
+    fn map(vcpu: &VcpuFd) -> std::io::Result<RunView> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a shared read-only mapping of the vCPU fd at offset 0, where KVM
+        // keeps `kvm_run`; checked for MAP_FAILED and unmapped in Drop.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                std::mem::size_of::<kvm_run>(),
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                vcpu.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(RunView(p as *const kvm_run))
+    }
+
+    /// The width in bytes of one element of the port access KVM_EXIT_IO reports. The
+    /// data of a string instruction (`rep insb`, `rep outsw`...) holds `count` such
+    /// elements back to back, each its own access to the port.
+    ///
+    /// # Safety
+    /// The vCPU's current exit must be KVM_EXIT_IO.
+    unsafe fn io_size(&self) -> usize {
+        // SAFETY: the mapping is live (self) and, per the contract, `io` is the live
+        // member of the exit union; volatile because KVM writes the page.
+        let size = unsafe {
+            std::ptr::read_volatile(std::ptr::addr_of!((*self.0).__bindgen_anon_1.io.size))
+        };
+        usize::from(size).max(1)
+    }
+}
+
+impl Drop for RunView {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `map`, unmapped once.
+        unsafe { libc::munmap(self.0 as *mut libc::c_void, std::mem::size_of::<kvm_run>()) };
+    }
 }
 
 fn internal_error(vcpu: &mut VcpuFd, mem: &GuestMemory) -> ExitReason {

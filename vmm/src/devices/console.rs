@@ -140,10 +140,18 @@ mod tests {
             calls_before_fail: 3,
             fail: std::io::ErrorKind::Interrupted,
         };
-        let mut c = Console::new(Box::new(out), Arc::new(Recorder::default()));
+        let rec = Arc::new(Recorder::default());
+        let mut c = Console::new(Box::new(out), rec.clone());
         // Returns (no endless retry of EINTR) and reports every byte as taken.
         assert_eq!(c.write(b"abcdefghijkl").unwrap(), 12);
         assert_eq!(got.lock().unwrap().as_slice(), b"abcdefghi");
-        assert_eq!(c.write(b"more").unwrap(), 4);
+        // With the output gone the markers are still stamped, and the writer gets
+        // nothing more.
+        c.write_all(b"\n@@bootlab done\n").unwrap();
+        assert_eq!(got.lock().unwrap().as_slice(), b"abcdefghi");
+        let mut t = timeline::Timeline::new("t", 0);
+        rec.drain_into(&mut t);
+        let names: Vec<_> = t.events.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["done"]);
     }
 }
