@@ -40,25 +40,24 @@ enum Command {
 /// arguments of their own, so it yields what the full parser would); help, version
 /// and every error go through the full parser, which prints them the usual way.
 fn parse_runtime_fast(args: &[std::ffi::OsString]) -> Option<Command> {
-    use clap::{Args, FromArgMatches};
     let level = |i: usize| args.get(i).and_then(|a| a.to_str());
     match (level(1)?, level(2)?) {
-        ("sandbox", "run") => {
-            let c = cmd::sandbox::RunArgs::augment_args(clap::Command::new("run"));
-            let m = c.try_get_matches_from(&args[2..]).ok()?;
-            let a = cmd::sandbox::RunArgs::from_arg_matches(&m).ok()?;
-            Some(Command::Sandbox(cmd::sandbox::SandboxCommand::Run(
-                Box::new(a),
-            )))
-        }
-        ("vm", "run") => {
-            let c = cmd::vm::RunArgs::augment_args(clap::Command::new("run"));
-            let m = c.try_get_matches_from(&args[2..]).ok()?;
-            let a = cmd::vm::RunArgs::from_arg_matches(&m).ok()?;
-            Some(Command::Vm(cmd::vm::VmCommand::Run(a)))
-        }
+        ("sandbox", "run") => Some(Command::Sandbox(cmd::sandbox::SandboxCommand::Run(
+            Box::new(parse_run_args(&args[2..])?),
+        ))),
+        ("vm", "run") => Some(Command::Vm(cmd::vm::VmCommand::Run(parse_run_args(
+            &args[2..],
+        )?))),
         _ => None,
     }
+}
+
+/// The arguments of one `run` subcommand (`args` starts with "run"), if they parse.
+fn parse_run_args<A: clap::Args + clap::FromArgMatches>(args: &[std::ffi::OsString]) -> Option<A> {
+    let m = A::augment_args(clap::Command::new("run"))
+        .try_get_matches_from(args)
+        .ok()?;
+    A::from_arg_matches(&m).ok()
 }
 
 fn main() -> ExitCode {

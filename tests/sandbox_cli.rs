@@ -512,13 +512,6 @@ fn workload_sees_only_the_sandbox_mounts() {
                     .any(|d| p == d || p.starts_with(&format!("{d}/")));
             assert!(ours, "{extra:?}: host mount {p} visible inside:\n{inside}");
         }
-        let sys_like: Vec<&String> = host
-            .iter()
-            .filter(|m| !["/proc", "/dev", "/tmp"].iter().any(|d| m.starts_with(d)))
-            .collect();
-        for m in sys_like {
-            assert!(!points.contains(&m.as_str()), "{extra:?}: {m} visible");
-        }
     }
 }
 

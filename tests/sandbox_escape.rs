@@ -478,7 +478,6 @@ fn host_kernel_settings_are_read_only_and_kernel_memory_hidden() {
     );
 }
 
-/// A host process for the attacks: `sleep 60`, killed on drop.
 /// A child process killed and reaped when the guard goes (a failed assertion must
 /// not leave it running).
 struct KillOnDrop(Child);
@@ -490,24 +489,22 @@ impl Drop for KillOnDrop {
     }
 }
 
-struct HostSleep(Child);
+/// A host process for the attacks: `sleep 60`, killed on drop.
+struct HostSleep {
+    sleep: KillOnDrop,
+}
 
 impl HostSleep {
     fn start() -> HostSleep {
-        HostSleep(Command::new("sleep").arg("60").spawn().unwrap())
+        HostSleep {
+            sleep: KillOnDrop(Command::new("sleep").arg("60").spawn().unwrap()),
+        }
     }
     fn pid(&self) -> String {
-        self.0.id().to_string()
+        self.sleep.0.id().to_string()
     }
     fn alive(&mut self) -> bool {
-        self.0.try_wait().unwrap().is_none()
-    }
-}
-
-impl Drop for HostSleep {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        self.sleep.0.try_wait().unwrap().is_none()
     }
 }
 
