@@ -2,6 +2,9 @@
 //! tiny busybox rootfs, regenerating a report, and (once the monitor and
 //! the sandbox are built) our lab-guest microVM and our sandbox with every phase filled.
 
+#[path = "../container/tests/support/mod.rs"]
+mod support;
+
 use bench::results::{Results, RuntimeStatus};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -36,7 +39,7 @@ fn tiny_images(tag: &str) -> Option<PathBuf> {
     for d in ["bin", "sbin", "proc", "dev", "tmp"] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
-    std::fs::copy(BUSYBOX, root.join("bin/busybox")).unwrap();
+    support::copy_executable(Path::new(BUSYBOX), &root.join("bin/busybox"));
     std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
     let init = root.join("sbin/guest-init");
     std::fs::write(

@@ -408,7 +408,7 @@ fn mount_target_symlinked_out_of_the_rootfs_is_refused() {
     let (root, outside) = (d.join("root"), d.join("outside"));
     std::fs::create_dir_all(root.join("bin")).unwrap();
     std::fs::create_dir_all(&outside).unwrap();
-    std::fs::copy(support::BUSYBOX, root.join("bin/busybox")).unwrap();
+    support::copy_executable(Path::new(support::BUSYBOX), &root.join("bin/busybox"));
     std::os::unix::fs::symlink("busybox", root.join("bin/true")).unwrap();
     std::os::unix::fs::symlink(&outside, root.join("proc")).unwrap();
     let o = bootlab()

@@ -63,7 +63,7 @@ fn runtime() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let p = scratch().join("bootlab-runtime");
-        std::fs::copy(env!("CARGO_BIN_EXE_bootlab"), &p).unwrap();
+        support::copy_executable(Path::new(env!("CARGO_BIN_EXE_bootlab")), &p);
         p
     })
 }

@@ -2,7 +2,8 @@
 //! package's `tests/sandbox_*.rs` through `#[path]`): the root check with its loud
 //! skip, and a tiny busybox-static rootfs built by the test itself (with the static
 //! `probe` helper compiled from `container/tests/probe/probe.rs`), so the tests do
-//! not depend on the guest-images build.
+//! not depend on the guest-images build; executables are copied with
+//! [`copy_executable`] (`tests/bench_cli.rs` uses that too).
 
 #![allow(dead_code)]
 
@@ -103,14 +104,14 @@ pub fn rootfs() -> &'static Path {
         for d in ["bin", "proc", "dev", "tmp", "etc"] {
             std::fs::create_dir_all(root.join(d)).unwrap();
         }
-        std::fs::copy(BUSYBOX, root.join("bin/busybox")).unwrap();
+        copy_executable(Path::new(BUSYBOX), &root.join("bin/busybox"));
         let list = Command::new(BUSYBOX).arg("--list").output().unwrap();
         for applet in String::from_utf8_lossy(&list.stdout).lines() {
             if applet != "busybox" && !applet.is_empty() {
                 std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
             }
         }
-        std::fs::copy(probe_binary(), root.join("bin/probe")).unwrap();
+        copy_executable(&probe_binary(), &root.join("bin/probe"));
         root
     })
 }
@@ -136,4 +137,17 @@ pub fn cgroup_dirs_of(base: &Path, pid: u32) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// Copies the executable `src` to `dst` with cp(1), in a process of its own. Copied
+/// here, the destination's write descriptor would be inherited by every child another
+/// test thread forks meanwhile, until that child execs; running the copy then fails
+/// with ETXTBSY ("Text file busy") now and then.
+pub fn copy_executable(src: &Path, dst: &Path) {
+    let st = Command::new("cp")
+        .arg(src)
+        .arg(dst)
+        .status()
+        .expect("running cp");
+    assert!(st.success(), "cp {} {}: {st}", src.display(), dst.display());
 }
