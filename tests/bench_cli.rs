@@ -110,7 +110,7 @@ fn bench_measures_the_peers_and_writes_all_three_files() {
             "--concurrency",
             "2",
             "--runtimes",
-            "fork-exec,bwrap,runc,crun,firecracker",
+            "fork-exec,sandbox-floor,bwrap,runc,crun,firecracker",
         ],
     );
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -119,13 +119,23 @@ fn bench_measures_the_peers_and_writes_all_three_files() {
     for f in ["report.md", "report.html"] {
         assert!(out.join("t").join(f).is_file(), "{f} missing");
     }
-    assert_eq!(r.runtimes.len(), 5);
-    let fe = r.runtime("fork-exec").unwrap();
-    assert_eq!(fe.status, RuntimeStatus::Ran);
-    let names = phase_names(&r, "fork-exec");
-    assert_eq!(names.len(), 3, "3 measured runs");
-    for n in names {
-        assert_eq!(n, ["sandbox", "process", "teardown"]);
+    assert_eq!(r.runtimes.len(), 6);
+    // The C floor sandbox is compiled for the session; as root it runs.
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let floors: &[&str] = if root {
+        &["fork-exec", "sandbox-floor"]
+    } else {
+        &["fork-exec"]
+    };
+    for rt in floors {
+        let info = r.runtime(rt).unwrap();
+        assert_eq!(info.status, RuntimeStatus::Ran, "{rt}: {stderr}");
+        let names = phase_names(&r, rt);
+        assert_eq!(names.len(), 3, "{rt}: 3 measured runs");
+        for n in names {
+            assert_eq!(n, ["sandbox", "process", "teardown"], "{rt}");
+        }
     }
     // Every runtime either ran or says why not.
     for rt in &r.runtimes {

@@ -8,19 +8,20 @@ use bench::host::HostFacts;
 use bench::results::RuntimeStatus;
 use bench::runners::{
     BootlabSandbox, BootlabVm, Bwrap, Firecracker, ForkExec, Guest, Oci, OciFlavor, QemuMicrovm,
-    Runner, Workload,
+    Runner, SandboxFloor, Workload,
 };
 use clap::Args;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
 /// Every runtime the harness knows, in report order.
-pub const RUNTIMES: [&str; 10] = [
+pub const RUNTIMES: [&str; 11] = [
     "bootlab-vm-lab",
     "bootlab-vm-lab-kernel-irqchip",
     "bootlab-vm-linux",
     "bootlab-sandbox",
     "fork-exec",
+    "sandbox-floor",
     "bwrap",
     "runc",
     "crun",
@@ -43,8 +44,8 @@ pub struct BenchArgs {
     /// Comma-separated runtimes (default: ours and every available peer; the Linux
     /// guest only on hardware KVM). Known: bootlab-vm-lab,
     /// bootlab-vm-lab-kernel-irqchip, bootlab-vm-linux, bootlab-sandbox, fork-exec,
-    /// bwrap, runc, crun, qemu-microvm, firecracker (the `bootlab-` prefix may be left
-    /// out).
+    /// sandbox-floor, bwrap, runc, crun, qemu-microvm, firecracker (the `bootlab-`
+    /// prefix may be left out).
     #[arg(long, value_delimiter = ',')]
     runtimes: Vec<String>,
     /// Report name: written to <out-root>/<name>/.
@@ -156,6 +157,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
             "fork-exec" => Box::new(ForkExec {
                 workload: workload.clone(),
             }),
+            "sandbox-floor" => Box::new(SandboxFloor::new(workload.clone())),
             "bwrap" => Box::new(Bwrap::new(workload.clone())),
             "runc" => Box::new(Oci::new(OciFlavor::Runc, workload.clone())),
             "crun" => Box::new(Oci::new(OciFlavor::Crun, workload.clone())),

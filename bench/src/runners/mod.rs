@@ -9,7 +9,7 @@ mod vms;
 
 pub use oci::{Oci, OciFlavor};
 pub use ours::{BootlabSandbox, BootlabVm, Guest};
-pub use peers::{Bwrap, ForkExec};
+pub use peers::{Bwrap, ForkExec, SandboxFloor};
 pub use vms::{Firecracker, QemuMicrovm};
 
 use crate::exec::RunSpec;
