@@ -89,6 +89,65 @@ pub struct RunArgs {
     pub cmd: Vec<String>,
 }
 
+impl RunArgs {
+    /// These arguments (what follows `run`) scanned without clap, or `None` to leave
+    /// them to clap (see [`crate::fastargs`]).
+    pub fn fast(args: &[std::ffi::OsString]) -> Option<RunArgs> {
+        let s = crate::fastargs::scan(
+            args,
+            &crate::fastargs::Known {
+                flags: &[
+                    "no-net",
+                    "no-pid",
+                    "no-ipc",
+                    "no-uts",
+                    "no-cgroupns",
+                    "no-user",
+                    "rw",
+                ],
+                valued: &[
+                    "rootfs",
+                    "bundle",
+                    "hostname",
+                    "unshare",
+                    "memory",
+                    "pids",
+                    "cpus",
+                    "timeout",
+                    "env",
+                    "timeline",
+                    "timeline-out",
+                ],
+                repeatable: &["env"],
+            },
+        )?;
+        if s.value("rootfs").is_some() && s.value("bundle").is_some() {
+            return None;
+        }
+        Some(RunArgs {
+            rootfs: s.value("rootfs").map(PathBuf::from),
+            bundle: s.value("bundle").map(PathBuf::from),
+            hostname: s.value("hostname").map(str::to_owned),
+            unshare: s.value("unshare").map(str::to_owned),
+            no_net: s.flag("no-net"),
+            no_pid: s.flag("no-pid"),
+            no_ipc: s.flag("no-ipc"),
+            no_uts: s.flag("no-uts"),
+            no_cgroupns: s.flag("no-cgroupns"),
+            no_user: s.flag("no-user"),
+            memory: s.parsed_with("memory", parse_bytes)?,
+            pids: s.parsed("pids")?,
+            cpus: s.parsed("cpus")?,
+            timeout: s.parsed("timeout")?,
+            rw: s.flag("rw"),
+            env: s.values("env"),
+            timeline: s.parsed_with("timeline", |v| TimelineFormat::from_str(v, false))?,
+            timeline_out: s.value("timeline-out").map(PathBuf::from),
+            cmd: s.rest,
+        })
+    }
+}
+
 fn parse_bytes(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let (num, mult) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {

@@ -164,6 +164,51 @@ pub struct RunArgs {
     timeline_out: Option<PathBuf>,
 }
 
+impl RunArgs {
+    /// These arguments (what follows `run`) scanned without clap, or `None` to leave
+    /// them to clap (see [`crate::fastargs`]).
+    pub fn fast(args: &[std::ffi::OsString]) -> Option<RunArgs> {
+        let s = crate::fastargs::scan(
+            args,
+            &crate::fastargs::Known {
+                flags: &[],
+                valued: &[
+                    "kernel",
+                    "guest",
+                    "initrd",
+                    "cmdline",
+                    "mem",
+                    "vcpus",
+                    "irqchip",
+                    "cpu-vendor",
+                    "timeout",
+                    "timeline",
+                    "timeline-out",
+                ],
+                repeatable: &[],
+            },
+        )?;
+        if !s.rest.is_empty() || (s.value("kernel").is_some() && s.value("guest").is_some()) {
+            return None;
+        }
+        Some(RunArgs {
+            kernel: s.value("kernel").map(PathBuf::from),
+            guest: s.parsed_with("guest", |v| Guest::from_str(v, false))?,
+            initrd: s.value("initrd").map(PathBuf::from),
+            cmdline: s.value("cmdline").map(str::to_owned),
+            mem: s.parsed("mem")?.unwrap_or(128),
+            vcpus: s.parsed("vcpus")?.unwrap_or(1),
+            irqchip: s
+                .parsed_with("irqchip", |v| IrqChip::from_str(v, false))?
+                .unwrap_or(IrqChip::Auto),
+            cpu_vendor: s.parsed_with("cpu-vendor", |v| VendorArg::from_str(v, false))?,
+            timeout: s.parsed("timeout")?,
+            timeline: s.parsed_with("timeline", |v| TimelineFormat::from_str(v, false))?,
+            timeline_out: s.value("timeline-out").map(PathBuf::from),
+        })
+    }
+}
+
 pub fn run(cmd: VmCommand) -> anyhow::Result<u8> {
     match cmd {
         VmCommand::Run(args) => run_vm(args),
