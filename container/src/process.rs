@@ -288,20 +288,26 @@ struct Launch {
 
 /// [`run`] with the bundle directory for relative mount sources.
 pub fn run_in(spec: &SandboxSpec, bundle_dir: Option<&Path>) -> Result<Outcome> {
-    let mut prep = Prepared::new(spec, bundle_dir)?;
     // SAFETY: geteuid cannot fail.
     let euid = unsafe { libc::geteuid() };
     // As root without a user namespace, a thread makes the network namespace while
-    // the child sets up the rest (the vfork path below; see crate::netns). Not when
-    // the rootfs gets a sysfs: mounted before the child joins the new namespace, it
-    // would show the host's interfaces.
-    let sysfs = prep.rootfs.as_ref().is_some_and(RootfsPlan::mounts_sysfs);
+    // the child sets up the rest (the vfork path below; see crate::netns). It is the
+    // longest step of a start, so it starts first. Not when the rootfs gets a sysfs:
+    // mounted before the child joins the new namespace, it would show the host's
+    // interfaces.
+    let ns = spec.namespaces;
+    let sysfs = spec.rootfs.is_some()
+        && spec
+            .mounts
+            .iter()
+            .any(|m| m.fstype.as_deref() == Some("sysfs"));
     let parallel_net =
-        if prep.flags & libc::CLONE_NEWNET != 0 && prep.userns.is_none() && euid == 0 && !sysfs {
+        if ns.contains(Namespace::Net) && !ns.contains(Namespace::User) && euid == 0 && !sysfs {
             ParallelNetns::start()
         } else {
             None
         };
+    let mut prep = Prepared::new(spec, bundle_dir)?;
     if let Some(n) = &parallel_net {
         prep.flags &= !libc::CLONE_NEWNET;
         prep.lo_up = false;

@@ -314,14 +314,6 @@ impl RootfsPlan {
         })
     }
 
-    /// Whether the plan mounts a sysfs, which takes the network namespace of the task
-    /// that mounts it: the child must then be in its new network namespace first.
-    pub fn mounts_sysfs(&self) -> bool {
-        self.mounts
-            .iter()
-            .any(|m| m.fstype.as_deref() == Some(c"sysfs"))
-    }
-
     /// Runs the set-up. Only for a child inside its own new mount namespace (it
     /// pivots the caller's root); public for the benchmarks.
     pub fn apply(&self) -> std::result::Result<(), String> {
