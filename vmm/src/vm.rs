@@ -127,10 +127,6 @@ pub fn run(config: VmConfig) -> Result<VmOutcome, Error> {
     Vm::build(config)?.run()
 }
 
-/// Stack of the thread that asks KVM for its supported CPUID table (the table itself
-/// is on the heap).
-const CPUID_THREAD_STACK: usize = 64 * 1024;
-
 /// What [`Vm::assemble`] hands back to [`Vm::build`]: vCPUs, device bus, VM, memory.
 type Assembled = (
     Vec<kvm_ioctls::VcpuFd>,
@@ -177,20 +173,17 @@ impl Vm {
         if config.vcpus > kvm_max {
             return Err(Error::VcpuCount(config.vcpus, kvm_max.min(max_vcpus)));
         }
-        // KVM_GET_SUPPORTED_CPUID depends on nothing else and is one of the slowest
-        // set-up ioctls (about 0.3 ms on our emulated-KVM hosts): a second thread asks
-        // for it while this one loads the kernel and creates the VM. KVM_CREATE_VM
-        // stays here: it takes the mmap lock (MMU-notifier registration), and made on
-        // that thread it stalled the kernel load's page faults (vm-created 0.2-0.5 ms
-        // later in side-by-side runs).
-        let (vcpus, bus, vm, mem) = std::thread::scope(|s| {
-            let cpuid = std::thread::Builder::new()
-                .name("cpuid".into())
-                .stack_size(CPUID_THREAD_STACK)
-                .spawn_scoped(s, || kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES))
-                .map_err(Error::Thread)?;
-            Self::assemble(&mut config, &kvm, mem_bytes, &recorder, cpuid)
-        })?;
+        // One of the slowest set-up ioctls (0.25-0.3 ms on our emulated-KVM hosts: each
+        // CPUID traps). Asked for on a second thread, beside the kernel load and
+        // KVM_CREATE_VM, it made the run slower, not faster: the memory slot's SRCU
+        // grace period then waited for that CPU (0.4 ms instead of 0.13), and the
+        // kernel load's page faults waited for KVM_CREATE_VM's mmap lock.
+        let supported = kvm
+            .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+            .map_err(Error::kvm("KVM_GET_SUPPORTED_CPUID"))?;
+        recorder.stamp("vmm.cpuid", EventSource::Monitor);
+        let (vcpus, bus, vm, mem) =
+            Self::assemble(&mut config, &kvm, mem_bytes, &recorder, &supported)?;
         Ok(Vm {
             vcpus,
             bus,
@@ -212,7 +205,7 @@ impl Vm {
         kvm: &Kvm,
         mem_bytes: u64,
         recorder: &Arc<Recorder>,
-        cpuid: std::thread::ScopedJoinHandle<'_, Result<CpuId, kvm_ioctls::Error>>,
+        supported: &CpuId,
     ) -> Result<Assembled, Error> {
         let mem = memory::create(mem_bytes)?;
         let setup = boot::load(
@@ -288,10 +281,6 @@ impl Vm {
             recorder.clone(),
         );
         let bus = Arc::new(Bus::new(console, line, split));
-        let supported = cpuid
-            .join()
-            .unwrap_or_else(|_| Err(kvm_ioctls::Error::new(libc::EIO)))
-            .map_err(Error::kvm("KVM_GET_SUPPORTED_CPUID"))?;
         let mut vcpus = Vec::with_capacity(config.vcpus as usize);
         for id in 0..config.vcpus {
             let fd = vm
@@ -299,7 +288,7 @@ impl Vm {
                 .map_err(Error::kvm("KVM_CREATE_VCPU"))?;
             vcpu::configure(
                 &fd,
-                &supported,
+                supported,
                 id,
                 config.vcpus,
                 setup.entry,
