@@ -504,7 +504,19 @@ fn spawn_input_thread(
 
 extern "C" fn kick_handler(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
 
+/// Installs the kick signal's no-op handler (once per process) and unblocks the
+/// signal on the calling thread, which runs vCPU 0 and whose mask the other vCPU
+/// threads inherit: a kick must interrupt KVM_RUN even when the caller had it blocked.
 fn install_kick_handler() {
+    // SAFETY: a zeroed sigset_t is a valid argument for sigemptyset, which
+    // initialises it; the set lives on this stack for both calls, and
+    // pthread_sigmask only changes this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, kick_signal());
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+    }
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         if let Err(e) = vmm_sys_util::signal::register_signal_handler(kick_signal(), kick_handler) {
