@@ -8,8 +8,9 @@
 //! repeatable, then `--` and the command. Anything else (short options, unknown
 //! names, a missing or empty value, a value that starts with `-` without `=`,
 //! non-UTF-8 text, a repeat) makes it give up, and clap parses the whole command
-//! line as usual, with its help and error messages. A test checks that both agree
-//! wherever the scanner takes a command line.
+//! line as usual, with its help and error messages. A test compares the scanner's
+//! result with clap's on a set of command lines, and checks which ones it leaves to
+//! clap.
 
 use std::ffi::OsString;
 use std::str::FromStr;

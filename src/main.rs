@@ -61,7 +61,9 @@ fn parse_runtime_fast(args: &[std::ffi::OsString]) -> Option<Command> {
 /// alternate signal stack in every thread, to turn a stack overflow into a message
 /// (without it, an overflow is a plain SIGSEGV). Together with the single arena
 /// below, that is about 0.1 ms of a start here, in side-by-side runs.
-/// What of it the program relies on is done here: SIGPIPE is ignored (writes to a
+/// What of it the program relies on is done here: a closed stdin, stdout or stderr is
+/// opened on /dev/null (else the first file bootlab opens would take its number, and
+/// messages, or a sandbox's stdio, would go into it), SIGPIPE is ignored (writes to a
 /// closed pipe fail with EPIPE instead of killing the process), a panic becomes exit
 /// status 101, and stdout is flushed before returning. Arguments still come from
 /// `std::env::args_os`, which the standard library captures on its own at load time.
@@ -74,6 +76,7 @@ fn parse_runtime_fast(args: &[std::ffi::OsString]) -> Option<Command> {
 #[no_mangle]
 pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
     timeline::clock::mark_main_entry();
+    open_missing_stdio();
     // SAFETY: setting a signal's disposition to SIG_IGN and a malloc parameter, before
     // any other thread exists; neither touches memory of ours.
     unsafe {
@@ -83,6 +86,28 @@ pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) ->
     let code = std::panic::catch_unwind(run_cli).unwrap_or(101);
     let _ = std::io::Write::flush(&mut std::io::stdout());
     code.into()
+}
+
+/// Opens /dev/null on each of descriptors 0, 1 and 2 that is not open (one poll(2)
+/// tells which; open(2) takes the lowest free number, so they are filled in order).
+#[cfg(not(test))]
+fn open_missing_stdio() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: `fds` is a live array of three pollfd; a zero timeout does not block.
+    if unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) } < 0 {
+        return;
+    }
+    for p in fds {
+        if p.revents & libc::POLLNVAL != 0 {
+            // SAFETY: opening a constant NUL-terminated path; the descriptor is kept
+            // for the life of the process as the missing standard one.
+            unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        }
+    }
 }
 
 /// Parses the command line and runs the command: the program's exit status.

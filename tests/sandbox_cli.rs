@@ -71,6 +71,37 @@ fn workload_is_pid1_with_own_hostname_and_no_host_processes() {
     assert!((1..=4).contains(&procs), "{procs} processes visible");
 }
 
+/// Started with stdout closed, the runtime puts /dev/null there before it opens
+/// anything: else its first descriptor (a pipe of its own) would become the
+/// workload's stdout.
+#[test]
+fn a_closed_stdout_becomes_dev_null_not_a_runtime_descriptor() {
+    if !require_root() {
+        return;
+    }
+    let mut cmd = bootlab();
+    cmd.args(["sandbox", "run", "--rootfs"])
+        .arg(rootfs())
+        .args([
+            "--",
+            "/bin/sh",
+            "-c",
+            r#"x=$(readlink /proc/$$/fd/1); echo "fd1=$x" >&2"#,
+        ])
+        .stderr(Stdio::piped());
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // close(2), which is async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::close(1);
+            Ok(())
+        });
+    }
+    let o = cmd.output().expect("running bootlab");
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    assert!(stderr(&o).contains("fd1=/dev/null"), "{}", stderr(&o));
+}
+
 #[test]
 fn only_loopback_and_it_is_up() {
     if !require_root() {

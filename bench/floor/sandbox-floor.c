@@ -3,11 +3,12 @@
  *
  *   sandbox-floor ROOTFS PROGRAM [ARGS...]
  *
- * One clone(2) with the six namespaces that `bwrap --unshare-all` and `bootlab
- * sandbox run` make (mount, pid, uts, ipc, net, cgroup), then in the child: the
- * mount tree made private, ROOTFS bind-mounted and made the root with
- * pivot_root(".", "."), the old root detached, a new procfs, the root remounted
- * read-only, and execve. Nothing else: no /dev, no /tmp, no loopback, no cgroup,
+ * One clone(2) with the six namespaces that `bootlab sandbox run` makes as root
+ * (mount, pid, uts, ipc, net, cgroup; `bwrap --unshare-all` makes the same, plus a
+ * user namespace where it can), then in the child: the mount tree made private,
+ * ROOTFS bind-mounted and made the root with pivot_root(".", "."), the old root
+ * detached, a new procfs, the root remounted read-only, the hostname set, and
+ * execve. Nothing else: no /dev, no /tmp, no loopback, no cgroup,
  * no capability or seccomp set-up, no error reporting beyond a message. The
  * parent waits and exits with the child's status. It is static and written
  * against glibc, like bootlab itself, so the gap between the two is what bootlab
