@@ -142,7 +142,8 @@ pub fn execute(runtime: &str, spec: &RunSpec) -> Timeline {
             return tl;
         }
     };
-    let seen = watch(&mut child, spec, spawn);
+    let pidfd = pidfd_of(child.id() as i32);
+    let seen = watch(&mut child, spec, spawn, pidfd);
     tl.push("exit", seen.exit_ns, EventSource::Harness);
     for (name, t) in seen.events {
         tl.push(name, t, EventSource::Console);
@@ -206,6 +207,8 @@ struct Seen {
     status: std::io::Result<ExitStatus>,
     /// When wait returned.
     exit_ns: u64,
+    /// When the console (stdout) reached its end, if it did.
+    console_closed_ns: Option<u64>,
     /// Console events, stamped when their line was read.
     events: Vec<(&'static str, u64)>,
     /// The end of the runtime's stderr.
@@ -214,42 +217,69 @@ struct Seen {
     killed_on_event: bool,
 }
 
+/// How often the exit is looked for without a pidfd (before Linux 5.3).
+const NO_PIDFD_TICK: Duration = Duration::from_millis(5);
+/// How often a runtime killed at its timeout is looked at until it has exited.
+const AFTER_KILL_TICK: Duration = Duration::from_millis(100);
+
+/// A duration in nanoseconds, saturating.
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// A pidfd for `pid` (Linux 5.3 and later), which poll(2) reports readable when the
+/// process has exited.
+fn pidfd_of(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open on our own child's pid with no flags; the result is checked.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as RawFd;
+    // SAFETY: `raw` is a new descriptor that nothing else owns.
+    (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
 /// Waits for `child` on this thread alone: one poll(2) loop over its stdout (console
-/// lines, stamped as they are read), its stderr and a pidfd (exit, stamped when wait
-/// returns). No thread is started while the runtime starts: on a two-core host, the
-/// three threads this used to start stole about 0.2 ms of CPU from the start being
-/// measured. Kills the process group at the timeout, on `kill_on`, and when the
-/// pipes stay open `READER_GRACE` after the exit (something inherited them).
-fn watch(child: &mut Child, spec: &RunSpec, spawn_ns: u64) -> Seen {
+/// lines, stamped as they are read), its stderr and `pidfd` (exit, stamped when wait
+/// returns; without a pidfd, try_wait every `NO_PIDFD_TICK`). No thread is started
+/// while the runtime starts: on a two-core host, the three threads this used to start
+/// stole about 0.2 ms of CPU from the start being measured. Kills the process group
+/// at the timeout, on `kill_on`, and when the pipes stay open `READER_GRACE` after
+/// the exit (something inherited them); stops waiting for them `READER_GRACE` later.
+fn watch(child: &mut Child, spec: &RunSpec, spawn_ns: u64, mut pidfd: Option<OwnedFd>) -> Seen {
     let pid = child.id() as i32;
     let mut out: Option<OwnedFd> = child.stdout.take().map(OwnedFd::from);
     let mut err: Option<OwnedFd> = child.stderr.take().map(OwnedFd::from);
-    // SAFETY: pidfd_open on our own child's pid with no flags; the result is checked
-    // and owned below. Before Linux 5.3 it fails and the exit is waited for once the
-    // pipes are closed.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as RawFd;
-    // SAFETY: `raw` is a new descriptor that nothing else owns.
-    let mut pidfd = (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw) });
-    let deadline = spawn_ns.saturating_add(spec.timeout.as_nanos() as u64);
+    let deadline = spawn_ns.saturating_add(nanos(spec.timeout));
+    let grace_ns = nanos(READER_GRACE);
     let mut seen = Seen {
         status: Err(std::io::Error::other("not waited for")),
         exit_ns: 0,
+        console_closed_ns: None,
         events: Vec::new(),
         stderr: Vec::new(),
         timed_out: false,
         killed_on_event: false,
     };
     let mut exited = false;
-    // After the exit: when the group is killed for holding the pipes, then when the
-    // harness stops waiting for them.
+    // After the exit: when the group is killed for holding the pipes (false), then
+    // when the harness stops waiting for them (true).
     let mut grace: Option<(u64, bool)> = None;
+    let finish = |seen: &mut Seen, status: std::io::Result<ExitStatus>| {
+        seen.status = status;
+        seen.exit_ns = now_ns();
+        seen.exit_ns.saturating_add(grace_ns)
+    };
     let mut line = Vec::new();
     let mut buf = [0u8; 8192];
     loop {
-        if !exited && pidfd.is_none() && out.is_none() && err.is_none() {
-            seen.status = child.wait();
-            seen.exit_ns = now_ns();
-            exited = true;
+        if !exited && pidfd.is_none() {
+            let status = match child.try_wait() {
+                Ok(None) => None,
+                Ok(Some(s)) => Some(Ok(s)),
+                Err(e) => Some(Err(e)),
+            };
+            if let Some(status) = status {
+                grace = Some((finish(&mut seen, status), false));
+                exited = true;
+            }
         }
         if exited && out.is_none() && err.is_none() {
             break;
@@ -259,22 +289,28 @@ fn watch(child: &mut Child, spec: &RunSpec, spawn_ns: u64) -> Seen {
             seen.timed_out = true;
             kill_group(pid);
         }
-        let mut wake = if exited || seen.timed_out {
-            None
-        } else {
-            Some(deadline)
-        };
         if let Some((at, killed)) = grace {
             if now >= at {
                 if killed {
                     break;
                 }
                 kill_group(pid);
-                grace = Some((now + READER_GRACE.as_nanos() as u64, true));
+                grace = Some((now.saturating_add(grace_ns), true));
             }
-            wake = grace.map(|(at, _)| at);
         }
-        let mut fds: Vec<libc::pollfd> = [&out, &err, if exited { &None } else { &pidfd }]
+        let mut wake = grace.map(|(at, _)| at);
+        if !exited {
+            let mut at = if seen.timed_out {
+                now.saturating_add(nanos(AFTER_KILL_TICK))
+            } else {
+                deadline
+            };
+            if pidfd.is_none() {
+                at = at.min(now.saturating_add(nanos(NO_PIDFD_TICK)));
+            }
+            wake = Some(at);
+        }
+        let mut fds: Vec<libc::pollfd> = [&out, &err, &pidfd]
             .iter()
             .map(|fd| libc::pollfd {
                 fd: fd.as_ref().map_or(-1, |f| f.as_raw_fd()),
@@ -294,8 +330,7 @@ fn watch(child: &mut Child, spec: &RunSpec, spawn_ns: u64) -> Seen {
             }
             // Nothing more can be watched: wait for the exit and stop.
             if !exited {
-                seen.status = child.wait();
-                seen.exit_ns = now_ns();
+                finish(&mut seen, child.wait());
             }
             break;
         }
@@ -305,6 +340,7 @@ fn watch(child: &mut Child, spec: &RunSpec, spawn_ns: u64) -> Seen {
                 0 => {
                     // End of the console: a last line without a newline counts too.
                     console_lines(&mut line, b"\n", spec, pid, &mut seen);
+                    seen.console_closed_ns = Some(now_ns());
                     out = None;
                 }
                 n => console_lines(&mut line, &buf[..n], spec, pid, &mut seen),
@@ -321,12 +357,14 @@ fn watch(child: &mut Child, spec: &RunSpec, spawn_ns: u64) -> Seen {
             }
         }
         if !exited && ready(2) {
-            seen.status = child.wait();
-            seen.exit_ns = now_ns();
+            grace = Some((finish(&mut seen, child.wait()), false));
             exited = true;
             pidfd = None;
-            grace = Some((seen.exit_ns + READER_GRACE.as_nanos() as u64, false));
         }
+    }
+    if !line.is_empty() {
+        // The harness stopped waiting in the middle of a line.
+        console_lines(&mut line, b"\n", spec, pid, &mut seen);
     }
     seen
 }
@@ -429,9 +467,9 @@ mod tests {
             t.event_ns("done").unwrap(),
             t.event_ns("exit").unwrap(),
         );
-        // The console reader may see the last line after wait returned (threads
-        // race), so `done` is not ordered against `exit`; phases clamp that to 0.
-        assert!(s == t.spawn_ns && s < e && e <= d && s < x, "{t:?}");
+        // stdout is read before the pidfd is looked at in the same poll, so a line
+        // written before the exit is stamped before it.
+        assert!(s == t.spawn_ns && s < e && e <= d && d <= x, "{t:?}");
         let names: Vec<_> = t
             .phases(&timeline::CONTAINER_MODEL)
             .into_iter()
@@ -472,17 +510,61 @@ mod tests {
         assert!(t.event_ns("exit").unwrap() - t.spawn_ns < 5_000_000_000);
     }
 
+    /// `sh -c script` started the way [`execute`] starts a runtime.
+    fn spawn_sh(script: &str) -> Child {
+        Command::new("/bin/sh")
+            .args(["-c", script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    }
+
     #[test]
     fn a_child_that_keeps_the_console_open_is_killed_after_the_grace() {
         // The runtime exits at once; the `sleep` it left behind holds its stdout.
-        let t = execute("sh", &sh("sleep 30 & echo '@@bootlab init-start'; exit 0"));
-        assert_eq!(t.error, None, "{t:?}");
-        assert!(t.event_ns("exec").is_some());
-        let exit = t.event_ns("exit").unwrap() - t.spawn_ns;
-        assert!(
-            exit < READER_GRACE.as_nanos() as u64,
-            "exit stamped at wait, not at EOF"
-        );
+        let script = "sleep 30 & echo '@@bootlab init-start'; exit 0";
+        let spec = sh(script);
+        let mut child = spawn_sh(script);
+        let pidfd = pidfd_of(child.id() as i32);
+        assert!(pidfd.is_some(), "pidfd_open");
+        let seen = watch(&mut child, &spec, now_ns(), pidfd);
+        assert_eq!(seen.status.unwrap().code(), Some(0));
+        assert!(!seen.timed_out);
+        assert_eq!(seen.events.len(), 1, "{:?}", seen.events);
+        // The exit is stamped when wait returned, the console's end only came with
+        // the kill of the group after the grace.
+        let closed = seen.console_closed_ns.expect("console closed by the kill");
+        assert!(seen.exit_ns < closed);
+    }
+
+    #[test]
+    fn without_a_pidfd_the_exit_and_the_timeout_are_still_seen() {
+        let script = "echo '@@bootlab init-start'; echo oops >&2; exit 3";
+        let spec = sh(script);
+        let mut child = spawn_sh(script);
+        let seen = watch(&mut child, &spec, now_ns(), None);
+        assert_eq!(seen.status.unwrap().code(), Some(3));
+        assert_eq!(seen.events.len(), 1);
+        assert_eq!(String::from_utf8_lossy(&seen.stderr).trim(), "oops");
+
+        // A grandchild holding stdout does not turn a finished run into a timeout.
+        let script = "sleep 30 & exit 0";
+        let mut spec = sh(script);
+        spec.timeout = Duration::from_secs(60);
+        let mut child = spawn_sh(script);
+        let seen = watch(&mut child, &spec, now_ns(), None);
+        assert_eq!(seen.status.unwrap().code(), Some(0));
+        assert!(!seen.timed_out);
+
+        let mut spec = sh("sleep 30");
+        spec.timeout = Duration::from_millis(100);
+        let mut child = spawn_sh("sleep 30");
+        let seen = watch(&mut child, &spec, now_ns(), None);
+        assert!(seen.timed_out);
+        assert_eq!(seen.status.unwrap().signal(), Some(libc::SIGKILL));
     }
 
     #[test]
