@@ -120,7 +120,8 @@ fn bench_measures_the_peers_and_writes_all_three_files() {
         assert!(out.join("t").join(f).is_file(), "{f} missing");
     }
     assert_eq!(r.runtimes.len(), 6);
-    // The C floor sandbox is compiled for the session; as root it runs.
+    // The C floor sandbox is compiled for the session (scripts/deps.sh installs
+    // build-essential, so cc and a static libc); as root it runs.
     // SAFETY: geteuid cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
     let floors: &[&str] = if root {

@@ -330,7 +330,12 @@ impl Vm {
         let (tx, rx) = mpsc::channel::<Option<ExitReason>>();
         let mut vcpus = vcpus.into_iter();
         let mut boot_vcpu = vcpus.next().ok_or(Error::VcpuCount(0, mptable::MAX_CPUS))?;
-        let mut threads = Vec::with_capacity(vcpus.len());
+        // Stops and joins the threads started so far when dropped, also on an early
+        // return below.
+        let mut others = VcpuThreads {
+            stop: stop.clone(),
+            threads: Vec::with_capacity(vcpus.len()),
+        };
         for (id, mut fd) in (1..).zip(vcpus) {
             let (bus, mem, stop, tx) = (bus.clone(), mem.clone(), stop.clone(), tx.clone());
             let t = std::thread::Builder::new()
@@ -339,27 +344,28 @@ impl Vm {
                     let _ = tx.send(vcpu::run_loop(&mut fd, &bus, &mem, &stop, || {}));
                 })
                 .map_err(Error::Thread)?;
-            threads.push(t);
+            others.threads.push(t);
         }
-        let supervisor = if timeout.is_some() || !threads.is_empty() || console_input.is_some() {
-            let watch = Supervisor {
-                rx,
-                timeout,
-                stop: stop.clone(),
-                // SAFETY: pthread_self has no preconditions.
-                boot_thread: unsafe { libc::pthread_self() },
-                boot_done: Arc::new(AtomicBool::new(false)),
+        let supervisor =
+            if timeout.is_some() || !others.threads.is_empty() || console_input.is_some() {
+                let watch = Supervisor {
+                    rx,
+                    timeout,
+                    stop: stop.clone(),
+                    // SAFETY: pthread_self has no preconditions.
+                    boot_thread: unsafe { libc::pthread_self() },
+                    boot_done: Arc::new(AtomicBool::new(false)),
+                };
+                let boot_done = watch.boot_done.clone();
+                let input = console_input.map(|fd| (fd, bus.clone()));
+                let t = std::thread::Builder::new()
+                    .name("vm-supervisor".into())
+                    .spawn(move || watch.run(input))
+                    .map_err(Error::Thread)?;
+                Some((t, boot_done))
+            } else {
+                None
             };
-            let boot_done = watch.boot_done.clone();
-            let input = console_input.map(|fd| (fd, bus.clone()));
-            let t = std::thread::Builder::new()
-                .name("vm-supervisor".into())
-                .spawn(move || watch.run(input))
-                .map_err(Error::Thread)?;
-            Some((t, boot_done))
-        } else {
-            None
-        };
 
         let rec = recorder.clone();
         let boot_end = vcpu::run_loop(&mut boot_vcpu, &bus, &mem, &stop, || {
@@ -372,7 +378,11 @@ impl Vm {
             Some((t, boot_done)) => {
                 boot_done.store(true, Ordering::Release);
                 let _ = tx.send(None);
-                t.join().ok().flatten()
+                t.join().unwrap_or_else(|_| {
+                    Some(Some(ExitReason::RunError(
+                        "the supervisor thread panicked".into(),
+                    )))
+                })
             }
             None => None,
         };
@@ -381,14 +391,7 @@ impl Vm {
             (None, None) => ExitReason::Timeout,
             (None, Some(None)) => ExitReason::Halted,
         };
-        // Stop the other vCPUs: `stop` is set; kick each thread out of KVM_RUN until
-        // it has left its loop.
-        for t in threads {
-            while !t.is_finished() {
-                kick(t.as_pthread_t());
-            }
-            let _ = t.join();
-        }
+        drop(others);
         drop(boot_vcpu);
 
         let (unhandled_pio, unhandled_mmio) = (
@@ -412,6 +415,25 @@ impl Vm {
             unhandled_pio,
             unhandled_mmio,
         })
+    }
+}
+
+/// The threads of vCPUs 1..N. Dropping it stops them: sets `stop`, kicks each thread
+/// out of KVM_RUN until it has left its loop, and joins it.
+struct VcpuThreads {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for VcpuThreads {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        for t in self.threads.drain(..) {
+            while !t.is_finished() {
+                kick(t.as_pthread_t());
+            }
+            let _ = t.join();
+        }
     }
 }
 
@@ -444,7 +466,7 @@ impl Supervisor {
     fn run(self, input: Option<(RawFd, Arc<Bus>)>) -> Option<Option<ExitReason>> {
         let input = input.and_then(|(fd, bus)| {
             spawn_input_thread(fd, bus, self.stop.clone())
-                .map_err(|e| log::debug!("no console input: {e}"))
+                .map_err(|e| log::warn!("no console input (cannot start its thread): {e}"))
                 .ok()
         });
         let first = match self.timeout {
