@@ -88,6 +88,79 @@ fn check_lab_run(out: &Output, t: &Timeline) {
     assert_eq!(t.exit_code, Some(0));
 }
 
+/// The lab guest under a CPUID cache folder of its own (`BOOTLAB_CPUID_CACHE`).
+fn run_lab_cached(dir: &Path) -> (Output, Timeline) {
+    let out_path = tmp(&format!("timeline-cache-{}.json", dir.display()).replace('/', "_"));
+    let out = bootlab()
+        .args([
+            "vm",
+            "run",
+            "--guest",
+            "lab",
+            "--timeout",
+            "20",
+            "--timeline-out",
+        ])
+        .arg(&out_path)
+        .env("BOOTLAB_CPUID_CACHE", dir)
+        .output()
+        .unwrap();
+    let json = std::fs::read_to_string(&out_path).unwrap_or_default();
+    std::fs::remove_file(&out_path).ok();
+    (out, serde_json::from_str(&json).unwrap_or_default())
+}
+
+/// KVM's CPUID table is written to the cache on the first run and read on the next;
+/// a damaged file is replaced, and `off` writes nothing. Every run boots the guest.
+#[test]
+fn cpuid_cache_is_written_read_and_repaired() {
+    if !kvm_or_skip("cpuid_cache_is_written_read_and_repaired") {
+        return;
+    }
+    let dir = tmp("cpuid-cache");
+    let _ = std::fs::remove_dir_all(&dir);
+    let file = dir.join(vmm::cpuid_cache::CACHE_FILE);
+    let (out, t) = run_lab_cached(&dir);
+    check_lab_run(&out, &t);
+    let first = std::fs::read(&file).expect("cache written by the first run");
+    let (out, t) = run_lab_cached(&dir);
+    check_lab_run(&out, &t);
+    assert_eq!(std::fs::read(&file).unwrap(), first, "read, not rewritten");
+    std::fs::write(&file, b"BLCPUID1 not a table").unwrap();
+    let (out, t) = run_lab_cached(&dir);
+    check_lab_run(&out, &t);
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        first,
+        "a damaged file is replaced"
+    );
+
+    let off = tmp("cpuid-cache-off");
+    let _ = std::fs::remove_dir_all(&off);
+    let out_path = tmp("timeline-cache-off.json");
+    let out = bootlab()
+        .args([
+            "vm",
+            "run",
+            "--guest",
+            "lab",
+            "--timeout",
+            "20",
+            "--timeline-out",
+        ])
+        .arg(&out_path)
+        .env("BOOTLAB_CPUID_CACHE", "off")
+        .env("XDG_RUNTIME_DIR", &off)
+        .output()
+        .unwrap();
+    let t = serde_json::from_str(&std::fs::read_to_string(&out_path).unwrap()).unwrap();
+    std::fs::remove_file(&out_path).ok();
+    check_lab_run(&out, &t);
+    // (For other users than root the default folder is under $XDG_RUNTIME_DIR.)
+    assert!(!off.exists(), "nothing written with the cache off");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn lab_guest_with_two_vcpus() {
     if !kvm_or_skip("lab_guest_with_two_vcpus") {

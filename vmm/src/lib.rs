@@ -6,9 +6,11 @@
 //! monitor's own [`timeline::Timeline`] events. Layout: `layout` (every guest-physical address in one place), `memory`
 //! (guest RAM and the e820 map), `boot` (kernel, initrd, command line, PVH start
 //! info, zero page), `mptable` (SMP), `vcpu` (register set-up and the run loop),
-//! `devices/` (one file per device), `vm` (putting it together).
+//! `cpuid_cache` (KVM's supported CPUID table kept between runs), `devices/` (one file
+//! per device), `vm` (putting it together).
 
 pub mod boot;
+pub mod cpuid_cache;
 pub mod devices;
 pub mod error;
 pub mod lab;

@@ -6,6 +6,7 @@
 
 use crate::boot;
 pub use crate::boot::KernelSource;
+use crate::cpuid_cache;
 use crate::devices::console::Console;
 pub use crate::devices::irq::IrqChipKind;
 use crate::devices::irq::{IrqLine, SplitIrqChip};
@@ -19,7 +20,6 @@ pub use crate::vcpu::CpuVendor;
 use kvm_bindings::CpuId;
 use kvm_bindings::{
     kvm_enable_cap, kvm_pit_config, kvm_userspace_memory_region, KVM_CAP_SPLIT_IRQCHIP,
-    KVM_MAX_CPUID_ENTRIES,
 };
 use kvm_ioctls::{Kvm, VmFd};
 use std::io::Write;
@@ -173,13 +173,13 @@ impl Vm {
         if config.vcpus > kvm_max {
             return Err(Error::VcpuCount(config.vcpus, kvm_max.min(max_vcpus)));
         }
-        // One of the slowest set-up ioctls (0.25-0.3 ms on our emulated-KVM hosts: each
-        // CPUID traps). Asked for on a second thread, beside the kernel load and
-        // KVM_CREATE_VM, it made the run slower, not faster: the memory slot's SRCU
-        // grace period then waited for that CPU (0.4 ms instead of 0.13), and the
+        // KVM_GET_SUPPORTED_CPUID is one of the slowest set-up ioctls (0.25-0.3 ms on
+        // our emulated-KVM hosts: each CPUID traps), so its table is kept between runs
+        // (see crate::cpuid_cache). Asked for on a second thread, beside the kernel
+        // load and KVM_CREATE_VM, it made the run slower, not faster: the memory slot's
+        // SRCU grace period then waited for that CPU (0.4 ms instead of 0.13), and the
         // kernel load's page faults waited for KVM_CREATE_VM's mmap lock.
-        let supported = kvm
-            .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+        let supported = cpuid_cache::supported_cpuid(&kvm, cpuid_cache::default_dir().as_deref())
             .map_err(Error::kvm("KVM_GET_SUPPORTED_CPUID"))?;
         recorder.stamp("vmm.cpuid", EventSource::Monitor);
         let (vcpus, bus, vm, mem) =
