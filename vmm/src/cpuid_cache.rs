@@ -7,6 +7,8 @@
 //! first run stores it in a file and later runs read it back while the key matches:
 //! the kernel's release and version and /dev/kvm's device node (device, inode, change
 //! time), which is made anew when the host boots or the KVM module is loaded again.
+//! (Two calls can differ in one thing, the APIC ID of the host CPU that ran the
+//! ioctl, in leaf 1 EBX and leaf 0xB EDX; `vcpu::configure` sets those per vCPU.)
 //!
 //! The folder is /run/bootlab for root, `$XDG_RUNTIME_DIR/bootlab` for other users
 //! (both are in memory and emptied at boot); `BOOTLAB_CPUID_CACHE=DIR` names another
