@@ -14,7 +14,13 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn run_lab(extra: &[&str]) -> (Output, Timeline) {
-    let out_path = tmp(&format!("timeline-{}.json", extra.join("_")));
+    run_lab_env(extra, &[])
+}
+
+/// `bootlab vm run --guest lab EXTRA` with these environment variables set.
+fn run_lab_env(extra: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> (Output, Timeline) {
+    let tag = format!("{}-{}", extra.join("_"), env.len());
+    let out_path = tmp(&format!("timeline-{}.json", tag.replace('/', "_")));
     let out = bootlab()
         .args([
             "vm",
@@ -27,6 +33,7 @@ fn run_lab(extra: &[&str]) -> (Output, Timeline) {
         ])
         .arg(&out_path)
         .args(extra)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     let json = std::fs::read_to_string(&out_path).unwrap_or_default();
@@ -90,24 +97,7 @@ fn check_lab_run(out: &Output, t: &Timeline) {
 
 /// The lab guest under a CPUID cache folder of its own (`BOOTLAB_CPUID_CACHE`).
 fn run_lab_cached(dir: &Path) -> (Output, Timeline) {
-    let out_path = tmp(&format!("timeline-cache-{}.json", dir.display()).replace('/', "_"));
-    let out = bootlab()
-        .args([
-            "vm",
-            "run",
-            "--guest",
-            "lab",
-            "--timeout",
-            "20",
-            "--timeline-out",
-        ])
-        .arg(&out_path)
-        .env("BOOTLAB_CPUID_CACHE", dir)
-        .output()
-        .unwrap();
-    let json = std::fs::read_to_string(&out_path).unwrap_or_default();
-    std::fs::remove_file(&out_path).ok();
-    (out, serde_json::from_str(&json).unwrap_or_default())
+    run_lab_env(&[], &[("BOOTLAB_CPUID_CACHE", dir.as_os_str())])
 }
 
 /// KVM's CPUID table is written to the cache on the first run and read on the next;
@@ -139,24 +129,13 @@ fn cpuid_cache_is_written_read_and_repaired() {
 
     let off = tmp("cpuid-cache-off");
     let _ = std::fs::remove_dir_all(&off);
-    let out_path = tmp("timeline-cache-off.json");
-    let out = bootlab()
-        .args([
-            "vm",
-            "run",
-            "--guest",
-            "lab",
-            "--timeout",
-            "20",
-            "--timeline-out",
-        ])
-        .arg(&out_path)
-        .env("BOOTLAB_CPUID_CACHE", "off")
-        .env("XDG_RUNTIME_DIR", &off)
-        .output()
-        .unwrap();
-    let t = serde_json::from_str(&std::fs::read_to_string(&out_path).unwrap()).unwrap();
-    std::fs::remove_file(&out_path).ok();
+    let (out, t) = run_lab_env(
+        &[],
+        &[
+            ("BOOTLAB_CPUID_CACHE", "off".as_ref()),
+            ("XDG_RUNTIME_DIR", off.as_os_str()),
+        ],
+    );
     check_lab_run(&out, &t);
     // (For other users than root the default folder is under $XDG_RUNTIME_DIR.)
     assert!(!off.exists(), "nothing written with the cache off");
