@@ -9,6 +9,9 @@
 //! time), which is made anew when the host boots or the KVM module is loaded again.
 //! (Two calls can differ in one thing, the APIC ID of the host CPU that ran the
 //! ioctl, in leaf 1 EBX and leaf 0xB EDX; `vcpu::configure` sets those per vCPU.)
+//! Where /dev/kvm is not the kernel's own devtmpfs node but a copy made once (a
+//! container's /dev), reloading the KVM module with other parameters keeps the key:
+//! delete the file, or turn the cache off, after such a reload.
 //!
 //! The folder is /run/bootlab for root, `$XDG_RUNTIME_DIR/bootlab` for other users
 //! (both are in memory and emptied at boot); `BOOTLAB_CPUID_CACHE=DIR` names another
