@@ -110,7 +110,7 @@ fn bench_measures_the_peers_and_writes_all_three_files() {
             "--concurrency",
             "2",
             "--runtimes",
-            "fork-exec,sandbox-floor,bwrap,runc,crun,firecracker",
+            "fork-exec,sandbox-floor,bwrap,runc,crun,kvm-floor,firecracker",
         ],
     );
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -119,7 +119,7 @@ fn bench_measures_the_peers_and_writes_all_three_files() {
     for f in ["report.md", "report.html"] {
         assert!(out.join("t").join(f).is_file(), "{f} missing");
     }
-    assert_eq!(r.runtimes.len(), 6);
+    assert_eq!(r.runtimes.len(), 7);
     // The C floor sandbox is compiled for the session (scripts/deps.sh installs
     // build-essential, so cc and a static libc); as root it runs.
     // SAFETY: geteuid cannot fail.
@@ -136,6 +136,21 @@ fn bench_measures_the_peers_and_writes_all_three_files() {
         assert_eq!(names.len(), 3, "{rt}: 3 measured runs");
         for n in names {
             assert_eq!(n, ["sandbox", "process", "teardown"], "{rt}");
+        }
+    }
+    // The C floor monitor needs /dev/kvm; its first KVM_RUN is not observable, so
+    // vmm and kernel come merged.
+    if Path::new("/dev/kvm").exists() {
+        let info = r.runtime("kvm-floor").unwrap();
+        assert_eq!(info.status, RuntimeStatus::Ran, "kvm-floor: {stderr}");
+        let names = phase_names(&r, "kvm-floor");
+        assert_eq!(names.len(), 3, "kvm-floor: 3 measured runs");
+        for n in names {
+            assert_eq!(
+                n,
+                ["vmm+kernel", "init", "process", "teardown"],
+                "kvm-floor"
+            );
         }
     }
     // Every runtime either ran or says why not.

@@ -7,15 +7,15 @@ use bench::harness::{self, Entry, Plan};
 use bench::host::HostFacts;
 use bench::results::RuntimeStatus;
 use bench::runners::{
-    BootlabSandbox, BootlabVm, Bwrap, Firecracker, ForkExec, Guest, Oci, OciFlavor, QemuMicrovm,
-    Runner, SandboxFloor, Workload,
+    BootlabSandbox, BootlabVm, Bwrap, Firecracker, ForkExec, Guest, KvmFloor, Oci, OciFlavor,
+    QemuMicrovm, Runner, SandboxFloor, Workload,
 };
 use clap::Args;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
 /// Every runtime the harness knows, in report order.
-pub const RUNTIMES: [&str; 11] = [
+pub const RUNTIMES: [&str; 12] = [
     "bootlab-vm-lab",
     "bootlab-vm-lab-kernel-irqchip",
     "bootlab-vm-linux",
@@ -25,6 +25,7 @@ pub const RUNTIMES: [&str; 11] = [
     "bwrap",
     "runc",
     "crun",
+    "kvm-floor",
     "qemu-microvm",
     "firecracker",
 ];
@@ -44,8 +45,8 @@ pub struct BenchArgs {
     /// Comma-separated runtimes (default: ours and every available peer; the Linux
     /// guest only on hardware KVM). Known: bootlab-vm-lab,
     /// bootlab-vm-lab-kernel-irqchip, bootlab-vm-linux, bootlab-sandbox, fork-exec,
-    /// sandbox-floor, bwrap, runc, crun, qemu-microvm, firecracker (the `bootlab-`
-    /// prefix may be left out).
+    /// sandbox-floor, bwrap, runc, crun, kvm-floor, qemu-microvm, firecracker (the
+    /// `bootlab-` prefix may be left out).
     #[arg(long, value_delimiter = ',')]
     runtimes: Vec<String>,
     /// Report name: written to <out-root>/<name>/.
@@ -161,6 +162,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
             "bwrap" => Box::new(Bwrap::new(workload.clone())),
             "runc" => Box::new(Oci::new(OciFlavor::Runc, workload.clone())),
             "crun" => Box::new(Oci::new(OciFlavor::Crun, workload.clone())),
+            "kvm-floor" => Box::new(KvmFloor::new()),
             "qemu-microvm" => Box::new(QemuMicrovm::new(lab_elf.clone())),
             _ => Box::new(Firecracker::new(args.firecracker.clone(), lab_elf.clone())),
         }

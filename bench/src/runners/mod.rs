@@ -2,14 +2,16 @@
 //! instance (a [`RunSpec`]), whether it can run here at all, and which phases it
 //! cannot expose; [`crate::exec::execute`] does the timing for all of them alike.
 
+mod floors;
 mod oci;
 mod ours;
 mod peers;
 mod vms;
 
+pub use floors::{KvmFloor, SandboxFloor};
 pub use oci::{Oci, OciFlavor};
 pub use ours::{BootlabSandbox, BootlabVm, Guest};
-pub use peers::{Bwrap, ForkExec, SandboxFloor};
+pub use peers::{Bwrap, ForkExec};
 pub use vms::{Firecracker, QemuMicrovm};
 
 use crate::exec::RunSpec;
