@@ -13,6 +13,7 @@
  * static and written against glibc, like bootlab itself, so the gap between the two
  * is what bootlab does on top, not how its process starts.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <stdio.h>
@@ -24,6 +25,9 @@
 
 #define GUEST_MEM (128UL << 20)
 #define CODE_AT 0x1000
+/* Three pages KVM needs below 4 GiB for real mode on Intel hosts without
+ * unrestricted guest (the address bootlab's monitor uses too). */
+#define TSS_AT 0xfffbd000UL
 
 static void die(const char *what)
 {
@@ -47,11 +51,15 @@ int main(void)
 	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (kvm < 0)
 		die("kvm-floor: /dev/kvm");
-	if (ioctl(kvm, KVM_GET_API_VERSION, 0) != 12)
-		die("kvm-floor: KVM API version");
+	if (ioctl(kvm, KVM_GET_API_VERSION, 0) != 12) {
+		fprintf(stderr, "kvm-floor: KVM API version is not 12\n");
+		return 1;
+	}
 	vm = ioctl(kvm, KVM_CREATE_VM, 0);
 	if (vm < 0)
 		die("kvm-floor: KVM_CREATE_VM");
+	if (ioctl(vm, KVM_SET_TSS_ADDR, TSS_AT) < 0)
+		die("kvm-floor: KVM_SET_TSS_ADDR");
 	mem = mmap(NULL, GUEST_MEM, PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (mem == MAP_FAILED)
@@ -83,8 +91,11 @@ int main(void)
 	if (ioctl(vcpu, KVM_SET_REGS, &regs) < 0)
 		die("kvm-floor: KVM_SET_REGS");
 	for (;;) {
-		if (ioctl(vcpu, KVM_RUN, 0) < 0)
+		if (ioctl(vcpu, KVM_RUN, 0) < 0) {
+			if (errno == EINTR)
+				continue;
 			die("kvm-floor: KVM_RUN");
+		}
 		switch (run->exit_reason) {
 		case KVM_EXIT_IO:
 			if (run->io.direction == KVM_EXIT_IO_OUT && writes < 3) {
@@ -93,7 +104,10 @@ int main(void)
 			}
 			break;
 		case KVM_EXIT_HLT:
-			return writes == 3 ? 0 : 1;
+			if (writes == 3)
+				return 0;
+			fprintf(stderr, "kvm-floor: the guest halted after %d writes\n", writes);
+			return 1;
 		default:
 			fprintf(stderr, "kvm-floor: unexpected exit reason %u\n",
 				run->exit_reason);

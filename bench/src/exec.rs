@@ -209,6 +209,8 @@ struct Seen {
     exit_ns: u64,
     /// When the console (stdout) reached its end, if it did.
     console_closed_ns: Option<u64>,
+    /// When console bytes were last read.
+    last_console_ns: u64,
     /// Console events, stamped when their line was read.
     events: Vec<(&'static str, u64)>,
     /// The end of the runtime's stderr.
@@ -253,6 +255,7 @@ fn watch(child: &mut Child, spec: &RunSpec, spawn_ns: u64, mut pidfd: Option<Own
         status: Err(std::io::Error::other("not waited for")),
         exit_ns: 0,
         console_closed_ns: None,
+        last_console_ns: 0,
         events: Vec::new(),
         stderr: Vec::new(),
         timed_out: false,
@@ -277,6 +280,14 @@ fn watch(child: &mut Child, spec: &RunSpec, spawn_ns: u64, mut pidfd: Option<Own
                 Err(e) => Some(Err(e)),
             };
             if let Some(status) = status {
+                // What the runtime wrote before it exited is read (and stamped) first;
+                // bounded, in case something it left behind keeps writing.
+                for _ in 0..64 {
+                    if !poll_in(out.as_ref()) {
+                        break;
+                    }
+                    read_console(&mut out, &mut line, &mut buf, spec, pid, &mut seen);
+                }
                 grace = Some((finish(&mut seen, status), false));
                 exited = true;
             }
@@ -328,23 +339,17 @@ fn watch(child: &mut Child, spec: &RunSpec, spawn_ns: u64, mut pidfd: Option<Own
             if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
                 continue;
             }
-            // Nothing more can be watched: wait for the exit and stop.
+            // Nothing more can be watched: end the runtime (its pipes are no longer
+            // read, so it could block on them), wait for it and stop.
             if !exited {
+                kill_group(pid);
                 finish(&mut seen, child.wait());
             }
             break;
         }
         let ready = |i: usize| fds[i].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0;
         if ready(0) {
-            match read_some(out.as_ref(), &mut buf) {
-                0 => {
-                    // End of the console: a last line without a newline counts too.
-                    console_lines(&mut line, b"\n", spec, pid, &mut seen);
-                    seen.console_closed_ns = Some(now_ns());
-                    out = None;
-                }
-                n => console_lines(&mut line, &buf[..n], spec, pid, &mut seen),
-            }
+            read_console(&mut out, &mut line, &mut buf, spec, pid, &mut seen);
         }
         if ready(1) {
             match read_some(err.as_ref(), &mut buf) {
@@ -363,10 +368,49 @@ fn watch(child: &mut Child, spec: &RunSpec, spawn_ns: u64, mut pidfd: Option<Own
         }
     }
     if !line.is_empty() {
-        // The harness stopped waiting in the middle of a line.
-        console_lines(&mut line, b"\n", spec, pid, &mut seen);
+        // The harness stopped waiting in the middle of a line: stamped when its last
+        // bytes came.
+        let t = seen.last_console_ns;
+        console_lines(&mut line, b"\n", t, spec, pid, &mut seen);
     }
     seen
+}
+
+/// Whether `fd` has something to read (or its end) right now.
+fn poll_in(fd: Option<&OwnedFd>) -> bool {
+    let Some(fd) = fd else { return false };
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one live pollfd; a zero timeout does not block.
+    unsafe { libc::poll(&mut p, 1, 0) > 0 }
+}
+
+/// Reads the console once: stamps the lines completed, or at its end the last
+/// partial line (with the time its bytes came) and closes it.
+fn read_console(
+    out: &mut Option<OwnedFd>,
+    line: &mut Vec<u8>,
+    buf: &mut [u8],
+    spec: &RunSpec,
+    pid: i32,
+    seen: &mut Seen,
+) {
+    match read_some(out.as_ref(), buf) {
+        0 => {
+            let t = seen.last_console_ns;
+            console_lines(line, b"\n", t, spec, pid, seen);
+            seen.console_closed_ns = Some(now_ns());
+            *out = None;
+        }
+        n => {
+            let t = now_ns();
+            seen.last_console_ns = t;
+            console_lines(line, &buf[..n], t, spec, pid, seen);
+        }
+    }
 }
 
 /// Reads what `fd` has (0 at its end or on an error other than EINTR).
@@ -384,9 +428,16 @@ fn read_some(fd: Option<&OwnedFd>, buf: &mut [u8]) -> usize {
     }
 }
 
-/// Appends console bytes to `line` and stamps the event of every line completed.
-fn console_lines(line: &mut Vec<u8>, bytes: &[u8], spec: &RunSpec, pid: i32, seen: &mut Seen) {
-    let t = now_ns();
+/// Appends console bytes to `line` and stamps the event of every line completed
+/// with `t`, when the bytes were read.
+fn console_lines(
+    line: &mut Vec<u8>,
+    bytes: &[u8],
+    t: u64,
+    spec: &RunSpec,
+    pid: i32,
+    seen: &mut Seen,
+) {
     for &b in bytes {
         line.push(b);
         if b != b'\n' {
@@ -548,6 +599,13 @@ mod tests {
         let seen = watch(&mut child, &spec, now_ns(), None);
         assert_eq!(seen.status.unwrap().code(), Some(3));
         assert_eq!(seen.events.len(), 1);
+        // Written before the exit, read (and stamped) before the exit is stamped.
+        assert!(
+            seen.events[0].1 <= seen.exit_ns,
+            "{:?} {}",
+            seen.events,
+            seen.exit_ns
+        );
         assert_eq!(String::from_utf8_lossy(&seen.stderr).trim(), "oops");
 
         // A grandchild holding stdout does not turn a finished run into a timeout.

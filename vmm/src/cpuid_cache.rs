@@ -7,8 +7,11 @@
 //! first run stores it in a file and later runs read it back while the key matches:
 //! the kernel's release and version and /dev/kvm's device node (device, inode, change
 //! time), which is made anew when the host boots or the KVM module is loaded again.
-//! (Two calls can differ in one thing, the APIC ID of the host CPU that ran the
-//! ioctl, in leaf 1 EBX and leaf 0xB EDX; `vcpu::configure` sets those per vCPU.)
+//! (Two calls can differ in the APIC ID of the host CPU that ran the ioctl, in leaf 1
+//! EBX and leaves 0xB and 0x1F EDX, which `vcpu::configure` sets per vCPU, and on
+//! hybrid CPUs in the cache leaf 4 of that CPU's core type, as they can without the
+//! cache. Leaf 0xD also depends on the caller's AMX permission, which bootlab never
+//! asks for.)
 //! Where /dev/kvm is not the kernel's own devtmpfs node but a copy made once (a
 //! container's /dev), reloading the KVM module with other parameters keeps the key:
 //! delete the file, or turn the cache off, after such a reload.
@@ -48,7 +51,11 @@ pub fn default_dir() -> Option<PathBuf> {
             if unsafe { libc::geteuid() } == 0 {
                 Some(PathBuf::from("/run/bootlab"))
             } else {
-                std::env::var_os("XDG_RUNTIME_DIR").map(|d| PathBuf::from(d).join("bootlab"))
+                // The XDG spec: a value that is not an absolute path is ignored.
+                std::env::var_os("XDG_RUNTIME_DIR")
+                    .map(PathBuf::from)
+                    .filter(|d| d.is_absolute())
+                    .map(|d| d.join("bootlab"))
             }
         }
     }
@@ -59,7 +66,10 @@ pub fn default_dir() -> Option<PathBuf> {
 pub fn supported_cpuid(kvm: &Kvm, dir: Option<&Path>) -> Result<CpuId, kvm_ioctls::Error> {
     let key = dir.and_then(|_| host_key(kvm));
     if let (Some(d), Some(k)) = (dir, &key) {
-        if let Some(c) = load(&d.join(CACHE_FILE), k) {
+        if let Some(c) = trusted_dir(d)
+            .then(|| load(&d.join(CACHE_FILE), k))
+            .flatten()
+        {
             return Ok(c);
         }
     }
@@ -169,11 +179,18 @@ fn trusted(md: &std::fs::Metadata) -> bool {
     md.uid() == unsafe { libc::geteuid() } && md.mode() & 0o022 == 0
 }
 
-/// The cached table at `path` for `key`, if the file is a trustworthy one.
+/// Whether `dir` is a folder (not a symlink) of this user's that only it may write.
+fn trusted_dir(dir: &Path) -> bool {
+    std::fs::symlink_metadata(dir).is_ok_and(|md| md.is_dir() && trusted(&md))
+}
+
+/// The cached table at `path` for `key`, if the file is a trustworthy one. Opened
+/// without blocking (a FIFO put there must not stall the start) and not through a
+/// symlink; checked on the open file.
 fn load(path: &Path, key: &[u8]) -> Option<CpuId> {
-    let mut f = std::fs::OpenOptions::new()
+    let f = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
         .ok()?;
     let md = f.metadata().ok()?;
@@ -181,7 +198,7 @@ fn load(path: &Path, key: &[u8]) -> Option<CpuId> {
         return None;
     }
     let mut bytes = Vec::with_capacity(md.len() as usize);
-    f.read_to_end(&mut bytes).ok()?;
+    f.take(MAX_FILE + 1).read_to_end(&mut bytes).ok()?;
     decode(&bytes, key)
 }
 
@@ -193,21 +210,28 @@ fn store(dir: &Path, key: &[u8], cpuid: &CpuId) -> std::io::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(e),
     }
-    let md = std::fs::symlink_metadata(dir)?;
-    if !md.is_dir() || !trusted(&md) {
+    if !trusted_dir(dir) {
         return Err(std::io::Error::other(
             "not a folder of this user's that only it may write",
         ));
     }
-    let tmp = dir.join(format!(".{CACHE_FILE}.{}", std::process::id()));
-    let written = std::fs::OpenOptions::new()
+    // Unique among this folder's writers: process, thread and a count.
+    static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // SAFETY: gettid cannot fail.
+    let tid = unsafe { libc::gettid() };
+    let tmp = dir.join(format!(".{CACHE_FILE}.{}.{tid}.{n}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(&encode(key, cpuid)));
-    match written.and_then(|()| std::fs::rename(&tmp, dir.join(CACHE_FILE))) {
+        .open(&tmp)?;
+    // From here on the temporary file is ours to remove.
+    match f
+        .write_all(&encode(key, cpuid))
+        .and_then(|()| std::fs::rename(&tmp, dir.join(CACHE_FILE)))
+    {
         Ok(()) => Ok(()),
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
@@ -293,8 +317,16 @@ mod tests {
         let link = dir.join("link");
         std::os::unix::fs::symlink(&good, &link).unwrap();
         assert!(load(&link, b"k3").is_none());
-        // A folder others may write to is not written into.
+        // A FIFO in its place: skipped at once, not waited on.
+        let fifo = dir.join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path; the result is checked.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(load(&fifo, b"k3").is_none());
+        // A folder others may write to is neither read from nor written into.
+        assert!(trusted_dir(&dir));
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(!trusted_dir(&dir));
         assert!(store(&dir, b"k", &table()).is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }

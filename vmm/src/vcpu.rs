@@ -112,7 +112,8 @@ pub fn filter_cpuid(cpuid: &mut CpuId, id: u32, count: u32, vendor: CpuVendor) {
                 e.ebx = (e.ebx & 0x0000_ffff) | (id << 24) | (count.min(255) << 16) | (8 << 8);
                 e.ecx |= CPUID_HYPERVISOR;
             }
-            0xb => e.edx = id,
+            // The x2APIC ID in the extended topology leaves.
+            0xb | 0x1f => e.edx = id,
             _ => {}
         }
     }
