@@ -17,7 +17,6 @@ use crate::memory;
 use crate::mptable;
 use crate::vcpu;
 pub use crate::vcpu::CpuVendor;
-use kvm_bindings::CpuId;
 use kvm_bindings::{
     kvm_enable_cap, kvm_pit_config, kvm_userspace_memory_region, KVM_CAP_SPLIT_IRQCHIP,
 };
@@ -127,14 +126,6 @@ pub fn run(config: VmConfig) -> Result<VmOutcome, Error> {
     Vm::build(config)?.run()
 }
 
-/// What [`Vm::assemble`] hands back to [`Vm::build`]: vCPUs, device bus, VM, memory.
-type Assembled = (
-    Vec<kvm_ioctls::VcpuFd>,
-    Arc<Bus>,
-    Arc<VmFd>,
-    memory::GuestMemory,
-);
-
 /// A microVM that is set up (memory mapped, kernel loaded, VM, irqchip, PIT and
 /// vCPUs created and configured) and ready for its first KVM_RUN. Dropping it
 /// without running closes every fd and unmaps the memory.
@@ -155,7 +146,7 @@ pub struct Vm {
 impl Vm {
     /// Checks the configuration and sets the machine up, stopping right before
     /// the first KVM_RUN.
-    pub fn build(mut config: VmConfig) -> Result<Vm, Error> {
+    pub fn build(config: VmConfig) -> Result<Vm, Error> {
         let max_vcpus = mptable::MAX_CPUS;
         if config.vcpus == 0 || config.vcpus > max_vcpus {
             return Err(Error::VcpuCount(config.vcpus, max_vcpus));
@@ -182,31 +173,6 @@ impl Vm {
         let supported = cpuid_cache::supported_cpuid(&kvm, cpuid_cache::default_dir().as_deref())
             .map_err(Error::kvm("KVM_GET_SUPPORTED_CPUID"))?;
         recorder.stamp("vmm.cpuid", EventSource::Monitor);
-        let (vcpus, bus, vm, mem) =
-            Self::assemble(&mut config, &kvm, mem_bytes, &recorder, &supported)?;
-        Ok(Vm {
-            vcpus,
-            bus,
-            _vm: vm,
-            _kvm: kvm,
-            mem,
-            recorder,
-            timeout: config.timeout,
-            console_input: config.console_input,
-            name: config.name,
-            spawn_ns: config.spawn_ns,
-        })
-    }
-
-    /// The part of [`Vm::build`] after /dev/kvm is open: memory, kernel, VM, irqchip,
-    /// devices and vCPUs; `cpuid` delivers KVM's supported CPUID table.
-    fn assemble(
-        config: &mut VmConfig,
-        kvm: &Kvm,
-        mem_bytes: u64,
-        recorder: &Arc<Recorder>,
-        supported: &CpuId,
-    ) -> Result<Assembled, Error> {
         let mem = memory::create(mem_bytes)?;
         let setup = boot::load(
             &mem,
@@ -276,10 +242,7 @@ impl Vm {
                 (line, Some(chip))
             }
         };
-        let console = Console::new(
-            std::mem::replace(&mut config.console, Box::new(std::io::sink())),
-            recorder.clone(),
-        );
+        let console = Console::new(config.console, recorder.clone());
         let bus = Arc::new(Bus::new(console, line, split));
         let mut vcpus = Vec::with_capacity(config.vcpus as usize);
         for id in 0..config.vcpus {
@@ -288,7 +251,7 @@ impl Vm {
                 .map_err(Error::kvm("KVM_CREATE_VCPU"))?;
             vcpu::configure(
                 &fd,
-                supported,
+                &supported,
                 id,
                 config.vcpus,
                 setup.entry,
@@ -298,7 +261,18 @@ impl Vm {
         }
 
         recorder.stamp("vmm.vcpus-configured", EventSource::Monitor);
-        Ok((vcpus, bus, vm, mem))
+        Ok(Vm {
+            vcpus,
+            bus,
+            _vm: vm,
+            _kvm: kvm,
+            mem,
+            recorder,
+            timeout: config.timeout,
+            console_input: config.console_input,
+            name: config.name,
+            spawn_ns: config.spawn_ns,
+        })
     }
 
     /// Runs the machine to its end (guest exit, reset, error or timeout), then stops
