@@ -5,7 +5,7 @@
 //! them and ours is what ours does on top, not how a process starts.
 
 use super::peers::CONSOLE_NOTE;
-use super::{version_of, which, RunCtx, Runner, Workload};
+use super::{kvm_present, version_of, which, RunCtx, Runner, Workload};
 use crate::exec::{ConsoleMap, RunSpec};
 use crate::results::RuntimeKind;
 use std::path::{Path, PathBuf};
@@ -161,9 +161,7 @@ impl Runner for KvmFloor {
 
     fn check(&self) -> Result<(), String> {
         self.built.check()?;
-        if !Path::new("/dev/kvm").exists() {
-            return Err("/dev/kvm not present".into());
-        }
+        kvm_present()?;
         Ok(())
     }
 

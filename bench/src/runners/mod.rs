@@ -123,6 +123,15 @@ pub fn version_of(program: &Path, args: &[&str]) -> Option<String> {
     (!line.is_empty()).then_some(line)
 }
 
+/// The check every VM runtime makes first: `Err` when /dev/kvm is not there.
+pub fn kvm_present() -> Result<(), String> {
+    if Path::new("/dev/kvm").exists() {
+        Ok(())
+    } else {
+        Err("/dev/kvm not present".into())
+    }
+}
+
 /// `name` resolved through $PATH.
 pub fn which(name: &str) -> Option<PathBuf> {
     if name.contains('/') {

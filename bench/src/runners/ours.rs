@@ -4,7 +4,7 @@
 //! write their own timeline (`--timeline-out`), which carries the precise stamps
 //! (first KVM_RUN, marker-port exits, the sandbox's execve).
 
-use super::{version_of, RunCtx, Runner, Workload};
+use super::{kvm_present, version_of, RunCtx, Runner, Workload};
 use crate::exec::{ConsoleMap, RunSpec};
 use crate::results::RuntimeKind;
 use std::path::PathBuf;
@@ -67,9 +67,7 @@ impl Runner for BootlabVm {
     }
 
     fn check(&self) -> Result<(), String> {
-        if !std::path::Path::new("/dev/kvm").exists() {
-            return Err("/dev/kvm not present".into());
-        }
+        kvm_present()?;
         if self.guest == Guest::Linux {
             for f in ["vmlinux", "initramfs.cpio.gz"] {
                 if !self.images.join(f).is_file() {

@@ -3,7 +3,7 @@
 //! console lines; their first KVM_RUN cannot be seen from outside, so `vmm` and
 //! `kernel` are reported merged (`vmm+kernel`).
 
-use super::{version_of, which, RunCtx, Runner};
+use super::{kvm_present, version_of, which, RunCtx, Runner};
 use crate::exec::{ConsoleMap, ExitExpect, RunSpec};
 use crate::results::RuntimeKind;
 use serde_json::json;
@@ -52,9 +52,7 @@ impl Runner for QemuMicrovm {
         self.bin.as_ref().ok_or_else(|| {
             "qemu-system-x86_64 not found on PATH (Debian package qemu-system-x86)".to_string()
         })?;
-        if !Path::new("/dev/kvm").exists() {
-            return Err("/dev/kvm not present".into());
-        }
+        kvm_present()?;
         match &self.kernel {
             Some(k) if k.is_file() => Ok(()),
             Some(k) => Err(format!("lab guest ELF {} not found", k.display())),
@@ -152,9 +150,7 @@ impl Runner for Firecracker {
             "firecracker not found on PATH (pass --firecracker PATH); not packaged in Debian"
                 .to_string()
         })?;
-        if !Path::new("/dev/kvm").exists() {
-            return Err("/dev/kvm not present".into());
-        }
+        kvm_present()?;
         match &self.kernel {
             Some(k) if k.is_file() => Ok(()),
             _ => Err(missing_kernel()),
