@@ -117,17 +117,23 @@ fn kill_group(pgid: i32) {
     }
 }
 
-/// Runs `spec` once as runtime `runtime` and returns its timeline.
-pub fn execute(runtime: &str, spec: &RunSpec) -> Timeline {
+/// The runtime's command: no stdin, stdout (the console) and stderr piped to the
+/// harness, a process group of its own (a terminal's Ctrl-C reaches the harness
+/// only, and a timeout can kill everything the runtime started).
+fn command(spec: &RunSpec) -> Command {
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        // Own process group: a terminal's Ctrl-C reaches the harness only, and a
-        // timeout can kill everything the runtime started.
         .process_group(0);
+    cmd
+}
+
+/// Runs `spec` once as runtime `runtime` and returns its timeline.
+pub fn execute(runtime: &str, spec: &RunSpec) -> Timeline {
+    let mut cmd = command(spec);
     if let Some(p) = &spec.timeline_out {
         let _ = std::fs::remove_file(p);
     }
@@ -321,14 +327,11 @@ fn watch(child: &mut Child, spec: &RunSpec, spawn_ns: u64, mut pidfd: Option<Own
             }
             wake = Some(at);
         }
-        let mut fds: Vec<libc::pollfd> = [&out, &err, &pidfd]
-            .iter()
-            .map(|fd| libc::pollfd {
-                fd: fd.as_ref().map_or(-1, |f| f.as_raw_fd()),
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
+        let mut fds = [&out, &err, &pidfd].map(|fd| libc::pollfd {
+            fd: fd.as_ref().map_or(-1, |f| f.as_raw_fd()),
+            events: libc::POLLIN,
+            revents: 0,
+        });
         let ms = wake.map_or(-1, |w| {
             w.saturating_sub(now).div_ceil(1_000_000).min(60_000) as i32
         });
@@ -561,16 +564,9 @@ mod tests {
         assert!(t.event_ns("exit").unwrap() - t.spawn_ns < 5_000_000_000);
     }
 
-    /// `sh -c script` started the way [`execute`] starts a runtime.
-    fn spawn_sh(script: &str) -> Child {
-        Command::new("/bin/sh")
-            .args(["-c", script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .unwrap()
+    /// `spec` started the way [`execute`] starts a runtime.
+    fn spawn(spec: &RunSpec) -> Child {
+        command(spec).spawn().unwrap()
     }
 
     #[test]
@@ -578,7 +574,7 @@ mod tests {
         // The runtime exits at once; the `sleep` it left behind holds its stdout.
         let script = "sleep 30 & echo '@@bootlab init-start'; exit 0";
         let spec = sh(script);
-        let mut child = spawn_sh(script);
+        let mut child = spawn(&spec);
         let pidfd = pidfd_of(child.id() as i32);
         assert!(pidfd.is_some(), "pidfd_open");
         let seen = watch(&mut child, &spec, now_ns(), pidfd);
@@ -595,7 +591,7 @@ mod tests {
     fn without_a_pidfd_the_exit_and_the_timeout_are_still_seen() {
         let script = "echo '@@bootlab init-start'; echo oops >&2; exit 3";
         let spec = sh(script);
-        let mut child = spawn_sh(script);
+        let mut child = spawn(&spec);
         let seen = watch(&mut child, &spec, now_ns(), None);
         assert_eq!(seen.status.unwrap().code(), Some(3));
         assert_eq!(seen.events.len(), 1);
@@ -612,14 +608,14 @@ mod tests {
         let script = "sleep 30 & exit 0";
         let mut spec = sh(script);
         spec.timeout = Duration::from_secs(60);
-        let mut child = spawn_sh(script);
+        let mut child = spawn(&spec);
         let seen = watch(&mut child, &spec, now_ns(), None);
         assert_eq!(seen.status.unwrap().code(), Some(0));
         assert!(!seen.timed_out);
 
         let mut spec = sh("sleep 30");
         spec.timeout = Duration::from_millis(100);
-        let mut child = spawn_sh("sleep 30");
+        let mut child = spawn(&spec);
         let seen = watch(&mut child, &spec, now_ns(), None);
         assert!(seen.timed_out);
         assert_eq!(seen.status.unwrap().signal(), Some(libc::SIGKILL));
