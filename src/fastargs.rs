@@ -118,6 +118,12 @@ impl Scan<'_> {
     pub fn parsed<T: FromStr>(&self, name: &str) -> Option<Option<T>> {
         self.parsed_with(name, T::from_str)
     }
+
+    /// [`Scan::parsed_with`] for a `value_enum` option, matched as clap matches it
+    /// (exact names and aliases).
+    pub fn parsed_enum<T: clap::ValueEnum>(&self, name: &str) -> Option<Option<T>> {
+        self.parsed_with(name, |v| T::from_str(v, false))
+    }
 }
 
 #[cfg(test)]

@@ -141,7 +141,7 @@ impl RunArgs {
             timeout: s.parsed("timeout")?,
             rw: s.flag("rw"),
             env: s.values("env"),
-            timeline: s.parsed_with("timeline", |v| TimelineFormat::from_str(v, false))?,
+            timeline: s.parsed_enum("timeline")?,
             timeline_out: s.value("timeline-out").map(PathBuf::from),
             cmd: s.rest,
         })

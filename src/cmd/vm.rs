@@ -125,6 +125,11 @@ pub enum TimelineFormat {
     Text,
 }
 
+/// Defaults of `vm run`, shared by clap and the argument scanner.
+const DEFAULT_MEM_MIB: u64 = 128;
+const DEFAULT_VCPUS: u32 = 1;
+const DEFAULT_IRQCHIP: IrqChip = IrqChip::Auto;
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Kernel image: ELF vmlinux (PVH note or 64-bit entry) or bzImage.
@@ -141,13 +146,13 @@ pub struct RunArgs {
     #[arg(long)]
     cmdline: Option<String>,
     /// Guest memory in MiB.
-    #[arg(long, default_value_t = 128, value_name = "MiB")]
+    #[arg(long, default_value_t = DEFAULT_MEM_MIB, value_name = "MiB")]
     mem: u64,
     /// Number of vCPUs.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = DEFAULT_VCPUS)]
     vcpus: u32,
     /// Interrupt controller model.
-    #[arg(long, value_enum, default_value_t = IrqChip::Auto)]
+    #[arg(long, value_enum, default_value_t = DEFAULT_IRQCHIP)]
     irqchip: IrqChip,
     /// CPU vendor shown to the guest (default: intel for --guest linux on an
     /// emulated /dev/kvm, else host).
@@ -193,17 +198,15 @@ impl RunArgs {
         }
         Some(RunArgs {
             kernel: s.value("kernel").map(PathBuf::from),
-            guest: s.parsed_with("guest", |v| Guest::from_str(v, false))?,
+            guest: s.parsed_enum("guest")?,
             initrd: s.value("initrd").map(PathBuf::from),
             cmdline: s.value("cmdline").map(str::to_owned),
-            mem: s.parsed("mem")?.unwrap_or(128),
-            vcpus: s.parsed("vcpus")?.unwrap_or(1),
-            irqchip: s
-                .parsed_with("irqchip", |v| IrqChip::from_str(v, false))?
-                .unwrap_or(IrqChip::Auto),
-            cpu_vendor: s.parsed_with("cpu-vendor", |v| VendorArg::from_str(v, false))?,
+            mem: s.parsed("mem")?.unwrap_or(DEFAULT_MEM_MIB),
+            vcpus: s.parsed("vcpus")?.unwrap_or(DEFAULT_VCPUS),
+            irqchip: s.parsed_enum("irqchip")?.unwrap_or(DEFAULT_IRQCHIP),
+            cpu_vendor: s.parsed_enum("cpu-vendor")?,
             timeout: s.parsed("timeout")?,
-            timeline: s.parsed_with("timeline", |v| TimelineFormat::from_str(v, false))?,
+            timeline: s.parsed_enum("timeline")?,
             timeline_out: s.value("timeline-out").map(PathBuf::from),
         })
     }
