@@ -7,15 +7,15 @@ use bench::harness::{self, Entry, Plan};
 use bench::host::HostFacts;
 use bench::results::RuntimeStatus;
 use bench::runners::{
-    BootlabSandbox, BootlabVm, Bwrap, Firecracker, ForkExec, Guest, KvmFloor, Oci, OciFlavor,
-    QemuMicrovm, Runner, SandboxFloor, Workload,
+    BootlabSandbox, BootlabVm, Bwrap, Firecracker, ForkExec, Guest, KvmFloor, LinuxBoot, Oci,
+    OciFlavor, QemuMicrovm, Runner, SandboxFloor, Workload,
 };
 use clap::Args;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
 /// Every runtime the harness knows, in report order.
-pub const RUNTIMES: [&str; 12] = [
+pub const RUNTIMES: [&str; 14] = [
     "bootlab-vm-lab",
     "bootlab-vm-lab-kernel-irqchip",
     "bootlab-vm-linux",
@@ -27,8 +27,21 @@ pub const RUNTIMES: [&str; 12] = [
     "crun",
     "kvm-floor",
     "qemu-microvm",
+    "qemu-microvm-linux",
     "firecracker",
+    "firecracker-linux",
 ];
+
+/// The Linux-guest rows: on an emulated host one boot takes about a minute, so they
+/// run there only when named in `--runtimes`.
+const LINUX_ROWS: [&str; 3] = [
+    "bootlab-vm-linux",
+    "qemu-microvm-linux",
+    "firecracker-linux",
+];
+
+/// Where the project keeps peers Debian does not package, beside the checkout.
+const SHARED_FIRECRACKER: &str = "../shared/peers/firecracker";
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -43,10 +56,10 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
     concurrency: u32,
     /// Comma-separated runtimes (default: ours and every available peer; the Linux
-    /// guest only on hardware KVM). Known: bootlab-vm-lab,
+    /// guest rows only on hardware KVM). Known: bootlab-vm-lab,
     /// bootlab-vm-lab-kernel-irqchip, bootlab-vm-linux, bootlab-sandbox, fork-exec,
-    /// sandbox-floor, bwrap, runc, crun, kvm-floor, qemu-microvm, firecracker (the
-    /// `bootlab-` prefix may be left out).
+    /// sandbox-floor, bwrap, runc, crun, kvm-floor, qemu-microvm, qemu-microvm-linux,
+    /// firecracker, firecracker-linux (the `bootlab-` prefix may be left out).
     #[arg(long, value_delimiter = ',')]
     runtimes: Vec<String>,
     /// Report name: written to <out-root>/<name>/.
@@ -62,7 +75,8 @@ pub struct BenchArgs {
     /// [default: the embedded lab guest, written to <out-root>/<name>/lab.elf].
     #[arg(long)]
     lab_elf: Option<PathBuf>,
-    /// Firecracker binary (default: `firecracker` on PATH).
+    /// Firecracker binary [default: $BOOTLAB_FIRECRACKER, else
+    /// ../shared/peers/firecracker beside the checkout, else `firecracker` on PATH].
     #[arg(long)]
     firecracker: Option<PathBuf>,
     /// The bootlab binary that runs our runtimes (default: this executable).
@@ -136,6 +150,22 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         }
     };
 
+    let firecracker = args
+        .firecracker
+        .clone()
+        .or_else(|| std::env::var_os("BOOTLAB_FIRECRACKER").map(PathBuf::from))
+        .or_else(|| {
+            let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(SHARED_FIRECRACKER);
+            p.is_file().then_some(p)
+        });
+    let linux_guest = super::vm::LinuxGuest::for_host(host.emulated());
+    let linux = LinuxBoot {
+        kernel: images.join("vmlinux"),
+        initrd: images.join(linux_guest.initrd),
+        cmdline: linux_guest.cmdline.to_owned(),
+        intel_vendor: linux_guest.cpu_vendor == vmm::CpuVendor::Intel,
+        emulated: host.emulated(),
+    };
     let make = |name: &str| -> Box<dyn Runner> {
         let vm = |guest| BootlabVm {
             bin: bin.clone(),
@@ -164,7 +194,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
             "crun" => Box::new(Oci::new(OciFlavor::Crun, workload.clone())),
             "kvm-floor" => Box::new(KvmFloor::new()),
             "qemu-microvm" => Box::new(QemuMicrovm::new(lab_elf.clone())),
-            _ => Box::new(Firecracker::new(args.firecracker.clone(), lab_elf.clone())),
+            "qemu-microvm-linux" => Box::new(QemuMicrovm::linux(linux.clone())),
+            "firecracker-linux" => Box::new(Firecracker::linux(firecracker.clone(), linux.clone())),
+            _ => Box::new(Firecracker::new(firecracker.clone(), lab_elf.clone())),
         }
     };
     let mut entries = Vec::new();
@@ -173,7 +205,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
             continue;
         }
         let mut e = Entry::new(make(name));
-        if !explicit && name == "bootlab-vm-linux" && host.emulated() {
+        if !explicit && LINUX_ROWS.contains(&name) && host.emulated() {
             e.status = RuntimeStatus::Skipped(
                 "emulated KVM host: one Linux boot + init + workload takes about a minute \
                  here; name it in --runtimes to measure it"

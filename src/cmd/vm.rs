@@ -13,15 +13,23 @@ pub const EXIT_FAIL_ENTRY: u8 = 82;
 pub const EXIT_KVM_RUN: u8 = 83;
 pub const EXIT_TIMEOUT: u8 = 124;
 
-/// Kernel command line for the Linux guest on hosts whose /dev/kvm is emulated: the
-/// instruction emulator rejects xsave and the listed CPU features
-/// (shared/HOST-KVM.md); `no-kvmclock tsc=reliable nowatchdog` make clock reads
-/// cheap and drop the clocksource watchdog, without which a busy host can stall the
-/// emulated boot in timekeeping for minutes (guest-images/kernel/EMULATED-USERSPACE.md,
-/// attempt A1); `reboot=k` and `panic=-1` end the VM through the i8042.
-pub const LINUX_CMDLINE: &str = "console=ttyS0 reboot=k panic=-1 noxsave \
+/// Kernel command line for the Linux guest on hardware KVM: the serial console, and
+/// `reboot=k` and `panic=-1` so that the guest's end (or a panic) resets through the
+/// i8042 and ends the VM. The guest keeps kvmclock: on hardware KVM it is how the
+/// kernel learns the TSC frequency (without it and without an HPET the calibration
+/// against the PIT spins forever in `calibrate_delay` in the nested-SVM lane).
+pub const LINUX_CMDLINE: &str = "console=ttyS0 reboot=k panic=-1";
+
+/// Kernel command line for the Linux guest on hosts whose /dev/kvm is emulated
+/// (PVM): the instruction emulator rejects xsave and the listed CPU features
+/// (docs: guest-images/kernel/EMULATED-USERSPACE.md); `no-kvmclock tsc=reliable
+/// nowatchdog` make clock reads cheap and drop the clocksource watchdog, without
+/// which a busy host can stall the emulated boot in timekeeping for minutes (attempt
+/// A1 there); `rodata=off`: write protecting the kernel's read-only data took 11 s
+/// of the boot on a quiet host and did not finish within 350 s on a loaded one.
+pub const LINUX_CMDLINE_EMULATED_KVM: &str = "console=ttyS0 reboot=k panic=-1 noxsave \
 clearcpuid=smap,popcnt,bmi1,bmi2,avx,avx2,fsgsbase,rdpid,rdseed,rdrand \
-no-kvmclock tsc=reliable nowatchdog";
+no-kvmclock tsc=reliable nowatchdog rodata=off";
 
 #[derive(Debug, Subcommand)]
 pub enum VmCommand {
@@ -76,46 +84,51 @@ pub enum VendorArg {
     Intel,
 }
 
-/// How `--guest linux` runs on a host: which initramfs, which CPU vendor, what to
-/// add to [`LINUX_CMDLINE`].
+/// How `--guest linux` runs on a host: which initramfs, which CPU vendor, which
+/// kernel command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LinuxGuest {
     /// File name in the images directory.
     pub initrd: &'static str,
     pub cpu_vendor: CpuVendor,
-    pub extra_cmdline: &'static str,
+    pub cmdline: &'static str,
 }
 
-/// Hardware KVM: the 64-bit guest-init, the host's CPU vendor.
+/// Hardware KVM: the 64-bit guest-init, the host's CPU vendor, a plain command line.
 pub const LINUX_GUEST: LinuxGuest = LinuxGuest {
     initrd: "initramfs.cpio.gz",
     cpu_vendor: CpuVendor::Host,
-    extra_cmdline: "",
+    cmdline: LINUX_CMDLINE,
 };
 
 /// Emulated KVM (kvm_pvm): there only a 32-bit task's `sysenter` reaches the guest
 /// kernel, and only when the CPU claims to be Intel, so the init is the 32-bit
 /// guest-init32 and the vendor is Intel (guest-images/kernel/EMULATED-USERSPACE.md).
-/// Uncompressed: unpacking runs as emulated kernel code. `rodata=off`: write
-/// protecting the kernel's read-only data took 11 s of the boot on a quiet host and
-/// did not finish within 350 s on a loaded one.
+/// Uncompressed: unpacking runs as emulated kernel code. None of this suits
+/// hardware KVM: on AMD (SVM) the 32-bit SYSENTER path double-faults at "Run /init".
 pub const LINUX_GUEST_EMULATED_KVM: LinuxGuest = LinuxGuest {
     initrd: "initramfs32.cpio",
     cpu_vendor: CpuVendor::Intel,
-    extra_cmdline: "rodata=off",
+    cmdline: LINUX_CMDLINE_EMULATED_KVM,
 };
 
 impl LinuxGuest {
-    /// The configuration for this host: emulated KVM is detected as the bench's
-    /// host facts do.
-    pub fn for_this_host() -> LinuxGuest {
-        let emulated = bench::host::HostFacts::detect().virtualization
-            == bench::host::Virtualization::EmulatedKvm;
-        if emulated {
+    /// The configuration for a host whose /dev/kvm is (or is not) emulated.
+    pub fn for_host(emulated_kvm: bool) -> LinuxGuest {
+        if emulated_kvm {
             LINUX_GUEST_EMULATED_KVM
         } else {
             LINUX_GUEST
         }
+    }
+
+    /// The configuration for this host: emulated KVM is detected as the bench's
+    /// host facts do.
+    pub fn for_this_host() -> LinuxGuest {
+        LinuxGuest::for_host(
+            bench::host::HostFacts::detect().virtualization
+                == bench::host::Virtualization::EmulatedKvm,
+        )
     }
 }
 
@@ -141,8 +154,8 @@ pub struct RunArgs {
     /// Initial ramdisk (cpio, optionally gzip).
     #[arg(long, value_name = "PATH")]
     initrd: Option<PathBuf>,
-    /// Kernel command line (default for --guest linux: one that suits emulated KVM;
-    /// for --guest fuzz: "MODE [SEED]", default "sweep 1").
+    /// Kernel command line (default for --guest linux: one that suits this host's
+    /// KVM, hardware or emulated; for --guest fuzz: "MODE [SEED]", default "sweep 1").
     #[arg(long)]
     cmdline: Option<String>,
     /// Guest memory in MiB.
@@ -263,14 +276,12 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
                     initrd.display()
                 );
             }
-            let cmdline = match guest.extra_cmdline {
-                "" => LINUX_CMDLINE.to_owned(),
-                extra => format!("{LINUX_CMDLINE} {extra}"),
-            };
             (
                 KernelSource::File(vmlinux),
                 Some(initrd),
-                args.cmdline.clone().unwrap_or(cmdline),
+                args.cmdline
+                    .clone()
+                    .unwrap_or_else(|| guest.cmdline.to_owned()),
                 "bootlab-vm-linux",
             )
         }
@@ -410,5 +421,38 @@ impl std::io::Write for RawStdout {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hardware_kvm_linux_guest_carries_no_emulated_host_workaround() {
+        let g = LinuxGuest::for_host(false);
+        assert_eq!(g.initrd, "initramfs.cpio.gz");
+        assert_eq!(g.cpu_vendor, CpuVendor::Host);
+        for banned in [
+            "no-kvmclock",
+            "noxsave",
+            "clearcpuid",
+            "rodata=off",
+            "nowatchdog",
+        ] {
+            assert!(!g.cmdline.contains(banned), "{banned} in {}", g.cmdline);
+        }
+        assert!(g.cmdline.contains("console=ttyS0"));
+    }
+
+    #[test]
+    fn emulated_kvm_linux_guest_uses_the_32_bit_init_and_the_workarounds() {
+        let g = LinuxGuest::for_host(true);
+        assert_eq!(g.initrd, "initramfs32.cpio");
+        assert_eq!(g.cpu_vendor, CpuVendor::Intel);
+        for needed in ["no-kvmclock", "noxsave", "clearcpuid=", "rodata=off"] {
+            assert!(g.cmdline.contains(needed), "{needed} missing");
+        }
+        assert!(g.cmdline.starts_with(LINUX_CMDLINE));
     }
 }

@@ -12,7 +12,7 @@ pub use floors::{KvmFloor, SandboxFloor};
 pub use oci::{Oci, OciFlavor};
 pub use ours::{BootlabSandbox, BootlabVm, Guest};
 pub use peers::{Bwrap, ForkExec};
-pub use vms::{Firecracker, QemuMicrovm};
+pub use vms::{Firecracker, LinuxBoot, QemuMicrovm};
 
 use crate::exec::RunSpec;
 use crate::results::{RuntimeKind, Unobservable};

@@ -1,7 +1,9 @@
-//! VM-side peers booting the same lab guest ELF (through its PVH note) as our
-//! monitor: QEMU `-M microvm` and Firecracker. Their phases come from the guest's
-//! console lines; their first KVM_RUN cannot be seen from outside, so `vmm` and
-//! `kernel` are reported merged (`vmm+kernel`).
+//! VM-side peers booting the same guests as our monitor: QEMU `-M microvm` and
+//! Firecracker, each with the lab guest ELF (through its PVH note) and, as the
+//! `-linux` rows, with the Linux kernel, initramfs and command line `bootlab vm run
+//! --guest linux` uses on this host. Their phases come from the guest's console
+//! lines; their first KVM_RUN cannot be seen from outside, so `vmm` and `kernel` are
+//! reported merged (`vmm+kernel`).
 
 use super::{kvm_present, version_of, which, RunCtx, Runner};
 use crate::exec::{ConsoleMap, ExitExpect, RunSpec};
@@ -13,6 +15,42 @@ use timeline::marker::EXIT_PORT;
 
 /// QEMU pauses (does not exit) on an emulation failure: every run is bounded.
 const VM_PEER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on a Linux boot on hardware KVM (~0.2 s natively, ~5-15 s in the
+/// nested-SVM lane) and on an emulated host (about a minute, minutes under load).
+const LINUX_HARDWARE_TIMEOUT: Duration = Duration::from_secs(120);
+const LINUX_EMULATED_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// What the `-linux` rows boot: the files and command line of `bootlab vm run
+/// --guest linux` on this host, so that every monitor runs the same guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinuxBoot {
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub cmdline: String,
+    /// The guest must see a GenuineIntel CPU (the emulated-KVM configuration).
+    pub intel_vendor: bool,
+    /// The host's /dev/kvm is emulated: a boot takes about a minute.
+    pub emulated: bool,
+}
+
+impl LinuxBoot {
+    fn check(&self) -> Result<(), String> {
+        for (what, f) in [("kernel", &self.kernel), ("initramfs", &self.initrd)] {
+            if !f.is_file() {
+                return Err(format!("Linux guest {what} {} not built", f.display()));
+            }
+        }
+        Ok(())
+    }
+
+    fn timeout(&self) -> Duration {
+        if self.emulated {
+            LINUX_EMULATED_TIMEOUT
+        } else {
+            LINUX_HARDWARE_TIMEOUT
+        }
+    }
+}
 /// Guest memory given to every VM peer, MiB (same as our monitor's default).
 const GUEST_MEM_MIB: u32 = 128;
 
@@ -24,10 +62,12 @@ fn missing_kernel() -> String {
 }
 
 /// `qemu-system-x86_64 -M microvm` booting the lab guest, ended by isa-debug-exit.
+/// With `linux` set it is the `qemu-microvm-linux` row.
 #[derive(Debug, Clone)]
 pub struct QemuMicrovm {
     pub bin: Option<PathBuf>,
     pub kernel: Option<PathBuf>,
+    pub linux: Option<LinuxBoot>,
 }
 
 impl QemuMicrovm {
@@ -35,13 +75,26 @@ impl QemuMicrovm {
         QemuMicrovm {
             bin: which("qemu-system-x86_64"),
             kernel,
+            linux: None,
+        }
+    }
+
+    /// The `qemu-microvm-linux` row.
+    pub fn linux(linux: LinuxBoot) -> Self {
+        QemuMicrovm {
+            linux: Some(linux),
+            ..QemuMicrovm::new(None)
         }
     }
 }
 
 impl Runner for QemuMicrovm {
     fn name(&self) -> &str {
-        "qemu-microvm"
+        if self.linux.is_some() {
+            "qemu-microvm-linux"
+        } else {
+            "qemu-microvm"
+        }
     }
 
     fn kind(&self) -> RuntimeKind {
@@ -53,6 +106,9 @@ impl Runner for QemuMicrovm {
             "qemu-system-x86_64 not found on PATH (Debian package qemu-system-x86)".to_string()
         })?;
         kvm_present()?;
+        if let Some(linux) = &self.linux {
+            return linux.check();
+        }
         match &self.kernel {
             Some(k) if k.is_file() => Ok(()),
             Some(k) => Err(format!("lab guest ELF {} not found", k.display())),
@@ -65,15 +121,12 @@ impl Runner for QemuMicrovm {
             .bin
             .clone()
             .unwrap_or_else(|| "qemu-system-x86_64".into());
+        let cpu = match &self.linux {
+            Some(l) if l.intel_vendor => "host,-arch-capabilities,vendor=GenuineIntel",
+            _ => "host,-arch-capabilities",
+        };
         let mut spec = RunSpec::new(bin, ConsoleMap::Vm)
-            .args([
-                "-M",
-                "microvm",
-                "-enable-kvm",
-                "-cpu",
-                "host,-arch-capabilities",
-                "-m",
-            ])
+            .args(["-M", "microvm", "-enable-kvm", "-cpu", cpu, "-m"])
             .arg(GUEST_MEM_MIB.to_string())
             .args([
                 "-nographic",
@@ -82,14 +135,26 @@ impl Runner for QemuMicrovm {
                 "-serial",
                 "stdio",
                 "-kernel",
-            ])
-            .arg(self.kernel.clone().unwrap_or_default())
+            ]);
+        spec = match &self.linux {
+            Some(l) => spec
+                .arg(&l.kernel)
+                .arg("-initrd")
+                .arg(&l.initrd)
+                .arg("-append")
+                .arg(&l.cmdline),
+            None => spec.arg(self.kernel.clone().unwrap_or_default()),
+        };
+        spec = spec
             .args(["-device"])
             .arg(format!("isa-debug-exit,iobase={EXIT_PORT:#x}"));
-        // isa-debug-exit ends QEMU with (status << 1) | 1; the lab guest writes 0.
+        // isa-debug-exit ends QEMU with (status << 1) | 1; both guests write 0.
         spec.expect = ExitExpect::Code(1);
         spec.required = vec!["init-start", "exec", "done"];
-        spec.timeout = VM_PEER_TIMEOUT;
+        spec.timeout = self
+            .linux
+            .as_ref()
+            .map_or(VM_PEER_TIMEOUT, LinuxBoot::timeout);
         spec
     }
 
@@ -105,11 +170,13 @@ impl Runner for QemuMicrovm {
     }
 }
 
-/// Firecracker in config-file mode (`--no-api --config-file`, boot timer on).
+/// Firecracker in config-file mode (`--no-api --config-file`, boot timer on). With
+/// `linux` set it is the `firecracker-linux` row.
 #[derive(Debug, Clone)]
 pub struct Firecracker {
     pub bin: Option<PathBuf>,
     pub kernel: Option<PathBuf>,
+    pub linux: Option<LinuxBoot>,
     config: Option<PathBuf>,
 }
 
@@ -119,9 +186,32 @@ impl Firecracker {
         Firecracker {
             bin: bin.or_else(|| which("firecracker")),
             kernel,
+            linux: None,
             config: None,
         }
     }
+
+    /// The `firecracker-linux` row.
+    pub fn linux(bin: Option<PathBuf>, linux: LinuxBoot) -> Self {
+        Firecracker {
+            linux: Some(linux),
+            ..Firecracker::new(bin, None)
+        }
+    }
+}
+
+/// The Firecracker VM config for the Linux guest: its kernel, initramfs and command
+/// line, one vCPU, no drives, no network.
+pub fn firecracker_linux_config(linux: &LinuxBoot) -> serde_json::Value {
+    json!({
+        "boot-source": {
+            "kernel_image_path": linux.kernel,
+            "initrd_path": linux.initrd,
+            "boot_args": linux.cmdline
+        },
+        "drives": [],
+        "machine-config": { "vcpu_count": 1, "mem_size_mib": GUEST_MEM_MIB }
+    })
 }
 
 /// The Firecracker VM config: the lab guest, one vCPU, no drives, no network.
@@ -138,7 +228,11 @@ pub fn firecracker_config(kernel: &Path) -> serde_json::Value {
 
 impl Runner for Firecracker {
     fn name(&self) -> &str {
-        "firecracker"
+        if self.linux.is_some() {
+            "firecracker-linux"
+        } else {
+            "firecracker"
+        }
     }
 
     fn kind(&self) -> RuntimeKind {
@@ -151,6 +245,9 @@ impl Runner for Firecracker {
                 .to_string()
         })?;
         kvm_present()?;
+        if let Some(linux) = &self.linux {
+            return linux.check();
+        }
         match &self.kernel {
             Some(k) if k.is_file() => Ok(()),
             _ => Err(missing_kernel()),
@@ -158,11 +255,29 @@ impl Runner for Firecracker {
     }
 
     fn prepare(&mut self, scratch: &Path) -> Result<(), String> {
-        let kernel = self.kernel.clone().ok_or_else(missing_kernel)?;
-        let kernel =
-            std::fs::canonicalize(&kernel).map_err(|e| format!("{}: {e}", kernel.display()))?;
-        let path = scratch.join("firecracker.json");
-        std::fs::write(&path, firecracker_config(&kernel).to_string())
+        let canonical =
+            |p: &Path| std::fs::canonicalize(p).map_err(|e| format!("{}: {e}", p.display()));
+        let (path, config) = match &self.linux {
+            Some(l) => {
+                let l = LinuxBoot {
+                    kernel: canonical(&l.kernel)?,
+                    initrd: canonical(&l.initrd)?,
+                    ..l.clone()
+                };
+                (
+                    scratch.join("firecracker-linux.json"),
+                    firecracker_linux_config(&l),
+                )
+            }
+            None => {
+                let kernel = self.kernel.clone().ok_or_else(missing_kernel)?;
+                (
+                    scratch.join("firecracker.json"),
+                    firecracker_config(&canonical(&kernel)?),
+                )
+            }
+        };
+        std::fs::write(&path, config.to_string())
             .map_err(|e| format!("{}: {e}", path.display()))?;
         self.config = Some(path);
         Ok(())
@@ -177,7 +292,10 @@ impl Runner for Firecracker {
         spec.kill_on = Some("done");
         spec.expect = ExitExpect::Any;
         spec.required = vec!["init-start", "exec", "done"];
-        spec.timeout = VM_PEER_TIMEOUT;
+        spec.timeout = self
+            .linux
+            .as_ref()
+            .map_or(VM_PEER_TIMEOUT, LinuxBoot::timeout);
         spec
     }
 
