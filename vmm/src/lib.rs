@@ -5,7 +5,7 @@
 //! it, runs it to its end and returns a [`VmOutcome`] with the exit reason and the
 //! monitor's own [`timeline::Timeline`] events. Layout: `layout` (every guest-physical address in one place), `memory`
 //! (guest RAM and the e820 map), `boot` (kernel, initrd, command line, PVH start
-//! info, zero page), `mptable` (SMP), `vcpu` (register set-up and the run loop),
+//! info, zero page), `mptable` (SMP), `vcpu` (register set-up and the run loop), `exit` (how a run ended),
 //! `cpuid_cache` (KVM's supported CPUID table kept between runs), `devices/` (one file
 //! per device), `vm` (putting it together).
 
@@ -13,6 +13,7 @@ pub mod boot;
 pub mod cpuid_cache;
 pub mod devices;
 pub mod error;
+pub mod exit;
 pub mod lab;
 pub mod layout;
 pub mod memory;

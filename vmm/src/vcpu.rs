@@ -5,9 +5,9 @@
 use crate::boot::Entry;
 use crate::devices::{Bus, Request};
 use crate::error::Error;
+use crate::exit::ExitReason;
 use crate::layout::*;
 use crate::memory::GuestMemory;
-use crate::vm::ExitReason;
 use kvm_bindings::{kvm_fpu, kvm_msr_entry, kvm_regs, kvm_run, kvm_segment, CpuId, Msrs};
 use kvm_ioctls::{VcpuExit, VcpuFd};
 use std::sync::atomic::{AtomicBool, Ordering};

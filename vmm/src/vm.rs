@@ -12,6 +12,7 @@ pub use crate::devices::irq::IrqChipKind;
 use crate::devices::irq::{IrqLine, SplitIrqChip};
 use crate::devices::{ioapic, serial, Bus, Recorder};
 use crate::error::Error;
+pub use crate::exit::ExitReason;
 use crate::layout::KVM_TSS_ADDR;
 use crate::memory;
 use crate::mptable;
@@ -57,59 +58,6 @@ pub struct VmConfig {
     pub spawn_ns: u64,
     /// The CPU vendor the guest sees (CPUID).
     pub cpu_vendor: vcpu::CpuVendor,
-}
-
-/// How a VM ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ExitReason {
-    /// The guest reset or shut the machine down.
-    Reset,
-    /// The guest wrote a status to the exit port.
-    GuestExit(u8),
-    /// Every vCPU halted.
-    Halted,
-    TripleFault,
-    InternalError {
-        suberror: u32,
-        rip: u64,
-        code: Vec<u8>,
-    },
-    FailEntry(u64),
-    Timeout,
-    RunError(String),
-}
-
-impl std::fmt::Display for ExitReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ExitReason::Reset => write!(f, "guest reset/shutdown"),
-            ExitReason::GuestExit(s) => write!(f, "guest exited with status {s}"),
-            ExitReason::Halted => write!(f, "all vCPUs halted"),
-            ExitReason::TripleFault => write!(f, "triple fault (KVM_EXIT_SHUTDOWN)"),
-            ExitReason::InternalError {
-                suberror,
-                rip,
-                code,
-            } => {
-                write!(
-                    f,
-                    "KVM internal error, suberror {suberror}{} at rip {rip:#x}, code:",
-                    if *suberror == 1 {
-                        " (emulation failure)"
-                    } else {
-                        ""
-                    }
-                )?;
-                for b in code {
-                    write!(f, " {b:02x}")?;
-                }
-                Ok(())
-            }
-            ExitReason::FailEntry(r) => write!(f, "VM entry failed, hardware reason {r:#x}"),
-            ExitReason::Timeout => write!(f, "timeout"),
-            ExitReason::RunError(e) => write!(f, "KVM_RUN failed: {e}"),
-        }
-    }
 }
 
 /// The result of a run.
