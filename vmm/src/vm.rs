@@ -91,52 +91,55 @@ pub struct Vm {
     spawn_ns: u64,
 }
 
-impl Vm {
-    /// Checks the configuration and sets the machine up, stopping right before
-    /// the first KVM_RUN.
-    pub fn build(config: VmConfig) -> Result<Vm, Error> {
-        let max_vcpus = mptable::MAX_CPUS;
-        if config.vcpus == 0 || config.vcpus > max_vcpus {
-            return Err(Error::VcpuCount(config.vcpus, max_vcpus));
-        }
-        let mem_bytes = memory::check_size(config.mem_mib, memory::host_mem_bytes())?;
-        let recorder = Arc::new(Recorder::default());
+/// What the shared build steps make: the VM on /dev/kvm with its memory slots,
+/// irqchip and devices, and its vCPUs created but not yet given any state. A boot
+/// ([`Vm::build`]) then loads a kernel and sets the vCPUs up for its entry; a
+/// restore loads saved state into the same parts.
+pub(crate) struct Machine {
+    pub(crate) kvm: Kvm,
+    pub(crate) vm: Arc<VmFd>,
+    pub(crate) bus: Arc<Bus>,
+    pub(crate) vcpus: Vec<kvm_ioctls::VcpuFd>,
+}
 
-        let kvm = Kvm::new().map_err(Error::KvmOpen)?;
-        recorder.stamp("vmm.kvm-open", EventSource::Monitor);
-        let api = kvm.get_api_version();
-        if api != 12 {
-            return Err(Error::KvmApiVersion(api));
-        }
-        let kvm_max = kvm.get_max_vcpus() as u32;
-        if config.vcpus > kvm_max {
-            return Err(Error::VcpuCount(config.vcpus, kvm_max.min(max_vcpus)));
-        }
-        // KVM_GET_SUPPORTED_CPUID is one of the slowest set-up ioctls (0.25-0.3 ms on
-        // our emulated-KVM hosts: each CPUID traps), so its table is kept between runs
-        // (see crate::cpuid_cache). Asked for on a second thread, beside the kernel
-        // load and KVM_CREATE_VM, it made the run slower, not faster: the memory slot's
-        // SRCU grace period then waited for that CPU (0.4 ms instead of 0.13), and the
-        // kernel load's page faults waited for KVM_CREATE_VM's mmap lock.
-        let supported = cpuid_cache::supported_cpuid(&kvm, cpuid_cache::default_dir().as_deref())
-            .map_err(Error::kvm("KVM_GET_SUPPORTED_CPUID"))?;
-        recorder.stamp("vmm.cpuid", EventSource::Monitor);
-        let mem = memory::create(mem_bytes)?;
-        let setup = boot::load(
-            &mem,
-            mem_bytes,
-            &config.kernel,
-            config.initrd.as_deref(),
-            &config.cmdline,
-        )?;
-        vcpu::write_boot_tables(&mem, setup.entry)?;
-        recorder.stamp("vmm.kernel-loaded", EventSource::Monitor);
-        // Without the in-kernel PIC (split irqchip) the guest must find the IO-APIC,
-        // so it gets the MP table even with one vCPU.
-        if config.vcpus > 1 || config.irqchip == IrqChipKind::Split {
-            mptable::write(&mem, config.vcpus).map_err(|e| Error::BootData(e.to_string()))?;
-        }
+/// Checks a vCPU count against what the MP table can describe.
+pub(crate) fn check_vcpu_count(vcpus: u32) -> Result<(), Error> {
+    let max_vcpus = mptable::MAX_CPUS;
+    if vcpus == 0 || vcpus > max_vcpus {
+        return Err(Error::VcpuCount(vcpus, max_vcpus));
+    }
+    Ok(())
+}
 
+/// Opens /dev/kvm and checks its API version and vCPU limit.
+pub(crate) fn open_kvm(vcpus: u32, recorder: &Recorder) -> Result<Kvm, Error> {
+    let kvm = Kvm::new().map_err(Error::KvmOpen)?;
+    recorder.stamp("vmm.kvm-open", EventSource::Monitor);
+    let api = kvm.get_api_version();
+    if api != KVM_API_VERSION {
+        return Err(Error::KvmApiVersion(api));
+    }
+    let kvm_max = kvm.get_max_vcpus() as u32;
+    if vcpus > kvm_max {
+        return Err(Error::VcpuCount(vcpus, kvm_max.min(mptable::MAX_CPUS)));
+    }
+    Ok(kvm)
+}
+
+/// The only KVM API version there has ever been in a released kernel.
+pub const KVM_API_VERSION: i32 = 12;
+
+impl Machine {
+    /// The shared steps: creates the VM, registers `mem` as its memory, gives it
+    /// `irqchip`, wires the devices with `console`, and creates `vcpus` vCPUs.
+    pub(crate) fn create(
+        kvm: Kvm,
+        mem: &memory::GuestMemory,
+        irqchip: IrqChipKind,
+        vcpus: u32,
+        console: Box<dyn Write + Send>,
+        recorder: &Arc<Recorder>,
+    ) -> Result<Machine, Error> {
         let vm = Arc::new(kvm.create_vm().map_err(Error::kvm("KVM_CREATE_VM"))?);
         recorder.stamp("vmm.vm-created", EventSource::Monitor);
         // Memory slots first: on a VM without irqchip/PIT devices yet, the slot
@@ -161,7 +164,7 @@ impl Vm {
         recorder.stamp("vmm.memory-registered", EventSource::Monitor);
         vm.set_tss_address(KVM_TSS_ADDR)
             .map_err(Error::kvm("KVM_SET_TSS_ADDR"))?;
-        let (line, split) = match config.irqchip {
+        let (line, split) = match irqchip {
             IrqChipKind::Kernel => {
                 vm.create_irq_chip()
                     .map_err(Error::kvm("KVM_CREATE_IRQCHIP"))?;
@@ -190,30 +193,83 @@ impl Vm {
                 (line, Some(chip))
             }
         };
-        let console = Console::new(config.console, recorder.clone());
+        let console = Console::new(console, recorder.clone());
         let bus = Arc::new(Bus::new(console, line, split));
-        let mut vcpus = Vec::with_capacity(config.vcpus as usize);
-        for id in 0..config.vcpus {
-            let fd = vm
-                .create_vcpu(id as u64)
-                .map_err(Error::kvm("KVM_CREATE_VCPU"))?;
+        let mut fds = Vec::with_capacity(vcpus as usize);
+        for id in 0..vcpus {
+            fds.push(
+                vm.create_vcpu(id as u64)
+                    .map_err(Error::kvm("KVM_CREATE_VCPU"))?,
+            );
+        }
+        Ok(Machine {
+            kvm,
+            vm,
+            bus,
+            vcpus: fds,
+        })
+    }
+}
+
+impl Vm {
+    /// Checks the configuration and sets the machine up for a boot, stopping right
+    /// before the first KVM_RUN: the shared steps ([`Machine::create`]), with a
+    /// kernel loaded first and every vCPU set up for its entry.
+    pub fn build(config: VmConfig) -> Result<Vm, Error> {
+        check_vcpu_count(config.vcpus)?;
+        let mem_bytes = memory::check_size(config.mem_mib, memory::host_mem_bytes())?;
+        let recorder = Arc::new(Recorder::default());
+        let kvm = open_kvm(config.vcpus, &recorder)?;
+        // KVM_GET_SUPPORTED_CPUID is one of the slowest set-up ioctls (0.25-0.3 ms on
+        // our emulated-KVM hosts: each CPUID traps), so its table is kept between runs
+        // (see crate::cpuid_cache). Asked for on a second thread, beside the kernel
+        // load and KVM_CREATE_VM, it made the run slower, not faster: the memory slot's
+        // SRCU grace period then waited for that CPU (0.4 ms instead of 0.13), and the
+        // kernel load's page faults waited for KVM_CREATE_VM's mmap lock.
+        let supported = cpuid_cache::supported_cpuid(&kvm, cpuid_cache::default_dir().as_deref())
+            .map_err(Error::kvm("KVM_GET_SUPPORTED_CPUID"))?;
+        recorder.stamp("vmm.cpuid", EventSource::Monitor);
+        let mem = memory::create(mem_bytes)?;
+        let setup = boot::load(
+            &mem,
+            mem_bytes,
+            &config.kernel,
+            config.initrd.as_deref(),
+            &config.cmdline,
+        )?;
+        vcpu::write_boot_tables(&mem, setup.entry)?;
+        recorder.stamp("vmm.kernel-loaded", EventSource::Monitor);
+        // Without the in-kernel PIC (split irqchip) the guest must find the IO-APIC,
+        // so it gets the MP table even with one vCPU.
+        if config.vcpus > 1 || config.irqchip == IrqChipKind::Split {
+            mptable::write(&mem, config.vcpus).map_err(|e| Error::BootData(e.to_string()))?;
+        }
+
+        let machine = Machine::create(
+            kvm,
+            &mem,
+            config.irqchip,
+            config.vcpus,
+            config.console,
+            &recorder,
+        )?;
+        // The boot ending: every vCPU set up for the kernel's entry.
+        for (id, fd) in (0..).zip(&machine.vcpus) {
             vcpu::configure(
-                &fd,
+                fd,
                 &supported,
                 id,
                 config.vcpus,
                 setup.entry,
                 config.cpu_vendor,
             )?;
-            vcpus.push(fd);
         }
-
         recorder.stamp("vmm.vcpus-configured", EventSource::Monitor);
         Ok(Vm {
-            vcpus,
-            bus,
-            _vm: vm,
-            _kvm: kvm,
+            vcpus: machine.vcpus,
+            bus: machine.bus,
+            _vm: machine.vm,
+            _kvm: machine.kvm,
             mem,
             recorder,
             timeout: config.timeout,
