@@ -72,7 +72,12 @@ fn check_lab_run(out: &Output, t: &Timeline) {
         .collect();
     assert_eq!(
         lines,
-        ["@@bootlab init-start", "@@bootlab exec", "@@bootlab done"]
+        [
+            "@@bootlab init-start",
+            "@@bootlab snapshot",
+            "@@bootlab exec",
+            "@@bootlab done"
+        ]
     );
     // The monitor stamped the marker-port writes, in order, after the first KVM_RUN.
     let at = |name: &str| {
@@ -85,6 +90,7 @@ fn check_lab_run(out: &Output, t: &Timeline) {
     let seq = [
         at("first-kvm-run"),
         at("init-start"),
+        at("snapshot"),
         at("exec"),
         at("done"),
     ];

@@ -13,4 +13,6 @@ pub mod marker;
 pub mod model;
 
 pub use clock::now_ns;
-pub use model::{Event, EventSource, Phase, PhaseModel, Timeline, CONTAINER_MODEL, VM_MODEL};
+pub use model::{
+    Event, EventSource, Phase, PhaseModel, Timeline, CONTAINER_MODEL, RESTORED_VM_MODEL, VM_MODEL,
+};

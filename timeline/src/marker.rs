@@ -31,6 +31,10 @@ pub const KERNEL_RUN_INIT_LINE: &str = "Run /init as init process";
 pub enum Marker {
     /// Guest init (PID 1) has started.
     InitStart,
+    /// Init is set up and about to start the workload: the point where a snapshot
+    /// is taken (`bootlab vm run --snapshot-at snapshot`), so that a restored run is
+    /// restore -> workload.
+    Snapshot,
     /// Init is about to execve the workload.
     Exec,
     /// The workload has finished.
@@ -38,13 +42,23 @@ pub enum Marker {
 }
 
 impl Marker {
+    /// The markers every guest run announces, in order (`snapshot` only when
+    /// the guest is asked to offer a snapshot point, which the lab guest always does).
+    pub const REQUIRED: [Marker; 3] = [Marker::InitStart, Marker::Exec, Marker::Done];
+
     /// All markers, in protocol order.
-    pub const ALL: [Marker; 3] = [Marker::InitStart, Marker::Exec, Marker::Done];
+    pub const ALL: [Marker; 4] = [
+        Marker::InitStart,
+        Marker::Snapshot,
+        Marker::Exec,
+        Marker::Done,
+    ];
 
     /// The event name used on the console and in timelines.
     pub const fn name(self) -> &'static str {
         match self {
             Marker::InitStart => "init-start",
+            Marker::Snapshot => "snapshot",
             Marker::Exec => "exec",
             Marker::Done => "done",
         }
@@ -56,6 +70,7 @@ impl Marker {
             Marker::InitStart => 1,
             Marker::Exec => 2,
             Marker::Done => 3,
+            Marker::Snapshot => 4,
         }
     }
 
@@ -64,12 +79,16 @@ impl Marker {
         Marker::ALL.into_iter().find(|m| m.code() == code)
     }
 
+    /// The marker called `name` (`init-start`, `snapshot`, `exec`, `done`).
+    pub fn from_name(name: &str) -> Option<Marker> {
+        Marker::ALL.into_iter().find(|m| m.name() == name)
+    }
+
     /// The marker named by a console line, if the line is one (surrounding
     /// whitespace and a trailing `\r` from a serial console are ignored).
     pub fn parse_line(line: &str) -> Option<Marker> {
         let rest = line.trim().strip_prefix(CONSOLE_PREFIX.trim_end())?;
-        let name = rest.trim();
-        Marker::ALL.into_iter().find(|m| m.name() == name)
+        Marker::from_name(rest.trim())
     }
 
     /// Writes the console line for this marker (with its newline) into `buf`,
@@ -98,7 +117,9 @@ mod tests {
             assert_eq!(Marker::from_code(m.code()), Some(m));
         }
         assert_eq!(Marker::from_code(0), None);
-        assert_eq!(Marker::from_code(4), None);
+        assert_eq!(Marker::from_code(5), None);
+        assert_eq!(Marker::from_name("snapshot"), Some(Marker::Snapshot));
+        assert_eq!(Marker::from_name("nothing"), None);
     }
 
     #[test]

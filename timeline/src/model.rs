@@ -91,6 +91,15 @@ pub const VM_MODEL: PhaseModel = PhaseModel {
     phases: &["vmm", "kernel", "init", "process", "teardown"],
 };
 
+/// A microVM restored from a snapshot taken at the `snapshot` marker: `restore`
+/// (spawn -> the first KVM_RUN after the saved state is loaded), `process` (-> the
+/// workload's `done`), `teardown`.
+pub const RESTORED_VM_MODEL: PhaseModel = PhaseModel {
+    name: "restored-vm",
+    boundaries: &[&["spawn"], &["first-kvm-run"], &["done"], &["exit"]],
+    phases: &["restore", "process", "teardown"],
+};
+
 /// The container phases: sandbox, process, teardown.
 pub const CONTAINER_MODEL: PhaseModel = PhaseModel {
     name: "container",
@@ -257,6 +266,22 @@ mod tests {
         assert!(s.contains("\"source\":\"runtime\""));
         let back: Timeline = serde_json::from_str(&s).unwrap();
         assert_eq!(back, t);
+    }
+
+    #[test]
+    fn restored_vm_model() {
+        use EventSource::*;
+        let t = vm(&[
+            ("first-kvm-run", 1_800, Monitor),
+            ("exec", 1_900, Monitor),
+            ("done", 2_300, Monitor),
+            ("exit", 2_500, Runtime),
+        ]);
+        let p = t.phases(&RESTORED_VM_MODEL);
+        let names: Vec<_> = p.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["restore", "process", "teardown"]);
+        let d: Vec<_> = p.iter().map(Phase::duration_ns).collect();
+        assert_eq!(d, [800, 500, 200]);
     }
 
     #[test]

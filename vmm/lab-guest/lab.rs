@@ -1,7 +1,8 @@
 //! The `lab` guest: a no_std program of a few hundred bytes that the monitor boots
 //! through the same ELF/PVH path as a Linux vmlinux. It enters in 32-bit protected
 //! mode (PVH, paging off, flat segments), walks every event of the marker protocol
-//! (console line on COM1 plus the one-byte code on the marker port), prints one
+//! (console line on COM1 plus the one-byte code on the marker port), including the
+//! `snapshot` point right before its workload, prints one
 //! workload line, and ends the VM through the exit port with status 0.
 //!
 //! Every instruction runs under KVM's instruction emulator on PVM hosts, at about a
@@ -33,6 +34,13 @@ lab_pvh_entry:
     mov $1, %bl
     lea msg_init, %esi
     mov $(msg_init_end - msg_init), %ecx
+    call mark
+
+    /* The snapshot point: a monitor asked to (--snapshot-at snapshot) saves the
+       machine at this marker's port write, so a restored run starts here. */
+    mov $4, %bl
+    lea msg_snap, %esi
+    mov $(msg_snap_end - msg_snap), %ecx
     call mark
 
     mov $2, %bl
@@ -76,6 +84,8 @@ msg_boot: .ascii "lab: guest entered via PVH\n"
 msg_boot_end:
 msg_init: .ascii "@@bootlab init-start\n"
 msg_init_end:
+msg_snap: .ascii "@@bootlab snapshot\n"
+msg_snap_end:
 msg_exec: .ascii "@@bootlab exec\n"
 msg_exec_end:
 msg_hello: .ascii "hello from the lab guest\n"

@@ -65,7 +65,7 @@ fn pid1_without_proc_mounts_runs_and_reboots() {
     }
     assert_eq!(
         common::markers(&stdout),
-        Marker::ALL,
+        Marker::REQUIRED,
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
     assert!(stdout.contains(guest_init::console::HELLO_LINE), "{stdout}");
