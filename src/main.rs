@@ -49,6 +49,9 @@ fn parse_runtime_fast(args: &[std::ffi::OsString]) -> Option<Command> {
         ("vm", "run") => Some(Command::Vm(cmd::vm::VmCommand::Run(
             cmd::vm::RunArgs::fast(rest)?,
         ))),
+        ("vm", "restore") => Some(Command::Vm(cmd::vm::VmCommand::Restore(
+            cmd::restore::RestoreArgs::fast(rest)?,
+        ))),
         _ => None,
     }
 }
@@ -172,6 +175,11 @@ mod tests {
             "bootlab vm run --guest=fuzz --cmdline sweep --cpu-vendor intel --timeout 0.5",
             "bootlab vm run --kernel /k --initrd /i --cmdline console=ttyS0 --mem 256 \
              --vcpus 2 --timeout 5 --irqchip split --timeline text --timeline-out /t",
+            "bootlab vm run --guest lab --snapshot-at snapshot --snapshot-out /s",
+            "bootlab vm run --guest lab --snapshot-at=exec --snapshot-out /s --snapshot-continue",
+            "bootlab vm restore /s",
+            "bootlab vm restore /s --timeout 2 --mem 128 --vcpus 1 --timeline json \
+             --timeline-out /t",
         ];
         // Valid, but left to clap by the scanner.
         for line in [
@@ -200,6 +208,14 @@ mod tests {
             "bootlab vm run --guest nope",
             "bootlab vm run --guest lab --kernel /k",
             "bootlab vm run --guest lab -- extra",
+            "bootlab vm run --guest lab --snapshot-at snapshot",
+            "bootlab vm run --guest lab --snapshot-out /s",
+            "bootlab vm run --guest lab --snapshot-continue",
+            "bootlab vm run --guest lab --snapshot-at nope --snapshot-out /s",
+            "bootlab vm restore",
+            "bootlab vm restore --timeout 1 /s",
+            "bootlab vm restore /s extra",
+            "bootlab vm restore /s --irqchip split",
             "bootlab sandbox run --memory lots -- true",
             "bootlab sandbox run --timeline xml -- true",
             "bootlab sandbox run --rw --rw -- true",

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod images;
 pub mod report;
+pub mod restore;
 pub mod sandbox;
 pub mod vm;
 

@@ -3,8 +3,9 @@
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
-use timeline::{EventSource, VM_MODEL};
-use vmm::{CpuVendor, ExitReason, IrqChipKind, KernelSource, VmConfig};
+use timeline::marker::Marker;
+use timeline::{EventSource, PhaseModel, VM_MODEL};
+use vmm::{CpuVendor, ExitReason, IrqChipKind, KernelSource, SnapshotRequest, VmConfig};
 
 /// Exit codes of `bootlab vm run` beyond the guest's own status.
 pub const EXIT_TRIPLE_FAULT: u8 = 80;
@@ -52,6 +53,13 @@ seed replays the same accesses):
   echo       reads 4 bytes of stdin with one rep insb, prints them, status 42
   markers    the done marker on the marker port and the console, forever")]
     Run(RunArgs),
+    /// Restore a microVM saved with `vm run --snapshot-at` and run it to completion.
+    #[command(after_help = "\
+Exit status as for `vm run`: the guest's own status, or 80-83 and 124.
+
+The snapshot folder must not be writable by group or others. Its memory file is
+mapped copy-on-write: the same snapshot restores any number of times, also at once.")]
+    Restore(super::restore::RestoreArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -132,6 +140,27 @@ impl LinuxGuest {
     }
 }
 
+/// A marker to save the machine at (`--snapshot-at`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SnapshotAt {
+    /// Init has started.
+    InitStart,
+    /// Right before the workload: the guest's dedicated snapshot point.
+    Snapshot,
+    /// The workload's exec.
+    Exec,
+}
+
+impl SnapshotAt {
+    fn marker(self) -> Marker {
+        match self {
+            SnapshotAt::InitStart => Marker::InitStart,
+            SnapshotAt::Snapshot => Marker::Snapshot,
+            SnapshotAt::Exec => Marker::Exec,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TimelineFormat {
     Json,
@@ -180,6 +209,16 @@ pub struct RunArgs {
     /// Write the run's timeline as JSON to this file.
     #[arg(long, value_name = "PATH")]
     timeline_out: Option<PathBuf>,
+    /// Save the machine when the guest announces this marker (on the marker
+    /// port), then exit 0; restore it with `bootlab vm restore DIR`.
+    #[arg(long, value_enum, value_name = "EVENT", requires = "snapshot_out")]
+    snapshot_at: Option<SnapshotAt>,
+    /// The snapshot folder (created with mode 0700 if missing).
+    #[arg(long, value_name = "DIR", requires = "snapshot_at")]
+    snapshot_out: Option<PathBuf>,
+    /// Keep the guest running after the snapshot is saved.
+    #[arg(long, requires = "snapshot_at")]
+    snapshot_continue: bool,
 }
 
 impl RunArgs {
@@ -189,8 +228,10 @@ impl RunArgs {
         let s = crate::fastargs::scan(
             args,
             &crate::fastargs::Known {
-                flags: &[],
+                flags: &["snapshot-continue"],
                 valued: &[
+                    "snapshot-at",
+                    "snapshot-out",
                     "kernel",
                     "guest",
                     "initrd",
@@ -209,6 +250,15 @@ impl RunArgs {
         if !s.rest.is_empty() || (s.value("kernel").is_some() && s.value("guest").is_some()) {
             return None;
         }
+        let snapshot = [
+            s.value("snapshot-at").is_some(),
+            s.value("snapshot-out").is_some(),
+        ];
+        if (s.flag("snapshot-continue") || snapshot[1]) && !snapshot[0]
+            || snapshot[0] && !snapshot[1]
+        {
+            return None;
+        }
         Some(RunArgs {
             kernel: s.value("kernel").map(PathBuf::from),
             guest: s.parsed_enum("guest")?,
@@ -221,6 +271,9 @@ impl RunArgs {
             timeout: s.parsed("timeout")?,
             timeline: s.parsed_enum("timeline")?,
             timeline_out: s.value("timeline-out").map(PathBuf::from),
+            snapshot_at: s.parsed_enum("snapshot-at")?,
+            snapshot_out: s.value("snapshot-out").map(PathBuf::from),
+            snapshot_continue: s.flag("snapshot-continue"),
         })
     }
 }
@@ -228,6 +281,7 @@ impl RunArgs {
 pub fn run(cmd: VmCommand) -> anyhow::Result<u8> {
     match cmd {
         VmCommand::Run(args) => run_vm(args),
+        VmCommand::Restore(args) => super::restore::run(args),
     }
 }
 
@@ -313,6 +367,9 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
     if let Some(path) = &args.timeline_out {
         super::check_out_file("--timeline-out", path)?;
     }
+    if let Some(dir) = &args.snapshot_out {
+        super::check_out_dir("--snapshot-out", dir)?;
+    }
     let timeout = args
         .timeout
         .map(|s| super::timeout("--timeout", s))
@@ -336,23 +393,66 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
         spawn_ns,
         cpu_vendor,
     };
-    let outcome = vmm::run(config).context("cannot run the microVM")?;
-    let mut timeline = outcome.timeline;
-    super::push_main_entry(&mut timeline, "vmm.main");
-    timeline.push("exit", timeline::now_ns(), EventSource::Runtime);
-    let code = match &outcome.reason {
-        ExitReason::Reset | ExitReason::Halted => 0,
+    let mut vm = vmm::Vm::build(config).context("cannot run the microVM")?;
+    if let (Some(at), Some(dir)) = (args.snapshot_at, &args.snapshot_out) {
+        vm.snapshot_at(SnapshotRequest {
+            at: at.marker(),
+            dir: dir.clone(),
+            keep_running: args.snapshot_continue,
+        });
+    }
+    let outcome = vm.run().context("cannot run the microVM")?;
+    if let (Some(stats), Some(dir)) = (&outcome.snapshot, &args.snapshot_out) {
+        if std::env::var_os("BOOTLAB_DEBUG").is_some() {
+            eprintln!(
+                "bootlab: snapshot in {}: {} memory pages, {} bytes of state",
+                dir.display(),
+                stats.pages,
+                stats.state_bytes
+            );
+        }
+    } else if args.snapshot_at.is_some() {
+        eprintln!("bootlab: the guest never reached the snapshot point; nothing saved");
+    }
+    finish(
+        outcome,
+        "vmm.main",
+        &VM_MODEL,
+        args.timeline,
+        args.timeline_out.as_deref(),
+    )
+}
+
+/// The exit status for how a VM ended.
+pub fn exit_code(reason: &ExitReason) -> u8 {
+    match reason {
+        ExitReason::Reset | ExitReason::Halted | ExitReason::Snapshotted => 0,
         ExitReason::GuestExit(s) => *s,
         ExitReason::TripleFault => EXIT_TRIPLE_FAULT,
         ExitReason::InternalError { .. } => EXIT_INTERNAL_ERROR,
         ExitReason::FailEntry(_) => EXIT_FAIL_ENTRY,
         ExitReason::RunError(_) => EXIT_KVM_RUN,
         ExitReason::Timeout => EXIT_TIMEOUT,
-    };
+    }
+}
+
+/// Stamps the end of a run, reports it (`--timeline`, `--timeline-out`, an error
+/// line for an abnormal end) and returns its exit status.
+pub fn finish(
+    outcome: vmm::VmOutcome,
+    main_step: &str,
+    model: &PhaseModel,
+    format: Option<TimelineFormat>,
+    timeline_out: Option<&std::path::Path>,
+) -> anyhow::Result<u8> {
+    let mut timeline = outcome.timeline;
+    super::push_main_entry(&mut timeline, main_step);
+    timeline.push("exit", timeline::now_ns(), EventSource::Runtime);
+    let code = exit_code(&outcome.reason);
     timeline.exit_code = Some(code as i32);
     if !matches!(
         outcome.reason,
-        ExitReason::Reset | ExitReason::Halted | ExitReason::GuestExit(_)
+        ExitReason::Reset | ExitReason::Halted | ExitReason::GuestExit(_) | ExitReason::Snapshotted
     ) {
         timeline.error = Some(outcome.reason.to_string());
         eprintln!("bootlab: vm ended: {}", outcome.reason);
@@ -360,14 +460,14 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
     if outcome.unhandled_pio + outcome.unhandled_mmio > 0 {
         log_unhandled(outcome.unhandled_pio, outcome.unhandled_mmio);
     }
-    if let Some(path) = &args.timeline_out {
+    if let Some(path) = timeline_out {
         let json = serde_json::to_string(&timeline)?;
         std::fs::write(path, json)
             .with_context(|| format!("cannot write the timeline to {}", path.display()))?;
     }
-    match args.timeline {
+    match format {
         Some(TimelineFormat::Json) => eprintln!("{}", serde_json::to_string(&timeline)?),
-        Some(TimelineFormat::Text) => print_text(&timeline),
+        Some(TimelineFormat::Text) => print_text(&timeline, model),
         None => {}
     }
     Ok(code)
@@ -379,7 +479,7 @@ fn log_unhandled(pio: u64, mmio: u64) {
     }
 }
 
-fn print_text(t: &timeline::Timeline) {
+fn print_text(t: &timeline::Timeline, model: &PhaseModel) {
     let mut events = t.events.clone();
     events.sort_by_key(|e| e.t_ns);
     eprintln!("timeline of {} (ms after spawn):", t.runtime);
@@ -391,21 +491,21 @@ fn print_text(t: &timeline::Timeline) {
             e.source
         );
     }
-    for p in t.phases(&VM_MODEL) {
+    for p in t.phases(model) {
         eprintln!(
             "  phase {:<14} {:>10.3} ms",
             p.name,
             p.duration_ns() as f64 / 1e6
         );
     }
-    let missing = t.unobserved(&VM_MODEL);
+    let missing = t.unobserved(model);
     if !missing.is_empty() {
         eprintln!("  not observed: {}", missing.join(", "));
     }
 }
 
 /// Unbuffered stdout for the serial console, so guest output appears as it is made.
-struct RawStdout;
+pub struct RawStdout;
 
 impl std::io::Write for RawStdout {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

@@ -40,6 +40,10 @@ pub enum Error {
     Cmdline(String),
     #[error("writing boot data into guest memory failed: {0}")]
     BootData(String),
+    #[error("snapshot: {0}")]
+    Snapshot(String),
+    #[error("snapshot {path}: {why}")]
+    SnapshotFile { path: PathBuf, why: String },
     #[error("cannot start a vCPU thread: {0}")]
     Thread(#[source] std::io::Error),
 }

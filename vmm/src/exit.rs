@@ -19,6 +19,9 @@ pub enum ExitReason {
     FailEntry(u64),
     Timeout,
     RunError(String),
+    /// The guest reached the snapshot point ([`crate::Vm::snapshot_at`]) and the
+    /// machine was saved; the run ends here unless asked to go on.
+    Snapshotted,
 }
 
 impl std::fmt::Display for ExitReason {
@@ -50,6 +53,7 @@ impl std::fmt::Display for ExitReason {
             ExitReason::FailEntry(r) => write!(f, "VM entry failed, hardware reason {r:#x}"),
             ExitReason::Timeout => write!(f, "timeout"),
             ExitReason::RunError(e) => write!(f, "KVM_RUN failed: {e}"),
+            ExitReason::Snapshotted => write!(f, "saved at the snapshot point"),
         }
     }
 }

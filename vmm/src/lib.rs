@@ -18,8 +18,13 @@ pub mod lab;
 pub mod layout;
 pub mod memory;
 pub mod mptable;
+pub mod persist;
+pub mod snapshot;
 pub mod vcpu;
 pub mod vm;
 
 pub use error::Error;
-pub use vm::{run, CpuVendor, ExitReason, IrqChipKind, KernelSource, Vm, VmConfig, VmOutcome};
+pub use snapshot::RestoreOptions;
+pub use vm::{
+    run, CpuVendor, ExitReason, IrqChipKind, KernelSource, SnapshotRequest, Vm, VmConfig, VmOutcome,
+};

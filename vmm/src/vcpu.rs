@@ -8,8 +8,13 @@ use crate::error::Error;
 use crate::exit::ExitReason;
 use crate::layout::*;
 use crate::memory::GuestMemory;
-use kvm_bindings::{kvm_fpu, kvm_msr_entry, kvm_regs, kvm_run, kvm_segment, CpuId, Msrs};
+use crate::persist::Persist;
+use kvm_bindings::{
+    kvm_cpuid_entry2, kvm_debugregs, kvm_fpu, kvm_lapic_state, kvm_mp_state, kvm_msr_entry,
+    kvm_regs, kvm_run, kvm_segment, kvm_sregs, kvm_vcpu_events, kvm_xcrs, kvm_xsave, CpuId, Msrs,
+};
 use kvm_ioctls::{VcpuExit, VcpuFd};
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use vm_memory::{Bytes, GuestAddress};
 
@@ -31,6 +36,10 @@ const PDE_LARGE: u64 = 0x80;
 /// MSR numbers.
 const MSR_IA32_MISC_ENABLE: u32 = 0x1a0;
 const MISC_ENABLE_FAST_STRING: u64 = 1;
+/// The TSC and its deadline timer: the deadline is a TSC value, so it is loaded after
+/// the TSC (else a restored deadline can fire at once or never).
+const MSR_IA32_TSC: u32 = 0x10;
+const MSR_IA32_TSC_DEADLINE: u32 = 0x6e0;
 /// Local APIC register offsets and LVT delivery modes.
 const APIC_LVT0: usize = 0x350;
 const APIC_LVT1: usize = 0x360;
@@ -152,6 +161,7 @@ pub fn write_boot_tables(mem: &GuestMemory, entry: Entry) -> Result<(), Error> {
 
 /// Sets up vCPU `id` of `count` to enter at `entry` (only the boot CPU, id 0, gets
 /// entry registers; application processors wait for INIT/SIPI in the irqchip).
+/// Returns the CPUID table it gave the vCPU.
 pub fn configure(
     vcpu: &VcpuFd,
     supported: &CpuId,
@@ -159,7 +169,7 @@ pub fn configure(
     count: u32,
     entry: Entry,
     vendor: CpuVendor,
-) -> Result<(), Error> {
+) -> Result<CpuId, Error> {
     let mut cpuid = supported.clone();
     filter_cpuid(&mut cpuid, id, count, vendor);
     vcpu.set_cpuid2(&cpuid)
@@ -187,7 +197,7 @@ pub fn configure(
         .map_err(Error::kvm("KVM_SET_LAPIC"))?;
 
     if id != 0 {
-        return Ok(());
+        return Ok(cpuid);
     }
     let mut sregs = vcpu.get_sregs().map_err(Error::kvm("KVM_GET_SREGS"))?;
     let code_flags = match entry {
@@ -234,7 +244,7 @@ pub fn configure(
     vcpu.set_sregs(&sregs)
         .map_err(Error::kvm("KVM_SET_SREGS"))?;
     vcpu.set_regs(&regs).map_err(Error::kvm("KVM_SET_REGS"))?;
-    Ok(())
+    Ok(cpuid)
 }
 
 fn set_lvt_mode(regs: &mut [std::os::raw::c_char; 1024], offset: usize, mode: u32) {
@@ -245,6 +255,152 @@ fn set_lvt_mode(regs: &mut [std::os::raw::c_char; 1024], offset: usize, mode: u3
     let v = (u32::from_le_bytes(raw) & !0x700) | (mode << 8);
     for (i, b) in v.to_le_bytes().iter().enumerate() {
         regs[offset + i] = *b as std::os::raw::c_char;
+    }
+}
+
+/// Everything KVM holds about one vCPU, as its get ioctls return it. The FPU and
+/// SSE/AVX registers are in `xsave` (its legacy area is the FXSAVE image).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct VcpuState {
+    pub cpuid: Vec<kvm_cpuid_entry2>,
+    /// The MSRs of KVM_GET_MSR_INDEX_LIST that this vCPU could read, in restore
+    /// order (see [`restore_order`]).
+    pub msrs: Vec<kvm_msr_entry>,
+    pub regs: kvm_regs,
+    pub sregs: kvm_sregs,
+    pub xsave: kvm_xsave,
+    pub xcrs: kvm_xcrs,
+    pub debugregs: kvm_debugregs,
+    pub lapic: kvm_lapic_state,
+    pub mp_state: kvm_mp_state,
+    pub events: kvm_vcpu_events,
+}
+
+/// Sorts MSRs into the order KVM_SET_MSRS must see them: IA32_TSC first,
+/// IA32_TSC_DEADLINE last, the rest in between as listed.
+pub fn restore_order(msrs: &mut [kvm_msr_entry]) {
+    msrs.sort_by_key(|m| match m.index {
+        MSR_IA32_TSC => 0,
+        MSR_IA32_TSC_DEADLINE => 2,
+        _ => 1,
+    });
+}
+
+/// Reads the MSRs `indices` of `vcpu`. KVM_GET_MSRS stops at the first MSR it cannot
+/// read and returns how many it read; such an MSR is left out and the rest read again.
+fn read_msrs(vcpu: &VcpuFd, indices: &[u32]) -> Result<Vec<kvm_msr_entry>, Error> {
+    let mut wanted: Vec<kvm_msr_entry> = indices
+        .iter()
+        .map(|&index| kvm_msr_entry {
+            index,
+            ..Default::default()
+        })
+        .collect();
+    loop {
+        let mut msrs = Msrs::from_entries(&wanted)
+            .map_err(|_| Error::Snapshot(format!("{} MSRs is too many", wanted.len())))?;
+        let n = vcpu
+            .get_msrs(&mut msrs)
+            .map_err(Error::kvm("KVM_GET_MSRS"))?;
+        if n >= wanted.len() {
+            let mut got = msrs.as_slice().to_vec();
+            restore_order(&mut got);
+            return Ok(got);
+        }
+        log::debug!("MSR {:#x} cannot be read; not saved", wanted[n].index);
+        wanted.remove(n);
+    }
+}
+
+/// What saving a vCPU needs besides the vCPU.
+pub struct SaveContext<'a> {
+    /// The MSR numbers to save (KVM_GET_MSR_INDEX_LIST).
+    pub msr_index: &'a [u32],
+    /// The CPUID table the monitor gave the vCPU. Saved instead of what
+    /// KVM_GET_CPUID2 returns: on the emulated KVM of our hosts (kvm_pvm) that is
+    /// not the table that was set but one with more of the host's features (AVX,
+    /// AES, XSAVE...), which that same KVM does not offer in
+    /// KVM_GET_SUPPORTED_CPUID.
+    pub cpuid: &'a [kvm_cpuid_entry2],
+}
+
+impl Persist for VcpuFd {
+    type State = VcpuState;
+    type Context<'a> = SaveContext<'a>;
+
+    fn save(&self, ctx: SaveContext<'_>) -> Result<VcpuState, Error> {
+        Ok(VcpuState {
+            cpuid: ctx.cpuid.to_vec(),
+            msrs: read_msrs(self, ctx.msr_index)?,
+            regs: self.get_regs().map_err(Error::kvm("KVM_GET_REGS"))?,
+            sregs: self.get_sregs().map_err(Error::kvm("KVM_GET_SREGS"))?,
+            xsave: self.get_xsave().map_err(Error::kvm("KVM_GET_XSAVE"))?,
+            xcrs: self.get_xcrs().map_err(Error::kvm("KVM_GET_XCRS"))?,
+            debugregs: self
+                .get_debug_regs()
+                .map_err(Error::kvm("KVM_GET_DEBUGREGS"))?,
+            lapic: self.get_lapic().map_err(Error::kvm("KVM_GET_LAPIC"))?,
+            mp_state: self
+                .get_mp_state()
+                .map_err(Error::kvm("KVM_GET_MP_STATE"))?,
+            events: self
+                .get_vcpu_events()
+                .map_err(Error::kvm("KVM_GET_VCPU_EVENTS"))?,
+        })
+    }
+
+    /// Loads the state in the order KVM needs: CPUID before anything that depends on
+    /// the features it enables, special registers (APIC base, EFER) before the local
+    /// APIC and the MSRs, the TSC before its deadline, pending events last.
+    fn restore(&self, s: &VcpuState) -> Result<(), Error> {
+        let cpuid = CpuId::from_entries(&s.cpuid)
+            .map_err(|_| Error::Snapshot(format!("{} CPUID entries is too many", s.cpuid.len())))?;
+        self.set_cpuid2(&cpuid)
+            .map_err(Error::kvm("KVM_SET_CPUID2"))?;
+        self.set_mp_state(s.mp_state)
+            .map_err(Error::kvm("KVM_SET_MP_STATE"))?;
+        self.set_regs(&s.regs).map_err(Error::kvm("KVM_SET_REGS"))?;
+        self.set_sregs(&s.sregs)
+            .map_err(Error::kvm("KVM_SET_SREGS"))?;
+        // SAFETY: this process never asks for dynamically enabled XSTATE features
+        // (arch_prctl ARCH_REQ_XCOMP_GUEST_PERM), so KVM reads no more than the 4096
+        // bytes of `kvm_xsave`, which `s.xsave` is.
+        unsafe { self.set_xsave(&s.xsave) }.map_err(Error::kvm("KVM_SET_XSAVE"))?;
+        self.set_xcrs(&s.xcrs).map_err(Error::kvm("KVM_SET_XCRS"))?;
+        self.set_debug_regs(&s.debugregs)
+            .map_err(Error::kvm("KVM_SET_DEBUGREGS"))?;
+        self.set_lapic(&s.lapic)
+            .map_err(Error::kvm("KVM_SET_LAPIC"))?;
+        let mut entries = s.msrs.clone();
+        restore_order(&mut entries);
+        let msrs = Msrs::from_entries(&entries)
+            .map_err(|_| Error::Snapshot(format!("{} MSRs is too many", entries.len())))?;
+        let n = self.set_msrs(&msrs).map_err(Error::kvm("KVM_SET_MSRS"))?;
+        if n < entries.len() {
+            return Err(Error::Snapshot(format!(
+                "KVM_SET_MSRS refused MSR {:#x}",
+                entries[n].index
+            )));
+        }
+        self.set_vcpu_events(&s.events)
+            .map_err(Error::kvm("KVM_SET_VCPU_EVENTS"))?;
+        Ok(())
+    }
+}
+
+/// Re-enters `vcpu` once with `immediate_exit` set, so that KVM completes an I/O
+/// or MMIO access the last exit left pending (an `in` gets its value, a string
+/// access moves on) and the saved registers are those after it.
+pub fn complete_pending_io(vcpu: &mut VcpuFd) -> Result<(), Error> {
+    vcpu.set_kvm_immediate_exit(1);
+    let r = vcpu.run().map(|_| ()).map_err(|e| e.errno());
+    vcpu.set_kvm_immediate_exit(0);
+    match r {
+        Ok(()) | Err(libc::EINTR) | Err(libc::EAGAIN) => Ok(()),
+        Err(e) => Err(Error::Kvm {
+            op: "KVM_RUN (immediate exit)",
+            source: kvm_ioctls::Error::new(e),
+        }),
     }
 }
 
@@ -283,6 +439,7 @@ pub fn run_loop(
                         Request::None => {}
                         Request::Reset => return Some(ExitReason::Reset),
                         Request::Exit(status) => return Some(ExitReason::GuestExit(status)),
+                        Request::Snapshot => return Some(ExitReason::Snapshotted),
                     }
                 }
             }

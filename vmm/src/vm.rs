@@ -16,10 +16,11 @@ pub use crate::exit::ExitReason;
 use crate::layout::KVM_TSS_ADDR;
 use crate::memory;
 use crate::mptable;
+use crate::snapshot::{self, MachineConfig};
 use crate::vcpu;
 pub use crate::vcpu::CpuVendor;
 use kvm_bindings::{
-    kvm_enable_cap, kvm_pit_config, kvm_userspace_memory_region, KVM_CAP_SPLIT_IRQCHIP,
+    kvm_enable_cap, kvm_pit_config, kvm_userspace_memory_region, CpuId, KVM_CAP_SPLIT_IRQCHIP,
 };
 use kvm_ioctls::{Kvm, VmFd};
 use std::io::Write;
@@ -29,7 +30,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use timeline::marker::Marker;
 use timeline::{EventSource, Timeline};
 use vm_memory::{Address, GuestMemoryBackend, GuestMemoryRegion};
 
@@ -67,6 +69,8 @@ pub struct VmOutcome {
     pub timeline: Timeline,
     pub unhandled_pio: u64,
     pub unhandled_mmio: u64,
+    /// What the snapshot save wrote, if one was taken.
+    pub snapshot: Option<snapshot::SaveStats>,
 }
 
 /// Builds and runs a microVM to its end: [`Vm::build`] then [`Vm::run`].
@@ -80,15 +84,36 @@ pub fn run(config: VmConfig) -> Result<VmOutcome, Error> {
 pub struct Vm {
     // Field order is drop order: vCPUs before the VM fd, the VM before its memory.
     vcpus: Vec<kvm_ioctls::VcpuFd>,
+    /// The CPUID table each vCPU was given.
+    cpuids: Vec<CpuId>,
     bus: Arc<Bus>,
-    _vm: Arc<VmFd>,
-    _kvm: Kvm,
+    vm: Arc<VmFd>,
+    kvm: Kvm,
     mem: memory::GuestMemory,
     recorder: Arc<Recorder>,
-    timeout: Option<Duration>,
-    console_input: Option<RawFd>,
-    name: String,
-    spawn_ns: u64,
+    settings: RunSettings,
+    /// What a snapshot records about the machine.
+    config: MachineConfig,
+    snapshot: Option<SnapshotRequest>,
+}
+
+/// How a built machine runs: what does not belong to the machine itself.
+pub(crate) struct RunSettings {
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) console_input: Option<RawFd>,
+    pub(crate) name: String,
+    pub(crate) spawn_ns: u64,
+}
+
+/// Save the machine when the guest announces a marker ([`Vm::snapshot_at`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRequest {
+    /// The marker whose port write triggers the save (the console line does not).
+    pub at: Marker,
+    /// The snapshot folder.
+    pub dir: PathBuf,
+    /// Resume the guest after the save instead of ending the run.
+    pub keep_running: bool,
 }
 
 /// What the shared build steps make: the VM on /dev/kvm with its memory slots,
@@ -254,123 +279,120 @@ impl Vm {
             &recorder,
         )?;
         // The boot ending: every vCPU set up for the kernel's entry.
+        let mut cpuids = Vec::with_capacity(machine.vcpus.len());
         for (id, fd) in (0..).zip(&machine.vcpus) {
-            vcpu::configure(
+            cpuids.push(vcpu::configure(
                 fd,
                 &supported,
                 id,
                 config.vcpus,
                 setup.entry,
                 config.cpu_vendor,
-            )?;
+            )?);
         }
         recorder.stamp("vmm.vcpus-configured", EventSource::Monitor);
-        Ok(Vm {
-            vcpus: machine.vcpus,
-            bus: machine.bus,
-            _vm: machine.vm,
-            _kvm: machine.kvm,
-            mem,
-            recorder,
+        let record = MachineConfig {
+            mem_mib: config.mem_mib,
+            vcpus: config.vcpus,
+            irqchip: config.irqchip,
+            cmdline: config.cmdline,
+            name: config.name.clone(),
+        };
+        let settings = RunSettings {
             timeout: config.timeout,
             console_input: config.console_input,
             name: config.name,
             spawn_ns: config.spawn_ns,
-        })
+        };
+        Ok(Vm::assemble(
+            machine, cpuids, mem, recorder, settings, record,
+        ))
+    }
+
+    /// A machine made of built parts, ready to run.
+    pub(crate) fn assemble(
+        machine: Machine,
+        cpuids: Vec<CpuId>,
+        mem: memory::GuestMemory,
+        recorder: Arc<Recorder>,
+        settings: RunSettings,
+        config: MachineConfig,
+    ) -> Vm {
+        Vm {
+            vcpus: machine.vcpus,
+            cpuids,
+            bus: machine.bus,
+            vm: machine.vm,
+            kvm: machine.kvm,
+            mem,
+            recorder,
+            settings,
+            config,
+            snapshot: None,
+        }
+    }
+
+    /// Saves the machine into `request.dir` when the guest writes the marker
+    /// `request.at` to the marker port: every vCPU is stopped first (and re-entered
+    /// once so pending I/O completes), then the run ends with
+    /// [`ExitReason::Snapshotted`], or goes on with `keep_running`. Once per run.
+    pub fn snapshot_at(&mut self, request: SnapshotRequest) {
+        self.bus.snapshot_at(request.at.code());
+        self.snapshot = Some(request);
     }
 
     /// Runs the machine to its end (guest exit, reset, error or timeout), then stops
-    /// every vCPU and joins its thread.
-    ///
-    /// vCPU 0 runs on the calling thread: its first KVM_RUN then follows the set-up
-    /// at once, instead of after a new thread has been scheduled on another CPU
-    /// (0.05-0.1 ms on our hosts). Other vCPUs get a thread each. When there is
-    /// something to wait for besides vCPU 0 (a timeout, other vCPUs, console input),
-    /// a supervisor thread waits for it and then stops vCPU 0.
+    /// every vCPU and joins its thread; at the snapshot point (if asked for) saves
+    /// the machine between two such runs of the vCPUs.
     pub fn run(self) -> Result<VmOutcome, Error> {
         let Vm {
             vcpus,
+            cpuids,
             bus,
-            _vm,
-            _kvm,
+            vm,
+            kvm,
             mem,
             recorder,
-            timeout,
-            console_input,
-            name,
-            spawn_ns,
+            settings,
+            config,
+            mut snapshot,
         } = self;
         install_kick_handler();
         let mem = Arc::new(mem);
-        let stop = Arc::new(AtomicBool::new(false));
-        // Each vCPU thread sends why its loop ended; this thread sends `None` when
-        // vCPU 0's loop has ended.
-        let (tx, rx) = mpsc::channel::<Option<ExitReason>>();
-        let mut vcpus = vcpus.into_iter();
-        let mut boot_vcpu = vcpus.next().ok_or(Error::VcpuCount(0, mptable::MAX_CPUS))?;
-        // Stops and joins the threads started so far when dropped, also on an early
-        // return below.
-        let mut others = VcpuThreads {
-            stop: stop.clone(),
-            threads: Vec::with_capacity(vcpus.len()),
-        };
-        for (id, mut fd) in (1..).zip(vcpus) {
-            let (bus, mem, stop, tx) = (bus.clone(), mem.clone(), stop.clone(), tx.clone());
-            let t = std::thread::Builder::new()
-                .name(format!("vcpu{id}"))
-                .spawn(move || {
-                    let _ = tx.send(vcpu::run_loop(&mut fd, &bus, &mem, &stop, || {}));
-                })
-                .map_err(Error::Thread)?;
-            others.threads.push(t);
-        }
-        let supervisor =
-            if timeout.is_some() || !others.threads.is_empty() || console_input.is_some() {
-                let watch = Supervisor {
-                    rx,
-                    timeout,
-                    stop: stop.clone(),
-                    // SAFETY: pthread_self has no preconditions.
-                    boot_thread: unsafe { libc::pthread_self() },
-                    boot_done: Arc::new(AtomicBool::new(false)),
-                };
-                let boot_done = watch.boot_done.clone();
-                let input = console_input.map(|fd| (fd, bus.clone()));
-                let t = std::thread::Builder::new()
-                    .name("vm-supervisor".into())
-                    .spawn(move || watch.run(input))
-                    .map_err(Error::Thread)?;
-                Some((t, boot_done))
-            } else {
-                None
-            };
-
-        let rec = recorder.clone();
-        let boot_end = vcpu::run_loop(&mut boot_vcpu, &bus, &mem, &stop, || {
-            rec.stamp("first-kvm-run", EventSource::Monitor)
-        });
-        stop.store(true, Ordering::Release);
-        // What ended the run: vCPU 0's own exit, else what the supervisor saw first
-        // (another vCPU's exit; nothing within the timeout).
-        let first = match supervisor {
-            Some((t, boot_done)) => {
-                boot_done.store(true, Ordering::Release);
-                let _ = tx.send(None);
-                t.join().unwrap_or_else(|_| {
-                    Some(Some(ExitReason::RunError(
-                        "the supervisor thread panicked".into(),
-                    )))
-                })
+        let deadline = settings.timeout.map(|d| Instant::now() + d);
+        let mut vcpus = vcpus;
+        let mut saved = None;
+        let reason = loop {
+            let (reason, back) = run_vcpus(
+                vcpus,
+                &bus,
+                &mem,
+                &recorder,
+                deadline,
+                settings.console_input,
+            )?;
+            vcpus = back;
+            if reason == ExitReason::Snapshotted {
+                if let Some(req) = snapshot.take() {
+                    let source = snapshot::SaveSource {
+                        kvm: &kvm,
+                        vm: &vm,
+                        bus: &bus,
+                        cpuids: &cpuids,
+                        mem: &mem,
+                        config: &config,
+                    };
+                    let stats = snapshot::save(&req.dir, &source, &mut vcpus)?;
+                    recorder.stamp("snapshot-saved", EventSource::Monitor);
+                    saved = Some(stats);
+                    if req.keep_running {
+                        continue;
+                    }
+                }
             }
-            None => None,
+            break reason;
         };
-        let reason = match (boot_end, first) {
-            (Some(r), _) | (None, Some(Some(r))) => r,
-            (None, None) => ExitReason::Timeout,
-            (None, Some(None)) => ExitReason::Halted,
-        };
-        drop(others);
-        drop(boot_vcpu);
+        drop(vcpus);
 
         let (unhandled_pio, unhandled_mmio) = (
             bus.unhandled_pio.load(Ordering::Relaxed),
@@ -379,10 +401,10 @@ impl Vm {
         // Close the VM before unmapping its memory (every vCPU fd is closed already;
         // the bus holds the last other reference to the VM fd).
         drop(bus);
-        drop(_vm);
-        drop(_kvm);
+        drop(vm);
+        drop(kvm);
         drop(mem);
-        let mut timeline = Timeline::new(name, spawn_ns);
+        let mut timeline = Timeline::new(settings.name, settings.spawn_ns);
         if recorder.repeats() > 0 {
             log::debug!("{} repeated events not recorded", recorder.repeats());
         }
@@ -392,26 +414,126 @@ impl Vm {
             timeline,
             unhandled_pio,
             unhandled_mmio,
+            snapshot: saved,
         })
     }
+}
+
+/// Runs every vCPU until the run ends (guest exit, reset, error, timeout at
+/// `deadline`, or the snapshot point), stops them all and hands their fds back.
+///
+/// vCPU 0 runs on the calling thread: its first KVM_RUN then follows the set-up
+/// at once, instead of after a new thread has been scheduled on another CPU
+/// (0.05-0.1 ms on our hosts). Other vCPUs get a thread each. When there is
+/// something to wait for besides vCPU 0 (a timeout, other vCPUs, console input),
+/// a supervisor thread waits for it and then stops vCPU 0.
+fn run_vcpus(
+    vcpus: Vec<kvm_ioctls::VcpuFd>,
+    bus: &Arc<Bus>,
+    mem: &Arc<memory::GuestMemory>,
+    recorder: &Arc<Recorder>,
+    deadline: Option<Instant>,
+    console_input: Option<RawFd>,
+) -> Result<(ExitReason, Vec<kvm_ioctls::VcpuFd>), Error> {
+    let stop = Arc::new(AtomicBool::new(false));
+    // Each vCPU thread sends why its loop ended; this thread sends `None` when
+    // vCPU 0's loop has ended.
+    let (tx, rx) = mpsc::channel::<Option<ExitReason>>();
+    let mut vcpus = vcpus.into_iter();
+    let mut boot_vcpu = vcpus.next().ok_or(Error::VcpuCount(0, mptable::MAX_CPUS))?;
+    // Stops and joins the threads started so far when dropped, also on an early
+    // return below.
+    let mut others = VcpuThreads {
+        stop: stop.clone(),
+        threads: Vec::with_capacity(vcpus.len()),
+    };
+    for (id, mut fd) in (1..).zip(vcpus) {
+        let (bus, mem, stop, tx) = (bus.clone(), mem.clone(), stop.clone(), tx.clone());
+        let t = std::thread::Builder::new()
+            .name(format!("vcpu{id}"))
+            .spawn(move || {
+                let _ = tx.send(vcpu::run_loop(&mut fd, &bus, &mem, &stop, || {}));
+                fd
+            })
+            .map_err(Error::Thread)?;
+        others.threads.push(t);
+    }
+    let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+    let supervisor = if timeout.is_some() || !others.threads.is_empty() || console_input.is_some() {
+        let watch = Supervisor {
+            rx,
+            timeout,
+            stop: stop.clone(),
+            // SAFETY: pthread_self has no preconditions.
+            boot_thread: unsafe { libc::pthread_self() },
+            boot_done: Arc::new(AtomicBool::new(false)),
+        };
+        let boot_done = watch.boot_done.clone();
+        let input = console_input.map(|fd| (fd, bus.clone()));
+        let t = std::thread::Builder::new()
+            .name("vm-supervisor".into())
+            .spawn(move || watch.run(input))
+            .map_err(Error::Thread)?;
+        Some((t, boot_done))
+    } else {
+        None
+    };
+
+    let rec = recorder.clone();
+    let boot_end = vcpu::run_loop(&mut boot_vcpu, bus, mem, &stop, || {
+        rec.stamp("first-kvm-run", EventSource::Monitor)
+    });
+    stop.store(true, Ordering::Release);
+    // What ended the run: vCPU 0's own exit, else what the supervisor saw first
+    // (another vCPU's exit; nothing within the timeout).
+    let first = match supervisor {
+        Some((t, boot_done)) => {
+            boot_done.store(true, Ordering::Release);
+            let _ = tx.send(None);
+            t.join().unwrap_or_else(|_| {
+                Some(Some(ExitReason::RunError(
+                    "the supervisor thread panicked".into(),
+                )))
+            })
+        }
+        None => None,
+    };
+    let reason = match (boot_end, first) {
+        (Some(r), _) | (None, Some(Some(r))) => r,
+        (None, None) => ExitReason::Timeout,
+        (None, Some(None)) => ExitReason::Halted,
+    };
+    let mut fds = vec![boot_vcpu];
+    fds.extend(others.stop_and_join());
+    Ok((reason, fds))
 }
 
 /// The threads of vCPUs 1..N. Dropping it stops them: sets `stop`, kicks each thread
 /// out of KVM_RUN until it has left its loop, and joins it.
 struct VcpuThreads {
     stop: Arc<AtomicBool>,
-    threads: Vec<std::thread::JoinHandle<()>>,
+    /// Each thread gives its vCPU back when it ends.
+    threads: Vec<std::thread::JoinHandle<kvm_ioctls::VcpuFd>>,
 }
 
-impl Drop for VcpuThreads {
-    fn drop(&mut self) {
+impl VcpuThreads {
+    /// Stops every thread and returns the vCPUs of those that did not panic.
+    fn stop_and_join(&mut self) -> Vec<kvm_ioctls::VcpuFd> {
         self.stop.store(true, Ordering::Release);
+        let mut fds = Vec::with_capacity(self.threads.len());
         for t in self.threads.drain(..) {
             while !t.is_finished() {
                 kick(t.as_pthread_t());
             }
-            let _ = t.join();
+            fds.extend(t.join().ok());
         }
+        fds
+    }
+}
+
+impl Drop for VcpuThreads {
+    fn drop(&mut self) {
+        self.stop_and_join();
     }
 }
 

@@ -59,8 +59,8 @@ pub struct Msi {
     pub data: u32,
 }
 
-/// The IO-APIC's state.
-#[derive(Debug)]
+/// The IO-APIC's state (also what a snapshot saves of it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IoApic {
     id: u32,
     select: u32,

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use vmm_sys_util::eventfd::EventFd;
 
 /// The interrupt controller a VM was built with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum IrqChipKind {
     /// KVM's in-kernel PIC, IO-APIC and PIT (KVM_CREATE_IRQCHIP, KVM_CREATE_PIT2).
     Kernel,
@@ -38,6 +38,18 @@ impl SplitIrqChip {
     pub fn edge(&self, pin: usize) -> std::io::Result<()> {
         let msi = self.ioapic.lock().ok().and_then(|mut io| io.edge(pin));
         msi.map_or(Ok(()), |m| self.signal(m))
+    }
+
+    /// The IO-APIC's registers.
+    pub fn state(&self) -> IoApic {
+        self.ioapic.lock().map(|io| io.clone()).unwrap_or_default()
+    }
+
+    /// Loads saved IO-APIC registers.
+    pub fn restore(&self, state: &IoApic) {
+        if let Ok(mut io) = self.ioapic.lock() {
+            *io = state.clone();
+        }
     }
 
     /// A guest read of the IO-APIC's register window.
@@ -81,6 +93,16 @@ pub enum IrqLine {
     Irqfd(EventFd),
     /// A pin of the monitor's IO-APIC.
     IoApicPin(Arc<SplitIrqChip>, usize),
+}
+
+impl IrqLine {
+    /// A second handle on the same line.
+    pub fn try_clone(&self) -> std::io::Result<IrqLine> {
+        Ok(match self {
+            IrqLine::Irqfd(fd) => IrqLine::Irqfd(fd.try_clone()?),
+            IrqLine::IoApicPin(chip, pin) => IrqLine::IoApicPin(chip.clone(), *pin),
+        })
+    }
 }
 
 impl vm_superio::Trigger for IrqLine {

@@ -11,7 +11,10 @@ pub mod irq;
 pub mod marker;
 pub mod serial;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use crate::error::Error;
+use crate::persist::Persist;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use timeline::{EventSource, Timeline};
 
@@ -69,6 +72,18 @@ pub enum Request {
     Reset,
     /// The guest wrote its exit status to the exit port.
     Exit(u8),
+    /// The guest announced the marker the VM is to be saved at.
+    Snapshot,
+}
+
+/// What a snapshot saves of the devices. The i8042 (reset only), the marker and
+/// exit ports and the boot timer hold no state: what they saw is the run's
+/// timeline, not the machine's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceState {
+    pub serial: serial::SerialState,
+    /// The monitor's IO-APIC (split irqchip only).
+    pub ioapic: Option<ioapic::IoApic>,
 }
 
 /// All devices, routed by address.
@@ -79,6 +94,8 @@ pub struct Bus {
     pub recorder: Arc<Recorder>,
     pub unhandled_pio: AtomicU64,
     pub unhandled_mmio: AtomicU64,
+    /// The marker code whose port write asks for a snapshot, 0 for none.
+    snapshot_at: AtomicU8,
 }
 
 impl Bus {
@@ -96,7 +113,14 @@ impl Bus {
             recorder,
             unhandled_pio: AtomicU64::new(0),
             unhandled_mmio: AtomicU64::new(0),
+            snapshot_at: AtomicU8::new(0),
         }
+    }
+
+    /// Makes the marker with `code` (once) end the run with [`Request::Snapshot`];
+    /// 0 disarms it.
+    pub fn snapshot_at(&self, code: u8) {
+        self.snapshot_at.store(code, Ordering::Release);
     }
 
     /// A port write.
@@ -111,7 +135,18 @@ impl Bus {
             }
             marker::PORT => {
                 marker::write(&self.recorder, value);
-                Request::None
+                let armed = self.snapshot_at.load(Ordering::Acquire);
+                if armed != 0
+                    && armed == value
+                    && self
+                        .snapshot_at
+                        .compare_exchange(armed, 0, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                {
+                    Request::Snapshot
+                } else {
+                    Request::None
+                }
             }
             exit_port::PORT => Request::Exit(value),
             i8042::COMMAND_PORT if i8042::is_reset(value) => Request::Reset,
@@ -172,6 +207,40 @@ impl Bus {
     fn unhandled(&self, what: &str, addr: u64, counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
         log::debug!("unhandled {what} at {addr:#x}");
+    }
+}
+
+impl Persist for Bus {
+    type State = DeviceState;
+    type Context<'a> = ();
+
+    fn save(&self, _: ()) -> Result<DeviceState, Error> {
+        let serial = self
+            .serial
+            .lock()
+            .map_err(|_| Error::Snapshot("the serial port's lock is poisoned".into()))?
+            .state();
+        Ok(DeviceState {
+            serial,
+            ioapic: self.irqchip.as_ref().map(|c| c.state()),
+        })
+    }
+
+    fn restore(&self, state: &DeviceState) -> Result<(), Error> {
+        self.serial
+            .lock()
+            .map_err(|_| Error::Snapshot("the serial port's lock is poisoned".into()))?
+            .restore(&state.serial)?;
+        match (&self.irqchip, &state.ioapic) {
+            (Some(chip), Some(io)) => chip.restore(io),
+            (None, None) => {}
+            _ => {
+                return Err(Error::Snapshot(
+                    "the saved devices do not match the irqchip".into(),
+                ))
+            }
+        }
+        Ok(())
     }
 }
 

@@ -3,6 +3,8 @@
 
 use super::console::Console;
 use super::irq::IrqLine;
+use crate::error::Error;
+use serde::{Deserialize, Serialize};
 
 /// First port of COM1.
 pub const COM1_BASE: u16 = 0x3f8;
@@ -14,6 +16,23 @@ pub const COM1_IRQ: u32 = 4;
 /// Whether `port` is one of COM1's registers.
 pub fn claims(port: u16) -> bool {
     (COM1_BASE..COM1_BASE + COM1_LEN).contains(&port)
+}
+
+/// COM1's registers and its receive FIFO (vm-superio's `SerialState`, which has no
+/// serde support of its own). Output is never queued (see `console`), so there is
+/// no transmit state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SerialState {
+    pub baud_divisor_low: u8,
+    pub baud_divisor_high: u8,
+    pub interrupt_enable: u8,
+    pub interrupt_identification: u8,
+    pub line_control: u8,
+    pub line_status: u8,
+    pub modem_control: u8,
+    pub modem_status: u8,
+    pub scratch: u8,
+    pub in_buffer: Vec<u8>,
 }
 
 /// COM1.
@@ -40,5 +59,52 @@ impl Serial {
     /// Queues input bytes for the guest; returns how many fit.
     pub fn input(&mut self, bytes: &[u8]) -> usize {
         self.0.enqueue_raw_bytes(bytes).unwrap_or(0)
+    }
+
+    /// The registers and the receive FIFO.
+    pub fn state(&self) -> SerialState {
+        let s = self.0.state();
+        SerialState {
+            baud_divisor_low: s.baud_divisor_low,
+            baud_divisor_high: s.baud_divisor_high,
+            interrupt_enable: s.interrupt_enable,
+            interrupt_identification: s.interrupt_identification,
+            line_control: s.line_control,
+            line_status: s.line_status,
+            modem_control: s.modem_control,
+            modem_status: s.modem_status,
+            scratch: s.scratch,
+            in_buffer: s.in_buffer,
+        }
+    }
+
+    /// Loads saved registers and FIFO, keeping this port's interrupt line and console.
+    pub fn restore(&mut self, s: &SerialState) -> Result<(), Error> {
+        let state = vm_superio::serial::SerialState {
+            baud_divisor_low: s.baud_divisor_low,
+            baud_divisor_high: s.baud_divisor_high,
+            interrupt_enable: s.interrupt_enable,
+            interrupt_identification: s.interrupt_identification,
+            line_control: s.line_control,
+            line_status: s.line_status,
+            modem_control: s.modem_control,
+            modem_status: s.modem_status,
+            scratch: s.scratch,
+            in_buffer: s.in_buffer.clone(),
+        };
+        let line = self
+            .0
+            .interrupt_evt()
+            .try_clone()
+            .map_err(|e| Error::Snapshot(format!("serial interrupt line: {e}")))?;
+        let recorder = self.0.writer().recorder();
+        let console = std::mem::replace(
+            self.0.writer_mut(),
+            Console::new(Box::new(std::io::sink()), recorder),
+        );
+        self.0 =
+            vm_superio::Serial::from_state(&state, line, vm_superio::serial::NoEvents, console)
+                .map_err(|e| Error::Snapshot(format!("serial state: {e:?}")))?;
+        Ok(())
     }
 }
