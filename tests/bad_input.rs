@@ -1,4 +1,4 @@
-//! Bad input to every CLI entry (`vm run`, `sandbox run` with `--rootfs` and with
+//! Bad input to every CLI entry (`vm run`, `vm restore`, `sandbox run` with `--rootfs` and with
 //! `--bundle`, `bench`, `report`, `images build`), as one table: each row is one
 //! invocation and a text its error must contain. Every row must end with exit code 1,
 //! nothing on stdout, no "panicked" anywhere, and exactly one line on stderr:
@@ -65,6 +65,8 @@ struct Fixture {
     vmlinux: Option<PathBuf>,
     /// A tiny busybox rootfs for bundles that get as far as the sandbox's child.
     rootfs: PathBuf,
+    /// A snapshot of the lab guest at its snapshot point, if /dev/kvm is usable.
+    snapshot: Option<PathBuf>,
 }
 
 impl Fixture {
@@ -111,6 +113,35 @@ impl Fixture {
     fn bundle_text(&self, name: &str, text: &str) -> String {
         self.write(&format!("bundles/{name}/config.json"), text.as_bytes());
         self.p(&format!("bundles/{name}"))
+    }
+
+    /// A copy of the lab snapshot in folder `name` (empty without /dev/kvm), its
+    /// files then changed by `edit` (given the folder).
+    fn snapshot(&self, name: &str, edit: impl FnOnce(&Path)) -> String {
+        let dir = self.dir.join("snapshots").join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        if let Some(base) = &self.snapshot {
+            for file in [vmm::snapshot::STATE_FILE, vmm::snapshot::MEMORY_FILE] {
+                std::fs::copy(base.join(file), dir.join(file)).unwrap();
+            }
+            edit(&dir);
+        }
+        dir.display().to_string()
+    }
+
+    /// A copy of the lab snapshot whose decoded state is changed by `edit` (and
+    /// written back with a valid checksum).
+    fn snapshot_state(
+        &self,
+        name: &str,
+        edit: impl FnOnce(&mut vmm::snapshot::Snapshot),
+    ) -> String {
+        self.snapshot(name, |dir| {
+            let path = dir.join(vmm::snapshot::STATE_FILE);
+            let mut snap = vmm::snapshot::decode(&std::fs::read(&path).unwrap()).unwrap();
+            edit(&mut snap);
+            std::fs::write(&path, vmm::snapshot::encode(&snap).unwrap()).unwrap();
+        })
     }
 
     /// A config.json that runs (checked by the baseline row) over the fixture rootfs.
@@ -219,6 +250,24 @@ fn cases(f: &Fixture) -> Vec<Case> {
         c(Root, &["sandbox", "run", "--bundle", &f.bundle(name, edit)], needle)
     };
 
+    let restore = |needs: Needs, dir: &str, extra: &[&str], needle: &str| {
+        let mut args = vec!["vm", "restore", dir];
+        args.extend_from_slice(extra);
+        c(needs, &args, needle)
+    };
+    let state_path = |dir: &Path| dir.join(vmm::snapshot::STATE_FILE);
+    let memory_path = |dir: &Path| dir.join(vmm::snapshot::MEMORY_FILE);
+    let patch = |path: PathBuf, at: u64, bytes: &[u8]| {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        f.write_all_at(bytes, at).unwrap();
+    };
+    let other_vendor = if vmm::snapshot::host_cpu_vendor() == "AuthenticAMD" { "GenuineIntel" } else { "AuthenticAMD" };
+    let open_dir = f.snapshot("open-dir", |d| {
+        std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap()
+    });
+    let snap_ok = f.snapshot("ok", |_| {});
+
     let mut rows = vec![
         // ---- bootlab vm run: files ----
         vm(Nothing, &["--kernel", &missing], &missing),
@@ -280,6 +329,46 @@ fn cases(f: &Fixture) -> Vec<Case> {
         vm(Kvm, &["--guest", "lab", "--initrd", &huge], &huge),
         vm(Kvm, &["--guest", "lab", "--cmdline", &long_cmdline], "5000 bytes"),
         vm(Kvm, &["--guest", "lab", "--cmdline", "console=ttyS0 é"], "'é'"),
+        // ---- vm run --snapshot-* ----
+        vm(Nothing, &["--guest", "lab", "--snapshot-at", "snapshot"], "--snapshot-out"),
+        vm(Nothing, &["--guest", "lab", "--snapshot-out", &dir], "--snapshot-at"),
+        vm(Nothing, &["--guest", "lab", "--snapshot-at", "nope", "--snapshot-out", &dir], "nope"),
+        vm(Nothing, &["--guest", "lab", "--snapshot-at", "snapshot", "--snapshot-out", &file], &file),
+        // ---- vm restore: the folder and its files ----
+        c(Nothing, &["vm", "restore"], "<DIR>"),
+        restore(Nothing, &missing, &[], &missing),
+        restore(Nothing, &file, &[], "not a folder"),
+        restore(Nothing, &dir, &[], "state"),
+        restore(Kvm, &open_dir, &[], "writable by others"),
+        restore(Kvm, &f.snapshot("no-memory", |d| std::fs::remove_file(memory_path(d)).unwrap()), &[], "memory"),
+        restore(Kvm, &f.snapshot("foreign", |d| std::fs::write(state_path(d), lab).unwrap()), &[], "not a bootlab snapshot"),
+        restore(Kvm, &f.snapshot("empty-state", |d| std::fs::write(state_path(d), b"").unwrap()), &[], "not a bootlab snapshot"),
+        restore(Kvm, &f.snapshot("cut-state", |d| {
+            let bytes = std::fs::read(state_path(d)).unwrap();
+            std::fs::write(state_path(d), &bytes[..bytes.len() / 2]).unwrap();
+        }), &[], "truncated"),
+        restore(Kvm, &f.snapshot("flipped-state", |d| {
+            let mut bytes = std::fs::read(state_path(d)).unwrap();
+            let mid = bytes.len() / 2;
+            bytes[mid] ^= 0x40;
+            std::fs::write(state_path(d), bytes).unwrap();
+        }), &[], "checksum"),
+        restore(Kvm, &f.snapshot("newer", |d| patch(state_path(d), 8, &(vmm::snapshot::FORMAT_VERSION + 1).to_le_bytes())), &[], "newer"),
+        restore(Kvm, &f.snapshot("short-memory", |d| {
+            std::fs::OpenOptions::new().write(true).open(memory_path(d)).unwrap().set_len(64 << 20).unwrap();
+        }), &[], "67108864 bytes"),
+        restore(Kvm, &f.snapshot("changed-memory", |d| patch(memory_path(d), 100 << 20, b"x")), &[], "memory is corrupted"),
+        restore(Kvm, &f.snapshot_state("vendor", |s| s.host.cpu_vendor = other_vendor.into()), &[], other_vendor),
+        restore(Kvm, &f.snapshot_state("kvm-api", |s| s.host.kvm_api = 13), &[], "KVM API 13"),
+        restore(Kvm, &f.snapshot_state("cpuid", |s| {
+            for e in s.vcpus[0].cpuid.iter_mut().filter(|e| e.function == 7 && e.index == 0) {
+                e.ebx = u32::MAX;
+            }
+        }), &[], "CPUID features"),
+        restore(Kvm, &snap_ok, &["--mem", "256"], "--mem 256"),
+        restore(Kvm, &snap_ok, &["--vcpus", "2"], "--vcpus 2"),
+        restore(Kvm, &snap_ok, &["--timeout", "0"], "--timeout 0"),
+        restore(Kvm, &snap_ok, &["--timeline-out", &missing], &missing),
         // ---- bootlab sandbox run --rootfs ----
         sb(Nothing, &["--rootfs", &missing, "--", "true"], &missing),
         sb(Nothing, &["--rootfs", &file, "--", "true"], "not a directory"),
@@ -520,6 +609,32 @@ fn kvm_usable() -> bool {
         .is_ok()
 }
 
+/// Saves the lab guest at its snapshot point into `dir/snap-base`; checks that it
+/// restores (the base every snapshot row damages is valid).
+fn lab_snapshot(dir: &Path, images: &Path) -> PathBuf {
+    let snap = dir.join("snap-base");
+    let s = snap.display().to_string();
+    let args = |a: &[&str]| a.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let out = run(
+        &args(&[
+            "vm",
+            "run",
+            "--guest",
+            "lab",
+            "--snapshot-at",
+            "snapshot",
+            "--snapshot-out",
+            &s,
+        ]),
+        &[],
+        images,
+    );
+    assert_eq!(out.status.code(), Some(0), "lab snapshot: {out:?}");
+    let out = run(&args(&["vm", "restore", &s]), &[], images);
+    assert_eq!(out.status.code(), Some(0), "lab restore: {out:?}");
+    snap
+}
+
 const BUSYBOX: &str = "/bin/busybox";
 
 /// A busybox rootfs: /bin/busybox with `true` and `sh`, and the mount points.
@@ -545,10 +660,12 @@ fn every_bad_input_gets_one_clear_line_and_exit_1() {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("guest-images/out"));
     let vmlinux = Some(images.join("vmlinux")).filter(|p| p.is_file());
+    let snapshot = kvm_usable().then(|| lab_snapshot(&dir, &images));
     let f = Fixture {
         rootfs: dir.join("rootfs"),
         vmlinux,
         dir,
+        snapshot,
     };
     tiny_rootfs(&f.rootfs);
     let have = |n: Needs| match n {
