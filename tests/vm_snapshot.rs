@@ -1,0 +1,202 @@
+//! Snapshots of the lab guest end to end, through the built binary: `vm run
+//! --snapshot-at snapshot` saves the machine at the guest's snapshot point, and
+//! `vm restore` carries on from there in fresh processes, also several at once.
+//! Bad snapshots are rows in `bad_input.rs`.
+
+mod common;
+use common::{bootlab, kvm_or_skip};
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use timeline::{EventSource, Timeline, RESTORED_VM_MODEL};
+
+fn tmp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("bootlab-snaptest-{}-{name}", std::process::id()))
+}
+
+/// Saves the lab guest at its snapshot point into a fresh folder `name`.
+fn take_snapshot(name: &str, extra: &[&str]) -> (Output, PathBuf) {
+    let dir = tmp(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = bootlab()
+        .args(["vm", "run", "--guest", "lab", "--timeout", "20"])
+        .args(["--snapshot-at", "snapshot", "--snapshot-out"])
+        .arg(&dir)
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (out, dir)
+}
+
+/// `bootlab vm restore DIR` with its timeline written to `timeline`.
+fn restore(dir: &Path, timeline: &Path) -> std::process::Child {
+    bootlab()
+        .args(["vm", "restore"])
+        .arg(dir)
+        .args(["--timeout", "20", "--timeline-out"])
+        .arg(timeline)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn markers(stdout: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter(|l| l.starts_with("@@bootlab"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Checks a restored run: exit 0, only what follows the snapshot point on the
+/// console, and the restored phases from the monitor's own stamps.
+fn check_restored(out: &Output, t: &Timeline) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr: {err}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout,
+        "@@bootlab exec\nhello from the lab guest\n@@bootlab done\n"
+    );
+    let at = |name: &str| {
+        t.events
+            .iter()
+            .find(|e| e.name == name && e.source == EventSource::Monitor)
+            .unwrap_or_else(|| panic!("no monitor event {name} in {t:?}"))
+            .t_ns
+    };
+    let seq = [
+        at("restore.memory-mapped"),
+        at("restore.vcpus"),
+        at("first-kvm-run"),
+        at("exec"),
+        at("done"),
+    ];
+    assert!(seq.windows(2).all(|w| w[0] < w[1]), "{seq:?}");
+    // Nothing before the snapshot point runs again.
+    for name in ["init-start", "snapshot", "vmm.kernel-loaded"] {
+        assert!(
+            t.event_ns(name).is_none(),
+            "{name} in a restored run: {t:?}"
+        );
+    }
+    let phases: Vec<String> = t
+        .phases(&RESTORED_VM_MODEL)
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(phases, ["restore", "process", "teardown"]);
+    assert_eq!(t.runtime, "bootlab-vm-lab-restore");
+    assert_eq!(t.exit_code, Some(0));
+}
+
+fn read_timeline(path: &Path) -> Timeline {
+    let json = std::fs::read_to_string(path).unwrap_or_default();
+    std::fs::remove_file(path).ok();
+    serde_json::from_str(&json).unwrap_or_default()
+}
+
+#[test]
+fn lab_snapshot_restores_after_its_snapshot_point() {
+    if !kvm_or_skip("lab_snapshot_restores_after_its_snapshot_point") {
+        return;
+    }
+    for chip in ["split", "kernel"] {
+        let (out, dir) = take_snapshot(&format!("e2e-{chip}"), &["--irqchip", chip]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        // The run stopped at the snapshot point.
+        assert_eq!(
+            markers(&out.stdout),
+            ["@@bootlab init-start", "@@bootlab snapshot"],
+            "{chip}"
+        );
+        // Memory is sparse: the guest touched a few pages of its 128 MiB.
+        let mem = std::fs::metadata(dir.join(vmm::snapshot::MEMORY_FILE)).unwrap();
+        assert_eq!(mem.len(), 128 << 20);
+        let on_disk = std::os::unix::fs::MetadataExt::blocks(&mem) * 512;
+        assert!(on_disk < 4 << 20, "{chip}: {on_disk} bytes on disk");
+        let tl = tmp(&format!("e2e-{chip}.json"));
+        let out = restore(&dir, &tl).wait_with_output().unwrap();
+        check_restored(&out, &read_timeline(&tl));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[test]
+fn snapshot_continue_keeps_the_guest_running() {
+    if !kvm_or_skip("snapshot_continue_keeps_the_guest_running") {
+        return;
+    }
+    let (out, dir) = take_snapshot("continue", &["--snapshot-continue"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        markers(&out.stdout),
+        [
+            "@@bootlab init-start",
+            "@@bootlab snapshot",
+            "@@bootlab exec",
+            "@@bootlab done"
+        ]
+    );
+    let tl = tmp("continue.json");
+    let out = restore(&dir, &tl).wait_with_output().unwrap();
+    check_restored(&out, &read_timeline(&tl));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The snapshot folder's files, byte for byte.
+fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Ten restores of one snapshot, four at a time: all succeed with the same
+/// output, the snapshot is unchanged (MAP_PRIVATE), and no process or file is
+/// left behind.
+#[test]
+fn ten_restores_four_at_a_time_all_succeed_and_leave_nothing() {
+    if !kvm_or_skip("ten_restores_four_at_a_time_all_succeed_and_leave_nothing") {
+        return;
+    }
+    let (out, dir) = take_snapshot("many", &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let before = files(&dir);
+    let mut outputs = Vec::new();
+    for batch in 0..3 {
+        let n = if batch == 2 { 2 } else { 4 };
+        let children: Vec<_> = (0..n)
+            .map(|i| {
+                let tl = tmp(&format!("many-{batch}-{i}.json"));
+                (restore(&dir, &tl), tl)
+            })
+            .collect();
+        for (child, tl) in children {
+            let pid = child.id();
+            let out = child.wait_with_output().unwrap();
+            check_restored(&out, &read_timeline(&tl));
+            assert!(
+                !Path::new(&format!("/proc/{pid}")).exists(),
+                "restore {pid} still running"
+            );
+            outputs.push(out.stdout);
+        }
+    }
+    assert_eq!(outputs.len(), 10);
+    // The same snapshot gives the same output every time.
+    assert!(outputs.windows(2).all(|w| w[0] == w[1]));
+    // The guest wrote to its memory (its stack), never into the snapshot, and the
+    // restores added no file to the folder.
+    assert_eq!(files(&dir), before);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
