@@ -8,7 +8,7 @@ mod support;
 use bench::results::{Results, RuntimeStatus};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use timeline::{CONTAINER_MODEL, VM_MODEL};
+use timeline::{CONTAINER_MODEL, RESTORED_VM_MODEL, VM_MODEL};
 
 const BOOTLAB: &str = env!("CARGO_BIN_EXE_bootlab");
 const BUSYBOX: &str = "/bin/busybox";
@@ -77,10 +77,7 @@ fn bench(images: &Path, out: &Path, extra: &[&str]) -> (Output, Option<Results>)
 }
 
 fn phase_names(r: &Results, runtime: &str) -> Vec<Vec<String>> {
-    let model = match r.runtime(runtime).unwrap().kind {
-        bench::results::RuntimeKind::Vm => &VM_MODEL,
-        bench::results::RuntimeKind::Container => &CONTAINER_MODEL,
-    };
+    let model = r.runtime(runtime).unwrap().kind.model();
     r.runs_of(runtime)
         .map(|run| {
             run.timeline
@@ -224,7 +221,7 @@ fn images_for_e2e() -> Option<PathBuf> {
 }
 
 #[test]
-fn e2e_lab_microvm_and_sandbox_fill_every_phase() {
+fn e2e_lab_microvm_restore_and_sandbox_fill_every_phase() {
     let vm = implemented(&["vm", "run", "--guest", "lab", "--timeout", "10"]);
     let sb = implemented(&["sandbox", "run", "--rootfs", "/nonexistent", "--", "/x"]);
     if let Err(e) = vm.and(sb) {
@@ -252,12 +249,13 @@ fn e2e_lab_microvm_and_sandbox_fill_every_phase() {
             "--concurrency",
             "1",
             "--runtimes",
-            "bootlab-vm-lab,bootlab-sandbox",
+            "bootlab-vm-lab,bootlab-vm-lab-restore,bootlab-sandbox",
         ],
     );
     let r = results.unwrap_or_else(|| panic!("no results: {}", String::from_utf8_lossy(&o.stderr)));
     for (rt, want) in [
         ("bootlab-vm-lab", &VM_MODEL),
+        ("bootlab-vm-lab-restore", &RESTORED_VM_MODEL),
         ("bootlab-sandbox", &CONTAINER_MODEL),
     ] {
         let info = r.runtime(rt).unwrap();

@@ -4,7 +4,7 @@
 
 use crate::host::HostFacts;
 use serde::{Deserialize, Serialize};
-use timeline::{PhaseModel, Timeline, CONTAINER_MODEL, VM_MODEL};
+use timeline::{PhaseModel, Timeline, CONTAINER_MODEL, RESTORED_VM_MODEL, VM_MODEL};
 
 /// Version of the results.json layout.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -14,6 +14,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[serde(rename_all = "kebab-case")]
 pub enum RuntimeKind {
     Vm,
+    /// A microVM restored from a snapshot: restore, process, teardown.
+    RestoredVm,
     Container,
 }
 
@@ -21,6 +23,7 @@ impl RuntimeKind {
     pub fn model(self) -> &'static PhaseModel {
         match self {
             RuntimeKind::Vm => &VM_MODEL,
+            RuntimeKind::RestoredVm => &RESTORED_VM_MODEL,
             RuntimeKind::Container => &CONTAINER_MODEL,
         }
     }

@@ -7,17 +7,18 @@ use bench::harness::{self, Entry, Plan};
 use bench::host::HostFacts;
 use bench::results::RuntimeStatus;
 use bench::runners::{
-    BootlabSandbox, BootlabVm, Bwrap, Firecracker, ForkExec, Guest, KvmFloor, LinuxBoot, Oci,
-    OciFlavor, QemuMicrovm, Runner, SandboxFloor, Workload,
+    BootlabSandbox, BootlabVm, BootlabVmRestore, Bwrap, Firecracker, ForkExec, Guest, KvmFloor,
+    LinuxBoot, Oci, OciFlavor, QemuMicrovm, Runner, SandboxFloor, Workload,
 };
 use clap::Args;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
 /// Every runtime the harness knows, in report order.
-pub const RUNTIMES: [&str; 14] = [
+pub const RUNTIMES: [&str; 15] = [
     "bootlab-vm-lab",
     "bootlab-vm-lab-kernel-irqchip",
+    "bootlab-vm-lab-restore",
     "bootlab-vm-linux",
     "bootlab-sandbox",
     "fork-exec",
@@ -57,8 +58,8 @@ pub struct BenchArgs {
     concurrency: u32,
     /// Comma-separated runtimes (default: ours and every available peer; the Linux
     /// guest rows only on hardware KVM). Known: bootlab-vm-lab,
-    /// bootlab-vm-lab-kernel-irqchip, bootlab-vm-linux, bootlab-sandbox, fork-exec,
-    /// sandbox-floor, bwrap, runc, crun, kvm-floor, qemu-microvm, qemu-microvm-linux,
+    /// bootlab-vm-lab-kernel-irqchip, bootlab-vm-lab-restore, bootlab-vm-linux,
+    /// bootlab-sandbox, fork-exec, sandbox-floor, bwrap, runc, crun, kvm-floor, qemu-microvm, qemu-microvm-linux,
     /// firecracker, firecracker-linux (the `bootlab-` prefix may be left out).
     #[arg(long, value_delimiter = ',')]
     runtimes: Vec<String>,
@@ -176,6 +177,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         };
         match name {
             "bootlab-vm-lab" => Box::new(vm(Guest::Lab)),
+            "bootlab-vm-lab-restore" => Box::new(BootlabVmRestore::new(bin.clone())),
             "bootlab-vm-lab-kernel-irqchip" => Box::new(BootlabVm {
                 kernel_irqchip: true,
                 ..vm(Guest::Lab)

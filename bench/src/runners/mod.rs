@@ -10,7 +10,7 @@ mod vms;
 
 pub use floors::{KvmFloor, SandboxFloor};
 pub use oci::{Oci, OciFlavor};
-pub use ours::{BootlabSandbox, BootlabVm, Guest};
+pub use ours::{BootlabSandbox, BootlabVm, BootlabVmRestore, Guest};
 pub use peers::{Bwrap, ForkExec};
 pub use vms::{Firecracker, LinuxBoot, QemuMicrovm};
 

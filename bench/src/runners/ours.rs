@@ -7,7 +7,7 @@
 use super::{kvm_present, version_of, RunCtx, Runner, Workload};
 use crate::exec::{ConsoleMap, RunSpec};
 use crate::results::RuntimeKind;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Which guest our monitor boots.
@@ -113,6 +113,95 @@ impl Runner for BootlabVm {
     }
 }
 
+/// `bootlab vm restore DIR` of the lab guest saved at its snapshot point (right
+/// before its workload): the snapshot is taken once, in `prepare`, with
+/// `bootlab vm run --guest lab --snapshot-at snapshot`.
+#[derive(Debug, Clone)]
+pub struct BootlabVmRestore {
+    pub bin: PathBuf,
+    /// The snapshot folder, once prepared.
+    pub snapshot: Option<PathBuf>,
+}
+
+impl BootlabVmRestore {
+    pub fn new(bin: PathBuf) -> Self {
+        BootlabVmRestore {
+            bin,
+            snapshot: None,
+        }
+    }
+}
+
+impl Runner for BootlabVmRestore {
+    fn name(&self) -> &str {
+        "bootlab-vm-lab-restore"
+    }
+
+    fn kind(&self) -> RuntimeKind {
+        RuntimeKind::RestoredVm
+    }
+
+    fn ours(&self) -> bool {
+        true
+    }
+
+    fn check(&self) -> Result<(), String> {
+        kvm_present()
+    }
+
+    fn prepare(&mut self, scratch: &Path) -> Result<(), String> {
+        let dir = scratch.join("lab-snapshot");
+        let out = std::process::Command::new(&self.bin)
+            .args(["vm", "run", "--guest", "lab", "--timeout"])
+            .arg(FAST_TIMEOUT_S.to_string())
+            .args(["--snapshot-at", "snapshot", "--snapshot-out"])
+            .arg(&dir)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", self.bin.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "taking the lab snapshot failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        self.snapshot = Some(dir);
+        Ok(())
+    }
+
+    fn spec(&self, ctx: RunCtx<'_>) -> RunSpec {
+        let out = ctx.timeline_path(self.name());
+        let dir = self
+            .snapshot
+            .clone()
+            .unwrap_or_else(|| ctx.scratch.join("lab-snapshot"));
+        let mut spec = RunSpec::new(&self.bin, ConsoleMap::Vm)
+            .args(["vm", "restore"])
+            .arg(&dir)
+            .arg("--timeout")
+            .arg(FAST_TIMEOUT_S.to_string())
+            .arg("--timeline-out")
+            .arg(&out);
+        spec.timeline_out = Some(out);
+        spec.timeout = Duration::from_secs(FAST_TIMEOUT_S + 5);
+        spec.required = vec!["first-kvm-run", "exec", "done"];
+        spec
+    }
+
+    fn version(&self) -> Option<String> {
+        version_of(&self.bin, &["--version"])
+    }
+
+    fn notes(&self) -> Vec<String> {
+        vec![
+            "restored from a snapshot taken once at the lab guest's snapshot marker; \
+             restore ends at the first KVM_RUN after the state is loaded"
+                .into(),
+        ]
+    }
+}
+
 /// `bootlab sandbox run --rootfs R -- WORKLOAD`.
 #[derive(Debug, Clone)]
 pub struct BootlabSandbox {
@@ -160,7 +249,6 @@ impl Runner for BootlabSandbox {
 mod tests {
     use super::*;
     use crate::exec::ExitExpect;
-    use std::path::Path;
 
     fn ctx() -> RunCtx<'static> {
         RunCtx {
@@ -217,6 +305,27 @@ mod tests {
         // The emulated host gets the long timeout.
         let slow = vm(Guest::Linux, true).spec(ctx());
         assert!(slow.command_line().contains("--guest linux --timeout 600"));
+    }
+
+    #[test]
+    fn restore_command_follows_the_cli_contract() {
+        let mut r = BootlabVmRestore::new("/b/bootlab".into());
+        assert_eq!(r.kind(), RuntimeKind::RestoredVm);
+        r.snapshot = Some("/scratch/lab-snapshot".into());
+        let s = r.spec(ctx());
+        assert_eq!(
+            s.command_line(),
+            "/b/bootlab vm restore /scratch/lab-snapshot --timeout 10 --timeline-out \
+             /scratch/bootlab-vm-lab-restore-7.timeline.json"
+        );
+        assert_eq!(s.expect, ExitExpect::Code(0));
+        assert_eq!(s.required, ["first-kvm-run", "exec", "done"]);
+        // A binary that cannot run fails the preparation with a reason.
+        let mut bad = BootlabVmRestore::new("/no/such/bootlab".into());
+        assert!(bad
+            .prepare(Path::new("/tmp"))
+            .unwrap_err()
+            .contains("/no/such/bootlab"));
     }
 
     #[test]
