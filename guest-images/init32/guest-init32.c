@@ -10,7 +10,9 @@
  *     `@@bootlab init-start`, mounts /proc, /sys, /dev, reads
  *     `bootlab.workload=NAME_OR_PATH` (default: built-in `hello`),
  *     `bootlab.args=a,b` and `bootlab.exit=reboot|poweroff` from /proc/cmdline,
- *     prints `@@bootlab exec`, runs the workload (fork + execve with a PATH search),
+ *     with `bootlab.snapshot` prints `@@bootlab snapshot`, waits for the console to
+ *     drain and writes the snapshot marker to the port (the monitor saves the
+ *     machine there), prints `@@bootlab exec`, runs the workload (fork + execve with a PATH search),
  *     prints `@@bootlab done`, waits for the console to drain, writes the exit
  *     status to the exit port (0x501) when ioperm grants it, and calls reboot(2).
  *     Each marker also goes as one byte to the marker port (0x0b1a) when granted.
@@ -156,6 +158,7 @@ struct spec {
 	const char *workload; /* 0 = built-in hello */
 	const char *args[MAX_ARGS + 1];
 	int poweroff;
+	int snapshot; /* bootlab.snapshot: announce the snapshot point */
 };
 
 static char cmdline_buf[4096];
@@ -212,6 +215,8 @@ static void parse_cmdline(struct spec *sp, char *s)
 			split_args(sp, v);
 		else if ((v = after(p, "bootlab.exit=")))
 			sp->poweroff = eq(v, "poweroff");
+		else if (eq(p, "bootlab.snapshot"))
+			sp->snapshot = 1;
 	}
 }
 
@@ -279,6 +284,17 @@ static u8 run_program(const char *prog, const char *const *args, char **envp)
 	return (u8)(128 + (status & 0x7f)); /* killed by a signal */
 }
 
+/* The snapshot point: the console line first, drained, then the port write at
+   which the monitor saves the machine, so a restored run resumes with an idle
+   console right before the workload. */
+static void announce_snapshot(void)
+{
+	put(1, "@@bootlab snapshot\n");
+	sys3(NR_ioctl, 1, TCSBRK, 1);
+	if (ports)
+		outb(MARKER_PORT, 4);
+}
+
 static u8 run_workload(const struct spec *sp, char **envp)
 {
 	u8 code;
@@ -343,6 +359,8 @@ static void __attribute__((noreturn)) vm_main(char **envp)
 	}
 	cmdline_buf[got > 0 ? got : 0] = 0;
 	parse_cmdline(&sp, cmdline_buf);
+	if (sp.snapshot)
+		announce_snapshot();
 	code = run_workload(&sp, envp);
 	/* The console is interrupt-driven: let it send the last lines first. */
 	sys3(NR_ioctl, 1, TCSBRK, 1);

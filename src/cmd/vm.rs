@@ -140,6 +140,10 @@ impl LinuxGuest {
     }
 }
 
+/// guest-init's kernel-command-line switch that makes it announce the snapshot
+/// point right before the workload (guest-images/init/src/cmdline.rs).
+const GUEST_INIT_SNAPSHOT: &str = "bootlab.snapshot";
+
 /// A marker to save the machine at (`--snapshot-at`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SnapshotAt {
@@ -352,6 +356,15 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
                 "give a kernel with --kernel PATH or a built-in guest with --guest lab|linux|fuzz"
             )
         }
+    };
+    // guest-init announces its snapshot point only when the command line asks.
+    let cmdline = match (args.guest, args.snapshot_at) {
+        (Some(Guest::Linux), Some(SnapshotAt::Snapshot))
+            if !cmdline.split_whitespace().any(|p| p == GUEST_INIT_SNAPSHOT) =>
+        {
+            format!("{cmdline} {GUEST_INIT_SNAPSHOT}")
+        }
+        _ => cmdline,
     };
     if let KernelSource::File(k) = &kernel {
         super::check_file("kernel", k)?;

@@ -3,7 +3,8 @@
 //!
 //! Kernel parameters: `bootlab.workload=NAME_OR_PATH` (default: the built-in
 //! `hello`), `bootlab.args=a,b,c` (comma-separated arguments) and
-//! `bootlab.exit=reboot|poweroff` (how PID 1 ends the VM; default `reboot`). Values
+//! `bootlab.exit=reboot|poweroff` (how PID 1 ends the VM; default `reboot`), and
+//! the switch `bootlab.snapshot` (announce the snapshot point before the workload). Values
 //! may be double-quoted as the kernel allows (`bootlab.args="a b,c"`). Parsing stops
 //! at `--` (what follows belongs to init's argv). The last occurrence of a parameter
 //! wins; unknown values fall back to the default instead of failing (PID 1 must not
@@ -19,6 +20,9 @@ pub const WORKLOAD_PARAM: &str = "bootlab.workload";
 pub const ARGS_PARAM: &str = "bootlab.args";
 /// Kernel parameter choosing how the VM is ended after the workload.
 pub const EXIT_PARAM: &str = "bootlab.exit";
+/// Kernel switch: announce the `snapshot` marker right before the workload, where
+/// a monitor asked to (`bootlab vm run --snapshot-at snapshot`) saves the machine.
+pub const SNAPSHOT_PARAM: &str = "bootlab.snapshot";
 /// Name of the built-in workload.
 pub const HELLO: &str = "hello";
 
@@ -63,6 +67,8 @@ pub struct RunSpec {
     pub args: Vec<String>,
     /// How to end the VM (ignored outside a VM).
     pub exit: ExitMethod,
+    /// Announce the snapshot point before the workload (in a VM only).
+    pub snapshot: bool,
 }
 
 impl Default for RunSpec {
@@ -71,6 +77,7 @@ impl Default for RunSpec {
             workload: Workload::Hello,
             args: Vec::new(),
             exit: ExitMethod::default(),
+            snapshot: false,
         }
     }
 }
@@ -122,6 +129,10 @@ pub fn parse_cmdline(cmdline: &str) -> RunSpec {
         if param == "--" {
             break;
         }
+        if param == SNAPSHOT_PARAM {
+            spec.snapshot = true;
+            continue;
+        }
         let Some((key, value)) = param.split_once('=') else {
             continue;
         };
@@ -149,6 +160,7 @@ pub fn parse_argv<S: AsRef<str>>(argv: &[S]) -> RunSpec {
             workload: Workload::from_name(name.as_ref()),
             args: rest.iter().map(|a| a.as_ref().to_owned()).collect(),
             exit: ExitMethod::default(),
+            snapshot: false,
         },
     }
 }
@@ -172,6 +184,9 @@ mod tests {
         assert_eq!(spec.workload, Workload::Program("/bin/echo".into()));
         assert_eq!(spec.args, ["a", "b", "c"]);
         assert_eq!(spec.exit, ExitMethod::PowerOff);
+        assert!(!spec.snapshot);
+        assert!(parse_cmdline("quiet bootlab.snapshot").snapshot);
+        assert!(!parse_cmdline("bootlab.snapshotx bootlab.snapshot=").snapshot);
     }
 
     #[test]

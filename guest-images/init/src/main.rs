@@ -2,7 +2,8 @@
 //!
 //! `guest-init [WORKLOAD [ARGS...]]`. As the init of a VM (PID 1 with /proc not yet
 //! mounted, see `guest_init::mode`) it announces `init-start`, mounts /proc, /sys
-//! and /dev, reads `bootlab.*` from /proc/cmdline, announces `exec`, runs the
+//! and /dev, reads `bootlab.*` from /proc/cmdline, announces `snapshot` if asked
+//! (`bootlab.snapshot`), announces `exec`, runs the
 //! workload, announces `done`, writes the status to the exit port and reboots.
 //! Every marker goes to the console and, in a VM, as one byte to the marker port.
 //! Otherwise it runs the argv workload with the same console markers and exits
@@ -74,6 +75,15 @@ fn run_program(program: &str, args: &[String], env: &[Vec<u8>]) -> u8 {
     }
 }
 
+/// The snapshot point: the console line first, then the port write at which the
+/// monitor saves the machine (the line belongs to the run that is saved).
+fn announce_snapshot(ports: Option<PortIo>) {
+    let _ = sys::write_all(STDOUT, MarkerLine::new(Marker::Snapshot).as_bytes());
+    if let Some(p) = ports {
+        p.outb(MARKER_PORT, Marker::Snapshot.code());
+    }
+}
+
 /// Runs the workload between the `exec` and `done` markers; returns its exit code.
 fn run_workload(spec: &RunSpec, env: &[Vec<u8>], ports: Option<PortIo>) -> u8 {
     announce(Marker::Exec, ports);
@@ -114,6 +124,9 @@ fn vm_main(env: Vec<Vec<u8>>) -> ! {
             RunSpec::default()
         }
     };
+    if spec.snapshot {
+        announce_snapshot(ports);
+    }
     let code = run_workload(&spec, &env, ports);
     if let Some(p) = ports {
         p.outb(EXIT_PORT, code);
