@@ -200,3 +200,86 @@ fn ten_restores_four_at_a_time_all_succeed_and_leave_nothing() {
     assert_eq!(files(&dir), before);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The Linux guest saved right before its workload (guest-init's
+/// `bootlab.snapshot`) restores to the workload's exec and done, and its status.
+/// Slow on an emulated host: the boot to the snapshot point takes about a minute.
+#[test]
+fn linux_snapshot_restores_to_the_workload_slow() {
+    if !kvm_or_skip("linux_snapshot_restores_to_the_workload_slow") {
+        return;
+    }
+    let images = std::env::var_os("BOOTLAB_IMAGES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("guest-images/out"));
+    if !images.join("vmlinux").is_file() {
+        if common::required() {
+            panic!("guest-images/out/vmlinux is missing: run guest-images/build.sh");
+        }
+        eprintln!("SKIP linux_snapshot_restores_to_the_workload_slow: no vmlinux");
+        return;
+    }
+    let dir = tmp("linux");
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = bootlab()
+        .env("BOOTLAB_IMAGES", &images)
+        .args(["vm", "run", "--guest", "linux", "--timeout", "600"])
+        .args(["--snapshot-at", "snapshot", "--snapshot-out"])
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    if !String::from_utf8_lossy(&out.stdout).contains("@@bootlab snapshot") {
+        // The guest ran to its end without a snapshot point: its init predates
+        // bootlab.snapshot.
+        let msg = "the guest images' init has no bootlab.snapshot: rebuild them with \
+                   guest-images/build.sh";
+        if common::required() {
+            panic!("{msg}");
+        }
+        eprintln!("SKIP linux_snapshot_restores_to_the_workload_slow: {msg}");
+        return;
+    }
+    assert!(
+        dir.join(vmm::snapshot::STATE_FILE).is_file(),
+        "no snapshot taken: {stderr}"
+    );
+    let seen = markers(&out.stdout);
+    assert_eq!(
+        seen.iter().map(|l| l.trim_end()).collect::<Vec<_>>(),
+        ["@@bootlab init-start", "@@bootlab snapshot"]
+    );
+    let tl = tmp("linux.json");
+    let out = bootlab()
+        .args(["vm", "restore"])
+        .arg(&dir)
+        .args(["--timeout", "60", "--timeline-out"])
+        .arg(&tl)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let t = read_timeline(&tl);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let seen: Vec<String> = markers(&out.stdout)
+        .iter()
+        .map(|l| l.trim_end().to_owned())
+        .collect();
+    assert_eq!(seen, ["@@bootlab exec", "@@bootlab done"], "{stdout}");
+    assert!(stdout.contains("hello from bootlab guest-init"), "{stdout}");
+    let phases: Vec<String> = t
+        .phases(&RESTORED_VM_MODEL)
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(phases, ["restore", "process", "teardown"]);
+    assert_eq!(t.runtime, "bootlab-vm-linux-restore");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
