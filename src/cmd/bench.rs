@@ -15,10 +15,11 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 /// Every runtime the harness knows, in report order.
-pub const RUNTIMES: [&str; 15] = [
+pub const RUNTIMES: [&str; 16] = [
     "bootlab-vm-lab",
     "bootlab-vm-lab-kernel-irqchip",
     "bootlab-vm-lab-restore",
+    "bootlab-vm-linux-restore",
     "bootlab-vm-linux",
     "bootlab-sandbox",
     "fork-exec",
@@ -57,10 +58,12 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
     concurrency: u32,
     /// Comma-separated runtimes (default: ours and every available peer; the Linux
-    /// guest rows only on hardware KVM). Known: bootlab-vm-lab,
+    /// guest rows only on hardware KVM, but bootlab-vm-linux-restore everywhere: its
+    /// snapshot is taken once and cached). Known: bootlab-vm-lab,
     /// bootlab-vm-lab-kernel-irqchip, bootlab-vm-lab-restore, bootlab-vm-linux,
-    /// bootlab-sandbox, fork-exec, sandbox-floor, bwrap, runc, crun, kvm-floor, qemu-microvm, qemu-microvm-linux,
-    /// firecracker, firecracker-linux (the `bootlab-` prefix may be left out).
+    /// bootlab-vm-linux-restore, bootlab-sandbox, fork-exec, sandbox-floor, bwrap, runc,
+    /// crun, kvm-floor, qemu-microvm, qemu-microvm-linux, firecracker, firecracker-linux
+    /// (the `bootlab-` prefix may be left out).
     #[arg(long, value_delimiter = ',')]
     runtimes: Vec<String>,
     /// Report name: written to <out-root>/<name>/.
@@ -177,7 +180,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         };
         match name {
             "bootlab-vm-lab" => Box::new(vm(Guest::Lab)),
-            "bootlab-vm-lab-restore" => Box::new(BootlabVmRestore::new(bin.clone())),
+            "bootlab-vm-lab-restore" => Box::new(BootlabVmRestore::new(
+                bin.clone(),
+                Guest::Lab,
+                images.clone(),
+                host.emulated(),
+            )),
+            "bootlab-vm-linux-restore" => Box::new(BootlabVmRestore::new(
+                bin.clone(),
+                Guest::Linux,
+                images.clone(),
+                host.emulated(),
+            )),
             "bootlab-vm-lab-kernel-irqchip" => Box::new(BootlabVm {
                 kernel_irqchip: true,
                 ..vm(Guest::Lab)

@@ -113,28 +113,112 @@ impl Runner for BootlabVm {
     }
 }
 
-/// `bootlab vm restore DIR` of the lab guest saved at its snapshot point (right
-/// before its workload): the snapshot is taken once, in `prepare`, with
-/// `bootlab vm run --guest lab --snapshot-at snapshot`.
+/// `bootlab vm restore DIR` of a guest saved at its snapshot point (right before
+/// its workload). The lab guest's snapshot is taken once per session, in
+/// `prepare`. The Linux guest's takes a whole boot (about a minute on an emulated
+/// host), so it is kept in a cache folder whose key covers everything the
+/// snapshot depends on: the bootlab binary (its monitor, snapshot format and
+/// the guest's command line), the kernel and initramfs, and the host's kernel.
 #[derive(Debug, Clone)]
 pub struct BootlabVmRestore {
     pub bin: PathBuf,
+    pub guest: Guest,
+    /// Passed to the child as BOOTLAB_IMAGES (Linux guest).
+    pub images: PathBuf,
+    /// Host KVM is emulated (PVM): the Linux guest uses the 32-bit initramfs.
+    pub emulated: bool,
+    /// Where Linux snapshots are kept (`$BOOTLAB_CACHE/snapshots`).
+    pub cache: PathBuf,
     /// The snapshot folder, once prepared.
     pub snapshot: Option<PathBuf>,
 }
 
+/// The cache root, as guest-images/build.sh uses it for kernels.
+fn cache_root() -> PathBuf {
+    std::env::var_os("BOOTLAB_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/bootlab"))
+}
+
 impl BootlabVmRestore {
-    pub fn new(bin: PathBuf) -> Self {
+    pub fn new(bin: PathBuf, guest: Guest, images: PathBuf, emulated: bool) -> Self {
         BootlabVmRestore {
             bin,
+            guest,
+            images,
+            emulated,
+            cache: cache_root().join("snapshots"),
             snapshot: None,
         }
+    }
+
+    /// The Linux guest's initramfs on this kind of host (as `bootlab vm run` picks it).
+    fn initramfs(&self) -> &'static str {
+        if self.emulated {
+            "initramfs32.cpio"
+        } else {
+            "initramfs.cpio.gz"
+        }
+    }
+
+    /// The cache key of the Linux snapshot: a hash of the files and facts it
+    /// depends on.
+    fn linux_key(&self) -> Result<String, String> {
+        use std::hash::Hasher;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for f in [
+            self.bin.clone(),
+            self.images.join("vmlinux"),
+            self.images.join(self.initramfs()),
+        ] {
+            let bytes =
+                std::fs::read(&f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+            h.write(&bytes);
+        }
+        h.write(crate::host::HostFacts::detect().kernel.as_bytes());
+        h.write_u8(self.emulated as u8);
+        Ok(format!("{:016x}", h.finish()))
+    }
+
+    /// Takes a snapshot with `bootlab vm run --guest GUEST --snapshot-at snapshot`
+    /// into `dir`.
+    fn take(&self, dir: &Path, timeout_s: u64) -> Result<(), String> {
+        let guest = match self.guest {
+            Guest::Lab => "lab",
+            Guest::Linux => "linux",
+        };
+        let out = std::process::Command::new(&self.bin)
+            .args(["vm", "run", "--guest", guest, "--timeout"])
+            .arg(timeout_s.to_string())
+            .args(["--snapshot-at", "snapshot", "--snapshot-out"])
+            .arg(dir)
+            .env("BOOTLAB_IMAGES", &self.images)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", self.bin.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "taking the {guest} snapshot failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        if !dir.join("state").is_file() {
+            return Err(format!(
+                "the {guest} guest never reached its snapshot point (guest images older \
+                 than bootlab.snapshot? rebuild them)"
+            ));
+        }
+        Ok(())
     }
 }
 
 impl Runner for BootlabVmRestore {
     fn name(&self) -> &str {
-        "bootlab-vm-lab-restore"
+        match self.guest {
+            Guest::Lab => "bootlab-vm-lab-restore",
+            Guest::Linux => "bootlab-vm-linux-restore",
+        }
     }
 
     fn kind(&self) -> RuntimeKind {
@@ -146,26 +230,52 @@ impl Runner for BootlabVmRestore {
     }
 
     fn check(&self) -> Result<(), String> {
-        kvm_present()
+        kvm_present()?;
+        if self.guest == Guest::Linux {
+            for f in ["vmlinux", self.initramfs()] {
+                if !self.images.join(f).is_file() {
+                    return Err(format!("{} not built", self.images.join(f).display()));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn prepare(&mut self, scratch: &Path) -> Result<(), String> {
-        let dir = scratch.join("lab-snapshot");
-        let out = std::process::Command::new(&self.bin)
-            .args(["vm", "run", "--guest", "lab", "--timeout"])
-            .arg(FAST_TIMEOUT_S.to_string())
-            .args(["--snapshot-at", "snapshot", "--snapshot-out"])
-            .arg(&dir)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", self.bin.display()))?;
-        if !out.status.success() {
-            return Err(format!(
-                "taking the lab snapshot failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
+        let dir = match self.guest {
+            Guest::Lab => {
+                let dir = scratch.join("lab-snapshot");
+                self.take(&dir, FAST_TIMEOUT_S)?;
+                dir
+            }
+            Guest::Linux => {
+                let dir = self.cache.join(format!("linux-{}", self.linux_key()?));
+                if !dir.join("state").is_file() {
+                    // Taken beside the cache entry and renamed into place, so a
+                    // session never sees half a snapshot.
+                    std::fs::create_dir_all(&self.cache)
+                        .map_err(|e| format!("cannot create {}: {e}", self.cache.display()))?;
+                    let tmp = self
+                        .cache
+                        .join(format!(".linux-tmp-{}", std::process::id()));
+                    let _ = std::fs::remove_dir_all(&tmp);
+                    let taken = self.take(&tmp, LINUX_EMULATED_TIMEOUT_S);
+                    let placed = taken.and_then(|()| {
+                        std::fs::rename(&tmp, &dir).or_else(|e| {
+                            // Another session placed it first: use theirs.
+                            if dir.join("state").is_file() {
+                                Ok(())
+                            } else {
+                                Err(format!("cannot place {}: {e}", dir.display()))
+                            }
+                        })
+                    });
+                    let _ = std::fs::remove_dir_all(&tmp);
+                    placed?;
+                }
+                dir
+            }
+        };
         self.snapshot = Some(dir);
         Ok(())
     }
@@ -194,11 +304,14 @@ impl Runner for BootlabVmRestore {
     }
 
     fn notes(&self) -> Vec<String> {
-        vec![
-            "restored from a snapshot taken once at the lab guest's snapshot marker; \
+        let taken = match self.guest {
+            Guest::Lab => "once per session",
+            Guest::Linux => "once and cached",
+        };
+        vec![format!(
+            "restored from a snapshot taken {taken} at the guest's snapshot marker; \
              restore ends at the first KVM_RUN after the state is loaded"
-                .into(),
-        ]
+        )]
     }
 }
 
@@ -309,7 +422,7 @@ mod tests {
 
     #[test]
     fn restore_command_follows_the_cli_contract() {
-        let mut r = BootlabVmRestore::new("/b/bootlab".into());
+        let mut r = BootlabVmRestore::new("/b/bootlab".into(), Guest::Lab, "/img".into(), true);
         assert_eq!(r.kind(), RuntimeKind::RestoredVm);
         r.snapshot = Some("/scratch/lab-snapshot".into());
         let s = r.spec(ctx());
@@ -321,11 +434,16 @@ mod tests {
         assert_eq!(s.expect, ExitExpect::Code(0));
         assert_eq!(s.required, ["first-kvm-run", "exec", "done"]);
         // A binary that cannot run fails the preparation with a reason.
-        let mut bad = BootlabVmRestore::new("/no/such/bootlab".into());
+        let mut bad =
+            BootlabVmRestore::new("/no/such/bootlab".into(), Guest::Lab, "/img".into(), true);
         assert!(bad
             .prepare(Path::new("/tmp"))
             .unwrap_err()
             .contains("/no/such/bootlab"));
+        // The Linux guest's snapshot needs the images, and is keyed by its files.
+        let linux = BootlabVmRestore::new("/b/bootlab".into(), Guest::Linux, "/img".into(), true);
+        assert_eq!(linux.name(), "bootlab-vm-linux-restore");
+        assert!(linux.linux_key().unwrap_err().contains("/b/bootlab"));
     }
 
     #[test]
