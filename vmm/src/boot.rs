@@ -64,7 +64,6 @@ const BZ_MIN_VERSION: u16 = 0x020c;
 /// setup header).
 const HEAD_BYTES: u64 = 4096;
 const SECTOR: u64 = 512;
-const PAGE_SIZE: u64 = 4096;
 
 /// How the vCPU enters the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,8 @@
 //! The guest-physical memory layout, in one place. Values follow the x86 PC
 //! conventions the Linux boot protocol and PVH expect (and that Firecracker uses).
 
+/// The x86 base page size.
+pub const PAGE_SIZE: u64 = 4096;
 /// GDT used to enter the guest.
 pub const BOOT_GDT_START: u64 = 0x500;
 /// IDT (empty) used to enter the guest.

@@ -11,7 +11,7 @@ use crate::devices::{DeviceState, Recorder};
 use crate::error::Error;
 use crate::memory::{self, GuestMemory};
 use crate::persist::Persist;
-use crate::vcpu::{self, VcpuState};
+use crate::vcpu::{self, VcpuState, CPUID_HYPERVISOR};
 use crate::vm::{check_vcpu_count, open_kvm, Machine, Vm};
 use crate::IrqChipKind;
 use kvm_bindings::{
@@ -43,12 +43,10 @@ const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 /// Largest state body accepted (a vCPU is about 10 KiB).
 const MAX_BODY: u64 = 64 << 20;
 /// The page size of guest memory in the memory file.
-const PAGE: usize = 4096;
+const PAGE: usize = crate::layout::PAGE_SIZE as usize;
 /// CPUID feature leaves (function, index) whose bits a restored guest may rely on:
 /// every bit the snapshot's vCPUs had must be offered by this host's KVM.
 const FEATURE_LEAVES: [(u32, u32); 3] = [(1, 0), (7, 0), (0x8000_0001, 0)];
-/// Leaf 1 ECX bit 31 (hypervisor present), which the monitor sets itself.
-const CPUID_HYPERVISOR: u32 = 1 << 31;
 
 /// The host facts a saved state depends on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -497,6 +495,7 @@ pub fn missing_cpuid(saved: &[kvm_bindings::kvm_cpuid_entry2], host: &CpuId) -> 
             .unwrap_or_default();
         let mut ecx = s.ecx & !h.ecx;
         if function == 1 {
+            // The monitor sets it itself.
             ecx &= !CPUID_HYPERVISOR;
         }
         for (reg, bits) in [

@@ -46,7 +46,7 @@ const APIC_LVT1: usize = 0x360;
 const APIC_MODE_NMI: u32 = 0x4;
 const APIC_MODE_EXTINT: u32 = 0x7;
 /// CPUID leaf 1 ECX bit: running under a hypervisor.
-const CPUID_HYPERVISOR: u32 = 1 << 31;
+pub(crate) const CPUID_HYPERVISOR: u32 = 1 << 31;
 /// CPUID leaves that carry the 12-byte vendor string in EBX, EDX, ECX.
 const CPUID_VENDOR_LEAVES: [u32; 2] = [0, 0x8000_0000];
 /// The vendor string of Intel CPUs.
