@@ -357,7 +357,14 @@ fn cases(f: &Fixture) -> Vec<Case> {
         restore(Kvm, &f.snapshot("short-memory", |d| {
             std::fs::OpenOptions::new().write(true).open(memory_path(d)).unwrap().set_len(64 << 20).unwrap();
         }), &[], "67108864 bytes"),
-        restore(Kvm, &f.snapshot("changed-memory", |d| patch(memory_path(d), 100 << 20, b"x")), &[], "memory is corrupted"),
+        restore(Kvm, &f.snapshot("changed-memory", |d| {
+            // One bit of the first saved page flipped.
+            let snap = vmm::snapshot::decode(&std::fs::read(state_path(d)).unwrap()).unwrap();
+            let at = snap.memory.runs[0].first * vmm::layout::PAGE_SIZE + 100;
+            let mut byte = [0u8];
+            std::os::unix::fs::FileExt::read_exact_at(&std::fs::File::open(memory_path(d)).unwrap(), &mut byte, at).unwrap();
+            patch(memory_path(d), at, &[byte[0] ^ 1]);
+        }), &[], "memory is corrupted"),
         restore(Kvm, &f.snapshot_state("vendor", |s| s.host.cpu_vendor = other_vendor.into()), &[], other_vendor),
         restore(Kvm, &f.snapshot_state("kvm-api", |s| s.host.kvm_api = 13), &[], "KVM API 13"),
         restore(Kvm, &f.snapshot_state("cpuid", |s| {

@@ -22,7 +22,6 @@ use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,7 +31,7 @@ use vm_memory::mmap::{GuestRegionMmap, MmapRegion};
 use vm_memory::{FileOffset, GuestMemoryBackend, GuestMemoryRegion, MemoryRegionAddress};
 
 /// Version of the snapshot layout; a file with a newer one is refused.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// First bytes of a state file.
 pub const MAGIC: &[u8; 8] = b"BLABSNAP";
 /// File names inside a snapshot folder.
@@ -88,15 +87,29 @@ pub struct MachineConfig {
     pub name: String,
 }
 
+/// Pages `first..first + count` of the memory file (file offset / page size).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageRun {
+    pub first: u64,
+    pub count: u64,
+}
+
 /// What the memory file holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemoryInfo {
     /// Size of the file: all guest RAM, regions back to back.
     pub bytes: u64,
-    /// Pages written (the rest are holes, read as zero).
-    pub pages: u64,
-    /// CRC-32 over every written page's file offset (u64 LE) and bytes, in order.
+    /// The runs of pages written, in file order (the rest are holes, read as zero).
+    pub runs: Vec<PageRun>,
+    /// CRC-32 over every run's file offset (u64 LE) and bytes, in order.
     pub crc: u32,
+}
+
+impl MemoryInfo {
+    /// Pages written.
+    pub fn pages(&self) -> u64 {
+        self.runs.iter().map(|r| r.count).sum()
+    }
 }
 
 /// KVM's in-kernel devices and clock.
@@ -249,7 +262,7 @@ pub(crate) fn save(
     let path = dir.join(STATE_FILE);
     write_new(&path, &bytes).map_err(|e| file_err(&path, e))?;
     Ok(SaveStats {
-        pages: snap.memory.pages,
+        pages: snap.memory.pages(),
         state_bytes: bytes.len() as u64,
     })
 }
@@ -356,7 +369,8 @@ fn save_memory(dir: &Path, mem: &GuestMemory) -> Result<MemoryInfo, Error> {
         let total: u64 = mem.iter().map(|r| r.len()).sum();
         f.set_len(total)?;
         let mut crc = crc32fast::Hasher::new();
-        let (mut pages, mut file_off) = (0u64, 0u64);
+        let mut runs = Vec::new();
+        let mut file_off = 0u64;
         for region in mem.iter() {
             let len = region.len() as usize;
             let host = region
@@ -368,29 +382,39 @@ fn save_memory(dir: &Path, mem: &GuestMemory) -> Result<MemoryInfo, Error> {
             if unsafe { libc::mincore(host.cast(), len, resident.as_mut_ptr()) } != 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            for (i, r) in resident.iter().enumerate() {
-                if r & 1 == 0 {
+            // SAFETY: the page lies inside the region's mapping, and nothing writes
+            // guest memory now: every vCPU is out of KVM_RUN and the devices do no
+            // DMA.
+            let page = |i: usize| unsafe { std::slice::from_raw_parts(host.add(i * PAGE), PAGE) };
+            let mut i = 0;
+            while i < resident.len() {
+                if resident[i] & 1 == 0 || is_zero(page(i)) {
+                    i += 1;
                     continue;
                 }
-                // SAFETY: the page lies inside the region's mapping, and nothing
-                // writes guest memory now: every vCPU is out of KVM_RUN and the
-                // devices do no DMA.
-                let page = unsafe { std::slice::from_raw_parts(host.add(i * PAGE), PAGE) };
-                if is_zero(page) {
-                    continue;
+                let first = i;
+                while i < resident.len() && resident[i] & 1 != 0 && !is_zero(page(i)) {
+                    i += 1;
                 }
-                let at = file_off + (i * PAGE) as u64;
-                f.write_all_at(page, at)?;
+                // SAFETY: as for `page`: pages first..i of the region's mapping.
+                let bytes = unsafe {
+                    std::slice::from_raw_parts(host.add(first * PAGE), (i - first) * PAGE)
+                };
+                let at = file_off + (first * PAGE) as u64;
+                f.write_all_at(bytes, at)?;
                 crc.update(&at.to_le_bytes());
-                crc.update(page);
-                pages += 1;
+                crc.update(bytes);
+                runs.push(PageRun {
+                    first: at / PAGE as u64,
+                    count: (i - first) as u64,
+                });
             }
             file_off += len as u64;
         }
         std::fs::rename(&tmp, &path)?;
         Ok(MemoryInfo {
             bytes: total,
-            pages,
+            runs,
             crc: crc.finalize(),
         })
     })();
@@ -403,50 +427,36 @@ fn save_memory(dir: &Path, mem: &GuestMemory) -> Result<MemoryInfo, Error> {
     })
 }
 
-/// Checks the memory file's written pages against the saved CRC. Only data extents
-/// are read (SEEK_DATA/SEEK_HOLE), with a small buffer, and through read(2), so the
-/// check faults nothing into this process.
+/// Pages read at once when checking the memory file.
+const VERIFY_CHUNK_PAGES: usize = 64;
+
+/// Checks the memory file's written pages against the saved CRC, through read(2)
+/// with a small buffer, so the check faults nothing into this process. Holes are
+/// not read: they hold no data to damage, and the folder is only writable by its
+/// owner (see `check_dir`).
 fn verify_memory(f: &File, info: &MemoryInfo) -> Result<(), String> {
-    let fd = f.as_raw_fd();
     let mut crc = crc32fast::Hasher::new();
-    let mut pages = 0u64;
-    let mut buf = vec![0u8; 16 * PAGE];
-    let mut pos: i64 = 0;
-    let end = info.bytes as i64;
-    while pos < end {
-        // SAFETY: lseek on an open fd of ours.
-        let data = unsafe { libc::lseek(fd, pos, libc::SEEK_DATA) };
-        if data < 0 {
-            break; // ENXIO: no data after `pos`.
+    let longest = info.runs.iter().map(|r| r.count).max().unwrap_or(0) as usize;
+    let mut buf = vec![0u8; longest.min(VERIFY_CHUNK_PAGES) * PAGE];
+    for run in &info.runs {
+        let (start, len) = (run.first * PAGE as u64, run.count * PAGE as u64);
+        if start.checked_add(len).is_none_or(|end| end > info.bytes) {
+            return Err(format!("a saved page run ends past {} bytes", info.bytes));
         }
-        // SAFETY: as above.
-        let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
-        let hole = if hole < 0 { end } else { hole.min(end) };
-        // Extents are block-aligned; pages are counted from page boundaries.
-        let mut at = (data as u64) & !(PAGE as u64 - 1);
-        while (at as i64) < hole {
-            let want = buf.len().min((hole as u64 - at) as usize);
-            let want = want.div_ceil(PAGE) * PAGE;
-            let n = f.read_at(&mut buf[..want], at).map_err(|e| e.to_string())?;
-            if n == 0 {
-                break;
-            }
-            for (i, page) in buf[..n].chunks(PAGE).enumerate() {
-                if page.len() == PAGE && !is_zero(page) {
-                    let off = at + (i * PAGE) as u64;
-                    crc.update(&off.to_le_bytes());
-                    crc.update(page);
-                    pages += 1;
-                }
-            }
+        crc.update(&start.to_le_bytes());
+        let mut at = start;
+        while at < start + len {
+            let n = buf.len().min((start + len - at) as usize);
+            f.read_exact_at(&mut buf[..n], at)
+                .map_err(|e| format!("reading at {at}: {e}"))?;
+            crc.update(&buf[..n]);
             at += n as u64;
         }
-        pos = hole.max(data + 1);
     }
-    if pages != info.pages || crc.finalize() != info.crc {
+    if crc.finalize() != info.crc {
         return Err(format!(
-            "checksum mismatch: the memory is corrupted ({pages} pages with data, {} saved)",
-            info.pages
+            "checksum mismatch: the memory is corrupted ({} saved pages)",
+            info.pages()
         ));
     }
     Ok(())
@@ -670,7 +680,7 @@ mod tests {
             },
             memory: MemoryInfo {
                 bytes: 128 << 20,
-                pages: 3,
+                runs: vec![PageRun { first: 1, count: 2 }],
                 crc: 7,
             },
             vm: VmState {
