@@ -177,6 +177,7 @@ mod tests {
              --vcpus 2 --timeout 5 --irqchip split --timeline text --timeline-out /t",
             "bootlab vm run --guest lab --snapshot-at snapshot --snapshot-out /s",
             "bootlab vm run --guest lab --snapshot-at=exec --snapshot-out /s --snapshot-continue",
+            "bootlab vm run --guest fuzz --cmdline markers --snapshot-at signal --snapshot-out /s",
             "bootlab vm restore /s",
             "bootlab vm restore /s --timeout 2 --mem 128 --vcpus 1 --timeline json \
              --timeline-out /t",

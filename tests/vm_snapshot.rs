@@ -283,3 +283,79 @@ fn linux_snapshot_restores_to_the_workload_slow() {
     assert_eq!(t.runtime, "bootlab-vm-linux-restore");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--snapshot-at signal`: SIGUSR1 saves a guest in the middle of its endless
+/// loop (the fuzz guest's `markers` mode: a marker-port write and a console line,
+/// again and again), and the restored guest carries on with that loop until the
+/// restore's timeout.
+#[test]
+fn a_signal_saves_a_running_guest_that_restores_where_it_was() {
+    if !kvm_or_skip("a_signal_saves_a_running_guest_that_restores_where_it_was") {
+        return;
+    }
+    use std::io::Read;
+    let dir = tmp("signal");
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut child = bootlab()
+        .args(["vm", "run", "--guest", "fuzz", "--cmdline", "markers"])
+        .args([
+            "--timeout",
+            "20",
+            "--snapshot-at",
+            "signal",
+            "--snapshot-out",
+        ])
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The guest's first line means the monitor runs it, and has blocked the signal
+    // (it does so before the first KVM_RUN).
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains("@@bootlab done\n") {
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(n > 0, "the guest printed nothing");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    // SAFETY: signalling our own child, which has not been waited for.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) }, 0);
+    let drain = std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let status = child.wait().unwrap();
+    drain.join().unwrap().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(dir.join(vmm::snapshot::STATE_FILE).is_file(), "{err}");
+
+    let out = bootlab()
+        .args(["vm", "restore"])
+        .arg(&dir)
+        .args(["--timeout", "0.5"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(124),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The first line may be the rest of one the save cut; every other complete
+    // line is the loop's.
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    assert!(lines.len() > 2, "{text}");
+    for l in &lines[1..lines.len() - 1] {
+        assert_eq!(*l, "@@bootlab done\n");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

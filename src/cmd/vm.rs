@@ -5,7 +5,9 @@ use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use timeline::marker::Marker;
 use timeline::{EventSource, PhaseModel, VM_MODEL};
-use vmm::{CpuVendor, ExitReason, IrqChipKind, KernelSource, SnapshotRequest, VmConfig};
+use vmm::{
+    CpuVendor, ExitReason, IrqChipKind, KernelSource, SnapshotPoint, SnapshotRequest, VmConfig,
+};
 
 /// Exit codes of `bootlab vm run` beyond the guest's own status.
 pub const EXIT_TRIPLE_FAULT: u8 = 80;
@@ -153,14 +155,18 @@ pub enum SnapshotAt {
     Snapshot,
     /// The workload's exec.
     Exec,
+    /// When the monitor process gets SIGUSR1 (`kill -USR1 PID`), whatever the
+    /// guest is doing.
+    Signal,
 }
 
 impl SnapshotAt {
-    fn marker(self) -> Marker {
+    fn point(self) -> SnapshotPoint {
         match self {
-            SnapshotAt::InitStart => Marker::InitStart,
-            SnapshotAt::Snapshot => Marker::Snapshot,
-            SnapshotAt::Exec => Marker::Exec,
+            SnapshotAt::InitStart => SnapshotPoint::Marker(Marker::InitStart),
+            SnapshotAt::Snapshot => SnapshotPoint::Marker(Marker::Snapshot),
+            SnapshotAt::Exec => SnapshotPoint::Marker(Marker::Exec),
+            SnapshotAt::Signal => SnapshotPoint::Signal,
         }
     }
 }
@@ -214,7 +220,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     timeline_out: Option<PathBuf>,
     /// Save the machine when the guest announces this marker (on the marker
-    /// port), then exit 0; restore it with `bootlab vm restore DIR`.
+    /// port), or on SIGUSR1, then exit 0; restore it with `bootlab vm restore DIR`.
     #[arg(long, value_enum, value_name = "EVENT", requires = "snapshot_out")]
     snapshot_at: Option<SnapshotAt>,
     /// The snapshot folder (created with mode 0700 if missing).
@@ -409,7 +415,7 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
     let mut vm = vmm::Vm::build(config).context("cannot run the microVM")?;
     if let (Some(at), Some(dir)) = (args.snapshot_at, &args.snapshot_out) {
         vm.snapshot_at(SnapshotRequest {
-            at: at.marker(),
+            at: at.point(),
             dir: dir.clone(),
             keep_running: args.snapshot_continue,
         });
@@ -425,7 +431,7 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
             );
         }
     } else if args.snapshot_at.is_some() {
-        eprintln!("bootlab: the guest never reached the snapshot point; nothing saved");
+        eprintln!("bootlab: the run ended before its snapshot point; nothing saved");
     }
     finish(
         outcome,

@@ -90,7 +90,7 @@ fn lab_snapshot() -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     let mut vm = Vm::build(lab_config()).unwrap();
     vm.snapshot_at(SnapshotRequest {
-        at: timeline::marker::Marker::Snapshot,
+        at: vmm::SnapshotPoint::Marker(timeline::marker::Marker::Snapshot),
         dir: dir.clone(),
         keep_running: false,
     });

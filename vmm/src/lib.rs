@@ -26,5 +26,6 @@ pub mod vm;
 pub use error::Error;
 pub use snapshot::RestoreOptions;
 pub use vm::{
-    run, CpuVendor, ExitReason, IrqChipKind, KernelSource, SnapshotRequest, Vm, VmConfig, VmOutcome,
+    run, CpuVendor, ExitReason, IrqChipKind, KernelSource, SnapshotPoint, SnapshotRequest, Vm,
+    VmConfig, VmOutcome, SNAPSHOT_SIGNAL,
 };

@@ -105,11 +105,22 @@ pub(crate) struct RunSettings {
     pub(crate) spawn_ns: u64,
 }
 
-/// Save the machine when the guest announces a marker ([`Vm::snapshot_at`]).
+/// When to save the machine ([`Vm::snapshot_at`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotPoint {
+    /// The guest's port write of this marker (the console line does not count).
+    Marker(Marker),
+    /// The monitor process receiving [`SNAPSHOT_SIGNAL`], whatever the guest does.
+    Signal,
+}
+
+/// The signal that asks for a snapshot with [`SnapshotPoint::Signal`].
+pub const SNAPSHOT_SIGNAL: i32 = libc::SIGUSR1;
+
+/// Save the machine at a point of the run ([`Vm::snapshot_at`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotRequest {
-    /// The marker whose port write triggers the save (the console line does not).
-    pub at: Marker,
+    pub at: SnapshotPoint,
     /// The snapshot folder.
     pub dir: PathBuf,
     /// Resume the guest after the save instead of ending the run.
@@ -333,11 +344,14 @@ impl Vm {
     }
 
     /// Saves the machine into `request.dir` when the guest writes the marker
-    /// `request.at` to the marker port: every vCPU is stopped first (and re-entered
-    /// once so pending I/O completes), then the run ends with
-    /// [`ExitReason::Snapshotted`], or goes on with `keep_running`. Once per run.
+    /// `request.at` to the marker port, or when the process gets
+    /// [`SNAPSHOT_SIGNAL`]: every vCPU is stopped first (and re-entered once so
+    /// pending I/O completes), then the run ends with [`ExitReason::Snapshotted`],
+    /// or goes on with `keep_running`. Once per run.
     pub fn snapshot_at(&mut self, request: SnapshotRequest) {
-        self.bus.snapshot_at(request.at.code());
+        if let SnapshotPoint::Marker(m) = request.at {
+            self.bus.snapshot_at(m.code());
+        }
         self.snapshot = Some(request);
     }
 
@@ -358,11 +372,18 @@ impl Vm {
             mut snapshot,
         } = self;
         install_kick_handler();
+        // Blocked here, before any other thread exists, so that every thread
+        // inherits the mask and only the signal thread's signalfd sees it.
+        let signal = match snapshot.as_ref().map(|r| r.at) {
+            Some(SnapshotPoint::Signal) => Some(SnapshotSignal::new()?),
+            _ => None,
+        };
         let mem = Arc::new(mem);
         let deadline = settings.timeout.map(|d| Instant::now() + d);
         let mut vcpus = vcpus;
         let mut saved = None;
         let reason = loop {
+            let watch = signal.as_ref().filter(|_| snapshot.is_some());
             let (reason, back) = run_vcpus(
                 vcpus,
                 &bus,
@@ -370,6 +391,7 @@ impl Vm {
                 &recorder,
                 deadline,
                 settings.console_input,
+                watch,
             )?;
             vcpus = back;
             if reason == ExitReason::Snapshotted {
@@ -434,6 +456,7 @@ fn run_vcpus(
     recorder: &Arc<Recorder>,
     deadline: Option<Instant>,
     console_input: Option<RawFd>,
+    signal: Option<&SnapshotSignal>,
 ) -> Result<(ExitReason, Vec<kvm_ioctls::VcpuFd>), Error> {
     let stop = Arc::new(AtomicBool::new(false));
     // Each vCPU thread sends why its loop ended; this thread sends `None` when
@@ -453,10 +476,15 @@ fn run_vcpus(
             .name(format!("vcpu{id}"))
             .spawn(move || {
                 let _ = tx.send(vcpu::run_loop(&mut fd, &bus, &mem, &stop, || {}));
-                fd
+                Some(fd)
             })
             .map_err(Error::Thread)?;
         others.threads.push(t);
+    }
+    if let Some(sig) = signal {
+        others
+            .threads
+            .push(sig.spawn_watch(stop.clone(), tx.clone())?);
     }
     let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
     let supervisor = if timeout.is_some() || !others.threads.is_empty() || console_input.is_some() {
@@ -508,12 +536,78 @@ fn run_vcpus(
     Ok((reason, fds))
 }
 
+/// [`SNAPSHOT_SIGNAL`], blocked in every thread of the run and read from a signalfd.
+struct SnapshotSignal(RawFd);
+
+impl SnapshotSignal {
+    /// Blocks the signal on the calling thread (the threads it starts inherit the
+    /// mask) and opens a signalfd for it.
+    fn new() -> Result<SnapshotSignal, Error> {
+        // SAFETY: the sigset lives on this stack for the three calls, which only
+        // fill it, change this thread's mask and create a descriptor.
+        let fd = unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, SNAPSHOT_SIGNAL);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC)
+        };
+        if fd < 0 {
+            return Err(Error::Thread(std::io::Error::last_os_error()));
+        }
+        Ok(SnapshotSignal(fd))
+    }
+
+    /// A thread that reports [`ExitReason::Snapshotted`] on `tx` when the signal
+    /// arrives, or ends when `stop` is set. Returns no vCPU: it is joined with the
+    /// vCPU threads, which give theirs back.
+    fn spawn_watch(
+        &self,
+        stop: Arc<AtomicBool>,
+        tx: mpsc::Sender<Option<ExitReason>>,
+    ) -> Result<std::thread::JoinHandle<Option<kvm_ioctls::VcpuFd>>, Error> {
+        let fd = self.0;
+        std::thread::Builder::new()
+            .name("snapshot-signal".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Acquire) {
+                    let mut pfd = libc::pollfd {
+                        fd,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    // SAFETY: one valid pollfd, for the duration of the call.
+                    if unsafe { libc::poll(&mut pfd, 1, 50) } <= 0 {
+                        continue;
+                    }
+                    let mut info = [0u8; std::mem::size_of::<libc::signalfd_siginfo>()];
+                    // SAFETY: reading into a live buffer of the given length.
+                    let n = unsafe { libc::read(fd, info.as_mut_ptr().cast(), info.len()) };
+                    if n == info.len() as isize {
+                        let _ = tx.send(Some(ExitReason::Snapshotted));
+                        break;
+                    }
+                }
+                None
+            })
+            .map_err(Error::Thread)
+    }
+}
+
+impl Drop for SnapshotSignal {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor opened in `new`, closed once.
+        unsafe { libc::close(self.0) };
+    }
+}
+
 /// The threads of vCPUs 1..N. Dropping it stops them: sets `stop`, kicks each thread
 /// out of KVM_RUN until it has left its loop, and joins it.
 struct VcpuThreads {
     stop: Arc<AtomicBool>,
-    /// Each thread gives its vCPU back when it ends.
-    threads: Vec<std::thread::JoinHandle<kvm_ioctls::VcpuFd>>,
+    /// Each vCPU thread gives its vCPU back when it ends (the snapshot-signal
+    /// thread, which runs none, gives `None`).
+    threads: Vec<std::thread::JoinHandle<Option<kvm_ioctls::VcpuFd>>>,
 }
 
 impl VcpuThreads {
@@ -525,7 +619,7 @@ impl VcpuThreads {
             while !t.is_finished() {
                 kick(t.as_pthread_t());
             }
-            fds.extend(t.join().ok());
+            fds.extend(t.join().ok().flatten());
         }
         fds
     }
