@@ -9,8 +9,10 @@
 #
 # Every `--` group is one `bootlab BOOTLAB-ARGS` command run inside L1, in order, in a
 # working folder that comes back as --out; leading VAR=VALUE words set that command's
-# environment. The lane stops at the first command that fails. Without a group it runs
-# `vm run --guest linux` (a 64-bit Linux guest with default arguments).
+# environment, and a group that starts with `sh` runs as a shell command instead
+# (`-- sh -c 'firecracker --version'`). The lane stops at the first command that
+# fails. Without a group it runs `vm run --guest linux` (a 64-bit Linux guest with
+# default arguments).
 #
 # Options:
 #   --out DIR        where the working folder comes back (default target/hw-lane; its
@@ -106,7 +108,8 @@ while [[ $# -gt 0 ]]; do
         if ((assigning)) && [[ "$w" =~ ^([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]]; then
           line+="${BASH_REMATCH[1]}=$(printf '%q' "${BASH_REMATCH[2]}") "
         else
-          ((assigning)) && line+="bootlab "
+          # `sh ...` runs as it is (e.g. `-- sh -c 'firecracker --version'`).
+          ((assigning)) && [[ "$w" != sh ]] && line+="bootlab "
           assigning=0
           line+="$(printf '%q' "$w") "
         fi
@@ -131,7 +134,7 @@ done
 [[ -f "$IMAGES/vmlinux" && -f "$IMAGES/initramfs.cpio.gz" ]] ||
   die "guest images missing in $IMAGES (run guest-images/build.sh)"
 
-WORK=$(mktemp -d /tmp/bootlab-hw-lane.XXXXXX)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/bootlab-hw-lane.XXXXXX")
 QEMU_PID=
 TAIL_PID=
 cleanup() {
@@ -211,7 +214,7 @@ firecracker=${BOOTLAB_FIRECRACKER:-}
 [[ -n "$firecracker" ]] || firecracker=$(command -v firecracker || true)
 
 R=$WORK/initramfs
-mkdir -p "$R"/{bin,dev,proc,sys,tmp,run,lane/bin,lane/out,lib/modules}
+mkdir -p "$R"/{bin,dev,proc,sys,tmp,run,lane/bin,lane/out,lane/share,lib/modules}
 
 # A program and the shared libraries it needs, at their own paths.
 add_program() {
@@ -224,13 +227,13 @@ add_program() {
 }
 
 install -m 0755 "$(command -v busybox)" "$R/bin/busybox"
-for a in sh mount umount mkdir cat echo insmod tar sync poweroff sleep cut ls uname rm ln dmesg grep tail env; do
-  ln -sf busybox "$R/bin/$a"
+for a in $(busybox --list); do
+  [[ "$a" == busybox ]] || ln -sf busybox "$R/bin/$a"
 done
 add_program "$bootlab" bootlab
 add_program "$qemu" qemu-system-x86_64
-mkdir -p "$R/usr/share"
-cp -rL /usr/share/qemu "$R/usr/share/qemu" 2>/dev/null || true
+# QEMU finds its firmware relative to its executable (/lane/bin/../share/qemu).
+cp -rL /usr/share/qemu "$R/lane/share/qemu" 2>/dev/null || die "cannot copy /usr/share/qemu"
 have_fc=no
 if [[ -n "$firecracker" && -x "$firecracker" ]]; then
   add_program "$firecracker" firecracker
@@ -286,6 +289,7 @@ mount -t tmpfs shm /dev/shm
 say() { echo "lane(L1): $*"; }
 finish() {
   echo "$1" >/lane/out/lane/status
+  [ -n "$2" ] && echo "$2" >/lane/out/lane/setup-error
   tar -C /lane/out -cf /dev/vda . || say "cannot write the output disk"
   sync
   say "powering off"
@@ -293,10 +297,10 @@ finish() {
 }
 mkdir -p /lane/out/lane
 for m in $(cat /lane/modules); do
-  insmod "/lib/modules/$m" || { say "insmod $m failed"; finish 90; }
+  insmod "/lib/modules/$m" || finish 1 "insmod $m failed"
 done
-[ -c /dev/kvm ] || { say "no /dev/kvm after loading kvm_amd"; dmesg | tail -n 20; finish 91; }
-[ -b /dev/vda ] || { say "no output disk /dev/vda"; finish 92; }
+[ -c /dev/kvm ] || { dmesg | tail -n 20; finish 1 "no /dev/kvm after loading kvm_amd (dmesg above)"; }
+[ -b /dev/vda ] || { say "no output disk /dev/vda"; poweroff -f; }
 say "up after $(cut -d' ' -f1 /proc/uptime) s: $(uname -r), kvm_amd npt=$(cat /sys/module/kvm_amd/parameters/npt) nested=$(cat /sys/module/kvm_amd/parameters/nested), $(grep -c ^processor /proc/cpuinfo) CPUs"
 cd /lane/out
 n=0
@@ -306,11 +310,9 @@ while IFS= read -r line; do
   echo "$line" >"lane/$n.cmd"
   say "[$n] $line"
   start=$(cut -d' ' -f1 /proc/uptime)
-  eval "$line" >"lane/$n.out" 2>"lane/$n.err" </dev/null
-  status=$?
-  echo "$status" >"lane/$n.status"
-  cat "lane/$n.out"
-  cat "lane/$n.err" >&2
+  # stdout and stderr both shown as they come and kept apart in files.
+  { { eval "$line" </dev/null; echo $? >"lane/$n.status"; } 2>&1 1>&3 | tee "lane/$n.err"; } 3>&1 | tee "lane/$n.out"
+  status=$(cat "lane/$n.status")
   say "[$n] exit status $status after $(cut -d' ' -f1 /proc/uptime) s (started at $start s)"
   [ "$status" = 0 ] || break
 done </lane/commands
@@ -359,12 +361,11 @@ mkdir -p "$out"
 tar -xf "$WORK/out.tar" -C "$out" 2>/dev/null || true
 [[ -f "$out/lane/status" ]] ||
   die "L1 ended after $wall s (QEMU status $qemu_rc) without writing its results: it never got to run the commands (console above)"
+[[ -f "$out/lane/setup-error" ]] && die "L1 could not set up: $(cat "$out/lane/setup-error")"
 status=$(cat "$out/lane/status")
-case "$status" in
-  0) log "all ${#groups[@]} command(s) succeeded in L1 ($wall s wall); output in $out" ;;
-  90 | 91 | 92) die "L1 could not set up KVM or its output disk (status $status; console above)" ;;
-  *)
-    n=$(find "$out/lane" -name '*.status' | wc -l)
-    die "command $n failed inside L1 with status $status: $(cat "$out/lane/$n.cmd" 2>/dev/null)"
-    ;;
-esac
+if [[ "$status" == 0 ]]; then
+  log "all ${#groups[@]} command(s) succeeded in L1 ($wall s wall); output in $out"
+else
+  n=$(find "$out/lane" -name '*.status' | wc -l)
+  die "command $n of ${#groups[@]} failed inside L1 with status $status: $(cat "$out/lane/$n.cmd" 2>/dev/null)"
+fi

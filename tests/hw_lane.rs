@@ -1,0 +1,322 @@
+//! The nested-SVM lane (scripts/hw-lane.sh) end to end: the hardware-KVM path of the
+//! monitor on real KVM code (kvm_amd in an L1 kernel that QEMU runs in software), and
+//! the lane's own bad input. Needs root, QEMU and the guest images; skips loudly
+//! without them unless BOOTLAB_REQUIRE_KVM=1. The L1 boots cost about 10-20 s each
+//! and are run one at a time.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+use timeline::{Timeline, VM_MODEL};
+
+/// One L1 at a time: they are TCG-emulated machines on a two-core host.
+static LANE: Mutex<()> = Mutex::new(());
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn images() -> PathBuf {
+    std::env::var_os("BOOTLAB_IMAGES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("guest-images/out"))
+}
+
+/// Whether the lane can run here; skips loudly, or fails when CI requires it.
+fn lane_or_skip(test: &str) -> bool {
+    let why = if !common::is_root() {
+        Some("not root (the lane builds an initramfs with device nodes)")
+    } else if Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        Some("qemu-system-x86_64 is not installed")
+    } else if !images().join("vmlinux").is_file() {
+        Some("the guest images are not built (guest-images/build.sh)")
+    } else {
+        None
+    };
+    match why {
+        None => true,
+        Some(why) if common::required() => {
+            panic!("{test}: {why} and BOOTLAB_REQUIRE_KVM=1")
+        }
+        Some(why) => {
+            eprintln!("SKIP {test}: {why}");
+            false
+        }
+    }
+}
+
+/// A fresh folder for one lane run (its TMPDIR and its --out).
+fn scratch(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("bootlab-lanetest-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(d.join("tmp")).unwrap();
+    d
+}
+
+/// `scripts/hw-lane.sh --bootlab <the binary under test> --out DIR/out ARGS`, with
+/// TMPDIR=DIR/tmp so that what the lane leaves behind can be seen.
+fn lane(dir: &Path, args: &[&str]) -> Output {
+    Command::new("bash")
+        .arg(root().join("scripts/hw-lane.sh"))
+        .arg("--bootlab")
+        .arg(env!("CARGO_BIN_EXE_bootlab"))
+        .arg("--out")
+        .arg(dir.join("out"))
+        .args(args)
+        .env("TMPDIR", dir.join("tmp"))
+        .env("BOOTLAB_IMAGES", images())
+        .env_remove("BOOTLAB_SPAWN_NS")
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Nothing of the lane is left: its work folder is gone and no process (QEMU, the
+/// console tail) still refers to it.
+fn assert_nothing_left(dir: &Path) {
+    let tmp = dir.join("tmp");
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().collect();
+    assert!(left.is_empty(), "left in {}: {left:?}", tmp.display());
+    let needle = tmp.to_string_lossy().into_owned();
+    for p in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(p.path().join("cmdline")) {
+            let cmd = text(&cmd).replace('\0', " ");
+            assert!(
+                !cmd.contains(&needle),
+                "process {:?} still runs: {cmd}",
+                p.file_name()
+            );
+        }
+    }
+}
+
+/// The guest's console lines of one command, checked in protocol order.
+fn assert_linux_protocol(out: &str, what: &str) {
+    let mut lines = out.lines().map(|l| l.trim_end_matches('\r'));
+    for want in [
+        "Run /init as init process",
+        "@@bootlab init-start",
+        "@@bootlab exec",
+        "hello from bootlab guest-init",
+        "@@bootlab done",
+    ] {
+        assert!(
+            lines.any(|l| l.ends_with(want)),
+            "{what}: {want:?} missing or out of order:\n{out}"
+        );
+    }
+}
+
+fn timeline(path: &Path) -> Timeline {
+    let json = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&json).unwrap()
+}
+
+fn assert_every_phase(t: &Timeline, what: &str) {
+    assert!(t.unobserved(&VM_MODEL).is_empty(), "{what}: {t:?}");
+    let phases = t.phases(&VM_MODEL);
+    let names: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["vmm", "kernel", "init", "process", "teardown"],
+        "{what}"
+    );
+    assert!(
+        phases[..4].iter().all(|p| p.duration_ns() > 0),
+        "{what}: an empty phase in {t:?}"
+    );
+    assert_eq!(t.exit_code, Some(0), "{what}");
+}
+
+/// In one L1: the lab guest, the Linux guest with `vm run --guest linux` and default
+/// arguments (64-bit init, host CPU vendor, kvmclock), the same with two vCPUs, and
+/// the kernel built without the emulated-KVM workarounds.
+#[test]
+fn hardware_kvm_path_boots_linux_with_defaults_in_the_nested_svm_lane() {
+    if !lane_or_skip("hardware_kvm_path_boots_linux_with_defaults_in_the_nested_svm_lane") {
+        return;
+    }
+    let _one = LANE.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = scratch("hw");
+    let out = lane(
+        &dir,
+        &[
+            "--plain-kernel",
+            "--timeout",
+            "900",
+            "--",
+            "vm",
+            "run",
+            "--guest",
+            "lab",
+            "--timeline-out",
+            "lab.json",
+            "--",
+            "vm",
+            "run",
+            "--guest",
+            "linux",
+            "--timeline-out",
+            "linux.json",
+            "--",
+            "vm",
+            "run",
+            "--guest",
+            "linux",
+            "--vcpus",
+            "2",
+            "--timeline-out",
+            "linux-2cpu.json",
+            "--",
+            "BOOTLAB_IMAGES=/lane/images-plain",
+            "vm",
+            "run",
+            "--guest",
+            "linux",
+            "--timeline-out",
+            "linux-plain.json",
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{}\nstderr:\n{stderr}",
+        text(&out.stdout)
+    );
+    assert!(stderr.contains("EMULATED hardware"), "{stderr}");
+    let res = dir.join("out");
+    let cmd_out = |n: u32| std::fs::read_to_string(res.join(format!("lane/{n}.out"))).unwrap();
+    for n in 1..=4 {
+        let status = std::fs::read_to_string(res.join(format!("lane/{n}.status"))).unwrap();
+        assert_eq!(status.trim(), "0", "command {n}");
+    }
+
+    let lab = cmd_out(1);
+    assert!(lab.contains("hello from the lab guest"), "{lab}");
+    assert_every_phase(&timeline(&res.join("lab.json")), "lab guest");
+
+    for (n, file, what) in [
+        (2, "linux.json", "linux, defaults"),
+        (3, "linux-2cpu.json", "linux, 2 vCPUs"),
+        (4, "linux-plain.json", "linux, kernel without workarounds"),
+    ] {
+        let console = cmd_out(n);
+        assert_linux_protocol(&console, what);
+        // kvmclock is what lets the guest calibrate its TSC under hardware KVM.
+        assert!(
+            console.contains("clocksource: Switched to clocksource kvm-clock"),
+            "{what}: the guest did not use kvmclock:\n{console}"
+        );
+        assert_every_phase(&timeline(&res.join(file)), what);
+    }
+    assert!(
+        cmd_out(3).contains("Brought up 1 node, 2 CPUs"),
+        "{}",
+        cmd_out(3)
+    );
+    assert_nothing_left(&dir);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Bad input to the lane: one `hw-lane: error:` line, exit 1, no QEMU left behind.
+#[test]
+fn lane_bad_input_ends_with_one_error_line_and_leaves_nothing() {
+    if !lane_or_skip("lane_bad_input_ends_with_one_error_line_and_leaves_nothing") {
+        return;
+    }
+    let _one = LANE.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = scratch("bad");
+    let cache = dir.join("empty-cache");
+    let apt_conf = dir.join("apt.conf");
+    // A proxy nobody listens on: apt cannot reach the archive.
+    std::fs::write(
+        &apt_conf,
+        "Acquire::http::Proxy \"http://127.0.0.1:9\";\nAcquire::https::Proxy \"http://127.0.0.1:9\";\nAcquire::Retries \"0\";\n",
+    )
+    .unwrap();
+    let cases: [(&str, Vec<&str>, Vec<(&str, &Path)>, &str); 5] = [
+        (
+            "QEMU missing",
+            vec!["--qemu", "/nonexistent/qemu-system-x86_64"],
+            vec![],
+            "QEMU /nonexistent/qemu-system-x86_64 not found",
+        ),
+        (
+            "no archive, no cached L1 kernel",
+            vec![],
+            vec![
+                ("BOOTLAB_CACHE", cache.as_path()),
+                ("APT_CONFIG", apt_conf.as_path()),
+            ],
+            "cannot fetch the L1 kernel",
+        ),
+        (
+            "L1 hangs (never finishes within its timeout)",
+            vec!["--timeout", "2"],
+            vec![],
+            "L1 did not finish within 2 s",
+        ),
+        (
+            "a command that fails inside L1",
+            vec![
+                "--timeout",
+                "600",
+                "--",
+                "vm",
+                "run",
+                "--guest",
+                "lab",
+                "--timeout",
+                "60",
+                "--",
+                "vm",
+                "run",
+                "--guest",
+                "nosuch",
+            ],
+            vec![],
+            "command 2 of 2 failed inside L1 with status 1",
+        ),
+        (
+            "an unknown lane option",
+            vec!["--frobnicate"],
+            vec![],
+            "unknown option '--frobnicate'",
+        ),
+    ];
+    for (what, args, env, want) in cases {
+        let mut c = Command::new("bash");
+        c.arg(root().join("scripts/hw-lane.sh"))
+            .arg("--bootlab")
+            .arg(env!("CARGO_BIN_EXE_bootlab"))
+            .arg("--out")
+            .arg(dir.join("out"))
+            .args(&args)
+            .env("TMPDIR", dir.join("tmp"))
+            .env("BOOTLAB_IMAGES", images());
+        for (k, v) in &env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}: {stderr}");
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("hw-lane: error:"))
+            .collect();
+        assert_eq!(errors.len(), 1, "{what}: {stderr}");
+        assert!(errors[0].contains(want), "{what}: {stderr}");
+        assert_nothing_left(&dir);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
