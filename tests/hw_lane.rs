@@ -244,7 +244,9 @@ fn lane_bad_input_ends_with_one_error_line_and_leaves_nothing() {
         "Acquire::http::Proxy \"http://127.0.0.1:9\";\nAcquire::https::Proxy \"http://127.0.0.1:9\";\nAcquire::Retries \"0\";\n",
     )
     .unwrap();
-    let cases: [(&str, Vec<&str>, Vec<(&str, &Path)>, &str); 5] = [
+    // (what, lane arguments, environment, the error line's text)
+    type Case<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a Path)>, &'a str);
+    let cases: [Case; 5] = [
         (
             "QEMU missing",
             vec!["--qemu", "/nonexistent/qemu-system-x86_64"],
