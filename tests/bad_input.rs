@@ -340,6 +340,16 @@ fn cases(f: &Fixture) -> Vec<Case> {
         restore(Nothing, &file, &[], "not a folder"),
         restore(Nothing, &dir, &[], "state"),
         restore(Kvm, &open_dir, &[], "writable by others"),
+        restore(Kvm, &f.snapshot("open-state", |d| {
+            std::fs::set_permissions(state_path(d), std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap()
+        }), &[], "writable by others"),
+        restore(Kvm, &f.snapshot("open-memory", |d| {
+            std::fs::set_permissions(memory_path(d), std::os::unix::fs::PermissionsExt::from_mode(0o646)).unwrap()
+        }), &[], "writable by others"),
+        restore(Kvm, &f.snapshot("dir-state", |d| {
+            std::fs::remove_file(state_path(d)).unwrap();
+            std::fs::create_dir(state_path(d)).unwrap();
+        }), &[], "not a regular file"),
         restore(Kvm, &f.snapshot("no-memory", |d| std::fs::remove_file(memory_path(d)).unwrap()), &[], "memory"),
         restore(Kvm, &f.snapshot("foreign", |d| std::fs::write(state_path(d), lab).unwrap()), &[], "not a bootlab snapshot"),
         restore(Kvm, &f.snapshot("empty-state", |d| std::fs::write(state_path(d), b"").unwrap()), &[], "not a bootlab snapshot"),

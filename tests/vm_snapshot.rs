@@ -104,8 +104,16 @@ fn lab_snapshot_restores_after_its_snapshot_point() {
     if !kvm_or_skip("lab_snapshot_restores_after_its_snapshot_point") {
         return;
     }
-    for chip in ["split", "kernel"] {
-        let (out, dir) = take_snapshot(&format!("e2e-{chip}"), &["--irqchip", chip]);
+    for (chip, vcpus) in [
+        ("split", "1"),
+        ("kernel", "1"),
+        ("split", "2"),
+        ("kernel", "2"),
+    ] {
+        let (out, dir) = take_snapshot(
+            &format!("e2e-{chip}-{vcpus}"),
+            &["--irqchip", chip, "--vcpus", vcpus],
+        );
         assert_eq!(out.status.code(), Some(0), "{out:?}");
         // The run stopped at the snapshot point.
         assert_eq!(
@@ -118,7 +126,7 @@ fn lab_snapshot_restores_after_its_snapshot_point() {
         assert_eq!(mem.len(), 128 << 20);
         let on_disk = std::os::unix::fs::MetadataExt::blocks(&mem) * 512;
         assert!(on_disk < 4 << 20, "{chip}: {on_disk} bytes on disk");
-        let tl = tmp(&format!("e2e-{chip}.json"));
+        let tl = tmp(&format!("e2e-{chip}-{vcpus}.json"));
         let out = restore(&dir, &tl).wait_with_output().unwrap();
         check_restored(&out, &read_timeline(&tl));
         std::fs::remove_dir_all(&dir).unwrap();

@@ -337,9 +337,7 @@ pub fn read_state(dir: &Path) -> Result<Snapshot, Error> {
     };
     let mut f = File::open(&path).map_err(|e| err(e.to_string()))?;
     let md = f.metadata().map_err(|e| err(e.to_string()))?;
-    if !md.is_file() {
-        return Err(err("not a regular file".into()));
-    }
+    check_file(&md).map_err(err)?;
     if md.len() > MAX_BODY {
         return Err(err(format!("{} bytes is too large", md.len())));
     }
@@ -539,7 +537,7 @@ pub struct RestoreOptions {
 }
 
 /// Refuses a snapshot folder that others could have changed: writable by group or
-/// others, or not a folder.
+/// others, or not a folder (its files are checked as they are opened).
 fn check_dir(dir: &Path) -> Result<(), Error> {
     let err = |why: String| Error::SnapshotFile {
         path: dir.to_owned(),
@@ -554,6 +552,21 @@ fn check_dir(dir: &Path) -> Result<(), Error> {
             "the folder is writable by others (mode {:o}); make it 0700 or 0755",
             md.mode() & 0o7777
         )));
+    }
+    Ok(())
+}
+
+/// Refuses a snapshot file that is not a regular file or that others could have
+/// changed (writable by group or others).
+fn check_file(md: &std::fs::Metadata) -> Result<(), String> {
+    if !md.is_file() {
+        return Err("not a regular file".into());
+    }
+    if md.mode() & 0o022 != 0 {
+        return Err(format!(
+            "the file is writable by others (mode {:o})",
+            md.mode() & 0o7777
+        ));
     }
     Ok(())
 }
@@ -599,10 +612,11 @@ impl Vm {
         let mem_path = dir.join(MEMORY_FILE);
         let mem_file =
             File::open(&mem_path).map_err(|e| file_err(mem_path.clone(), e.to_string()))?;
-        let size = mem_file
+        let md = mem_file
             .metadata()
-            .map_err(|e| file_err(mem_path.clone(), e.to_string()))?
-            .len();
+            .map_err(|e| file_err(mem_path.clone(), e.to_string()))?;
+        check_file(&md).map_err(|why| file_err(mem_path.clone(), why))?;
+        let size = md.len();
         if size != mem_bytes || snap.memory.bytes != mem_bytes {
             return Err(file_err(
                 mem_path,
