@@ -486,7 +486,8 @@ fn map_memory(file: File, bytes: u64) -> Result<GuestMemory, Error> {
     GuestMemory::from_regions(regions).map_err(|e| Error::GuestMemory(e.to_string()))
 }
 
-/// The CPUID bits of `saved` (a vCPU's table) in [`FEATURE_LEAVES`] that `host` (KVM's
+/// The CPUID bits of `saved` (a vCPU's table) in the feature leaves (1, 7,
+/// 0x8000_0001) that `host` (KVM's
 /// supported table) lacks, as "leaf:register bits" text; empty when it offers all.
 pub fn missing_cpuid(saved: &[kvm_bindings::kvm_cpuid_entry2], host: &CpuId) -> Vec<String> {
     let mut out = Vec::new();

@@ -249,7 +249,7 @@ impl Machine {
 
 impl Vm {
     /// Checks the configuration and sets the machine up for a boot, stopping right
-    /// before the first KVM_RUN: the shared steps ([`Machine::create`]), with a
+    /// before the first KVM_RUN: the shared steps (`Machine::create`), with a
     /// kernel loaded first and every vCPU set up for its entry.
     pub fn build(config: VmConfig) -> Result<Vm, Error> {
         check_vcpu_count(config.vcpus)?;
