@@ -41,6 +41,11 @@ const MISC_ENABLE_FAST_STRING: u64 = 1;
 const MSR_IA32_TSC: u32 = 0x10;
 const MSR_IA32_TSC_DEADLINE: u32 = 0x6e0;
 /// Local APIC register offsets and LVT delivery modes.
+/// Segment types of a 64-bit TSS (the TR register): available, and busy (what LTR
+/// makes of it).
+const TSS64_AVAILABLE: u8 = 9;
+const TSS64_BUSY: u8 = 11;
+
 const APIC_LVT0: usize = 0x350;
 const APIC_LVT1: usize = 0x360;
 const APIC_MODE_NMI: u32 = 0x4;
@@ -360,7 +365,8 @@ impl Persist for VcpuFd {
         self.set_mp_state(s.mp_state)
             .map_err(Error::kvm("KVM_SET_MP_STATE"))?;
         self.set_regs(&s.regs).map_err(Error::kvm("KVM_SET_REGS"))?;
-        self.set_sregs(&s.sregs)
+        let sregs = sregs_to_load(s.sregs, crate::snapshot::host_cpu_vendor() == AMD_VENDOR);
+        self.set_sregs(&sregs)
             .map_err(Error::kvm("KVM_SET_SREGS"))?;
         // SAFETY: this process never asks for dynamically enabled XSTATE features
         // (arch_prctl ARCH_REQ_XCOMP_GUEST_PERM), so KVM reads no more than the 4096
@@ -386,6 +392,24 @@ impl Persist for VcpuFd {
             .map_err(Error::kvm("KVM_SET_VCPU_EVENTS"))?;
         Ok(())
     }
+}
+
+/// The CPUID vendor string of AMD CPUs.
+const AMD_VENDOR: &str = "AuthenticAMD";
+
+/// The saved special registers as they are loaded on a host whose CPU is AMD or not.
+/// On AMD, KVM reports TR as a busy TSS (type 11) although SVM itself keeps the type
+/// LTR found (9, available): KVM adds the busy bit when it reads the segment. Loaded
+/// back as busy, TR makes QEMU's software CPU (the nested-SVM lane) refuse every
+/// I/O-bitmap check, which accepts only type 9, so a restored guest's first `out` from
+/// user space (guest-init's marker) took a #GP and init died. AMD hardware does not
+/// look at the type there, so on AMD TR is loaded as the available TSS SVM had; Intel
+/// (VMX) enters a guest only with a busy TR, so it is left as saved.
+pub fn sregs_to_load(mut sregs: kvm_sregs, host_amd: bool) -> kvm_sregs {
+    if host_amd && sregs.tr.type_ == TSS64_BUSY {
+        sregs.tr.type_ = TSS64_AVAILABLE;
+    }
+    sregs
 }
 
 /// Re-enters `vcpu` once with `immediate_exit` set, so that KVM completes an I/O
@@ -538,6 +562,19 @@ fn internal_error(vcpu: &mut VcpuFd, mem: &GuestMemory) -> ExitReason {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tr_is_loaded_as_an_available_tss_only_on_amd() {
+        let mut saved = kvm_sregs::default();
+        saved.tr.type_ = TSS64_BUSY;
+        saved.cs.type_ = 11;
+        let amd = sregs_to_load(saved, true);
+        assert_eq!(amd.tr.type_, TSS64_AVAILABLE);
+        assert_eq!(amd.cs.type_, 11, "only TR changes");
+        assert_eq!(sregs_to_load(saved, false).tr.type_, TSS64_BUSY);
+        saved.tr.type_ = 3; // a 16-bit busy TSS is not ours to change
+        assert_eq!(sregs_to_load(saved, true).tr.type_, 3);
+    }
 
     #[test]
     fn gdt_entries_decode_to_flat_segments() {
