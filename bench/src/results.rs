@@ -20,6 +20,15 @@ pub enum RuntimeKind {
 }
 
 impl RuntimeKind {
+    /// The kind's name in reports, as in results.json (`vm`, `restored-vm`, `container`).
+    pub fn label(self) -> &'static str {
+        match self {
+            RuntimeKind::Vm => "vm",
+            RuntimeKind::RestoredVm => "restored-vm",
+            RuntimeKind::Container => "container",
+        }
+    }
+
     pub fn model(self) -> &'static PhaseModel {
         match self {
             RuntimeKind::Vm => &VM_MODEL,
@@ -150,5 +159,24 @@ impl Results {
         self.runs
             .iter()
             .filter(move |r| r.timeline.runtime == runtime)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RuntimeKind;
+
+    #[test]
+    fn kind_labels_are_the_json_names() {
+        for k in [
+            RuntimeKind::Vm,
+            RuntimeKind::RestoredVm,
+            RuntimeKind::Container,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&k).unwrap(),
+                format!("\"{}\"", k.label())
+            );
+        }
     }
 }

@@ -187,7 +187,7 @@ pub fn build(results: &Results) -> Report {
         t.rows.push(vec![
             r.name.clone(),
             if r.ours { "ours" } else { "peer" }.into(),
-            format!("{:?}", r.kind).to_lowercase(),
+            r.kind.label().into(),
             status,
             s.map_or("–".into(), |s| format!("{} / {}", s.ok, s.failed)),
             r.version.clone().unwrap_or_else(|| "–".into()),
