@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
-use timeline::{Timeline, VM_MODEL};
+use timeline::{Timeline, RESTORED_VM_MODEL, VM_MODEL};
 
 /// One L1 at a time: they are TCG-emulated machines on a two-core host.
 static LANE: Mutex<()> = Mutex::new(());
@@ -138,8 +138,9 @@ fn assert_every_phase(t: &Timeline, what: &str) {
 }
 
 /// In one L1: the lab guest, the Linux guest with `vm run --guest linux` and default
-/// arguments (64-bit init, host CPU vendor, kvmclock), the same with two vCPUs, and
-/// the kernel built without the emulated-KVM workarounds.
+/// arguments (64-bit init, host CPU vendor, kvmclock), the same with two vCPUs, the
+/// kernel built without the emulated-KVM workarounds, and a snapshot and restore of
+/// both guests.
 #[test]
 fn hardware_kvm_path_boots_linux_with_defaults_in_the_nested_svm_lane() {
     if !lane_or_skip("hardware_kvm_path_boots_linux_with_defaults_in_the_nested_svm_lane") {
@@ -184,6 +185,36 @@ fn hardware_kvm_path_boots_linux_with_defaults_in_the_nested_svm_lane() {
             "linux",
             "--timeline-out",
             "linux-plain.json",
+            "--",
+            "vm",
+            "run",
+            "--guest",
+            "lab",
+            "--snapshot-at",
+            "snapshot",
+            "--snapshot-out",
+            "lab.snap",
+            "--",
+            "vm",
+            "restore",
+            "lab.snap",
+            "--timeline-out",
+            "lab-restore.json",
+            "--",
+            "vm",
+            "run",
+            "--guest",
+            "linux",
+            "--snapshot-at",
+            "snapshot",
+            "--snapshot-out",
+            "linux.snap",
+            "--",
+            "vm",
+            "restore",
+            "linux.snap",
+            "--timeline-out",
+            "linux-restore.json",
         ],
     );
     let stderr = text(&out.stderr);
@@ -196,7 +227,7 @@ fn hardware_kvm_path_boots_linux_with_defaults_in_the_nested_svm_lane() {
     assert!(stderr.contains("EMULATED hardware"), "{stderr}");
     let res = dir.join("out");
     let cmd_out = |n: u32| std::fs::read_to_string(res.join(format!("lane/{n}.out"))).unwrap();
-    for n in 1..=4 {
+    for n in 1..=8 {
         let status = std::fs::read_to_string(res.join(format!("lane/{n}.status"))).unwrap();
         assert_eq!(status.trim(), "0", "command {n}");
     }
@@ -224,6 +255,44 @@ fn hardware_kvm_path_boots_linux_with_defaults_in_the_nested_svm_lane() {
         "{}",
         cmd_out(3)
     );
+
+    // Snapshots on the hardware path: each guest saved at its snapshot point and
+    // restored in a fresh monitor, which runs the workload to the end.
+    for (n, file, hello, what) in [
+        (
+            6,
+            "lab-restore.json",
+            "hello from the lab guest",
+            "lab restore",
+        ),
+        (
+            8,
+            "linux-restore.json",
+            "hello from bootlab guest-init",
+            "linux restore",
+        ),
+    ] {
+        let saved = cmd_out(n - 1);
+        assert!(saved.contains("@@bootlab snapshot"), "{what}: {saved}");
+        assert!(!saved.contains("@@bootlab exec"), "{what}: {saved}");
+        let console = cmd_out(n);
+        let mut lines = console.lines().map(|l| l.trim_end_matches('\r'));
+        for want in ["@@bootlab exec", hello, "@@bootlab done"] {
+            assert!(
+                lines.any(|l| l.ends_with(want)),
+                "{what}: {want:?} missing or out of order:\n{console}"
+            );
+        }
+        let t = timeline(&res.join(file));
+        assert!(t.unobserved(&RESTORED_VM_MODEL).is_empty(), "{what}: {t:?}");
+        let names: Vec<String> = t
+            .phases(&RESTORED_VM_MODEL)
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(names, ["restore", "process", "teardown"], "{what}");
+        assert_eq!(t.exit_code, Some(0), "{what}");
+    }
     assert_nothing_left(&dir);
     std::fs::remove_dir_all(&dir).ok();
 }
