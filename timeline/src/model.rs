@@ -20,8 +20,9 @@ pub enum EventSource {
 /// One timestamped event of a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
-    /// Event name: `spawn`, `first-kvm-run`, `kernel-run-init`, `init-start`, `exec`,
-    /// `done`, `exit`, or a runtime-specific name.
+    /// Event name: `spawn`, `first-kvm-run`, `kernel-run-init`, `init-start`,
+    /// `snapshot`, `exec`, `done`, `exit`, or a runtime-specific name (`vmm.*` and
+    /// `restore.*` steps of our monitor, `snapshot-saved`).
     pub name: String,
     /// CLOCK_MONOTONIC nanoseconds (absolute, comparable across processes).
     pub t_ns: u64,
