@@ -1,8 +1,8 @@
-//! Putting a microVM together and running it: check the configuration, map guest
-//! memory, load the kernel, create the VM on /dev/kvm with its irqchip and PIT,
-//! wire the devices, run vCPU 0 on the calling thread and every other one on a thread
-//! of its own until the end (guest exit, reset, error or timeout), stop every vCPU
-//! and join its thread.
+//! Putting a microVM together and running it: the build steps a boot and a restore
+//! share (VM, memory slots, irqchip, devices, vCPUs), the boot's own (configuration
+//! checks, kernel load, vCPU entry state), and the run: vCPU 0 on the calling thread,
+//! every other one on a thread of its own, until the end (guest exit, reset, error,
+//! timeout) or the snapshot point, where every vCPU is stopped and the machine saved.
 
 use crate::boot;
 pub use crate::boot::KernelSource;
