@@ -1,6 +1,7 @@
 //! `bootlab`: the command-line front of the workspace. Thin: it parses arguments with
 //! clap and hands each subcommand to its module under `cmd/`, which calls the
 //! libraries (`vmm`, `container`, `bench`) and turns their errors into messages.
+//! How a command flows through the crates: docs/ARCHITECTURE.md.
 //!
 //! The binary has its own C `main` instead of Rust's runtime start: see [`main`].
 #![cfg_attr(not(test), no_main)]

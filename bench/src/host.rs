@@ -70,7 +70,7 @@ impl HostFacts {
     }
 
     /// True when guests run under KVM's instruction emulator here (see
-    /// shared/HOST-KVM.md), or there is no KVM at all.
+    /// docs/HOSTS.md), or there is no KVM at all.
     pub fn emulated(&self) -> bool {
         self.virtualization != Virtualization::HardwareKvm
     }

@@ -1,4 +1,4 @@
-//! The benchmark harness (shared/DESIGN.md): runners for our microVM, our sandbox and
+//! The benchmark harness (docs/ARCHITECTURE.md): runners for our microVM, our sandbox and
 //! the peers behind one trait ([`runners`]), the timing of one run ([`exec`]), the
 //! interleaved measurement plan ([`harness`]), statistics ([`stats`]), host facts
 //! ([`host`]), the results.json model ([`results`]) and the reports ([`report`]).

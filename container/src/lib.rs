@@ -1,21 +1,13 @@
-//! A namespace sandbox (see shared/DESIGN.md): runs one workload as PID 1 of fresh
+//! A namespace sandbox (see docs/ARCHITECTURE.md): runs one workload as PID 1 of fresh
 //! namespaces over a root filesystem made the root with `pivot_root`, with cgroup
 //! limits, a reduced capability set, `no_new_privs` and a default seccomp filter.
 //!
-//! Laid out like youki's libcontainer, one job per module:
-//! - [`namespaces`]: which namespaces to create and their clone flags;
-//! - [`rootfs`]: the child's mount set-up (private tree, bind, /proc, /dev, /tmp,
-//!   pivot_root, read-only root, masked paths);
-//! - [`cgroups`]: v1 and v2 backends, picked by what the host mounts;
-//! - [`security`]: capabilities, seccomp, no_new_privs and the runtime-binary guard;
-//! - [`netns`]: the network namespace made in parallel with the child's set-up;
-//! - [`process`]: clone, the parent/child protocol, waiting, signals, timeout;
-//! - [`oci`]: the runtime-spec `config.json` subset;
-//! - [`spec`]: the runtime-independent description of one sandbox run.
+//! Laid out like youki's libcontainer, one job per module (docs/ARCHITECTURE.md
+//! lists them).
 //!
 //! Speed is a design goal: one `clone(2)` with every `CLONE_NEW*` flag, posix_spawn
 //! style (`CLONE_VM | CLONE_VFORK`, no page-table copy), the network namespace made
-//! by a runtime thread in parallel with the child's set-up ([`netns`]), everything that
+//! by a runtime thread in parallel with the child's set-up (`netns`), everything that
 //! can be computed (seccomp program, paths, argv) computed before the clone, a
 //! parent/child round trip only when the parent must act (custom multi-range id
 //! maps), cgroups only when limits or a timeout are asked for.

@@ -6,7 +6,7 @@
 //! that spawned it can stamp events independently and still agree. Phases are derived
 //! from events by [`Timeline::phases`] using a [`PhaseModel`]; a phase whose boundary
 //! event is missing is merged with its neighbour and named so (`vmm+kernel`), never
-//! guessed (see shared/DESIGN.md, "Phase model").
+//! guessed (see docs/ARCHITECTURE.md, "The phase model").
 
 pub mod clock;
 pub mod marker;

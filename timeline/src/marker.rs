@@ -1,4 +1,4 @@
-//! The marker protocol (shared/DESIGN.md, "Marker protocol"): how a guest or a
+//! The marker protocol (docs/ARCHITECTURE.md, "The marker protocol"): how a guest or a
 //! workload announces its phases. Each event is sent two ways at once:
 //! a console line `@@bootlab <event>` and, inside a VM, a one-byte write of the
 //! event's code to [`MARKER_PORT`].
@@ -23,7 +23,7 @@ pub const EXIT_PORT: u16 = 0x501;
 pub const FIRECRACKER_BOOT_TIMER_MAGIC: u8 = 123;
 
 /// The Linux kernel's console line when it hands over to init; marks `kernel -> init`
-/// when init itself cannot announce (shared/HOST-KVM.md).
+/// when init itself cannot announce (docs/HOSTS.md, "PVM").
 pub const KERNEL_RUN_INIT_LINE: &str = "Run /init as init process";
 
 /// The events of the protocol, in the order they happen.

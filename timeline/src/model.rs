@@ -1,4 +1,4 @@
-//! Events, timelines and the phase models of shared/DESIGN.md.
+//! Events, timelines and the phase models (docs/ARCHITECTURE.md, "The phase model").
 
 use serde::{Deserialize, Serialize};
 

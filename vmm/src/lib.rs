@@ -1,4 +1,4 @@
-//! A minimal KVM microVM monitor on the rust-vmm crates (see shared/DESIGN.md).
+//! A minimal KVM microVM monitor on the rust-vmm crates (see docs/ARCHITECTURE.md).
 //!
 //! [`VmConfig`] describes a machine (kernel, initrd, command line, memory, vCPUs,
 //! timeout); [`run`] (or [`Vm::build`] then [`Vm::run`]) builds it on /dev/kvm, boots
@@ -7,13 +7,8 @@
 //! machine at a guest marker or on a signal; [`Vm::restore`] builds it again from
 //! that snapshot, in a fresh process, ready to run on.
 //!
-//! Layout: `layout` (every guest-physical address in one place), `memory` (guest
-//! RAM and the e820 map), `boot` (kernel, initrd, command line, PVH start info, zero
-//! page), `mptable` (SMP), `vcpu` (register set-up, vCPU state and the run loop),
-//! `exit` (how a run ended), `cpuid_cache` (KVM's supported CPUID table kept between
-//! runs), `devices/` (one file per device), `persist` (the save/restore trait),
-//! `snapshot` (the snapshot files, save and restore), `vm` (putting it together:
-//! the build steps shared by a boot and a restore, and the run).
+//! One module per job (layout, memory, boot, vcpu, devices, snapshot, vm): see
+//! docs/ARCHITECTURE.md for what each holds and where a new device goes.
 
 pub mod boot;
 pub mod cpuid_cache;

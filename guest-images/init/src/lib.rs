@@ -1,7 +1,8 @@
 //! bootlab's guest init as a library: the pure parts (kernel command line parsing,
 //! mode detection, marker lines, exec preparation, wait statuses) live here so that
 //! they are unit tested on the host; `sys` wraps the few raw system calls PID 1
-//! needs. The binary (`main.rs`) only wires them together.
+//! needs. The binary (`main.rs`) only wires them together. The protocol it speaks:
+//! docs/ARCHITECTURE.md, "The marker protocol".
 //!
 //! Builds with std (the default: tests, `cargo build`) and, with
 //! `--cfg guest_init_tiny`, without std or libc for the images (guest-images/build.sh);
