@@ -15,8 +15,9 @@
 # default arguments).
 #
 # Options:
-#   --out DIR        where the working folder comes back (default target/hw-lane; its
-#                    old content is replaced). DIR/lane/N.{cmd,out,err,status} hold
+#   --out DIR        where the working folder comes back (default target/hw-lane): a
+#                    new or empty folder, or an earlier lane output (replaced).
+#                    DIR/lane/N.{cmd,out,err,status} hold
 #                    each command's line, stdout, stderr and exit status.
 #   --timeout S      bound on L1's whole life, boot to power-off (default 1200)
 #   --bootlab PATH   the bootlab binary to run inside (default: build the static
@@ -39,6 +40,9 @@
 # Times measured in the lane are of EMULATED hardware (TCG): compare runtimes with
 # each other inside one L1, never with native numbers.
 set -euo pipefail
+# The whole script is one block, read before it runs: editing the file while a lane
+# runs (hours of it, sometimes) cannot change what the running lane does.
+{
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
@@ -121,6 +125,13 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 ((${#groups[@]})) || groups=("bootlab vm run --guest linux")
+# --out is replaced at the end: only a new or empty folder, or an earlier lane's output.
+if [[ -e "$out" ]]; then
+  [[ -d "$out" ]] || die "--out $out exists and is not a folder"
+  if [[ -n "$(ls -A "$out")" && ! -d "$out/lane" ]]; then
+    die "--out $out is a non-empty folder that is not an earlier lane output (it would be replaced)"
+  fi
+fi
 
 # ---- host tools -------------------------------------------------------------------
 if [[ -z "$qemu" ]]; then
@@ -369,3 +380,5 @@ else
   n=$(find "$out/lane" -name '*.status' | wc -l)
   die "command $n of ${#groups[@]} failed inside L1 with status $status: $(cat "$out/lane/$n.cmd" 2>/dev/null)"
 fi
+exit 0
+}

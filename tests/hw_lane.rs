@@ -315,7 +315,11 @@ fn lane_bad_input_ends_with_one_error_line_and_leaves_nothing() {
     .unwrap();
     // (what, lane arguments, environment, the error line's text)
     type Case<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a Path)>, &'a str);
-    let cases: [Case; 5] = [
+    let precious = dir.join("precious");
+    std::fs::create_dir_all(&precious).unwrap();
+    std::fs::write(precious.join("keep"), "x").unwrap();
+    let precious_arg = precious.to_string_lossy().into_owned();
+    let cases: [Case; 6] = [
         (
             "QEMU missing",
             vec!["--qemu", "/nonexistent/qemu-system-x86_64"],
@@ -359,6 +363,12 @@ fn lane_bad_input_ends_with_one_error_line_and_leaves_nothing() {
             "command 2 of 2 failed inside L1 with status 1",
         ),
         (
+            "--out names a folder of someone else's",
+            vec!["--out", &precious_arg],
+            vec![],
+            "is a non-empty folder that is not an earlier lane output",
+        ),
+        (
             "an unknown lane option",
             vec!["--frobnicate"],
             vec![],
@@ -389,5 +399,6 @@ fn lane_bad_input_ends_with_one_error_line_and_leaves_nothing() {
         assert!(errors[0].contains(want), "{what}: {stderr}");
         assert_nothing_left(&dir);
     }
+    assert!(precious.join("keep").is_file(), "--out replaced a folder");
     std::fs::remove_dir_all(&dir).ok();
 }
