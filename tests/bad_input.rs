@@ -100,11 +100,8 @@ impl Fixture {
         } else {
             let c = std::ffi::CString::new(config.clone()).unwrap();
             // SAFETY: a valid NUL-terminated path.
-            assert_eq!(
-                unsafe { libc::mkfifo(c.as_ptr(), 0o600) },
-                0,
-                "mkfifo {config}"
-            );
+            let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
+            assert_eq!(rc, 0, "mkfifo {config}");
         }
         folder
     }

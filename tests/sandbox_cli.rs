@@ -257,7 +257,7 @@ fn signals_are_forwarded_to_the_workload() {
     out.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "ready");
     // SAFETY (test): kill(2) on our own child.
-    let pid = child.id() as i32;
+    let pid = i32::try_from(child.id()).unwrap();
     assert!(Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()

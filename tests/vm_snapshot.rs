@@ -329,8 +329,9 @@ fn a_signal_saves_a_running_guest_that_restores_where_it_was() {
         assert!(n > 0, "the guest printed nothing");
         seen.extend_from_slice(&buf[..n]);
     }
+    let pid = i32::try_from(child.id()).unwrap();
     // SAFETY: signalling our own child, which has not been waited for.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) }, 0);
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGUSR1) }, 0);
     let drain = std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     let status = child.wait().unwrap();
     drain.join().unwrap().unwrap();

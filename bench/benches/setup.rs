@@ -74,7 +74,7 @@ fn clone_run(flags: libc::c_int, child: impl FnOnce() -> libc::c_int) -> libc::c
     unsafe {
         let pid = libc::syscall(
             libc::SYS_clone,
-            (flags | libc::SIGCHLD) as libc::c_ulong,
+            libc::c_ulong::from((flags | libc::SIGCHLD).cast_unsigned()),
             0usize,
             0usize,
             0usize,
@@ -87,7 +87,10 @@ fn clone_run(flags: libc::c_int, child: impl FnOnce() -> libc::c_int) -> libc::c
             libc::_exit(child());
         }
         let mut status = 0;
-        libc::waitpid(pid as libc::pid_t, &mut status, 0);
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return -1;
+        };
+        libc::waitpid(pid, &mut status, 0);
         if libc::WIFEXITED(status) {
             libc::WEXITSTATUS(status)
         } else {

@@ -148,7 +148,7 @@ pub fn execute(runtime: &str, spec: &RunSpec) -> Timeline {
             return tl;
         }
     };
-    let pidfd = pidfd_of(child.id() as i32);
+    let pidfd = i32::try_from(child.id()).ok().and_then(pidfd_of);
     let seen = watch(&mut child, spec, spawn, pidfd);
     tl.push("exit", seen.exit_ns, EventSource::Harness);
     for (name, t) in seen.events {
@@ -239,7 +239,8 @@ fn nanos(d: Duration) -> u64 {
 /// process has exited.
 fn pidfd_of(pid: i32) -> Option<OwnedFd> {
     // SAFETY: pidfd_open on our own child's pid with no flags; the result is checked.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as RawFd;
+    let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let raw = RawFd::try_from(rc).unwrap_or(-1);
     // SAFETY: `raw` is a new descriptor that nothing else owns.
     (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw) })
 }
@@ -252,6 +253,7 @@ fn pidfd_of(pid: i32) -> Option<OwnedFd> {
 /// at the timeout, on `kill_on`, and when the pipes stay open `READER_GRACE` after
 /// the exit (something inherited them); stops waiting for them `READER_GRACE` later.
 fn watch(child: &mut Child, spec: &RunSpec, spawn_ns: u64, mut pidfd: Option<OwnedFd>) -> Seen {
+    #[allow(clippy::cast_possible_wrap)] // Linux pids are at most 2^22 (PID_MAX_LIMIT)
     let pid = child.id() as i32;
     let mut out: Option<OwnedFd> = child.stdout.take().map(OwnedFd::from);
     let mut err: Option<OwnedFd> = child.stderr.take().map(OwnedFd::from);
@@ -423,7 +425,7 @@ fn read_some(fd: Option<&OwnedFd>, buf: &mut [u8]) -> usize {
         // SAFETY: reading into a live buffer of the given length from an fd we own.
         let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
         if n >= 0 {
-            return n as usize;
+            return n.unsigned_abs();
         }
         if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
             return 0;
@@ -575,7 +577,7 @@ mod tests {
         let script = "sleep 30 & echo '@@bootlab init-start'; exit 0";
         let spec = sh(script);
         let mut child = spawn(&spec);
-        let pidfd = pidfd_of(child.id() as i32);
+        let pidfd = pidfd_of(i32::try_from(child.id()).unwrap());
         assert!(pidfd.is_some(), "pidfd_open");
         let seen = watch(&mut child, &spec, now_ns(), pidfd);
         assert_eq!(seen.status.unwrap().code(), Some(0));

@@ -38,6 +38,15 @@ pub struct Entry {
     pub status: RuntimeStatus,
 }
 
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("runner", &self.runner.name())
+            .field("status", &self.status)
+            .finish()
+    }
+}
+
 impl Entry {
     pub fn new(runner: Box<dyn Runner>) -> Self {
         Entry {

@@ -52,7 +52,8 @@ impl SplitMix64 {
 
     /// Uniform index in `0..n` (multiply-shift; `n` > 0).
     pub fn index(&mut self, n: usize) -> usize {
-        ((self.next_u64() as u128 * n as u128) >> 64) as usize
+        // The product's high word is below `n`, so it fits a usize.
+        usize::try_from((u128::from(self.next_u64()) * n as u128) >> 64).unwrap_or(n - 1)
     }
 }
 
@@ -61,6 +62,7 @@ impl SplitMix64 {
 pub fn quantile_sorted(sorted: &[f64], p: f64) -> f64 {
     debug_assert!(!sorted.is_empty());
     let h = (sorted.len() - 1) as f64 * p.clamp(0.0, 1.0);
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // h is in 0..=len-1
     let lo = h.floor() as usize;
     let hi = (lo + 1).min(sorted.len() - 1);
     sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])

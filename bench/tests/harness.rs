@@ -101,7 +101,7 @@ fn interleaves_and_lists_every_runtime_with_its_status() {
     let reps = harness::CONCURRENCY_REPEATS as usize;
     assert_eq!(r.concurrency.len(), 2 * 2 * reps);
     for b in &r.concurrency {
-        assert_eq!(b.runs.len() as u32, b.level);
+        assert_eq!(u32::try_from(b.runs.len()).unwrap(), b.level);
         assert!(b.wall_ns > 0 && b.boots_per_second() > 0.0);
     }
     assert!(!r.method.interrupted);

@@ -35,7 +35,7 @@ fn clone_run(flags: libc::c_int, child: impl FnOnce() -> i32) -> i32 {
     let pid = unsafe {
         libc::syscall(
             libc::SYS_clone,
-            (flags | libc::SIGCHLD) as libc::c_ulong,
+            libc::c_ulong::from((flags | libc::SIGCHLD).cast_unsigned()),
             0,
             0,
             0,
@@ -48,9 +48,10 @@ fn clone_run(flags: libc::c_int, child: impl FnOnce() -> i32) -> i32 {
         unsafe { libc::_exit(code) }
     }
     assert!(pid > 0, "clone: {}", std::io::Error::last_os_error());
+    let pid = libc::pid_t::try_from(pid).expect("a pid fits pid_t");
     let mut status = 0;
     // SAFETY: reaping our own child; `status` is writable.
-    unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
+    unsafe { libc::waitpid(pid, &mut status, 0) };
     status
 }
 

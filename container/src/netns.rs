@@ -49,9 +49,8 @@ impl ParallelNetns {
     /// (old kernel), in which case the caller keeps `CLONE_NEWNET` on its clone.
     pub fn start() -> Option<ParallelNetns> {
         // SAFETY: pidfd_open on our own pid with no flags; the result is checked.
-        let pidfd =
-            unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0 as libc::c_uint) }
-                as RawFd;
+        let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0 as libc::c_uint) };
+        let pidfd = RawFd::try_from(rc).unwrap_or(-1);
         if pidfd < 0 {
             return None;
         }
@@ -172,7 +171,7 @@ fn fetch_and_enter(pidfd: RawFd, fd: RawFd) -> std::io::Result<()> {
     if own < 0 {
         return Err(std::io::Error::last_os_error());
     }
-    let own = own as RawFd;
+    let own = RawFd::try_from(own).map_err(|_| std::io::Error::from_raw_os_error(libc::EBADF))?;
     // SAFETY: `own` is a namespace descriptor we just received.
     let r = unsafe { libc::setns(own, libc::CLONE_NEWNET) };
     let err = std::io::Error::last_os_error();

@@ -460,9 +460,9 @@ pub fn parse(text: &str, bundle: &Path) -> std::result::Result<SandboxSpec, Stri
                     ))
                 }
                 m => {
-                    check_memory(m as u64)
+                    check_memory(m.unsigned_abs())
                         .map_err(|e| format!("linux.resources.memory.limit: {e}"))?;
-                    spec.resources.memory_bytes = Some(m as u64);
+                    spec.resources.memory_bytes = Some(m.unsigned_abs());
                 }
             }
         }
@@ -470,16 +470,19 @@ pub fn parse(text: &str, bundle: &Path) -> std::result::Result<SandboxSpec, Stri
             match p.limit {
                 l if l <= 0 => {}
                 l => {
-                    check_pids(l as u64).map_err(|e| format!("linux.resources.pids.limit: {e}"))?;
-                    spec.resources.pids = Some(l as u64);
+                    check_pids(l.unsigned_abs())
+                        .map_err(|e| format!("linux.resources.pids.limit: {e}"))?;
+                    spec.resources.pids = Some(l.unsigned_abs());
                 }
             }
         }
         if let Some(cpu) = r.cpu {
             if let Some(q) = cpu.quota.filter(|q| *q > 0) {
                 let period = cpu.period.unwrap_or(100_000);
-                check_cpu(q as u64, period).map_err(|e| format!("linux.resources.cpu: {e}"))?;
-                spec.resources.cpu_quota = Some((q as u64, period));
+                // Positive here, so its magnitude is its value.
+                let q = q.unsigned_abs();
+                check_cpu(q, period).map_err(|e| format!("linux.resources.cpu: {e}"))?;
+                spec.resources.cpu_quota = Some((q, period));
             }
         }
     }

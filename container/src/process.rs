@@ -504,7 +504,7 @@ fn spawn_forked(prep: &Prepared, old_mask: &SigSet) -> Result<Launch> {
     let pid = unsafe {
         libc::syscall(
             libc::SYS_clone,
-            (prep.flags | libc::SIGCHLD) as libc::c_ulong,
+            libc::c_ulong::from((prep.flags | libc::SIGCHLD).cast_unsigned()),
             0usize,
             0usize,
             0usize,
@@ -519,7 +519,8 @@ fn spawn_forked(prep: &Prepared, old_mask: &SigSet) -> Result<Launch> {
     if pid < 0 {
         return Err(clone_error(std::io::Error::last_os_error()));
     }
-    let pid = pid as libc::pid_t;
+    let pid = libc::pid_t::try_from(pid)
+        .map_err(|_| clone_error(std::io::Error::from_raw_os_error(libc::ERANGE)))?;
     drop(exec_w);
     drop(go_r);
     if let Some((uid_map, gid_map)) = &prep.userns {
@@ -632,7 +633,7 @@ fn parent(
             }
             if !timed_out {
                 ts = Some(libc::timespec {
-                    tv_sec: left.as_secs() as libc::time_t,
+                    tv_sec: libc::time_t::try_from(left.as_secs()).unwrap_or(libc::time_t::MAX),
                     tv_nsec: left.subsec_nanos() as libc::c_long,
                 });
             }
@@ -698,7 +699,7 @@ fn read_all(fd: RawFd) -> Vec<u8> {
         // SAFETY: `buf` is a valid writable buffer of its length and `fd` is open.
         let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
         if n > 0 {
-            out.extend_from_slice(&buf[..n as usize]);
+            out.extend_from_slice(&buf[..n.unsigned_abs()]);
         } else if n == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
             return out;
         }
@@ -890,11 +891,9 @@ fn child_setup(
             rlim_cur: *soft,
             rlim_max: *hard,
         };
-        // SAFETY: `lim` is a valid rlimit.
-        step(
-            "setrlimit",
-            cvt(unsafe { libc::setrlimit(*res as _, &lim) }),
-        )?;
+        // SAFETY: `lim` is a valid rlimit; setrlimit only reads it.
+        let rc = unsafe { libc::setrlimit(*res as _, &lim) };
+        step("setrlimit", cvt(rc))?;
     }
     nix::sys::stat::umask(match p.user.umask {
         Some(m) => nix::sys::stat::Mode::from_bits_truncate(m),
@@ -935,17 +934,15 @@ fn child_setup(
     steps.stamp(4);
     // Layer 3 of the CVE-2019-5736 guard: no descriptor of the runtime survives exec.
     // SAFETY: close_range only changes descriptor flags.
-    step(
-        "close_range",
-        cvt(unsafe {
-            libc::syscall(
-                libc::SYS_close_range,
-                3u32,
-                u32::MAX,
-                libc::CLOSE_RANGE_CLOEXEC,
-            )
-        } as libc::c_int),
-    )?;
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    step("close_range", crate::sys::cvt_long(rc))?;
     Ok(path)
 }
 
@@ -960,10 +957,8 @@ fn child_setup(
 /// workload has ended: it can only go away with its whole process.
 fn arm_parent_death(alive_r: RawFd) -> std::result::Result<(), ChildFail> {
     // SAFETY: integer-only prctl.
-    step(
-        "prctl(PR_SET_PDEATHSIG)",
-        cvt(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) }),
-    )?;
+    let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    step("prctl(PR_SET_PDEATHSIG)", cvt(rc))?;
     let mut pfd = libc::pollfd {
         fd: alive_r,
         events: libc::POLLIN,
@@ -997,7 +992,7 @@ fn close_fds_except(keep: &[Option<RawFd>]) -> std::io::Result<()> {
         .iter()
         .flatten()
         .filter(|f| **f > 2)
-        .map(|f| *f as u32)
+        .filter_map(|f| u32::try_from(*f).ok())
         .collect();
     keep.sort_unstable();
     let mut lo = 3u32;
@@ -1005,7 +1000,8 @@ fn close_fds_except(keep: &[Option<RawFd>]) -> std::io::Result<()> {
         if k > lo {
             let hi = if k == u32::MAX { u32::MAX } else { k - 1 };
             // SAFETY: close_range only closes descriptors of this (child) process.
-            cvt(unsafe { libc::syscall(libc::SYS_close_range, lo, hi, 0u32) } as libc::c_int)?;
+            let rc = unsafe { libc::syscall(libc::SYS_close_range, lo, hi, 0u32) };
+            crate::sys::cvt_long(rc)?;
         }
         lo = k.saturating_add(1);
     }
@@ -1054,7 +1050,7 @@ fn runs_program(path: &CString, exe: (u64, u64)) -> bool {
             libc::close(fd);
             n
         };
-        let head = &head[..n.max(0) as usize];
+        let head = &head[..usize::try_from(n).unwrap_or(0)];
         let Some(rest) = head.strip_prefix(b"#!") else {
             return false;
         };
@@ -1102,14 +1098,16 @@ pub(crate) fn loopback_up() -> std::io::Result<()> {
     // SAFETY: an all-zero ifreq is valid; the name is copied in below.
     let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
     for (d, s) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
-        *d = *s as libc::c_char;
+        *d = libc::c_char::from_ne_bytes([*s]);
     }
     // SAFETY: `ifr` is a valid ifreq for SIOCGIFFLAGS/SIOCSIFFLAGS on `fd`.
     let r = unsafe {
         if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut ifr) < 0 {
             -1
         } else {
-            ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+            #[allow(clippy::cast_possible_truncation)] // IFF_UP | IFF_RUNNING is 0x41
+            let up = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+            ifr.ifr_ifru.ifru_flags |= up;
             libc::ioctl(fd, libc::SIOCSIFFLAGS, &ifr)
         }
     };

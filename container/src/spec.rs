@@ -84,6 +84,9 @@ impl Resources {
     /// CPU bandwidth for `cpus` CPUs with the default 100 ms period.
     pub fn cpus(cpus: f64) -> (u64, u64) {
         const PERIOD_US: u64 = 100_000;
+        // A float-to-integer `as` saturates (NaN gives 0); `--cpus` is checked
+        // positive and finite before it gets here.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         (
             ((cpus * PERIOD_US as f64).round() as u64).max(1_000),
             PERIOD_US,

@@ -49,7 +49,7 @@ pub(crate) fn write_cfile(path: &std::ffi::CStr, data: &[u8]) -> io::Result<()> 
     unsafe { libc::close(fd) };
     if n < 0 {
         Err(err)
-    } else if n as usize != data.len() {
+    } else if n.unsigned_abs() != data.len() {
         Err(io::Error::new(io::ErrorKind::WriteZero, "short write"))
     } else {
         Ok(())
@@ -93,7 +93,7 @@ pub(crate) fn mount_setattr(path: &std::ffi::CStr, recursive: bool, set: u64) ->
             libc::SYS_mount_setattr,
             libc::AT_FDCWD,
             path.as_ptr(),
-            flags as libc::c_uint,
+            flags.cast_unsigned(),
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )

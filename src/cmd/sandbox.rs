@@ -299,7 +299,7 @@ fn run_one(a: RunArgs) -> anyhow::Result<u8> {
     tl.push("exit", timeline::now_ns(), EventSource::Runtime);
     report_timeline(&a, &tl)?;
     result?;
-    Ok(code.clamp(0, 255) as u8)
+    Ok(u8::try_from(code.clamp(0, 255)).unwrap_or(u8::MAX))
 }
 
 fn report_timeline(a: &RunArgs, tl: &Timeline) -> anyhow::Result<()> {

@@ -535,7 +535,7 @@ impl std::io::Write for RawStdout {
         if n < 0 {
             Err(std::io::Error::last_os_error())
         } else {
-            Ok(n as usize)
+            Ok(n.unsigned_abs())
         }
     }
     fn flush(&mut self) -> std::io::Result<()> {

@@ -15,7 +15,10 @@ pub fn now_ns() -> u64 {
     // supported on Linux; clock_gettime writes only into `ts`.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     debug_assert_eq!(rc, 0);
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    // CLOCK_MONOTONIC counts up from boot: neither field is ever negative.
+    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+    let nanos = u64::try_from(ts.tv_nsec).unwrap_or(0);
+    secs * 1_000_000_000 + nanos
 }
 
 /// The spawn instant given by a harness in [`ENV_SPAWN_NS`], if any and well formed.

@@ -34,7 +34,7 @@ const ELFCLASS64: u8 = 2;
 const ELFDATA2LSB: u8 = 1;
 const EM_X86_64: u16 = 62;
 const ELF64_EHDR_SIZE: usize = 64;
-const ELF64_PHDR_SIZE: u64 = 56;
+const ELF64_PHDR_SIZE: usize = 56;
 const PT_LOAD: u32 = 1;
 /// Machine numbers (`e_machine`) named in errors about a kernel for another CPU.
 const ELF_MACHINES: [(u16, &str); 10] = [
@@ -188,7 +188,7 @@ pub fn check_elf(
     if phnum == 0 {
         return Err("an ELF without program headers (nothing to load)".into());
     }
-    if phentsize != ELF64_PHDR_SIZE {
+    if phentsize != ELF64_PHDR_SIZE as u64 {
         return Err(format!(
             "program header size {phentsize} (ELF64 has {ELF64_PHDR_SIZE})"
         ));
@@ -214,13 +214,15 @@ pub fn check_elf(
                 .and_then(|n| n.checked_add(shoff)),
         )?;
     }
-    let mut table = vec![0u8; (phnum * phentsize) as usize];
+    let table_len = usize::try_from(phnum * phentsize)
+        .map_err(|_| "the program headers do not fit in memory".to_owned())?;
+    let mut table = vec![0u8; table_len];
     image
         .seek(SeekFrom::Start(phoff))
         .and_then(|_| image.read_exact(&mut table))
         .map_err(|e| format!("reading the program headers: {e}"))?;
     let low_ram = mem_bytes.min(MMIO_GAP_START);
-    for (i, ph) in table.chunks_exact(ELF64_PHDR_SIZE as usize).enumerate() {
+    for (i, ph) in table.chunks_exact(ELF64_PHDR_SIZE).enumerate() {
         let (kind, offset, paddr) = (le32(ph, 0), le64(ph, 8), le64(ph, 24));
         let (filesz, memsz) = (le64(ph, 32), le64(ph, 40));
         if filesz > 0 {
@@ -476,7 +478,8 @@ fn load_initrd(
         limit: ceiling,
     };
     let start = initrd_start(mem_bytes, size, initrd_addr_max, kernel_end).ok_or_else(too_large)?;
-    mem.read_exact_volatile_from(GuestAddress(start), &mut file, size as usize)
+    let len = usize::try_from(size).map_err(|_| too_large())?;
+    mem.read_exact_volatile_from(GuestAddress(start), &mut file, len)
         .map_err(|e| Error::BootData(format!("initrd {}: {e}", path.display())))?;
     Ok((GuestAddress(start), size))
 }
@@ -492,7 +495,8 @@ fn write_pvh_start_info(
         version: 1,
         cmdline_paddr: CMDLINE_START,
         memmap_paddr: PVH_MEMMAP_START,
-        memmap_entries: map.len() as u32,
+        memmap_entries: u32::try_from(map.len())
+            .map_err(|_| Error::BootData("the e820 map is too long".into()))?,
         ..Default::default()
     };
     if let Some((addr, size)) = initrd {
@@ -522,6 +526,10 @@ fn write_pvh_start_info(
 }
 
 /// Builds the zero page (`boot_params`) for the 64-bit boot protocol.
+// Every narrowed value is bounded: the command line sits at CMDLINE_START (below
+// 1 MiB) and is checked against the kernel's size limit, the initrd is placed below
+// initrd_addr_max (a 32-bit header field), and the e820 map has at most 4 entries.
+#[allow(clippy::cast_possible_truncation)]
 pub fn zero_page(
     mem_bytes: u64,
     result: &KernelLoaderResult,
@@ -731,7 +739,7 @@ mod tests {
         assert_eq!({ p.hdr.boot_flag }, LINUX_BOOT_FLAG);
         assert_eq!({ p.hdr.header }, LINUX_HDRS_MAGIC);
         assert_eq!({ p.hdr.type_of_loader }, LINUX_LOADER_UNDEFINED);
-        assert_eq!({ p.hdr.cmd_line_ptr }, CMDLINE_START as u32);
+        assert_eq!(u64::from(p.hdr.cmd_line_ptr), CMDLINE_START);
         assert_eq!({ p.hdr.ramdisk_image }, 0x800_0000);
         assert_eq!({ p.hdr.ramdisk_size }, 4096);
         assert_eq!(p.e820_entries, 2);

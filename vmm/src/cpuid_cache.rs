@@ -124,9 +124,12 @@ fn encode(key: &[u8], cpuid: &CpuId) -> Vec<u8> {
     let entries = cpuid.as_slice();
     let mut out = Vec::with_capacity(16 + key.len() + entries.len() * ENTRY_WORDS * 4);
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    // A length that does not fit makes a file that `decode` refuses, never a wrong one.
+    let key_len = u32::try_from(key.len()).unwrap_or(u32::MAX);
+    let count = u32::try_from(entries.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&key_len.to_le_bytes());
     out.extend_from_slice(key);
-    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    out.extend_from_slice(&count.to_le_bytes());
     for e in entries {
         for w in [e.function, e.index, e.flags, e.eax, e.ebx, e.ecx, e.edx] {
             out.extend_from_slice(&w.to_le_bytes());
@@ -197,7 +200,7 @@ fn load(path: &Path, key: &[u8]) -> Option<CpuId> {
     if !md.is_file() || !trusted(&md) || md.len() > MAX_FILE {
         return None;
     }
-    let mut bytes = Vec::with_capacity(md.len() as usize);
+    let mut bytes = Vec::with_capacity(usize::try_from(md.len()).ok()?);
     f.take(MAX_FILE + 1).read_to_end(&mut bytes).ok()?;
     decode(&bytes, key)
 }
@@ -285,7 +288,7 @@ mod tests {
         // An entry count beyond KVM's limit, with as many bytes as it claims.
         let mut many = encode(b"k", &table());
         let n_at = MAGIC.len() + 4 + 1;
-        let n = KVM_MAX_CPUID_ENTRIES as u32 + 1;
+        let n = u32::try_from(KVM_MAX_CPUID_ENTRIES).unwrap() + 1;
         many[n_at..n_at + 4].copy_from_slice(&n.to_le_bytes());
         many.resize(n_at + 4 + n as usize * ENTRY_WORDS * 4, 0);
         assert!(decode(&many, b"k").is_none());

@@ -62,6 +62,7 @@ pub fn host_mem_bytes() -> Option<u64> {
 }
 
 /// The RAM regions for `bytes` of memory: below the MMIO gap, and the rest above 4 GiB.
+#[allow(clippy::cast_possible_truncation)] // KVM x86-64 hosts only: usize is 64 bits
 pub fn ram_regions(bytes: u64) -> Vec<(GuestAddress, usize)> {
     if bytes <= MMIO_GAP_START {
         vec![(GuestAddress(0), bytes as usize)]
@@ -122,7 +123,10 @@ mod tests {
     #[test]
     fn small_memory_is_one_region_and_two_e820_entries() {
         let bytes = 128 << 20;
-        assert_eq!(ram_regions(bytes), vec![(GuestAddress(0), bytes as usize)]);
+        assert_eq!(
+            ram_regions(bytes),
+            vec![(GuestAddress(0), usize::try_from(bytes).unwrap())]
+        );
         let map = e820_map(bytes);
         assert_eq!(map.len(), 2);
         assert_eq!(

@@ -35,6 +35,9 @@ fn checksum(bytes: &[u8]) -> u8 {
 
 /// The MP floating pointer (16 bytes) followed by the configuration table, for
 /// `cpus` CPUs, as it lies at `base`.
+// Callers pass at most MAX_CPUS (checked with the vCPU count), so every id fits a
+// byte and the table is a few hundred bytes; `base` is below 1 MiB.
+#[allow(clippy::cast_possible_truncation)]
 pub fn build(cpus: u32, base: u64) -> Vec<u8> {
     let table_addr = base + 16;
     let ioapic_id = cpus as u8;

@@ -40,6 +40,7 @@ const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 /// Largest state body accepted (a vCPU is about 10 KiB).
 const MAX_BODY: u64 = 64 << 20;
 /// The page size of guest memory in the memory file.
+#[allow(clippy::cast_possible_truncation)] // 4096
 const PAGE: usize = crate::layout::PAGE_SIZE as usize;
 /// CPUID feature leaves (function, index) whose bits a restored guest may rely on:
 /// every bit the snapshot's vCPUs had must be offered by this host's KVM.
@@ -341,7 +342,8 @@ pub fn read_state(dir: &Path) -> Result<Snapshot, Error> {
     if md.len() > MAX_BODY {
         return Err(err(format!("{} bytes is too large", md.len())));
     }
-    let mut bytes = Vec::with_capacity(md.len() as usize);
+    let len = usize::try_from(md.len()).map_err(|_| err("too large".into()))?;
+    let mut bytes = Vec::with_capacity(len);
     f.read_to_end(&mut bytes).map_err(|e| err(e.to_string()))?;
     decode(&bytes).map_err(err)
 }
@@ -370,7 +372,9 @@ fn save_memory(dir: &Path, mem: &GuestMemory) -> Result<MemoryInfo, Error> {
         let mut runs = Vec::new();
         let mut file_off = 0u64;
         for region in mem.iter() {
-            let len = region.len() as usize;
+            let len = usize::try_from(region.len()).map_err(|_| {
+                std::io::Error::other("a memory region larger than the address space")
+            })?;
             let host = region
                 .get_host_address(MemoryRegionAddress(0))
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -436,7 +440,8 @@ const VERIFY_CHUNK_PAGES: usize = 16;
 /// owner (see `check_dir`).
 fn verify_memory(f: &File, info: &MemoryInfo) -> Result<(), String> {
     let mut crc = crc32fast::Hasher::new();
-    let longest = info.runs.iter().map(|r| r.count).max().unwrap_or(0) as usize;
+    let longest = info.runs.iter().map(|r| r.count).max().unwrap_or(0);
+    let longest = usize::try_from(longest).unwrap_or(usize::MAX);
     let mut buf = vec![0u8; longest.min(VERIFY_CHUNK_PAGES) * PAGE];
     for run in &info.runs {
         let (start, len) = (run.first * PAGE as u64, run.count * PAGE as u64);
@@ -446,7 +451,9 @@ fn verify_memory(f: &File, info: &MemoryInfo) -> Result<(), String> {
         crc.update(&start.to_le_bytes());
         let mut at = start;
         while at < start + len {
-            let n = buf.len().min((start + len - at) as usize);
+            let n = buf
+                .len()
+                .min(usize::try_from(start + len - at).unwrap_or(usize::MAX));
             f.read_exact_at(&mut buf[..n], at)
                 .map_err(|e| format!("reading at {at}: {e}"))?;
             crc.update(&buf[..n]);
@@ -535,6 +542,18 @@ pub struct RestoreOptions {
     /// another size is refused.
     pub mem_mib: Option<u64>,
     pub vcpus: Option<u32>,
+}
+
+impl std::fmt::Debug for RestoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RestoreOptions")
+            .field("console_input", &self.console_input)
+            .field("timeout", &self.timeout)
+            .field("spawn_ns", &self.spawn_ns)
+            .field("mem_mib", &self.mem_mib)
+            .field("vcpus", &self.vcpus)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Refuses a snapshot folder that others could have changed: writable by group or

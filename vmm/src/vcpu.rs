@@ -84,6 +84,7 @@ pub fn gdt_entry(flags: u16, base: u32, limit: u32) -> u64 {
 /// The KVM segment register for descriptor `entry` at GDT index `index`.
 pub fn segment(entry: u64, index: u16) -> kvm_segment {
     let g = ((entry >> 55) & 1) as u8;
+    #[allow(clippy::cast_possible_truncation)] // a descriptor's limit is 20 bits
     let raw_limit = ((entry & 0xffff) | ((entry >> 32) & 0xf_0000)) as u32;
     let present = ((entry >> 47) & 1) as u8;
     kvm_segment {
@@ -255,11 +256,11 @@ pub fn configure(
 fn set_lvt_mode(regs: &mut [std::os::raw::c_char; 1024], offset: usize, mode: u32) {
     let mut raw = [0u8; 4];
     for (i, b) in raw.iter_mut().enumerate() {
-        *b = regs[offset + i] as u8;
+        *b = regs[offset + i].to_ne_bytes()[0];
     }
     let v = (u32::from_le_bytes(raw) & !0x700) | (mode << 8);
     for (i, b) in v.to_le_bytes().iter().enumerate() {
-        regs[offset + i] = *b as std::os::raw::c_char;
+        regs[offset + i] = std::os::raw::c_char::from_ne_bytes([*b]);
     }
 }
 
@@ -318,6 +319,7 @@ fn read_msrs(vcpu: &VcpuFd, indices: &[u32]) -> Result<Vec<kvm_msr_entry>, Error
 }
 
 /// What saving a vCPU needs besides the vCPU.
+#[derive(Debug)]
 pub struct SaveContext<'a> {
     /// The MSR numbers to save (KVM_GET_MSR_INDEX_LIST).
     pub msr_index: &'a [u32],
@@ -630,9 +632,9 @@ mod tests {
     #[test]
     fn lvt_mode_is_set_in_place() {
         let mut regs = [0 as std::os::raw::c_char; 1024];
-        regs[APIC_LVT0] = 0x10u8 as std::os::raw::c_char; // vector bits survive
+        regs[APIC_LVT0] = 0x10; // vector bits survive
         set_lvt_mode(&mut regs, APIC_LVT0, APIC_MODE_EXTINT);
-        assert_eq!(regs[APIC_LVT0] as u8, 0x10);
-        assert_eq!(regs[APIC_LVT0 + 1] as u8, 0x07);
+        assert_eq!(regs[APIC_LVT0], 0x10);
+        assert_eq!(regs[APIC_LVT0 + 1], 0x07);
     }
 }

@@ -62,6 +62,24 @@ pub struct VmConfig {
     pub cpu_vendor: vcpu::CpuVendor,
 }
 
+impl std::fmt::Debug for VmConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VmConfig")
+            .field("kernel", &self.kernel)
+            .field("initrd", &self.initrd)
+            .field("cmdline", &self.cmdline)
+            .field("mem_mib", &self.mem_mib)
+            .field("vcpus", &self.vcpus)
+            .field("irqchip", &self.irqchip)
+            .field("timeout", &self.timeout)
+            .field("console_input", &self.console_input)
+            .field("name", &self.name)
+            .field("spawn_ns", &self.spawn_ns)
+            .field("cpu_vendor", &self.cpu_vendor)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The result of a run.
 #[derive(Debug)]
 pub struct VmOutcome {
@@ -95,6 +113,17 @@ pub struct Vm {
     /// What a snapshot records about the machine.
     config: MachineConfig,
     snapshot: Option<SnapshotRequest>,
+}
+
+impl std::fmt::Debug for Vm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vm")
+            .field("vcpus", &self.vcpus.len())
+            .field("name", &self.settings.name)
+            .field("config", &self.config)
+            .field("snapshot", &self.snapshot)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How a built machine runs: what does not belong to the machine itself.
@@ -155,7 +184,7 @@ pub(crate) fn open_kvm(vcpus: u32, recorder: &Recorder) -> Result<Kvm, Error> {
     if api != KVM_API_VERSION {
         return Err(Error::KvmApiVersion(api));
     }
-    let kvm_max = kvm.get_max_vcpus() as u32;
+    let kvm_max = u32::try_from(kvm.get_max_vcpus()).unwrap_or(u32::MAX);
     if vcpus > kvm_max {
         return Err(Error::VcpuCount(vcpus, kvm_max.min(mptable::MAX_CPUS)));
     }
@@ -186,6 +215,7 @@ impl Machine {
                 .get_host_address(vm_memory::MemoryRegionAddress(0))
                 .map_err(|e| Error::GuestMemory(e.to_string()))?;
             let r = kvm_userspace_memory_region {
+                #[allow(clippy::cast_possible_truncation)] // two RAM regions at most
                 slot: slot as u32,
                 guest_phys_addr: region.start_addr().raw_value(),
                 memory_size: region.len(),
@@ -583,7 +613,7 @@ impl SnapshotSignal {
                     let mut info = [0u8; std::mem::size_of::<libc::signalfd_siginfo>()];
                     // SAFETY: reading into a live buffer of the given length.
                     let n = unsafe { libc::read(fd, info.as_mut_ptr().cast(), info.len()) };
-                    if n == info.len() as isize {
+                    if usize::try_from(n) == Ok(info.len()) {
                         let _ = tx.send(Some(ExitReason::Snapshotted));
                         break;
                     }
@@ -705,7 +735,7 @@ fn spawn_input_thread(
                 if got <= 0 {
                     return; // EOF or error: no more input.
                 }
-                let mut rest = &buf[..got as usize];
+                let mut rest = &buf[..got.unsigned_abs()];
                 while !rest.is_empty() && !stop.load(Ordering::Acquire) {
                     let taken = bus.serial.lock().map(|mut s| s.input(rest)).unwrap_or(0);
                     rest = &rest[taken..];

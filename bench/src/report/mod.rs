@@ -36,6 +36,7 @@ impl Table {
 }
 
 /// Every number of a report, ready to render.
+#[derive(Debug)]
 pub struct Report {
     pub title: String,
     pub tables: Vec<Table>,

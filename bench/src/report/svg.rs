@@ -61,6 +61,8 @@ pub fn fmt_ms(ns: f64) -> String {
 
 /// An axis label in ms for a value on a linear axis with ticks every `step_ns`.
 pub fn fmt_tick(ns: f64, step_ns: f64) -> String {
+    // A float-to-integer `as` saturates; a tick step needs a handful of decimals.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let decimals = (-(step_ns / 1e6).log10().floor()).max(0.0) as usize;
     format!("{:.*}", decimals, ns / 1e6)
 }
@@ -252,7 +254,10 @@ pub fn cdf(summaries: &[RuntimeSummary]) -> String {
     let height = top + plot_h + 40.0 + legend_h;
     let mut s = String::new();
     open(&mut s, height, title);
-    for d in d0 as i32..=d1 as i32 {
+    // Decades of nanosecond values: a few dozen at most.
+    #[allow(clippy::cast_possible_truncation)]
+    let decades = d0 as i32..=d1 as i32;
+    for d in decades {
         // Crowded axis (many decades): label the decades only.
         let mults: &[f64] = if d1 - d0 > 3.0 {
             &[1.0]

@@ -80,7 +80,10 @@ pub fn from_name(name: &str) -> Option<u32> {
     } else {
         format!("CAP_{upper}")
     };
-    NAMES.iter().position(|n| *n == full).map(|i| i as u32)
+    NAMES
+        .iter()
+        .position(|n| *n == full)
+        .and_then(|i| u32::try_from(i).ok())
 }
 
 /// Bit mask of a list of capability names; unknown names are returned as errors.
@@ -175,6 +178,8 @@ pub fn apply(sets: &CapSets) -> io::Result<()> {
         version: LINUX_CAPABILITY_VERSION_3,
         pid: 0,
     };
+    // capset takes each set as two 32-bit words: dropping the high half is the point.
+    #[allow(clippy::cast_possible_truncation)]
     let split = |m: u64| (m as u32, (m >> 32) as u32);
     let (e0, e1) = split(sets.effective);
     let (p0, p1) = split(sets.permitted);
@@ -232,7 +237,7 @@ mod tests {
         assert_eq!(from_name("net_bind_service"), Some(10));
         assert_eq!(from_name("CAP_NOPE"), None);
         let m = default_mask();
-        assert_eq!(m.count_ones(), DEFAULT.len() as u32);
+        assert_eq!(m.count_ones(), u32::try_from(DEFAULT.len()).unwrap());
         assert_eq!(m & (1 << 21), 0, "no CAP_SYS_ADMIN by default");
         assert!(mask_of(["CAP_KILL", "CAP_BOGUS"]).is_err());
     }

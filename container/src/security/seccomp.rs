@@ -97,9 +97,21 @@ pub struct Filter {
     prog: Vec<libc::sock_filter>,
 }
 
+/// A syscall number as the filter compares it (seccomp_data.nr is a u32).
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // x86-64 numbers are below 1024
+const fn nr(n: libc::c_long) -> u32 {
+    n as u32
+}
+
+/// A BPF opcode as the instruction holds it.
+#[allow(clippy::cast_possible_truncation)] // BPF opcodes are 16-bit: class | size | mode
+const fn op(code: u32) -> u16 {
+    code as u16
+}
+
 fn stmt(code: u32, k: u32) -> libc::sock_filter {
     libc::sock_filter {
-        code: code as u16,
+        code: op(code),
         jt: 0,
         jf: 0,
         k,
@@ -108,7 +120,7 @@ fn stmt(code: u32, k: u32) -> libc::sock_filter {
 
 fn jump(code: u32, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
     libc::sock_filter {
-        code: code as u16,
+        code: op(code),
         jt,
         jf,
         k,
@@ -195,12 +207,10 @@ fn search(calls: &[(u32, Action)]) -> Vec<Ins> {
 impl Filter {
     /// The default filter described in the module documentation.
     pub fn default_filter() -> Filter {
-        let mut calls: Vec<(u32, Action)> = DENIED
-            .iter()
-            .map(|(nr, _)| (*nr as u32, Action::Deny))
-            .collect();
-        calls.push((libc::SYS_clone as u32, Action::CloneCheck));
-        calls.push((libc::SYS_clone3 as u32, Action::Enosys));
+        let mut calls: Vec<(u32, Action)> =
+            DENIED.iter().map(|(n, _)| (nr(*n), Action::Deny)).collect();
+        calls.push((nr(libc::SYS_clone), Action::CloneCheck));
+        calls.push((nr(libc::SYS_clone3), Action::Enosys));
         calls.sort_unstable_by_key(|c| c.0);
         calls.dedup_by_key(|c| c.0);
 
@@ -237,6 +247,7 @@ impl Filter {
         // Resolve targets to forward offsets. Every jump goes forward and the whole
         // program is far shorter than 256 instructions, so each offset fits in u8
         // (checked by the tests).
+        #[allow(clippy::cast_possible_truncation)] // offsets < 256: see above
         let prog = ins
             .iter()
             .enumerate()
@@ -276,7 +287,9 @@ impl Filter {
     /// it executes). Needs `no_new_privs` or `CAP_SYS_ADMIN`.
     pub fn install(&self) -> io::Result<()> {
         let fprog = libc::sock_fprog {
-            len: self.prog.len() as u16,
+            len: u16::try_from(self.prog.len()).map_err(|_| {
+                io::Error::new(io::ErrorKind::InvalidInput, "seccomp program too long")
+            })?,
             filter: self.prog.as_ptr() as *mut libc::sock_filter,
         };
         // SAFETY: `fprog` points to `len` valid instructions that outlive the call;
@@ -296,6 +309,7 @@ impl Filter {
 
 #[cfg(test)]
 mod tests {
+    use super::nr as sys_nr;
     use super::*;
 
     /// A tiny classic-BPF interpreter for the instructions the filter uses, so the
@@ -310,7 +324,7 @@ mod tests {
                 acc = match i.k {
                     DATA_NR => nr,
                     DATA_ARCH => arch,
-                    DATA_ARG0_LO => arg0 as u32,
+                    DATA_ARG0_LO => u32::try_from(arg0 & 0xffff_ffff).unwrap(),
                     _ => panic!("unexpected load"),
                 };
                 pc += 1;
@@ -336,17 +350,20 @@ mod tests {
         let eperm = SECCOMP_RET_ERRNO | libc::EPERM as u32;
         let a = AUDIT_ARCH_X86_64;
         for (nr, name) in DENIED {
-            assert_eq!(eval(&f, a, *nr as u32, 0), eperm, "{name}");
+            assert_eq!(eval(&f, a, sys_nr(*nr), 0), eperm, "{name}");
         }
-        assert_eq!(eval(&f, a, libc::SYS_read as u32, 0), SECCOMP_RET_ALLOW);
-        assert_eq!(eval(&f, a, libc::SYS_execve as u32, 0), SECCOMP_RET_ALLOW);
-        assert_eq!(eval(&f, a, libc::SYS_clone as u32, 0x11), SECCOMP_RET_ALLOW);
+        assert_eq!(eval(&f, a, sys_nr(libc::SYS_read), 0), SECCOMP_RET_ALLOW);
+        assert_eq!(eval(&f, a, sys_nr(libc::SYS_execve), 0), SECCOMP_RET_ALLOW);
         assert_eq!(
-            eval(&f, a, libc::SYS_clone as u32, libc::CLONE_NEWNET as u64),
+            eval(&f, a, sys_nr(libc::SYS_clone), 0x11),
+            SECCOMP_RET_ALLOW
+        );
+        assert_eq!(
+            eval(&f, a, sys_nr(libc::SYS_clone), libc::CLONE_NEWNET as u64),
             eperm
         );
         assert_eq!(
-            eval(&f, a, libc::SYS_clone3 as u32, 0),
+            eval(&f, a, sys_nr(libc::SYS_clone3), 0),
             SECCOMP_RET_ERRNO | libc::ENOSYS as u32
         );
         assert_eq!(eval(&f, 0x4000_0003, 1, 0), eperm, "i386 is refused");
@@ -362,10 +379,10 @@ mod tests {
         let eperm = SECCOMP_RET_ERRNO | libc::EPERM as u32;
         let a = AUDIT_ARCH_X86_64;
         for nr in 0..1024u32 {
-            let denied = DENIED.iter().any(|(d, _)| *d as u32 == nr);
+            let denied = DENIED.iter().any(|(d, _)| sys_nr(*d) == nr);
             let want = if denied {
                 eperm
-            } else if nr == libc::SYS_clone3 as u32 {
+            } else if nr == sys_nr(libc::SYS_clone3) {
                 SECCOMP_RET_ERRNO | libc::ENOSYS as u32
             } else {
                 SECCOMP_RET_ALLOW

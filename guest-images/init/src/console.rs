@@ -36,9 +36,9 @@ impl MarkerLine {
 pub fn exit_code(wait_status: libc::c_int) -> u8 {
     if libc::WIFEXITED(wait_status) {
         // The exit status is 8 bits wide.
-        (libc::WEXITSTATUS(wait_status) & 0xff) as u8
+        u8::try_from(libc::WEXITSTATUS(wait_status) & 0xff).unwrap_or(EXIT_NOT_RUN)
     } else if libc::WIFSIGNALED(wait_status) {
-        128u8.wrapping_add((libc::WTERMSIG(wait_status) & 0x7f) as u8)
+        128u8.wrapping_add(u8::try_from(libc::WTERMSIG(wait_status) & 0x7f).unwrap_or(0))
     } else {
         EXIT_NOT_RUN
     }

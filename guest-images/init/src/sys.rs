@@ -39,6 +39,7 @@ pub type SysResult<T> = Result<T, Errno>;
 /// # Safety
 /// The arguments must be valid for system call `nr` (pointers to live memory of
 /// the right shape).
+#[allow(clippy::cast_possible_truncation)] // x86-64 only (the asm): i64 is isize
 unsafe fn syscall6(nr: i64, a: [usize; 6]) -> isize {
     let ret: isize;
     // SAFETY: the caller guarantees the arguments; `syscall` clobbers rcx and r11
@@ -65,9 +66,10 @@ unsafe fn sys(nr: i64, a: [usize; 6]) -> SysResult<usize> {
         // SAFETY: forwarded from the caller.
         let ret = unsafe { syscall6(nr, a) };
         if ret >= 0 {
-            return Ok(ret as usize);
+            return Ok(ret.unsigned_abs());
         }
-        let errno = (-ret) as i32;
+        // The kernel returns -4095..=-1 for an error.
+        let errno = i32::try_from(ret.unsigned_abs()).unwrap_or(i32::MAX);
         if errno != libc::EINTR {
             return Err(Errno(errno));
         }
@@ -86,7 +88,14 @@ pub fn write_all(fd: i32, mut bytes: &[u8]) -> SysResult<()> {
         let n = unsafe {
             sys(
                 libc::SYS_write,
-                [fd as usize, ptr(bytes.as_ptr()), bytes.len(), 0, 0, 0],
+                [
+                    fd.cast_unsigned() as usize,
+                    ptr(bytes.as_ptr()),
+                    bytes.len(),
+                    0,
+                    0,
+                    0,
+                ],
             )
         }?;
         bytes = &bytes[n..];
@@ -133,7 +142,7 @@ pub fn read_file(path: &CStr) -> SysResult<Vec<u8>> {
 /// This process's PID.
 pub fn pid() -> i32 {
     // SAFETY: getpid takes no arguments and cannot fail.
-    unsafe { sys(libc::SYS_getpid, [0; 6]) }.map_or(-1, |p| p as i32)
+    unsafe { sys(libc::SYS_getpid, [0; 6]) }.map_or(-1, |p| i32::try_from(p).unwrap_or(-1))
 }
 
 /// Whether a procfs is mounted at /proc (`/proc/self/stat` exists).
@@ -160,6 +169,7 @@ pub fn proc_mounted() -> bool {
 pub fn mount(fstype: &CStr, target: &CStr) -> SysResult<()> {
     // SAFETY: valid NUL-terminated path; an existing directory (EEXIST) is fine.
     let _ = unsafe { sys(libc::SYS_mkdir, [ptr(target.as_ptr()), 0o755, 0, 0, 0, 0]) };
+    #[allow(clippy::cast_possible_truncation)] // c_ulong is usize on Linux
     let flags = (libc::MS_NOSUID | libc::MS_NOEXEC) as usize;
     // SAFETY: valid NUL-terminated strings; no data argument.
     let rc = unsafe {
@@ -272,11 +282,11 @@ pub fn end_vm(method: ExitMethod) -> Errno {
     // either does not return or fails with an errno.
     unsafe {
         let _ = sys(libc::SYS_sync, [0; 6]);
-        let magic1 = libc::LINUX_REBOOT_MAGIC1 as u32 as usize;
-        let magic2 = libc::LINUX_REBOOT_MAGIC2 as u32 as usize;
+        let magic1 = libc::LINUX_REBOOT_MAGIC1.cast_unsigned() as usize;
+        let magic2 = libc::LINUX_REBOOT_MAGIC2.cast_unsigned() as usize;
         match sys(
             libc::SYS_reboot,
-            [magic1, magic2, cmd as u32 as usize, 0, 0, 0],
+            [magic1, magic2, cmd.cast_unsigned() as usize, 0, 0, 0],
         ) {
             Ok(_) => Errno(0),
             Err(e) => e,

@@ -24,6 +24,15 @@ pub struct Console {
     recorder: Arc<Recorder>,
 }
 
+impl std::fmt::Debug for Console {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Console")
+            .field("line_len", &self.line.len())
+            .field("overflow", &self.overflow)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Console {
     /// A console writing to `out` and stamping into `recorder`.
     pub fn new(out: Box<dyn Write + Send>, recorder: Arc<Recorder>) -> Self {

@@ -29,7 +29,9 @@ const REG_VERSION: u32 = 0x01;
 const REG_ARBITRATION: u32 = 0x02;
 const REG_REDIR_FIRST: u32 = 0x10;
 /// Version register: version 0x20, highest redirection entry index in bits 16-23.
-const VERSION: u32 = 0x20 | (((PINS as u32) - 1) << 16);
+const VERSION: u32 = 0x20 | ((PINS_U32 - 1) << 16);
+#[allow(clippy::cast_possible_truncation)] // 24
+const PINS_U32: u32 = PINS as u32;
 
 /// Redirection entry fields.
 const ENTRY_VECTOR: u64 = 0xff;
@@ -136,7 +138,7 @@ impl IoApic {
             REG_ARBITRATION => self.id << 24,
             i if i >= REG_REDIR_FIRST => {
                 match self.entries.get(((i - REG_REDIR_FIRST) / 2) as usize) {
-                    Some(e) if i % 2 == 0 => *e as u32,
+                    Some(e) if i % 2 == 0 => (*e & 0xffff_ffff) as u32,
                     Some(e) => (*e >> 32) as u32,
                     None => 0,
                 }
@@ -250,8 +252,8 @@ mod tests {
     fn out_of_range_pins_and_registers_are_ignored() {
         let mut io = IoApic::default();
         assert_eq!(io.edge(PINS), None);
-        assert!(write_reg(&mut io, 0x10 + 2 * PINS as u32, 0).is_empty());
-        assert_eq!(read_reg(&mut io, 0x10 + 2 * PINS as u32), 0);
+        assert!(write_reg(&mut io, 0x10 + 2 * PINS_U32, 0).is_empty());
+        assert_eq!(read_reg(&mut io, 0x10 + 2 * PINS_U32), 0);
         assert_eq!(read_reg(&mut io, 0x05), 0);
         let mut b = [0u8; 8];
         io.read(BASE + 0x20, &mut b);

@@ -20,6 +20,7 @@ pub enum IrqChipKind {
 }
 
 /// The monitor side of a split irqchip: its IO-APIC and the VM to signal.
+#[derive(Debug)]
 pub struct SplitIrqChip {
     ioapic: Mutex<IoApic>,
     vm: Arc<VmFd>,
@@ -88,6 +89,7 @@ impl SplitIrqChip {
 }
 
 /// One device interrupt line.
+#[derive(Debug)]
 pub enum IrqLine {
     /// An eventfd registered with KVM_IRQFD.
     Irqfd(EventFd),

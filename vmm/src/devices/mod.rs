@@ -87,6 +87,7 @@ pub struct DeviceState {
 }
 
 /// All devices, routed by address.
+#[derive(Debug)]
 pub struct Bus {
     pub serial: Mutex<serial::Serial>,
     /// The monitor's IO-APIC when the VM uses the split irqchip.

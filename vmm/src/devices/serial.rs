@@ -38,6 +38,12 @@ pub struct SerialState {
 /// COM1.
 pub struct Serial(vm_superio::Serial<IrqLine, vm_superio::serial::NoEvents, Console>);
 
+impl std::fmt::Debug for Serial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Serial").finish_non_exhaustive()
+    }
+}
+
 impl Serial {
     /// COM1 raising `irq` and writing to `console`.
     pub fn new(irq: IrqLine, console: Console) -> Self {
@@ -46,14 +52,18 @@ impl Serial {
 
     /// A write to `port`.
     pub fn write(&mut self, port: u16, value: u8) {
-        if let Err(e) = self.0.write((port - COM1_BASE) as u8, value) {
+        // The bus routes only COM1's eight ports here.
+        let Ok(offset) = u8::try_from(port.wrapping_sub(COM1_BASE)) else {
+            return;
+        };
+        if let Err(e) = self.0.write(offset, value) {
             log::debug!("serial write: {e:?}");
         }
     }
 
     /// A read of `port`.
     pub fn read(&mut self, port: u16) -> u8 {
-        self.0.read((port - COM1_BASE) as u8)
+        u8::try_from(port.wrapping_sub(COM1_BASE)).map_or(0xff, |offset| self.0.read(offset))
     }
 
     /// Queues input bytes for the guest; returns how many fit.

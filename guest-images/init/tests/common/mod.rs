@@ -95,7 +95,8 @@ pub fn elf_is_static(bytes: &[u8]) -> Result<bool, String> {
     if bytes.get(..5) != Some(b"\x7fELF\x02") {
         return Err("not an ELF64 file".into());
     }
-    let phoff = u64_at(0x20).ok_or("short header")? as usize;
+    let phoff = usize::try_from(u64_at(0x20).ok_or("short header")?)
+        .map_err(|_| "program header offset out of range")?;
     let phentsize = u16_at(0x36).ok_or("short header")? as usize;
     let phnum = u16_at(0x38).ok_or("short header")? as usize;
     for i in 0..phnum {
