@@ -180,6 +180,7 @@ mod tests {
             "bootlab vm run --guest lab --snapshot-at=exec --snapshot-out /s --snapshot-continue",
             "bootlab vm run --guest fuzz --cmdline markers --snapshot-at signal --snapshot-out /s",
             "bootlab vm restore /s",
+            "bootlab vm restore /s --snapshot-at exec --snapshot-out /t --snapshot-continue",
             "bootlab vm restore /s --timeout 2 --mem 128 --vcpus 1 --timeline json \
              --timeline-out /t",
         ];
@@ -217,6 +218,8 @@ mod tests {
             "bootlab vm restore",
             "bootlab vm restore --timeout 1 /s",
             "bootlab vm restore /s extra",
+            "bootlab vm restore /s --snapshot-at exec",
+            "bootlab vm restore /s --snapshot-continue",
             "bootlab vm restore /s --irqchip split",
             "bootlab sandbox run --memory lots -- true",
             "bootlab sandbox run --timeline xml -- true",

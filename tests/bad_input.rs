@@ -383,6 +383,8 @@ fn cases(f: &Fixture) -> Vec<Case> {
         restore(Kvm, &snap_ok, &["--vcpus", "2"], "--vcpus 2"),
         restore(Kvm, &snap_ok, &["--timeout", "0"], "--timeout 0"),
         restore(Kvm, &snap_ok, &["--timeline-out", &missing], &missing),
+        restore(Kvm, &snap_ok, &["--snapshot-at", "exec"], "--snapshot-out"),
+        restore(Kvm, &snap_ok, &["--snapshot-at", "exec", "--snapshot-out", &file], &file),
         // ---- bootlab sandbox run --rootfs ----
         sb(Nothing, &["--rootfs", &missing, "--", "true"], &missing),
         sb(Nothing, &["--rootfs", &file, "--", "true"], "not a directory"),

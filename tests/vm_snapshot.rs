@@ -155,6 +155,41 @@ fn snapshot_continue_keeps_the_guest_running() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A restored machine is saved again (`vm restore --snapshot-at exec`), and that
+/// snapshot restores to the rest of the run: a chain of two restores prints
+/// exactly what the one restore does.
+#[test]
+fn a_restored_guest_saved_again_restores_to_the_rest_of_its_run() {
+    if !kvm_or_skip("a_restored_guest_saved_again_restores_to_the_rest_of_its_run") {
+        return;
+    }
+    let (out, first) = take_snapshot("chain-1", &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let second = tmp("chain-2");
+    let _ = std::fs::remove_dir_all(&second);
+    let out = bootlab()
+        .args(["vm", "restore"])
+        .arg(&first)
+        .args(["--timeout", "20", "--snapshot-at", "exec", "--snapshot-out"])
+        .arg(&second)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "@@bootlab exec\n");
+    let tl = tmp("chain.json");
+    let out = restore(&second, &tl).wait_with_output().unwrap();
+    let _ = read_timeline(&tl);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hello from the lab guest\n@@bootlab done\n"
+    );
+    for d in [first, second] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
 /// The snapshot folder's files, byte for byte.
 fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut v: Vec<_> = std::fs::read_dir(dir)

@@ -1,7 +1,7 @@
 //! `bootlab vm restore DIR`: run a microVM saved with `vm run --snapshot-at` from
 //! where it was saved, in this fresh process.
 
-use super::vm::{finish, RawStdout, TimelineFormat};
+use super::vm::{finish, RawStdout, SnapshotAt, TimelineFormat};
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
@@ -27,6 +27,16 @@ pub struct RestoreArgs {
     /// Write the run's timeline as JSON to this file.
     #[arg(long, value_name = "PATH")]
     timeline_out: Option<PathBuf>,
+    /// Save the restored machine again when the guest announces this marker, or on
+    /// SIGUSR1 (as for `vm run`).
+    #[arg(long, value_enum, value_name = "EVENT", requires = "snapshot_out")]
+    snapshot_at: Option<SnapshotAt>,
+    /// The new snapshot's folder.
+    #[arg(long, value_name = "DIR", requires = "snapshot_at")]
+    snapshot_out: Option<PathBuf>,
+    /// Keep the guest running after the new snapshot is saved.
+    #[arg(long, requires = "snapshot_at")]
+    snapshot_continue: bool,
 }
 
 impl RestoreArgs {
@@ -40,12 +50,24 @@ impl RestoreArgs {
         let s = crate::fastargs::scan(
             rest,
             &crate::fastargs::Known {
-                flags: &[],
-                valued: &["timeout", "mem", "vcpus", "timeline", "timeline-out"],
+                flags: &["snapshot-continue"],
+                valued: &[
+                    "timeout",
+                    "mem",
+                    "vcpus",
+                    "timeline",
+                    "timeline-out",
+                    "snapshot-at",
+                    "snapshot-out",
+                ],
                 repeatable: &[],
             },
         )?;
-        if !s.rest.is_empty() {
+        let (at, out) = (s.value("snapshot-at"), s.value("snapshot-out"));
+        if !s.rest.is_empty()
+            || at.is_some() != out.is_some()
+            || (s.flag("snapshot-continue") && at.is_none())
+        {
             return None;
         }
         Some(RestoreArgs {
@@ -55,6 +77,9 @@ impl RestoreArgs {
             vcpus: s.parsed("vcpus")?,
             timeline: s.parsed_enum("timeline")?,
             timeline_out: s.value("timeline-out").map(PathBuf::from),
+            snapshot_at: s.parsed_enum("snapshot-at")?,
+            snapshot_out: out.map(PathBuf::from),
+            snapshot_continue: s.flag("snapshot-continue"),
         })
     }
 }
@@ -63,6 +88,9 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<u8> {
     let spawn_ns = timeline::clock::spawn_ns_from_env().unwrap_or_else(timeline::now_ns);
     if let Some(path) = &args.timeline_out {
         super::check_out_file("--timeline-out", path)?;
+    }
+    if let Some(dir) = &args.snapshot_out {
+        super::check_out_dir("--snapshot-out", dir)?;
     }
     let timeout = args
         .timeout
@@ -76,8 +104,18 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<u8> {
         mem_mib: args.mem,
         vcpus: args.vcpus,
     };
-    let vm = vmm::Vm::restore(&args.dir, opts).context("cannot restore the microVM")?;
+    let mut vm = vmm::Vm::restore(&args.dir, opts).context("cannot restore the microVM")?;
+    if let (Some(at), Some(dir)) = (args.snapshot_at, &args.snapshot_out) {
+        vm.snapshot_at(vmm::SnapshotRequest {
+            at: at.point(),
+            dir: dir.clone(),
+            keep_running: args.snapshot_continue,
+        });
+    }
     let outcome = vm.run().context("cannot run the restored microVM")?;
+    if args.snapshot_at.is_some() && outcome.snapshot.is_none() {
+        eprintln!("bootlab: the run ended before its snapshot point; nothing saved");
+    }
     finish(
         outcome,
         "restore.main",

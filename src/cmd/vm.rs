@@ -161,7 +161,7 @@ pub enum SnapshotAt {
 }
 
 impl SnapshotAt {
-    fn point(self) -> SnapshotPoint {
+    pub fn point(self) -> SnapshotPoint {
         match self {
             SnapshotAt::InitStart => SnapshotPoint::Marker(Marker::InitStart),
             SnapshotAt::Snapshot => SnapshotPoint::Marker(Marker::Snapshot),
