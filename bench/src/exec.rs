@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 use timeline::clock::ENV_SPAWN_NS;
+use timeline::event;
 use timeline::marker::{Marker, KERNEL_RUN_INIT_LINE};
 use timeline::{now_ns, EventSource, Timeline};
 
@@ -40,12 +41,13 @@ impl ConsoleMap {
     pub fn event(self, line: &str) -> Option<&'static str> {
         if let Some(m) = Marker::parse_line(line) {
             return Some(match (self, m) {
-                (ConsoleMap::Container, Marker::InitStart) => "exec",
-                (ConsoleMap::Container, Marker::Exec) => "workload-exec",
+                (ConsoleMap::Container, Marker::InitStart) => event::EXEC,
+                (ConsoleMap::Container, Marker::Exec) => event::WORKLOAD_EXEC,
                 (_, m) => m.name(),
             });
         }
-        (self == ConsoleMap::Vm && line.contains(KERNEL_RUN_INIT_LINE)).then_some("kernel-run-init")
+        (self == ConsoleMap::Vm && line.contains(KERNEL_RUN_INIT_LINE))
+            .then_some(event::KERNEL_RUN_INIT)
     }
 }
 
@@ -140,7 +142,7 @@ pub fn execute(runtime: &str, spec: &RunSpec) -> Timeline {
     let spawn = now_ns();
     cmd.env(ENV_SPAWN_NS, spawn.to_string());
     let mut tl = Timeline::new(runtime, spawn);
-    tl.push("spawn", spawn, EventSource::Harness);
+    tl.push(event::SPAWN, spawn, EventSource::Harness);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -150,7 +152,7 @@ pub fn execute(runtime: &str, spec: &RunSpec) -> Timeline {
     };
     let pidfd = i32::try_from(child.id()).ok().and_then(pidfd_of);
     let seen = watch(&mut child, spec, spawn, pidfd);
-    tl.push("exit", seen.exit_ns, EventSource::Harness);
+    tl.push(event::EXIT, seen.exit_ns, EventSource::Harness);
     for (name, t) in seen.events {
         tl.push(name, t, EventSource::Console);
     }
@@ -471,7 +473,7 @@ fn merge_runtime_timeline(tl: &mut Timeline, path: &PathBuf) -> Result<(), Strin
             .events
             .into_iter()
             // The harness's own spawn stamp is the run's time zero.
-            .filter(|e| e.name != "spawn"),
+            .filter(|e| e.name != event::SPAWN),
     );
     if let Some(e) = theirs.error {
         tl.error.get_or_insert(format!("runtime reported: {e}"));
@@ -491,16 +493,19 @@ mod tests {
     fn console_mapping() {
         assert_eq!(
             ConsoleMap::Container.event("@@bootlab init-start\n"),
-            Some("exec")
+            Some(event::EXEC)
         );
         assert_eq!(
             ConsoleMap::Container.event("@@bootlab exec"),
-            Some("workload-exec")
+            Some(event::WORKLOAD_EXEC)
         );
-        assert_eq!(ConsoleMap::Vm.event("@@bootlab exec\r\n"), Some("exec"));
+        assert_eq!(
+            ConsoleMap::Vm.event("@@bootlab exec\r\n"),
+            Some(event::EXEC)
+        );
         assert_eq!(
             ConsoleMap::Vm.event("[    9.1] Run /init as init process\n"),
-            Some("kernel-run-init")
+            Some(event::KERNEL_RUN_INIT)
         );
         assert_eq!(
             ConsoleMap::Container.event("Run /init as init process"),
@@ -518,10 +523,10 @@ mod tests {
         assert_eq!(t.error, None);
         assert_eq!(t.exit_code, Some(0));
         let (s, e, d, x) = (
-            t.event_ns("spawn").unwrap(),
-            t.event_ns("exec").unwrap(),
-            t.event_ns("done").unwrap(),
-            t.event_ns("exit").unwrap(),
+            t.event_ns(event::SPAWN).unwrap(),
+            t.event_ns(event::EXEC).unwrap(),
+            t.event_ns(event::DONE).unwrap(),
+            t.event_ns(event::EXIT).unwrap(),
         );
         // stdout is read before the pidfd is looked at in the same poll, so a line
         // written before the exit is stamped before it.
@@ -552,7 +557,7 @@ mod tests {
         assert!(t.error.unwrap().contains("timed out"));
 
         let mut spec = sh("true");
-        spec.required.push("done");
+        spec.required.push(event::DONE);
         assert!(execute("sh", &spec).error.unwrap().contains("`done`"));
     }
 
@@ -560,10 +565,10 @@ mod tests {
     fn kill_on_event_ends_a_runtime_that_does_not_exit() {
         let mut spec = RunSpec::new("/bin/sh", ConsoleMap::Vm)
             .args(["-c", "echo '@@bootlab done'; exec sleep 30"]);
-        spec.kill_on = Some("done");
+        spec.kill_on = Some(event::DONE);
         let t = execute("sh", &spec);
         assert_eq!(t.error, None, "{t:?}");
-        assert!(t.event_ns("exit").unwrap() - t.spawn_ns < 5_000_000_000);
+        assert!(t.event_ns(event::EXIT).unwrap() - t.spawn_ns < 5_000_000_000);
     }
 
     /// `spec` started the way [`execute`] starts a runtime.
@@ -638,7 +643,7 @@ mod tests {
         spec.timeline_out = Some(out.clone());
         let t = execute("x", &spec);
         assert_eq!(t.error, None);
-        assert_eq!(t.event_ns("exec"), Some(t.spawn_ns + 5));
+        assert_eq!(t.event_ns(event::EXEC), Some(t.spawn_ns + 5));
         assert!(!out.exists());
         // Missing file is an error.
         let mut spec = sh("true");

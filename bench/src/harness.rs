@@ -13,6 +13,7 @@ use crate::runners::{RunCtx, Runner};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use timeline::event;
 use timeline::{now_ns, Timeline};
 
 /// Batches per concurrency level and runtime.
@@ -103,7 +104,7 @@ impl Session<'_> {
         let first = runs.iter().map(|t| t.spawn_ns).min().unwrap_or(0);
         let last = runs
             .iter()
-            .filter_map(|t| t.event_ns("exit"))
+            .filter_map(|t| t.event_ns(event::EXIT))
             .max()
             .unwrap_or(first);
         ConcurrencyBatch {

@@ -7,6 +7,7 @@ use bench::harness::{self, Entry, Plan};
 use bench::results::{RuntimeKind, RuntimeStatus};
 use bench::runners::{RunCtx, Runner};
 use std::sync::atomic::AtomicBool;
+use timeline::event;
 
 struct Sh {
     name: &'static str,
@@ -29,7 +30,7 @@ impl Runner for Sh {
     }
     fn spec(&self, _ctx: RunCtx<'_>) -> RunSpec {
         let mut s = RunSpec::new("/bin/sh", ConsoleMap::Container).args(["-c", self.script]);
-        s.required = vec!["exec", "done"];
+        s.required = vec![event::EXEC, event::DONE];
         s
     }
     fn version(&self) -> Option<String> {

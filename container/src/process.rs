@@ -56,6 +56,7 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
+use timeline::step;
 
 /// Signals the runtime forwards to the workload.
 pub const FORWARDED: [Signal; 8] = [
@@ -112,11 +113,11 @@ pub struct Outcome {
 /// clone, the child's first instruction, rootfs done, network done (hostname and
 /// `lo`), security done (bounding set, no_new_privs, seccomp, ids, capabilities).
 pub const STEP_NAMES: [&str; 5] = [
-    "sandbox-clone",
-    "sandbox-child",
-    "sandbox-rootfs",
-    "sandbox-net",
-    "sandbox-security",
+    step::SANDBOX_CLONE,
+    step::SANDBOX_CHILD,
+    step::SANDBOX_ROOTFS,
+    step::SANDBOX_NET,
+    step::SANDBOX_SECURITY,
 ];
 
 /// Timestamps of the set-up steps, indexed like [`STEP_NAMES`].

@@ -5,6 +5,7 @@ use super::vm::{finish, RawStdout, SnapshotAt, TimelineFormat};
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
+use timeline::step;
 use timeline::RESTORED_VM_MODEL;
 
 #[derive(Debug, Args)]
@@ -118,7 +119,7 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<u8> {
     }
     finish(
         outcome,
-        "restore.main",
+        step::RESTORE_MAIN,
         &RESTORED_VM_MODEL,
         args.timeline,
         args.timeline_out.as_deref(),

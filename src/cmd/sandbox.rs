@@ -6,6 +6,7 @@ use anyhow::{anyhow, bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use container::{Namespace, NamespaceSet, SandboxSpec};
 use std::path::PathBuf;
+use timeline::{event, step};
 use timeline::{EventSource, Timeline};
 
 #[derive(Debug, Subcommand)]
@@ -270,8 +271,8 @@ fn run_one(a: RunArgs) -> anyhow::Result<u8> {
         super::check_out_file("--timeline-out", path)?;
     }
     let mut tl = Timeline::new("bootlab-sandbox", spawn_ns);
-    tl.push("spawn", spawn_ns, spawn_src);
-    super::push_main_entry(&mut tl, "sandbox-main");
+    tl.push(event::SPAWN, spawn_ns, spawn_src);
+    super::push_main_entry(&mut tl, step::SANDBOX_MAIN);
     let result = build_spec(&a).and_then(|(spec, bundle)| {
         container::process::run_in(&spec, bundle.as_deref()).map_err(anyhow::Error::from)
     });
@@ -280,8 +281,8 @@ fn run_one(a: RunArgs) -> anyhow::Result<u8> {
             for (name, t) in &out.steps {
                 tl.push(*name, *t, EventSource::Runtime);
             }
-            tl.push("exec", out.exec_ns, EventSource::Runtime);
-            tl.push("done", out.done_ns, EventSource::Runtime);
+            tl.push(event::EXEC, out.exec_ns, EventSource::Runtime);
+            tl.push(event::DONE, out.done_ns, EventSource::Runtime);
             if out.oom_killed {
                 eprintln!("bootlab: the workload was killed by the out-of-memory killer (memory limit reached)");
             }
@@ -296,7 +297,7 @@ fn run_one(a: RunArgs) -> anyhow::Result<u8> {
         }
     };
     tl.exit_code = Some(code);
-    tl.push("exit", timeline::now_ns(), EventSource::Runtime);
+    tl.push(event::EXIT, timeline::now_ns(), EventSource::Runtime);
     report_timeline(&a, &tl)?;
     result?;
     Ok(u8::try_from(code.clamp(0, 255)).unwrap_or(u8::MAX))
@@ -326,7 +327,7 @@ fn report_timeline(a: &RunArgs, tl: &Timeline) -> anyhow::Result<()> {
                 .events
                 .iter()
                 .filter(|e| {
-                    e.name == "sandbox-main"
+                    e.name == step::SANDBOX_MAIN
                         || container::process::STEP_NAMES.contains(&e.name.as_str())
                 })
                 .map(|e| {

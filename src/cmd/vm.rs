@@ -4,6 +4,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use timeline::marker::Marker;
+use timeline::{event, step};
 use timeline::{EventSource, PhaseModel, VM_MODEL};
 use vmm::{
     CpuVendor, ExitReason, IrqChipKind, KernelSource, SnapshotPoint, SnapshotRequest, VmConfig,
@@ -435,7 +436,7 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
     }
     finish(
         outcome,
-        "vmm.main",
+        step::VMM_MAIN,
         &VM_MODEL,
         args.timeline,
         args.timeline_out.as_deref(),
@@ -466,7 +467,7 @@ pub fn finish(
 ) -> anyhow::Result<u8> {
     let mut timeline = outcome.timeline;
     super::push_main_entry(&mut timeline, main_step);
-    timeline.push("exit", timeline::now_ns(), EventSource::Runtime);
+    timeline.push(event::EXIT, timeline::now_ns(), EventSource::Runtime);
     let code = exit_code(&outcome.reason);
     timeline.exit_code = Some(code as i32);
     if !matches!(

@@ -11,8 +11,10 @@
 pub mod clock;
 pub mod marker;
 pub mod model;
+pub mod names;
 
 pub use clock::now_ns;
 pub use model::{
     Event, EventSource, Phase, PhaseModel, Timeline, CONTAINER_MODEL, RESTORED_VM_MODEL, VM_MODEL,
 };
+pub use names::{event, step};

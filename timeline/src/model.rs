@@ -1,5 +1,6 @@
 //! Events, timelines and the phase models (docs/ARCHITECTURE.md, "The phase model").
 
+use crate::names::event::{DONE, EXEC, EXIT, FIRST_KVM_RUN, INIT_START, KERNEL_RUN_INIT, SPAWN};
 use serde::{Deserialize, Serialize};
 
 /// Who took a timestamp. When the same event is stamped by several sources the most
@@ -82,12 +83,12 @@ pub struct PhaseModel {
 pub const VM_MODEL: PhaseModel = PhaseModel {
     name: "vm",
     boundaries: &[
-        &["spawn"],
-        &["first-kvm-run"],
-        &["init-start", "kernel-run-init"],
-        &["exec"],
-        &["done"],
-        &["exit"],
+        &[SPAWN],
+        &[FIRST_KVM_RUN],
+        &[INIT_START, KERNEL_RUN_INIT],
+        &[EXEC],
+        &[DONE],
+        &[EXIT],
     ],
     phases: &["vmm", "kernel", "init", "process", "teardown"],
 };
@@ -97,14 +98,14 @@ pub const VM_MODEL: PhaseModel = PhaseModel {
 /// workload's `done`), `teardown`.
 pub const RESTORED_VM_MODEL: PhaseModel = PhaseModel {
     name: "restored-vm",
-    boundaries: &[&["spawn"], &["first-kvm-run"], &["done"], &["exit"]],
+    boundaries: &[&[SPAWN], &[FIRST_KVM_RUN], &[DONE], &[EXIT]],
     phases: &["restore", "process", "teardown"],
 };
 
 /// The container phases: sandbox, process, teardown.
 pub const CONTAINER_MODEL: PhaseModel = PhaseModel {
     name: "container",
-    boundaries: &[&["spawn"], &["exec"], &["done"], &["exit"]],
+    boundaries: &[&[SPAWN], &[EXEC], &[DONE], &[EXIT]],
     phases: &["sandbox", "process", "teardown"],
 };
 
@@ -205,11 +206,11 @@ mod tests {
     fn full_vm_timeline_has_five_phases() {
         use EventSource::*;
         let t = vm(&[
-            ("first-kvm-run", 1_500, Monitor),
-            ("init-start", 3_000, Monitor),
-            ("exec", 3_100, Monitor),
-            ("done", 3_400, Monitor),
-            ("exit", 3_600, Harness),
+            (FIRST_KVM_RUN, 1_500, Monitor),
+            (INIT_START, 3_000, Monitor),
+            (EXEC, 3_100, Monitor),
+            (DONE, 3_400, Monitor),
+            (EXIT, 3_600, Harness),
         ]);
         let p = t.phases(&VM_MODEL);
         let names: Vec<_> = p.iter().map(|p| p.name.as_str()).collect();
@@ -225,10 +226,10 @@ mod tests {
         use EventSource::*;
         // No first-kvm-run (a peer like QEMU): vmm and kernel merge.
         let t = vm(&[
-            ("init-start", 3_000, Console),
-            ("exec", 3_100, Console),
-            ("done", 3_400, Console),
-            ("exit", 3_600, Harness),
+            (INIT_START, 3_000, Console),
+            (EXEC, 3_100, Console),
+            (DONE, 3_400, Console),
+            (EXIT, 3_600, Harness),
         ]);
         let names: Vec<_> = t.phases(&VM_MODEL).into_iter().map(|p| p.name).collect();
         assert_eq!(names, ["vmm+kernel", "init", "process", "teardown"]);
@@ -238,8 +239,8 @@ mod tests {
     fn kernel_line_ends_kernel_phase_when_init_is_silent() {
         use EventSource::*;
         let t = vm(&[
-            ("first-kvm-run", 1_500, Monitor),
-            ("kernel-run-init", 9_000, Console),
+            (FIRST_KVM_RUN, 1_500, Monitor),
+            (KERNEL_RUN_INIT, 9_000, Console),
         ]);
         let p = t.phases(&VM_MODEL);
         assert_eq!(p.len(), 2);
@@ -254,15 +255,15 @@ mod tests {
     #[test]
     fn monitor_stamp_beats_console_stamp() {
         use EventSource::*;
-        let t = vm(&[("exec", 2_000, Console), ("exec", 1_900, Monitor)]);
-        assert_eq!(t.event_ns("exec"), Some(1_900));
-        let t = vm(&[("exec", 1_800, Console), ("exec", 1_900, Monitor)]);
-        assert_eq!(t.event_ns("exec"), Some(1_900));
+        let t = vm(&[(EXEC, 2_000, Console), (EXEC, 1_900, Monitor)]);
+        assert_eq!(t.event_ns(EXEC), Some(1_900));
+        let t = vm(&[(EXEC, 1_800, Console), (EXEC, 1_900, Monitor)]);
+        assert_eq!(t.event_ns(EXEC), Some(1_900));
     }
 
     #[test]
     fn timeline_round_trips_through_json() {
-        let t = vm(&[("exec", 2_000, EventSource::Runtime)]);
+        let t = vm(&[(EXEC, 2_000, EventSource::Runtime)]);
         let s = serde_json::to_string(&t).unwrap();
         assert!(s.contains("\"source\":\"runtime\""));
         let back: Timeline = serde_json::from_str(&s).unwrap();
@@ -273,10 +274,10 @@ mod tests {
     fn restored_vm_model() {
         use EventSource::*;
         let t = vm(&[
-            ("first-kvm-run", 1_800, Monitor),
-            ("exec", 1_900, Monitor),
-            ("done", 2_300, Monitor),
-            ("exit", 2_500, Runtime),
+            (FIRST_KVM_RUN, 1_800, Monitor),
+            (EXEC, 1_900, Monitor),
+            (DONE, 2_300, Monitor),
+            (EXIT, 2_500, Runtime),
         ]);
         let p = t.phases(&RESTORED_VM_MODEL);
         let names: Vec<_> = p.iter().map(|p| p.name.as_str()).collect();
@@ -289,9 +290,9 @@ mod tests {
     fn container_model() {
         use EventSource::*;
         let mut t = Timeline::new("sandbox", 0);
-        t.push("exec", 900_000, Runtime);
-        t.push("done", 1_000_000, Harness);
-        t.push("exit", 1_100_000, Harness);
+        t.push(EXEC, 900_000, Runtime);
+        t.push(DONE, 1_000_000, Harness);
+        t.push(EXIT, 1_100_000, Harness);
         let names: Vec<_> = t
             .phases(&CONTAINER_MODEL)
             .into_iter()

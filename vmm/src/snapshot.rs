@@ -24,6 +24,7 @@ use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use timeline::step;
 use timeline::EventSource;
 use vm_memory::mmap::{GuestRegionMmap, MmapRegion};
 use vm_memory::{FileOffset, GuestMemoryBackend, GuestMemoryRegion, MemoryRegionAddress};
@@ -644,7 +645,7 @@ impl Vm {
             ));
         }
         verify_memory(&mem_file, &snap.memory).map_err(|why| file_err(mem_path.clone(), why))?;
-        recorder.stamp("restore.state-read", EventSource::Monitor);
+        recorder.stamp(step::RESTORE_STATE_READ, EventSource::Monitor);
 
         let kvm = open_kvm(cfg.vcpus, &recorder)?;
         if snap.host.kvm_api != kvm.get_api_version() {
@@ -666,12 +667,12 @@ impl Vm {
             }
         }
         let mem = map_memory(mem_file, mem_bytes)?;
-        recorder.stamp("restore.memory-mapped", EventSource::Monitor);
+        recorder.stamp(step::RESTORE_MEMORY_MAPPED, EventSource::Monitor);
         let machine = Machine::create(kvm, &mem, cfg.irqchip, cfg.vcpus, opts.console, &recorder)?;
         // The restore ending: the VM's devices and clock, our devices, the vCPUs.
         machine.vm.restore(&snap.vm)?;
         machine.bus.restore(&snap.devices)?;
-        recorder.stamp("restore.devices", EventSource::Monitor);
+        recorder.stamp(step::RESTORE_DEVICES, EventSource::Monitor);
         let mut cpuids = Vec::with_capacity(snap.vcpus.len());
         for (fd, state) in machine.vcpus.iter().zip(&snap.vcpus) {
             fd.restore(state)?;
@@ -680,7 +681,7 @@ impl Vm {
                     .map_err(|_| Error::Snapshot("too many CPUID entries".into()))?,
             );
         }
-        recorder.stamp("restore.vcpus", EventSource::Monitor);
+        recorder.stamp(step::RESTORE_VCPUS, EventSource::Monitor);
         Ok(Vm::assemble(
             machine,
             cpuids,

@@ -32,6 +32,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use timeline::marker::Marker;
+use timeline::{event, step};
 use timeline::{EventSource, Timeline};
 use vm_memory::{Address, GuestMemoryBackend, GuestMemoryRegion};
 
@@ -179,7 +180,7 @@ pub(crate) fn check_vcpu_count(vcpus: u32) -> Result<(), Error> {
 /// Opens /dev/kvm and checks its API version and vCPU limit.
 pub(crate) fn open_kvm(vcpus: u32, recorder: &Recorder) -> Result<Kvm, Error> {
     let kvm = Kvm::new().map_err(Error::KvmOpen)?;
-    recorder.stamp("vmm.kvm-open", EventSource::Monitor);
+    recorder.stamp(step::VMM_KVM_OPEN, EventSource::Monitor);
     let api = kvm.get_api_version();
     if api != KVM_API_VERSION {
         return Err(Error::KvmApiVersion(api));
@@ -206,7 +207,7 @@ impl Machine {
         recorder: &Arc<Recorder>,
     ) -> Result<Machine, Error> {
         let vm = Arc::new(kvm.create_vm().map_err(Error::kvm("KVM_CREATE_VM"))?);
-        recorder.stamp("vmm.vm-created", EventSource::Monitor);
+        recorder.stamp(step::VMM_VM_CREATED, EventSource::Monitor);
         // Memory slots first: on a VM without irqchip/PIT devices yet, the slot
         // ioctl's SRCU synchronisation returns at once; after them it waits for a
         // grace period (measured here: ~0.1 ms vs 4-8 ms).
@@ -227,17 +228,17 @@ impl Machine {
             unsafe { vm.set_user_memory_region(r) }
                 .map_err(Error::kvm("KVM_SET_USER_MEMORY_REGION"))?;
         }
-        recorder.stamp("vmm.memory-registered", EventSource::Monitor);
+        recorder.stamp(step::VMM_MEMORY_REGISTERED, EventSource::Monitor);
         vm.set_tss_address(KVM_TSS_ADDR)
             .map_err(Error::kvm("KVM_SET_TSS_ADDR"))?;
         let (line, split) = match irqchip {
             IrqChipKind::Kernel => {
                 vm.create_irq_chip()
                     .map_err(Error::kvm("KVM_CREATE_IRQCHIP"))?;
-                recorder.stamp("vmm.irqchip", EventSource::Monitor);
+                recorder.stamp(step::VMM_IRQCHIP, EventSource::Monitor);
                 vm.create_pit2(kvm_pit_config::default())
                     .map_err(Error::kvm("KVM_CREATE_PIT2"))?;
-                recorder.stamp("vmm.pit", EventSource::Monitor);
+                recorder.stamp(step::VMM_PIT, EventSource::Monitor);
                 let fd = vmm_sys_util::eventfd::EventFd::new(libc::EFD_NONBLOCK)
                     .map_err(Error::Thread)?;
                 vm.register_irqfd(&fd, serial::COM1_IRQ)
@@ -253,7 +254,7 @@ impl Machine {
                 cap.args[0] = ioapic::PINS as u64;
                 vm.enable_cap(&cap)
                     .map_err(Error::kvm("KVM_ENABLE_CAP(KVM_CAP_SPLIT_IRQCHIP)"))?;
-                recorder.stamp("vmm.irqchip", EventSource::Monitor);
+                recorder.stamp(step::VMM_IRQCHIP, EventSource::Monitor);
                 let chip = Arc::new(SplitIrqChip::new(vm.clone()));
                 let line = IrqLine::IoApicPin(chip.clone(), serial::COM1_IRQ as usize);
                 (line, Some(chip))
@@ -294,7 +295,7 @@ impl Vm {
         // kernel load's page faults waited for KVM_CREATE_VM's mmap lock.
         let supported = cpuid_cache::supported_cpuid(&kvm, cpuid_cache::default_dir().as_deref())
             .map_err(Error::kvm("KVM_GET_SUPPORTED_CPUID"))?;
-        recorder.stamp("vmm.cpuid", EventSource::Monitor);
+        recorder.stamp(step::VMM_CPUID, EventSource::Monitor);
         let mem = memory::create(mem_bytes)?;
         let setup = boot::load(
             &mem,
@@ -304,7 +305,7 @@ impl Vm {
             &config.cmdline,
         )?;
         vcpu::write_boot_tables(&mem, setup.entry)?;
-        recorder.stamp("vmm.kernel-loaded", EventSource::Monitor);
+        recorder.stamp(step::VMM_KERNEL_LOADED, EventSource::Monitor);
         // Without the in-kernel PIC (split irqchip) the guest must find the IO-APIC,
         // so it gets the MP table even with one vCPU.
         if config.vcpus > 1 || config.irqchip == IrqChipKind::Split {
@@ -331,7 +332,7 @@ impl Vm {
                 config.cpu_vendor,
             )?);
         }
-        recorder.stamp("vmm.vcpus-configured", EventSource::Monitor);
+        recorder.stamp(step::VMM_VCPUS_CONFIGURED, EventSource::Monitor);
         let record = MachineConfig {
             mem_mib: config.mem_mib,
             vcpus: config.vcpus,
@@ -435,7 +436,7 @@ impl Vm {
                         config: &config,
                     };
                     let stats = snapshot::save(&req.dir, &source, &mut vcpus)?;
-                    recorder.stamp("snapshot-saved", EventSource::Monitor);
+                    recorder.stamp(event::SNAPSHOT_SAVED, EventSource::Monitor);
                     saved = Some(stats);
                     if req.keep_running {
                         continue;
@@ -539,7 +540,7 @@ fn run_vcpus(
 
     let rec = recorder.clone();
     let boot_end = vcpu::run_loop(&mut boot_vcpu, bus, mem, &stop, || {
-        rec.stamp("first-kvm-run", EventSource::Monitor)
+        rec.stamp(event::FIRST_KVM_RUN, EventSource::Monitor)
     });
     stop.store(true, Ordering::Release);
     // What ended the run: vCPU 0's own exit, else what the supervisor saw first

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use timeline::{EventSource, VM_MODEL};
+use timeline::{event, EventSource, VM_MODEL};
 use vmm::{Error, ExitReason, KernelSource, VmConfig};
 
 /// Whether /dev/kvm can be used; skips loudly, or fails when CI requires KVM.
@@ -85,9 +85,11 @@ fn lab_guest_markers_arrive_in_order_and_it_exits_0() {
     assert!(text.contains(vmm::lab::WORKLOAD_LINE), "console: {text}");
 
     let t = &out.timeline;
-    let first = t.event_ns("first-kvm-run").expect("first-kvm-run stamped");
+    let first = t
+        .event_ns(event::FIRST_KVM_RUN)
+        .expect("first-kvm-run stamped");
     let mut last = first;
-    for marker in ["init-start", "exec", "done"] {
+    for marker in [event::INIT_START, event::EXEC, event::DONE] {
         assert!(
             text.contains(&format!("@@bootlab {marker}")),
             "console lacks {marker}: {text}"

@@ -6,6 +6,7 @@ use crate::results::{Results, RuntimeKind, RuntimeStatus};
 use crate::stats::{self, Ratio, Summary};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use timeline::event;
 use timeline::{EventSource, PhaseModel, Timeline};
 
 /// Name of the whole-run row (spawn to the last observed boundary).
@@ -150,7 +151,7 @@ pub fn runtimes(results: &Results) -> Vec<RuntimeSummary> {
                     .timeline
                     .events
                     .iter()
-                    .filter(|e| e.name == "exit" && e.source == EventSource::Harness)
+                    .filter(|e| e.name == event::EXIT && e.source == EventSource::Harness)
                     .map(|e| e.t_ns.saturating_sub(run.timeline.spawn_ns))
                     .min();
                 match (harness_exit, phases.last()) {

@@ -10,6 +10,7 @@ use crate::exec::{ConsoleMap, RunSpec};
 use crate::results::RuntimeKind;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use timeline::event;
 
 const SANDBOX_FLOOR_SOURCE: &str = include_str!("../../floor/sandbox-floor.c");
 const KVM_FLOOR_SOURCE: &str = include_str!("../../floor/kvm-floor.c");
@@ -111,7 +112,7 @@ impl Runner for SandboxFloor {
         let mut spec = RunSpec::new(self.built.program(self.name()), ConsoleMap::Container)
             .arg(&self.workload.rootfs)
             .args(&self.workload.argv);
-        spec.required = vec!["exec", "done"];
+        spec.required = vec![event::EXEC, event::DONE];
         spec
     }
 
@@ -170,7 +171,7 @@ impl Runner for KvmFloor {
 
     fn spec(&self, _ctx: RunCtx<'_>) -> RunSpec {
         let mut spec = RunSpec::new(self.built.program(self.name()), ConsoleMap::Vm);
-        spec.required = vec!["init-start", "exec", "done"];
+        spec.required = vec![event::INIT_START, event::EXEC, event::DONE];
         spec
     }
 

@@ -5,6 +5,7 @@ use super::{version_of, which, RunCtx, Runner, Workload};
 use crate::exec::{ConsoleMap, RunSpec};
 use serde_json::json;
 use std::path::{Path, PathBuf};
+use timeline::event;
 
 /// Which OCI runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +109,7 @@ impl Runner for Oci {
             .args(["run", "--bundle"])
             .arg(bundle)
             .arg(id);
-        spec.required = vec!["exec", "done"];
+        spec.required = vec![event::EXEC, event::DONE];
         spec
     }
 

@@ -9,6 +9,7 @@ use crate::exec::{ConsoleMap, RunSpec};
 use crate::results::RuntimeKind;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use timeline::event;
 
 /// Which guest our monitor boots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +101,12 @@ impl Runner for BootlabVm {
             .push(("BOOTLAB_IMAGES".into(), self.images.clone().into()));
         spec.timeline_out = Some(out);
         spec.timeout = Duration::from_secs(self.guest_timeout_s() + 5);
-        spec.required = vec!["first-kvm-run", "init-start", "exec", "done"];
+        spec.required = vec![
+            event::FIRST_KVM_RUN,
+            event::INIT_START,
+            event::EXEC,
+            event::DONE,
+        ];
         spec
     }
 
@@ -295,7 +301,7 @@ impl Runner for BootlabVmRestore {
             .arg(&out);
         spec.timeline_out = Some(out);
         spec.timeout = Duration::from_secs(FAST_TIMEOUT_S + 5);
-        spec.required = vec!["first-kvm-run", "exec", "done"];
+        spec.required = vec![event::FIRST_KVM_RUN, event::EXEC, event::DONE];
         spec
     }
 
@@ -345,7 +351,7 @@ impl Runner for BootlabSandbox {
             .arg("--")
             .args(&self.workload.argv);
         spec.timeline_out = Some(out);
-        spec.required = vec!["exec", "done"];
+        spec.required = vec![event::EXEC, event::DONE];
         spec
     }
 
@@ -393,7 +399,7 @@ mod tests {
             Some(Path::new("/scratch/bootlab-vm-lab-7.timeline.json"))
         );
         assert_eq!(s.expect, ExitExpect::Code(0));
-        assert!(s.required.contains(&"done"));
+        assert!(s.required.contains(&event::DONE));
         assert!(vm(Guest::Lab, true).unobservable().is_empty());
         let k = BootlabVm {
             kernel_irqchip: true,
@@ -412,7 +418,15 @@ mod tests {
             let r = vm(Guest::Linux, emulated);
             let s = r.spec(ctx());
             assert_eq!(s.expect, ExitExpect::Code(0));
-            assert_eq!(s.required, ["first-kvm-run", "init-start", "exec", "done"]);
+            assert_eq!(
+                s.required,
+                [
+                    event::FIRST_KVM_RUN,
+                    event::INIT_START,
+                    event::EXEC,
+                    event::DONE
+                ]
+            );
             assert!(r.unobservable().is_empty());
         }
         // The emulated host gets the long timeout.
@@ -432,7 +446,7 @@ mod tests {
              /scratch/bootlab-vm-lab-restore-7.timeline.json"
         );
         assert_eq!(s.expect, ExitExpect::Code(0));
-        assert_eq!(s.required, ["first-kvm-run", "exec", "done"]);
+        assert_eq!(s.required, [event::FIRST_KVM_RUN, event::EXEC, event::DONE]);
         // A binary that cannot run fails the preparation with a reason.
         let mut bad =
             BootlabVmRestore::new("/no/such/bootlab".into(), Guest::Lab, "/img".into(), true);

@@ -4,6 +4,7 @@
 use super::{version_of, which, RunCtx, Runner, Workload};
 use crate::exec::{ConsoleMap, RunSpec};
 use std::path::PathBuf;
+use timeline::event;
 
 pub(super) const CONSOLE_NOTE: &str =
     "exec = arrival of the workload's `@@bootlab init-start` line \
@@ -28,7 +29,7 @@ impl Runner for ForkExec {
     fn spec(&self, _ctx: RunCtx<'_>) -> RunSpec {
         let mut spec = RunSpec::new(self.workload.host_program(), ConsoleMap::Container)
             .args(&self.workload.argv[1..]);
-        spec.required = vec!["exec", "done"];
+        spec.required = vec![event::EXEC, event::DONE];
         spec
     }
 
@@ -76,7 +77,7 @@ impl Runner for Bwrap {
             .arg(&self.workload.rootfs)
             .args(["/", "--proc", "/proc", "--dev", "/dev"])
             .args(&self.workload.argv);
-        spec.required = vec!["exec", "done"];
+        spec.required = vec![event::EXEC, event::DONE];
         spec
     }
 

@@ -11,6 +11,7 @@ use crate::results::RuntimeKind;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use timeline::event;
 use timeline::marker::EXIT_PORT;
 
 /// QEMU pauses (does not exit) on an emulation failure: every run is bounded.
@@ -150,7 +151,7 @@ impl Runner for QemuMicrovm {
             .arg(format!("isa-debug-exit,iobase={EXIT_PORT:#x}"));
         // isa-debug-exit ends QEMU with (status << 1) | 1; both guests write 0.
         spec.expect = ExitExpect::Code(1);
-        spec.required = vec!["init-start", "exec", "done"];
+        spec.required = vec![event::INIT_START, event::EXEC, event::DONE];
         spec.timeout = self
             .linux
             .as_ref()
@@ -289,9 +290,9 @@ impl Runner for Firecracker {
             .args(["--no-api", "--boot-timer", "--config-file"])
             .arg(self.config.clone().unwrap_or_default());
         // Firecracker has no exit port: the run ends at the guest's `done` line.
-        spec.kill_on = Some("done");
+        spec.kill_on = Some(event::DONE);
         spec.expect = ExitExpect::Any;
-        spec.required = vec!["init-start", "exec", "done"];
+        spec.required = vec![event::INIT_START, event::EXEC, event::DONE];
         spec.timeout = self
             .linux
             .as_ref()

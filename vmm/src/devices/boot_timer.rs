@@ -3,6 +3,7 @@
 //! cross-check, named `boot-timer`.
 
 use super::Recorder;
+use timeline::event;
 use timeline::marker::FIRECRACKER_BOOT_TIMER_MAGIC;
 use timeline::EventSource;
 
@@ -12,6 +13,6 @@ pub const ADDR: u64 = crate::layout::BOOT_TIMER_ADDR;
 /// Handles a write to the boot timer.
 pub fn write(recorder: &Recorder, data: &[u8]) {
     if data.first() == Some(&FIRECRACKER_BOOT_TIMER_MAGIC) {
-        recorder.stamp("boot-timer", EventSource::Monitor);
+        recorder.stamp(event::BOOT_TIMER, EventSource::Monitor);
     }
 }

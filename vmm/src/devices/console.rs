@@ -10,6 +10,7 @@
 use super::Recorder;
 use std::io::Write;
 use std::sync::Arc;
+use timeline::event;
 use timeline::marker::{Marker, KERNEL_RUN_INIT_LINE};
 use timeline::EventSource;
 
@@ -67,7 +68,8 @@ impl Console {
                 if let Some(m) = Marker::parse_line(text) {
                     self.recorder.stamp(m.name(), EventSource::Console);
                 } else if text.contains(KERNEL_RUN_INIT_LINE) {
-                    self.recorder.stamp("kernel-run-init", EventSource::Console);
+                    self.recorder
+                        .stamp(event::KERNEL_RUN_INIT, EventSource::Console);
                 }
             }
         }
@@ -113,7 +115,10 @@ mod tests {
         let mut t = timeline::Timeline::new("t", 0);
         rec.drain_into(&mut t);
         let names: Vec<_> = t.events.iter().map(|e| e.name.as_str()).collect();
-        assert_eq!(names, ["init-start", "kernel-run-init", "done"]);
+        assert_eq!(
+            names,
+            [event::INIT_START, event::KERNEL_RUN_INIT, event::DONE]
+        );
         assert!(c.line.capacity() <= 2 * MAX_LINE);
     }
 
@@ -161,6 +166,6 @@ mod tests {
         let mut t = timeline::Timeline::new("t", 0);
         rec.drain_into(&mut t);
         let names: Vec<_> = t.events.iter().map(|e| e.name.as_str()).collect();
-        assert_eq!(names, ["done"]);
+        assert_eq!(names, [event::DONE]);
     }
 }

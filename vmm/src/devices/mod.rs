@@ -248,6 +248,7 @@ impl Persist for Bus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use timeline::event;
 
     /// A bus with an eventfd interrupt line (no VM needed) and no IO-APIC.
     fn bus() -> Bus {
@@ -297,14 +298,14 @@ mod tests {
     fn recorder_keeps_the_first_stamp_of_each_name_and_source() {
         let rec = Recorder::default();
         for t in 0..10_000 {
-            rec.stamp_at("done", 100 + t, EventSource::Monitor);
-            rec.stamp_at("done", 200 + t, EventSource::Console);
+            rec.stamp_at(event::DONE, 100 + t, EventSource::Monitor);
+            rec.stamp_at(event::DONE, 200 + t, EventSource::Console);
         }
-        rec.stamp_at("exec", 50, EventSource::Monitor);
+        rec.stamp_at(event::EXEC, 50, EventSource::Monitor);
         assert_eq!(rec.repeats(), 2 * 9_999);
         let mut t = Timeline::new("t", 0);
         rec.drain_into(&mut t);
         assert_eq!(t.events.len(), 3);
-        assert_eq!(t.event_ns("done"), Some(100));
+        assert_eq!(t.event_ns(event::DONE), Some(100));
     }
 }
