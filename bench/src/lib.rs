@@ -17,10 +17,12 @@ use std::path::{Path, PathBuf};
 /// Errors of the harness library.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{0}: {1}")]
-    Io(PathBuf, std::io::Error),
-    #[error("{0}: not a bootlab results.json: {1}")]
-    Results(PathBuf, String),
+    #[error("{0}")]
+    Io(PathBuf, #[source] std::io::Error),
+    #[error("{0}: not a bootlab results.json")]
+    Results(PathBuf, #[source] serde_json::Error),
+    #[error("{0}: cannot encode the results")]
+    Encode(PathBuf, #[source] serde_json::Error),
 }
 
 impl Error {

@@ -168,8 +168,19 @@ fn write_and_reload_round_trips() {
     let md1 = std::fs::read_to_string(dir.join("report.md")).unwrap();
     report::write_reports(&back, &dir).unwrap();
     assert_eq!(md1, std::fs::read_to_string(dir.join("report.md")).unwrap());
+    let other = dir.join("other.json");
+    std::fs::write(&other, b"{\"not\": 1}").unwrap();
+    let e = report::load(&other).unwrap_err();
+    assert!(
+        matches!(&e, bench::Error::Results(p, _) if *p == other),
+        "{e}"
+    );
     let _ = std::fs::remove_dir_all(dir);
-    assert!(report::load(Path::new("/nonexistent/results.json")).is_err());
+    let e = report::load(Path::new("/nonexistent/results.json")).unwrap_err();
+    assert!(
+        matches!(&e, bench::Error::Io(_, io) if io.kind() == std::io::ErrorKind::NotFound),
+        "{e}"
+    );
 }
 
 fn chromium() -> Option<PathBuf> {

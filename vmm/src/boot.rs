@@ -4,7 +4,7 @@
 //! structures each protocol reads (PVH `hvm_start_info` + memory map, or the Linux
 //! zero page).
 
-use crate::error::Error;
+use crate::error::{CmdlineError, Error};
 use crate::layout::*;
 use crate::memory::{e820_map, GuestMemory};
 use linux_loader::bootparam::{boot_e820_entry, boot_params};
@@ -101,6 +101,11 @@ impl KernelSource {
             KernelSource::Embedded { name, .. } => PathBuf::from(name),
         }
     }
+}
+
+/// Maps a failed guest-memory write of `what` to [`Error::BootData`].
+pub(crate) fn boot_data(what: &'static str) -> impl FnOnce(vm_memory::GuestMemoryError) -> Error {
+    move |source| Error::BootData { what, source }
 }
 
 fn bad(path: &Path, why: impl Into<String>) -> Error {
@@ -342,24 +347,21 @@ fn finish_load(
     cmdline: &str,
 ) -> Result<BootSetup, Error> {
     if cmdline.trim().len() >= CMDLINE_MAX_SIZE {
-        return Err(Error::Cmdline(format!(
-            "{} bytes long, at most {} fit",
-            cmdline.trim().len(),
-            CMDLINE_MAX_SIZE - 1
-        )));
+        return Err(Error::Cmdline(CmdlineError::TooLong {
+            len: cmdline.trim().len(),
+            max: CMDLINE_MAX_SIZE - 1,
+        }));
     }
     if let Some(c) = cmdline.chars().find(|c| !(' '..='~').contains(c)) {
-        return Err(Error::Cmdline(format!(
-            "it contains {c:?}; only printable ASCII is allowed"
-        )));
+        return Err(Error::Cmdline(CmdlineError::NotPrintable(c)));
     }
-    let mut cl = Cmdline::new(CMDLINE_MAX_SIZE).map_err(|e| Error::Cmdline(e.to_string()))?;
+    let builder = |e| Error::Cmdline(CmdlineError::Builder(e));
+    let mut cl = Cmdline::new(CMDLINE_MAX_SIZE).map_err(builder)?;
     if !cmdline.trim().is_empty() {
-        cl.insert_str(cmdline.trim())
-            .map_err(|e| Error::Cmdline(e.to_string()))?;
+        cl.insert_str(cmdline.trim()).map_err(builder)?;
     }
     load_cmdline(mem, GuestAddress(CMDLINE_START), &cl)
-        .map_err(|e| Error::Cmdline(e.to_string()))?;
+        .map_err(|e| Error::Cmdline(CmdlineError::Load(e)))?;
     let cmdline_len = cl.as_cstring().map(|c| c.as_bytes().len()).unwrap_or(0);
 
     let pvh = match result.pvh_boot_cap {
@@ -480,7 +482,10 @@ fn load_initrd(
     let start = initrd_start(mem_bytes, size, initrd_addr_max, kernel_end).ok_or_else(too_large)?;
     let len = usize::try_from(size).map_err(|_| too_large())?;
     mem.read_exact_volatile_from(GuestAddress(start), &mut file, len)
-        .map_err(|e| Error::BootData(format!("initrd {}: {e}", path.display())))?;
+        .map_err(|source| Error::InitrdLoad {
+            path: path.to_path_buf(),
+            source,
+        })?;
     Ok((GuestAddress(start), size))
 }
 
@@ -495,8 +500,7 @@ fn write_pvh_start_info(
         version: 1,
         cmdline_paddr: CMDLINE_START,
         memmap_paddr: PVH_MEMMAP_START,
-        memmap_entries: u32::try_from(map.len())
-            .map_err(|_| Error::BootData("the e820 map is too long".into()))?,
+        memmap_entries: u32::try_from(map.len()).map_err(|_| Error::E820Entries(map.len()))?,
         ..Default::default()
     };
     if let Some((addr, size)) = initrd {
@@ -506,7 +510,7 @@ fn write_pvh_start_info(
             ..Default::default()
         };
         mem.write_obj(module, GuestAddress(PVH_MODLIST_START))
-            .map_err(|e| Error::BootData(e.to_string()))?;
+            .map_err(boot_data("the PVH module list"))?;
         info.nr_modules = 1;
         info.modlist_paddr = PVH_MODLIST_START;
     }
@@ -519,10 +523,10 @@ fn write_pvh_start_info(
         };
         let at = PVH_MEMMAP_START + (i * std::mem::size_of::<hvm_memmap_table_entry>()) as u64;
         mem.write_obj(entry, GuestAddress(at))
-            .map_err(|e| Error::BootData(e.to_string()))?;
+            .map_err(boot_data("the PVH memory map"))?;
     }
     mem.write_obj(info, GuestAddress(PVH_INFO_START))
-        .map_err(|e| Error::BootData(e.to_string()))
+        .map_err(boot_data("the PVH start info"))
 }
 
 /// Builds the zero page (`boot_params`) for the 64-bit boot protocol.
@@ -573,7 +577,7 @@ fn write_zero_page(
 ) -> Result<(), Error> {
     let params = zero_page(mem_bytes, result, cmdline_len, initrd);
     mem.write_obj(params, GuestAddress(ZERO_PAGE_START))
-        .map_err(|e| Error::BootData(e.to_string()))
+        .map_err(boot_data("the zero page"))
 }
 
 #[cfg(test)]
@@ -644,7 +648,21 @@ mod tests {
             bytes: crate::lab::ELF,
         };
         let e = load(&mem, 64 << 20, &lab, None, &"x".repeat(CMDLINE_MAX_SIZE));
-        assert!(e.unwrap_err().to_string().contains("at most 4095 fit"));
+        assert!(
+            matches!(
+                e,
+                Err(Error::Cmdline(CmdlineError::TooLong {
+                    len: 4096,
+                    max: 4095
+                }))
+            ),
+            "{e:?}"
+        );
+        let e = load(&mem, 64 << 20, &lab, None, "console=ttyS0\n");
+        assert!(
+            matches!(e, Err(Error::Cmdline(CmdlineError::NotPrintable('\n')))),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -704,7 +722,10 @@ mod tests {
         // A too-large initrd is refused with the file named.
         std::fs::write(&dir, vec![0u8; 70 << 20]).unwrap();
         let e = load(&mem, bytes, &image, Some(&dir), "").unwrap_err();
-        assert!(e.to_string().contains("does not fit"), "{e}");
+        assert!(
+            matches!(&e, Error::InitrdTooLarge { path, size, .. } if *path == dir && *size == 70 << 20),
+            "{e}"
+        );
         std::fs::remove_file(&dir).ok();
     }
 

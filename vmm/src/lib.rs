@@ -24,7 +24,7 @@ pub mod snapshot;
 pub mod vcpu;
 pub mod vm;
 
-pub use error::Error;
+pub use error::{CmdlineError, Error, MemoryError};
 pub use snapshot::RestoreOptions;
 pub use vm::{
     run, CpuVendor, ExitReason, IrqChipKind, KernelSource, SnapshotPoint, SnapshotRequest, Vm,

@@ -2,7 +2,7 @@
 //! guest is told about. The mapping is lazy (anonymous mmap): pages are only backed
 //! when the guest or the loader touches them.
 
-use crate::error::Error;
+use crate::error::{Error, MemoryError};
 use crate::layout::{EBDA_START, HIMEM_START, MMIO_GAP_END, MMIO_GAP_START};
 use vm_memory::{GuestAddress, GuestMemoryMmap};
 
@@ -79,7 +79,8 @@ pub fn ram_regions(bytes: u64) -> Vec<(GuestAddress, usize)> {
 
 /// Maps guest memory of `bytes` (already checked by [`check_size`]).
 pub fn create(bytes: u64) -> Result<GuestMemory, Error> {
-    GuestMemoryMmap::from_ranges(&ram_regions(bytes)).map_err(|e| Error::GuestMemory(e.to_string()))
+    GuestMemoryMmap::from_ranges(&ram_regions(bytes))
+        .map_err(|e| Error::GuestMemory(MemoryError::Ranges(e)))
 }
 
 /// The e820 map for `bytes` of RAM: low memory up to the EBDA, then RAM from 1 MiB

@@ -6,7 +6,7 @@
 
 use crate::cpuid_cache;
 use crate::devices::{DeviceState, Recorder};
-use crate::error::Error;
+use crate::error::{Error, MemoryError};
 use crate::memory::{self, GuestMemory};
 use crate::persist::Persist;
 use crate::vcpu::{self, VcpuState, CPUID_HYPERVISOR};
@@ -484,14 +484,14 @@ fn map_memory(file: File, bytes: u64) -> Result<GuestMemory, Error> {
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_PRIVATE | libc::MAP_NORESERVE,
         )
-        .map_err(|e| Error::GuestMemory(e.to_string()))?;
+        .map_err(|e| Error::GuestMemory(MemoryError::Map(e)))?;
         regions.push(
             GuestRegionMmap::new(region, addr)
-                .ok_or_else(|| Error::GuestMemory("region overflows the address space".into()))?,
+                .ok_or(Error::GuestMemory(MemoryError::Overflow(addr.0)))?,
         );
         off += len as u64;
     }
-    GuestMemory::from_regions(regions).map_err(|e| Error::GuestMemory(e.to_string()))
+    GuestMemory::from_regions(regions).map_err(|e| Error::GuestMemory(MemoryError::Regions(e)))
 }
 
 /// The CPUID bits of `saved` (a vCPU's table) in the feature leaves (1, 7,

@@ -149,7 +149,7 @@ pub fn write_boot_tables(mem: &GuestMemory, entry: Entry) -> Result<(), Error> {
     ];
     let w = |v: u64, at: u64| {
         mem.write_obj(v, GuestAddress(at))
-            .map_err(|e| Error::BootData(e.to_string()))
+            .map_err(crate::boot::boot_data("the GDT and page tables"))
     };
     for (i, d) in gdt.iter().enumerate() {
         w(*d, BOOT_GDT_START + 8 * i as u64)?;
@@ -186,7 +186,10 @@ pub fn configure(
         data: MISC_ENABLE_FAST_STRING,
         ..Default::default()
     }])
-    .map_err(|_| Error::BootData("MSR list".into()))?;
+    .map_err(|source| Error::KvmList {
+        what: "MSR",
+        source,
+    })?;
     vcpu.set_msrs(&msrs).map_err(Error::kvm("KVM_SET_MSRS"))?;
 
     let fpu = kvm_fpu {

@@ -11,7 +11,7 @@ use crate::devices::console::Console;
 pub use crate::devices::irq::IrqChipKind;
 use crate::devices::irq::{IrqLine, SplitIrqChip};
 use crate::devices::{ioapic, serial, Bus, Recorder};
-use crate::error::Error;
+use crate::error::{Error, MemoryError};
 pub use crate::exit::ExitReason;
 use crate::layout::KVM_TSS_ADDR;
 use crate::memory;
@@ -214,7 +214,7 @@ impl Machine {
         for (slot, region) in mem.iter().enumerate() {
             let host = region
                 .get_host_address(vm_memory::MemoryRegionAddress(0))
-                .map_err(|e| Error::GuestMemory(e.to_string()))?;
+                .map_err(|e| Error::GuestMemory(MemoryError::HostAddress(e)))?;
             let r = kvm_userspace_memory_region {
                 #[allow(clippy::cast_possible_truncation)] // two RAM regions at most
                 slot: slot as u32,
@@ -309,7 +309,7 @@ impl Vm {
         // Without the in-kernel PIC (split irqchip) the guest must find the IO-APIC,
         // so it gets the MP table even with one vCPU.
         if config.vcpus > 1 || config.irqchip == IrqChipKind::Split {
-            mptable::write(&mem, config.vcpus).map_err(|e| Error::BootData(e.to_string()))?;
+            mptable::write(&mem, config.vcpus).map_err(crate::boot::boot_data("the MP table"))?;
         }
 
         let machine = Machine::create(

@@ -48,15 +48,14 @@ pub struct Report {
 /// Reads a results.json.
 pub fn load(path: &Path) -> Result<Results, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::Results(path.to_owned(), e.to_string()))
+    serde_json::from_str(&text).map_err(|e| Error::Results(path.to_owned(), e))
 }
 
 /// Writes results.json, report.md and report.html into `dir` (created).
 pub fn write_all(results: &Results, dir: &Path) -> Result<Vec<PathBuf>, Error> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let json = dir.join("results.json");
-    let text = serde_json::to_string_pretty(results)
-        .map_err(|e| Error::Results(json.clone(), e.to_string()))?;
+    let text = serde_json::to_string_pretty(results).map_err(|e| Error::Encode(json.clone(), e))?;
     std::fs::write(&json, text + "\n").map_err(|e| Error::io(&json, e))?;
     let mut out = vec![json];
     out.extend(write_reports(results, dir)?);
