@@ -311,3 +311,92 @@ impl Runner for Firecracker {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> RunCtx<'static> {
+        RunCtx {
+            scratch: Path::new("/scratch"),
+            id: 3,
+        }
+    }
+
+    fn linux(emulated: bool) -> LinuxBoot {
+        LinuxBoot {
+            kernel: "/img/vmlinux".into(),
+            initrd: "/img/initramfs.cpio.gz".into(),
+            cmdline: "console=ttyS0 reboot=k panic=-1".into(),
+            intel_vendor: emulated,
+            emulated,
+        }
+    }
+
+    #[test]
+    fn qemu_linux_row_boots_the_same_kernel_initramfs_and_cmdline() {
+        let mut q = QemuMicrovm::linux(linux(false));
+        q.bin = Some("/usr/bin/qemu-system-x86_64".into());
+        assert_eq!(q.name(), "qemu-microvm-linux");
+        let s = q.spec(ctx());
+        let args: Vec<String> = s
+            .args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let after = |flag: &str| {
+            let i = args.iter().position(|a| a == flag).unwrap();
+            args[i + 1].clone()
+        };
+        assert_eq!(after("-kernel"), "/img/vmlinux");
+        assert_eq!(after("-initrd"), "/img/initramfs.cpio.gz");
+        assert_eq!(after("-append"), "console=ttyS0 reboot=k panic=-1");
+        assert_eq!(after("-cpu"), "host,-arch-capabilities");
+        assert_eq!(after("-device"), "isa-debug-exit,iobase=0x501");
+        assert_eq!(s.expect, ExitExpect::Code(1));
+        assert_eq!(s.timeout, LINUX_HARDWARE_TIMEOUT);
+        // On an emulated host: the Intel vendor and the long bound.
+        let e = QemuMicrovm::linux(linux(true)).spec(ctx());
+        assert!(e
+            .command_line()
+            .contains("-cpu host,-arch-capabilities,vendor=GenuineIntel"));
+        assert_eq!(e.timeout, LINUX_EMULATED_TIMEOUT);
+        // The lab row is unchanged.
+        let lab = QemuMicrovm::new(Some("/r/lab.elf".into()));
+        assert_eq!(lab.name(), "qemu-microvm");
+        assert!(!lab.spec(ctx()).command_line().contains("-initrd"));
+    }
+
+    #[test]
+    fn firecracker_linux_row_writes_a_config_with_the_initramfs() {
+        let dir = std::env::temp_dir().join(format!("bootlab-fc-linux-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (k, i) = (dir.join("vmlinux"), dir.join("initramfs.cpio.gz"));
+        std::fs::write(&k, b"k").unwrap();
+        std::fs::write(&i, b"i").unwrap();
+        let mut fc = Firecracker::linux(
+            Some("/fc".into()),
+            LinuxBoot {
+                kernel: k.clone(),
+                initrd: i.clone(),
+                ..linux(false)
+            },
+        );
+        assert_eq!(fc.name(), "firecracker-linux");
+        fc.prepare(&dir).unwrap();
+        let cfg: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("firecracker-linux.json")).unwrap())
+                .unwrap();
+        assert_eq!(cfg["boot-source"]["kernel_image_path"], json!(k));
+        assert_eq!(cfg["boot-source"]["initrd_path"], json!(i));
+        assert_eq!(
+            cfg["boot-source"]["boot_args"],
+            "console=ttyS0 reboot=k panic=-1"
+        );
+        assert_eq!(cfg["machine-config"]["mem_size_mib"], GUEST_MEM_MIB);
+        let s = fc.spec(ctx());
+        assert_eq!(s.kill_on, Some("done"));
+        assert_eq!(s.timeout, LINUX_HARDWARE_TIMEOUT);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
