@@ -2,8 +2,8 @@
 //! tiny busybox rootfs, regenerating a report, and (once the monitor and
 //! the sandbox are built) our lab-guest microVM and our sandbox with every phase filled.
 
-#[path = "../container/tests/support/mod.rs"]
-mod support;
+use test_support::sandbox as support;
+use test_support::{skip, TempDir};
 
 use bench::results::{Results, RuntimeStatus};
 use std::path::{Path, PathBuf};
@@ -13,24 +13,13 @@ use timeline::{CONTAINER_MODEL, RESTORED_VM_MODEL, VM_MODEL};
 const BOOTLAB: &str = env!("CARGO_BIN_EXE_bootlab");
 const BUSYBOX: &str = "/bin/busybox";
 
-/// Skips loudly, or fails when CI requires everything (BOOTLAB_REQUIRE_KVM=1).
-fn skip_or_fail(why: &str) {
-    if std::env::var("BOOTLAB_REQUIRE_KVM").as_deref() == Ok("1") {
-        panic!("required but unavailable: {why}");
-    }
-    eprintln!("SKIP: {why}");
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bootlab-cli-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn temp_dir(tag: &str) -> TempDir {
+    TempDir::new(&format!("cli-{tag}")).unwrap()
 }
 
 /// A stand-in image folder: rootfs/ with busybox and a /sbin/guest-init script that
 /// speaks the marker protocol like the real guest-init does outside a VM.
-fn tiny_images(tag: &str) -> Option<PathBuf> {
+fn tiny_images(tag: &str) -> Option<TempDir> {
     if !Path::new(BUSYBOX).is_file() {
         return None;
     }
@@ -92,13 +81,16 @@ fn phase_names(r: &Results, runtime: &str) -> Vec<Vec<String>> {
 #[test]
 fn bench_measures_the_peers_and_writes_all_three_files() {
     let Some(images) = tiny_images("peers") else {
-        skip_or_fail("no /bin/busybox for the stand-in rootfs (Debian package busybox-static)");
+        skip(
+            "bench_measures_the_peers_and_writes_all_three_files",
+            "no /bin/busybox for the stand-in rootfs (Debian package busybox-static)",
+        );
         return;
     };
     let out = temp_dir("peers-out");
     let (o, results) = bench(
-        &images,
-        &out,
+        images.path(),
+        out.path(),
         &[
             "--runs",
             "3",
@@ -173,8 +165,6 @@ fn bench_measures_the_peers_and_writes_all_three_files() {
     for rt in &r.runtimes {
         assert!(md.contains(&rt.name));
     }
-    let _ = std::fs::remove_dir_all(images);
-    let _ = std::fs::remove_dir_all(out);
 }
 
 #[test]
@@ -184,7 +174,7 @@ fn report_regenerates_markdown_and_html() {
         "/bench/tests/fixtures/results.json"
     );
     let dir = temp_dir("regen");
-    let o = bootlab(&["report", fixture, "--out", dir.to_str().unwrap()]);
+    let o = bootlab(&["report", fixture, "--out", dir.path().to_str().unwrap()]);
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -195,7 +185,6 @@ fn report_regenerates_markdown_and_html() {
     assert_eq!(html.matches("<svg").count(), 3);
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(md.contains("bootlab-vm-lab") && md.contains("vmm+kernel"));
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Whether `bootlab <sub> run` is implemented yet (the monitor and sandbox land in
@@ -209,15 +198,32 @@ fn implemented(args: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
+/// The images the end-to-end test uses.
+enum Images {
+    /// The built guest images.
+    Built(PathBuf),
+    /// The stand-in rootfs, removed after the test.
+    StandIn(TempDir),
+}
+
+impl Images {
+    fn path(&self) -> &Path {
+        match self {
+            Images::Built(p) => p,
+            Images::StandIn(d) => d.path(),
+        }
+    }
+}
+
 /// The images to use: the real ones when built, else the stand-in rootfs.
-fn images_for_e2e() -> Option<PathBuf> {
+fn images_for_e2e() -> Option<Images> {
     let real = std::env::var_os("BOOTLAB_IMAGES")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("guest-images/out"));
     if real.join("rootfs/sbin/guest-init").is_file() {
-        return Some(real);
+        return Some(Images::Built(real));
     }
-    tiny_images("e2e")
+    tiny_images("e2e").map(Images::StandIn)
 }
 
 #[test]
@@ -230,17 +236,23 @@ fn e2e_lab_microvm_restore_and_sandbox_fill_every_phase() {
         return;
     }
     if !Path::new("/dev/kvm").exists() {
-        skip_or_fail("/dev/kvm not present");
+        skip(
+            "e2e_lab_microvm_restore_and_sandbox_fill_every_phase",
+            "/dev/kvm not present",
+        );
         return;
     }
     let Some(images) = images_for_e2e() else {
-        skip_or_fail("no rootfs: neither built images nor /bin/busybox");
+        skip(
+            "e2e_lab_microvm_restore_and_sandbox_fill_every_phase",
+            "no rootfs: neither built images nor /bin/busybox",
+        );
         return;
     };
     let out = temp_dir("e2e-out");
     let (o, results) = bench(
-        &images,
-        &out,
+        images.path(),
+        out.path(),
         &[
             "--runs",
             "3",
@@ -274,5 +286,4 @@ fn e2e_lab_microvm_restore_and_sandbox_fill_every_phase() {
         }
     }
     assert_eq!(o.status.code(), Some(0));
-    let _ = std::fs::remove_dir_all(out);
 }

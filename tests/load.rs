@@ -32,10 +32,7 @@ const RUN_LIMIT: Duration = Duration::from_secs(60);
 const BIN: &str = env!("CARGO_BIN_EXE_bootlab");
 
 fn skip(why: &str) {
-    if std::env::var("BOOTLAB_REQUIRE_KVM").as_deref() == Ok("1") {
-        panic!("{why}, and BOOTLAB_REQUIRE_KVM=1");
-    }
-    eprintln!("SKIP load: {why}");
+    test_support::skip("load", why);
 }
 
 fn count_dir(path: &str) -> usize {

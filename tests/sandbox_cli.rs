@@ -5,8 +5,7 @@
 //! Sandbox runs need root: without it they print `SKIP: ...` (or fail with
 //! `BOOTLAB_REQUIRE_ROOT=1` / `BOOTLAB_REQUIRE_KVM=1`).
 
-#[path = "../container/tests/support/mod.rs"]
-mod support;
+use test_support::sandbox as support;
 
 mod common;
 use common::bootlab;
@@ -15,6 +14,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use support::{cgroup_dirs_of, require_root, rootfs};
+use test_support::TempDir;
 
 /// `bootlab sandbox run --rootfs <test rootfs> EXTRA -- CMD`.
 fn sandbox(extra: &[&str], cmd: &[&str]) -> Output {
@@ -301,28 +301,16 @@ fn timeline_reports_spawn_exec_done_exit_in_order() {
     };
     let (spawn, exec, done, exit) = (t("spawn"), t("exec"), t("done"), t("exit"));
     assert!(spawn < exec && exec <= done && done <= exit, "{written}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// A fresh directory in CARGO_TARGET_TMPDIR (or the system temp dir when that is not
-/// writable, e.g. the bad-input tests run without root).
-fn tempdir(tag: &str) -> std::path::PathBuf {
-    let name = format!("sandbox-cli-{tag}-{}", std::process::id());
-    for base in [
-        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")),
-        std::env::temp_dir(),
-    ] {
-        let d = base.join(&name);
-        let _ = std::fs::remove_dir_all(&d);
-        if std::fs::create_dir_all(&d).is_ok() {
-            return d;
-        }
-    }
-    panic!("no writable temp dir for {name}");
+/// writable, e.g. the bad-input tests run without root), removed when dropped.
+fn tempdir(tag: &str) -> TempDir {
+    TempDir::new_in(Some(Path::new(env!("CARGO_TARGET_TMPDIR"))), tag).unwrap()
 }
 
 /// A bundle with `config.json` = `runc spec`-like JSON over the test rootfs.
-fn bundle(tag: &str, config: &str) -> std::path::PathBuf {
+fn bundle(tag: &str, config: &str) -> TempDir {
     let d = tempdir(tag);
     std::fs::write(d.join("config.json"), config).unwrap();
     d
@@ -353,12 +341,11 @@ fn oci_bundle_runs() {
     let b = bundle("oci-ok", &oci_config(rootfs(), ""));
     let o = bootlab()
         .args(["sandbox", "run", "--bundle"])
-        .arg(&b)
+        .arg(b.path())
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o).trim(), "oci-box 1 bar");
-    let _ = std::fs::remove_dir_all(b);
 }
 
 /// `cat /proc/self/uid_map` as whitespace-separated numbers.
@@ -399,10 +386,13 @@ fn rootless_mode_maps_the_caller_to_root() {
         .into_iter()
         .find(|p| Path::new(p).exists())
     else {
-        support::skip("no setpriv to drop to an unprivileged user");
+        test_support::skip(
+            "rootless_mode_maps_the_caller_to_root",
+            "no setpriv to drop to an unprivileged user",
+        );
         return;
     };
-    // The test rootfs and binary live below CARGO_TARGET_TMPDIR/target: readable by all.
+    // The test rootfs and binary live below target/: readable by all.
     let o = Command::new(setpriv)
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(env!("CARGO_BIN_EXE_bootlab"))
@@ -417,10 +407,10 @@ fn rootless_mode_maps_the_caller_to_root() {
         .output()
         .unwrap();
     if o.status.code() == Some(1) && stderr(&o).contains("clone") {
-        support::skip(&format!(
-            "unprivileged user namespaces unavailable: {}",
-            stderr(&o)
-        ));
+        test_support::skip(
+            "rootless_mode_maps_the_caller_to_root",
+            &format!("unprivileged user namespaces unavailable: {}", stderr(&o)),
+        );
         return;
     }
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -450,7 +440,6 @@ fn mount_target_symlinked_out_of_the_rootfs_is_refused() {
         .unwrap();
     assert_one_line_error(&o, "resolves outside the rootfs");
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
-    let _ = std::fs::remove_dir_all(d);
 }
 
 #[test]
@@ -575,12 +564,11 @@ fn oci_sysfs_mount_shows_only_the_sandbox_network() {
     let b = bundle("oci-sysfs", &config);
     let o = bootlab()
         .args(["sandbox", "run", "--bundle"])
-        .arg(&b)
+        .arg(b.path())
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = stdout(&o);
     let inside: Vec<&str> = out.split_whitespace().collect();
     assert_eq!(inside, vec!["lo"], "host interfaces {host:?}");
-    let _ = std::fs::remove_dir_all(b);
 }

@@ -23,8 +23,7 @@
 //! prints `SKIP: ...` (or fails with `BOOTLAB_REQUIRE_KVM=1` /
 //! `BOOTLAB_REQUIRE_ROOT=1`).
 
-#[path = "../container/tests/support/mod.rs"]
-mod support;
+use test_support::sandbox as support;
 
 mod common;
 use std::collections::BTreeMap;
@@ -1010,7 +1009,10 @@ fn seccomp_is_not_bypassed_through_the_i386_abi() {
         .unwrap();
     let host = results(&stdout(&o));
     if host.get("i386:20:0:0:0").map(String::as_str) != Some("OK") {
-        support::skip(&format!("the kernel has no i386 ABI: {host:?}"));
+        test_support::skip(
+            "seccomp_is_not_bypassed_through_the_i386_abi",
+            &format!("the kernel has no i386 ABI: {host:?}"),
+        );
     }
 }
 

@@ -6,8 +6,7 @@
 //! run marker and the namespaces they reported), so other users of the host do not
 //! make it flaky. Needs root (else `SKIP: ...`).
 
-#[path = "../container/tests/support/mod.rs"]
-mod support;
+use test_support::sandbox as support;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};

@@ -226,11 +226,14 @@ fn linux_guest_runs_init_and_workload_slow() {
     let images = std::env::var_os("BOOTLAB_IMAGES")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("guest-images/out"));
-    if !images.join("vmlinux").is_file() {
-        if std::env::var("BOOTLAB_REQUIRE_KVM").as_deref() == Ok("1") {
-            panic!("guest-images/out/vmlinux is missing: run guest-images/build.sh");
-        }
-        eprintln!("SKIP linux_guest_runs_init_and_workload_slow: no guest-images/out/vmlinux");
+    let vmlinux = images.join("vmlinux");
+    if !test_support::need(
+        "linux_guest_runs_init_and_workload_slow",
+        &[test_support::Need::Path(
+            &vmlinux,
+            "run guest-images/build.sh",
+        )],
+    ) {
         return;
     }
     let out_path = tmp("linux.json");

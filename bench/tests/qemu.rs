@@ -11,10 +11,7 @@ use timeline::VM_MODEL;
 const STUB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pvh-stub.S");
 
 fn skip_or_fail(why: &str) {
-    if std::env::var("BOOTLAB_REQUIRE_KVM").as_deref() == Ok("1") {
-        panic!("required but unavailable: {why}");
-    }
-    eprintln!("SKIP: {why}");
+    test_support::skip("qemu_microvm_boots_the_pvh_stub_and_is_timed", why);
 }
 
 /// Assembles and links the stub into `dir`; `None` without binutils.
@@ -47,16 +44,18 @@ fn qemu_microvm_boots_the_pvh_stub_and_is_timed() {
         skip_or_fail("qemu-system-x86_64 not installed (Debian package qemu-system-x86)");
         return;
     }
-    let dir = std::env::temp_dir().join(format!("bench-qemu-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let Some(elf) = build_stub(&dir) else {
+    let dir = test_support::TempDir::new("bench-qemu").unwrap();
+    let Some(elf) = build_stub(dir.path()) else {
         skip_or_fail("binutils (as, ld) not installed");
         return;
     };
     let runner = QemuMicrovm::new(Some(elf));
     runner.check().expect("runner available");
     for id in 0..2 {
-        let spec = runner.spec(RunCtx { scratch: &dir, id });
+        let spec = runner.spec(RunCtx {
+            scratch: dir.path(),
+            id,
+        });
         let t = execute(runner.name(), &spec);
         assert_eq!(t.error, None, "{t:?}");
         assert_eq!(t.exit_code, Some(1), "isa-debug-exit status (0 << 1) | 1");
@@ -66,5 +65,4 @@ fn qemu_microvm_boots_the_pvh_stub_and_is_timed() {
     // Without a guest ELF the runner says so instead of running.
     let missing = QemuMicrovm::new(None).check().unwrap_err();
     assert!(missing.contains("--lab-elf"), "{missing}");
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -13,19 +13,12 @@ fn fixture() -> Results {
     report::load(Path::new(FIXTURE)).expect("fixture loads")
 }
 
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bench-test-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn temp_dir(tag: &str) -> test_support::TempDir {
+    test_support::TempDir::new(&format!("bench-test-{tag}")).unwrap()
 }
 
-/// Skips loudly, or fails when CI requires everything (BOOTLAB_REQUIRE_KVM=1).
 fn skip(why: &str) {
-    if std::env::var("BOOTLAB_REQUIRE_KVM").as_deref() == Ok("1") {
-        panic!("required but unavailable: {why}");
-    }
-    eprintln!("SKIP: {why}");
+    test_support::skip("html_renders_in_headless_chromium", why);
 }
 
 fn svgs(html: &str) -> Vec<&str> {
@@ -175,7 +168,6 @@ fn write_and_reload_round_trips() {
         matches!(&e, bench::Error::Results(p, _) if *p == other),
         "{e}"
     );
-    let _ = std::fs::remove_dir_all(dir);
     let e = report::load(Path::new("/nonexistent/results.json")).unwrap_err();
     assert!(
         matches!(&e, bench::Error::Io(_, io) if io.kind() == std::io::ErrorKind::NotFound),
@@ -243,5 +235,4 @@ fn html_renders_in_headless_chromium() {
         vmm > 200,
         "phase bars not visible ({vmm} vmm-colored pixels)"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }

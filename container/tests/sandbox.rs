@@ -3,8 +3,7 @@
 //! statuses, the timeout and its cgroup removal, typed errors. (The 200-run leak test
 //! is `tests/sandbox_leaks.rs` of the root package.)
 
-#[path = "support/mod.rs"]
-mod support;
+use test_support::sandbox as support;
 
 use container::{Error, ExitStatus, Namespace, SandboxSpec};
 use std::path::{Path, PathBuf};

@@ -9,21 +9,7 @@ use std::time::Duration;
 use timeline::{event, EventSource, VM_MODEL};
 use vmm::{Error, ExitReason, KernelSource, VmConfig};
 
-/// Whether /dev/kvm can be used; skips loudly, or fails when CI requires KVM.
-fn kvm_or_skip(test: &str) -> bool {
-    let ok = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_ok();
-    if !ok {
-        if std::env::var("BOOTLAB_REQUIRE_KVM").as_deref() == Ok("1") {
-            panic!("{test}: /dev/kvm is not usable and BOOTLAB_REQUIRE_KVM=1");
-        }
-        eprintln!("SKIP {test}: /dev/kvm is not usable here");
-    }
-    ok
-}
+use test_support::kvm_or_skip;
 
 /// A console that keeps what the guest printed.
 #[derive(Clone, Default)]

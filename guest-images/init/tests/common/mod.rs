@@ -1,5 +1,5 @@
-//! Helpers shared by guest-init's integration tests: where the built images are,
-//! skip-or-fail when something is missing, and reading marker output.
+//! Helpers shared by guest-init's integration tests: where the built images are and
+//! reading marker output; skipping follows the test-support crate.
 
 #![allow(dead_code)] // each test file uses a different subset
 
@@ -7,9 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use timeline::marker::Marker;
-
-/// Env var that turns every skip into a failure (CI sets it).
-pub const REQUIRE_ENV: &str = "BOOTLAB_REQUIRE_KVM";
 
 /// The images directory: $BOOTLAB_IMAGES, else guest-images/out of this checkout.
 pub fn images_dir() -> PathBuf {
@@ -19,30 +16,17 @@ pub fn images_dir() -> PathBuf {
     }
 }
 
-/// Whether missing prerequisites must fail the test instead of skipping it.
-pub fn required() -> bool {
-    std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1")
-}
-
-/// Returns `path` if it exists. Otherwise skips loudly (returns `None`), or panics
-/// when [`REQUIRE_ENV`] is 1.
+/// Returns `path` if it exists. Otherwise skips loudly (returns `None`), or fails
+/// when CI requires everything (test_support's policy).
 pub fn need(path: &Path, why: &str) -> Option<PathBuf> {
-    if path.exists() {
-        return Some(path.to_path_buf());
-    }
-    skip(&format!(
-        "{} missing ({why}); run guest-images/build.sh",
-        path.display()
-    ));
-    None
+    let hint = format!("{why}; run guest-images/build.sh");
+    test_support::need("guest-init", &[test_support::Need::Path(path, &hint)])
+        .then(|| path.to_path_buf())
 }
 
-/// Skips loudly, or panics when [`REQUIRE_ENV`] is 1.
+/// Skips loudly, or fails when CI requires everything (test_support's policy).
 pub fn skip(reason: &str) {
-    if required() {
-        panic!("{reason} (and {REQUIRE_ENV}=1)");
-    }
-    eprintln!("SKIP: {reason}");
+    test_support::skip("guest-init", reason);
 }
 
 /// The markers among `stdout`'s lines, in order.

@@ -1,11 +1,7 @@
-//! Shared helpers of the sandbox tests (used by `container/tests/*.rs` and the root
-//! package's `tests/sandbox_*.rs` through `#[path]`): the root check with its loud
-//! skip, and a tiny busybox-static rootfs built by the test itself (with the static
-//! `probe` helper compiled from `container/tests/probe/probe.rs`), so the tests do
-//! not depend on the guest-images build; executables are copied with
-//! [`copy_executable`] (`tests/bench_cli.rs` uses that too).
-
-#![allow(dead_code)]
+//! The sandbox tests' fixture: a tiny busybox-static rootfs with the static `probe`
+//! helper (compiled from container/tests/probe/probe.rs), built by the tests
+//! themselves so they do not depend on the guest-images build, and the checks
+//! around it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,52 +10,33 @@ use std::sync::OnceLock;
 /// Where a statically linked busybox is expected (Debian package busybox-static).
 pub const BUSYBOX: &str = "/bin/busybox";
 
-/// Whether a missing prerequisite must fail the test instead of skipping it.
-fn required() -> bool {
-    ["BOOTLAB_REQUIRE_ROOT", "BOOTLAB_REQUIRE_KVM"]
-        .iter()
-        .any(|v| std::env::var(v).map(|s| s == "1").unwrap_or(false))
-}
-
-/// Skips (loudly) or fails, per [`required`].
-pub fn skip(why: &str) -> bool {
-    if required() {
-        panic!("{why} (required by BOOTLAB_REQUIRE_ROOT/BOOTLAB_REQUIRE_KVM)");
-    }
-    eprintln!("SKIP: {why}");
-    false
-}
-
 /// True when the test may run sandboxes: root, and a static busybox to build the
-/// rootfs from. Otherwise prints `SKIP: ...` and returns false, or panics when
-/// `BOOTLAB_REQUIRE_ROOT=1` / `BOOTLAB_REQUIRE_KVM=1`.
+/// rootfs from; otherwise skips or fails per [`crate::required`].
 pub fn require_root() -> bool {
-    if euid() != 0 {
-        return skip("sandbox tests need root");
-    }
-    if !Path::new(BUSYBOX).exists() {
-        return skip("no /bin/busybox (install busybox-static)");
-    }
-    true
+    crate::need(
+        "sandbox test",
+        &[
+            crate::Need::Root,
+            crate::Need::Path(Path::new(BUSYBOX), "install busybox-static"),
+        ],
+    )
 }
 
-/// The effective uid (owner of `/proc/self`; no libc needed in the root package).
-pub fn euid() -> u32 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(u32::MAX)
-}
-
+/// Where the probe helper and the rootfs are built: beside the test binaries in the
+/// target folder (`target/debug/test-support`), which, unlike a `/tmp` mounted
+/// noexec, can hold executables, and is kept between runs so the probe compiles once.
 fn tmp_base() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("test-support")))
+        .unwrap_or_else(std::env::temp_dir)
 }
 
 /// Compiles the probe helper (static, std only) once per source version.
 fn probe_binary() -> PathBuf {
-    const SRC: &str = include_str!("../probe/probe.rs");
+    const SRC: &str = include_str!("../../container/tests/probe/probe.rs");
     let hash = SRC.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     });
     let out = tmp_base().join(format!("probe-{hash:016x}"));
     if out.exists() {
@@ -83,7 +60,7 @@ fn probe_binary() -> PathBuf {
 }
 
 /// A busybox-static rootfs with `/bin/probe`, built once per test process in
-/// `CARGO_TARGET_TMPDIR` (stale ones of dead test processes are removed).
+/// the target folder (stale ones of dead test processes are removed).
 pub fn rootfs() -> &'static Path {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
     ROOT.get_or_init(|| {
