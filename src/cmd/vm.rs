@@ -133,12 +133,10 @@ impl LinuxGuest {
         }
     }
 
-    /// The configuration for this host: emulated KVM is detected as the bench's
-    /// host facts do.
+    /// The configuration for this host (only /proc/cpuinfo and two paths are read).
     pub fn for_this_host() -> LinuxGuest {
         LinuxGuest::for_host(
-            bench::host::HostFacts::detect().virtualization
-                == bench::host::Virtualization::EmulatedKvm,
+            hostfacts::Virtualization::detect() == hostfacts::Virtualization::EmulatedKvm,
         )
     }
 }

@@ -1,5 +1,8 @@
-//! Facts about the host a report was measured on: CPU, whether /dev/kvm is hardware
-//! KVM or emulated (PVM), the kernel, the cgroup layout. Read from /proc and /sys only.
+//! Facts about the host bootlab runs on: CPU, whether /dev/kvm is hardware KVM or
+//! emulated (PVM), the kernel, the cgroup layout. Read from /proc and /sys only.
+//! The harness records them in every report; `bootlab vm run` asks only
+//! [`Virtualization::detect`], to pick the Linux guest that suits the host. What
+//! each kind of host can observe: docs/HOSTS.md.
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -48,14 +51,10 @@ pub struct HostFacts {
 impl HostFacts {
     /// Reads the facts of the running host.
     pub fn detect() -> HostFacts {
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpuinfo = read_cpuinfo();
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        let (virtualization, virtualization_evidence) = classify_kvm(
-            &cpuinfo,
-            Path::new("/dev/kvm").exists(),
-            Path::new(PVM_MODULE).exists(),
-        );
+        let (virtualization, virtualization_evidence) = classify_this_host(&cpuinfo);
         HostFacts {
             cpu_model: cpu_model(&cpuinfo),
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -74,6 +73,25 @@ impl HostFacts {
     pub fn emulated(&self) -> bool {
         self.virtualization != Virtualization::HardwareKvm
     }
+}
+
+impl Virtualization {
+    /// What /dev/kvm is on this host (reads /proc/cpuinfo and checks two paths).
+    pub fn detect() -> Virtualization {
+        classify_this_host(&read_cpuinfo()).0
+    }
+}
+
+fn read_cpuinfo() -> String {
+    std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default()
+}
+
+fn classify_this_host(cpuinfo: &str) -> (Virtualization, String) {
+    classify_kvm(
+        cpuinfo,
+        Path::new("/dev/kvm").exists(),
+        Path::new(PVM_MODULE).exists(),
+    )
 }
 
 /// The first `model name` of /proc/cpuinfo.
