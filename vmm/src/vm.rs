@@ -141,6 +141,9 @@ pub enum SnapshotPoint {
     /// The guest's port write of this marker (the console line does not count).
     Marker(Marker),
     /// The monitor process receiving [`SNAPSHOT_SIGNAL`], whatever the guest does.
+    /// [`Vm::run`] blocks the signal in its own thread, which its threads inherit;
+    /// other threads of the caller must block it too, or its default action (end
+    /// the process) can hit one of them.
     Signal,
 }
 
