@@ -112,3 +112,95 @@ pub fn push_main_entry(tl: &mut timeline::Timeline, name: &str) {
         tl.push(name, t, timeline::EventSource::Runtime);
     }
 }
+
+/// Output format of `--timeline` (`vm run`, `vm restore`, `sandbox run`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TimelineFormat {
+    /// One line of JSON (a serialized `timeline::Timeline`).
+    Json,
+    /// The events, the phases and what was not observed, one per line.
+    Text,
+}
+
+/// Writes a finished run's timeline to `--timeline-out` and prints it on stderr for
+/// `--timeline`: how every runtime of ours reports its timeline.
+pub fn report_timeline(
+    tl: &timeline::Timeline,
+    model: &timeline::PhaseModel,
+    format: Option<TimelineFormat>,
+    out: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    if let Some(path) = out {
+        let json = serde_json::to_string(tl)?;
+        std::fs::write(path, json)
+            .map_err(|e| anyhow::anyhow!("cannot write the timeline to {}: {e}", path.display()))?;
+    }
+    match format {
+        Some(TimelineFormat::Json) => eprintln!("{}", serde_json::to_string(tl)?),
+        Some(TimelineFormat::Text) => eprint!("{}", timeline_text(tl, model)),
+        None => {}
+    }
+    Ok(())
+}
+
+/// The text form of a timeline: every event in time order (ms after the spawn),
+/// then the phases of `model`, the total and the phases not observed.
+pub fn timeline_text(t: &timeline::Timeline, model: &timeline::PhaseModel) -> String {
+    use std::fmt::Write;
+    let ms = |ns: u64| ns as f64 / 1e6;
+    let mut events: Vec<&timeline::Event> = t.events.iter().collect();
+    events.sort_by_key(|e| e.t_ns);
+    let mut out = format!("timeline of {} (ms after spawn):\n", t.runtime);
+    for e in events {
+        let at = ms(e.t_ns.saturating_sub(t.spawn_ns));
+        let _ = writeln!(out, "  {at:>10.3}  {:<16} {:?}", e.name, e.source);
+    }
+    for p in t.phases(model) {
+        let _ = writeln!(
+            out,
+            "  phase {:<14} {:>10.3} ms",
+            p.name,
+            ms(p.duration_ns())
+        );
+    }
+    if let Some(total) = t.total_ns(model) {
+        let _ = writeln!(out, "  total {:<14} {:>10.3} ms", "", ms(total));
+    }
+    let missing = t.unobserved(model);
+    if !missing.is_empty() {
+        let _ = writeln!(out, "  not observed: {}", missing.join(", "));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use timeline::{event, step, EventSource, Timeline, CONTAINER_MODEL, VM_MODEL};
+
+    #[test]
+    fn timeline_text_lists_events_in_time_order_then_phases_and_gaps() {
+        let mut t = Timeline::new("bootlab-sandbox", 1_000_000);
+        t.push(event::EXIT, 4_000_000, EventSource::Runtime);
+        t.push(event::EXEC, 2_500_000, EventSource::Runtime);
+        t.push(step::SANDBOX_CLONE, 1_500_000, EventSource::Runtime);
+        t.push(event::DONE, 3_000_000, EventSource::Runtime);
+        let text = timeline_text(&t, &CONTAINER_MODEL);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "timeline of bootlab-sandbox (ms after spawn):");
+        assert!(lines[1].contains("0.500") && lines[1].contains("sandbox-clone"));
+        assert!(lines[2].contains("1.500") && lines[2].contains("exec"));
+        assert!(lines[5].starts_with("  phase sandbox") && lines[5].ends_with("1.500 ms"));
+        assert!(lines[8].starts_with("  total") && lines[8].ends_with("3.000 ms"));
+        assert_eq!(lines.len(), 9, "{text}");
+        // A VM run that stopped after its kernel phase says what it did not see.
+        let mut t = Timeline::new("vm", 0);
+        t.push(event::FIRST_KVM_RUN, 1_000_000, EventSource::Monitor);
+        t.push(event::KERNEL_RUN_INIT, 9_000_000, EventSource::Console);
+        let text = timeline_text(&t, &VM_MODEL);
+        assert!(
+            text.ends_with("  not observed: init, process, teardown\n"),
+            "{text}"
+        );
+    }
+}

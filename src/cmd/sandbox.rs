@@ -3,7 +3,7 @@
 //! and report its timeline (spawn -> exec -> done -> exit).
 
 use anyhow::{anyhow, bail, Context};
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use container::{Namespace, NamespaceSet, SandboxSpec};
 use std::path::PathBuf;
 use timeline::{event, step};
@@ -15,14 +15,7 @@ pub enum SandboxCommand {
     Run(Box<RunArgs>),
 }
 
-/// Output format of `--timeline`.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum TimelineFormat {
-    /// One line of JSON (a serialized `timeline::Timeline`).
-    Json,
-    /// Human-readable phases.
-    Text,
-}
+use super::TimelineFormat;
 
 #[derive(Debug, Args)]
 #[command(
@@ -298,49 +291,12 @@ fn run_one(a: RunArgs) -> anyhow::Result<u8> {
     };
     tl.exit_code = Some(code);
     tl.push(event::EXIT, timeline::now_ns(), EventSource::Runtime);
-    report_timeline(&a, &tl)?;
+    super::report_timeline(
+        &tl,
+        &timeline::CONTAINER_MODEL,
+        a.timeline,
+        a.timeline_out.as_deref(),
+    )?;
     result?;
     Ok(u8::try_from(code.clamp(0, 255)).unwrap_or(u8::MAX))
-}
-
-fn report_timeline(a: &RunArgs, tl: &Timeline) -> anyhow::Result<()> {
-    if let Some(path) = &a.timeline_out {
-        let json = serde_json::to_string(tl)?;
-        std::fs::write(path, json)
-            .with_context(|| format!("writing the timeline to {}", path.display()))?;
-    }
-    match a.timeline {
-        Some(TimelineFormat::Json) => eprintln!("{}", serde_json::to_string(tl)?),
-        Some(TimelineFormat::Text) => {
-            let mut line = String::from("timeline:");
-            for p in tl.phases(&timeline::CONTAINER_MODEL) {
-                line.push_str(&format!(
-                    " {} {:.3} ms;",
-                    p.name,
-                    p.duration_ns() as f64 / 1e6
-                ));
-            }
-            if let Some(t) = tl.total_ns(&timeline::CONTAINER_MODEL) {
-                line.push_str(&format!(" total {:.3} ms", t as f64 / 1e6));
-            }
-            let steps: Vec<String> = tl
-                .events
-                .iter()
-                .filter(|e| {
-                    e.name == step::SANDBOX_MAIN
-                        || container::process::STEP_NAMES.contains(&e.name.as_str())
-                })
-                .map(|e| {
-                    let at = e.t_ns.saturating_sub(tl.spawn_ns) as f64 / 1e6;
-                    format!("{} {at:.3}", e.name.trim_start_matches("sandbox-"))
-                })
-                .collect();
-            if !steps.is_empty() {
-                line.push_str(&format!(" (sandbox steps at ms: {})", steps.join(", ")));
-            }
-            eprintln!("{line}");
-        }
-        None => {}
-    }
-    Ok(())
 }

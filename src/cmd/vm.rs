@@ -170,11 +170,7 @@ impl SnapshotAt {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TimelineFormat {
-    Json,
-    Text,
-}
+pub use super::TimelineFormat;
 
 /// Defaults of `vm run`, shared by clap and the argument scanner.
 const DEFAULT_MEM_MIB: u64 = 128;
@@ -478,47 +474,13 @@ pub fn finish(
     if outcome.unhandled_pio + outcome.unhandled_mmio > 0 {
         log_unhandled(outcome.unhandled_pio, outcome.unhandled_mmio);
     }
-    if let Some(path) = timeline_out {
-        let json = serde_json::to_string(&timeline)?;
-        std::fs::write(path, json)
-            .with_context(|| format!("cannot write the timeline to {}", path.display()))?;
-    }
-    match format {
-        Some(TimelineFormat::Json) => eprintln!("{}", serde_json::to_string(&timeline)?),
-        Some(TimelineFormat::Text) => print_text(&timeline, model),
-        None => {}
-    }
+    super::report_timeline(&timeline, model, format, timeline_out)?;
     Ok(code)
 }
 
 fn log_unhandled(pio: u64, mmio: u64) {
     if std::env::var_os("BOOTLAB_DEBUG").is_some() {
         eprintln!("bootlab: {pio} unhandled port and {mmio} unhandled MMIO accesses");
-    }
-}
-
-fn print_text(t: &timeline::Timeline, model: &PhaseModel) {
-    let mut events = t.events.clone();
-    events.sort_by_key(|e| e.t_ns);
-    eprintln!("timeline of {} (ms after spawn):", t.runtime);
-    for e in &events {
-        eprintln!(
-            "  {:>10.3}  {:<16} {:?}",
-            e.t_ns.saturating_sub(t.spawn_ns) as f64 / 1e6,
-            e.name,
-            e.source
-        );
-    }
-    for p in t.phases(model) {
-        eprintln!(
-            "  phase {:<14} {:>10.3} ms",
-            p.name,
-            p.duration_ns() as f64 / 1e6
-        );
-    }
-    let missing = t.unobserved(model);
-    if !missing.is_empty() {
-        eprintln!("  not observed: {}", missing.join(", "));
     }
 }
 
