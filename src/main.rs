@@ -157,6 +157,63 @@ fn finish(command: Command) -> u8 {
 mod tests {
     use super::*;
 
+    /// Every long option clap knows for the commands the scanner takes is known to
+    /// the scanner, valued or a flag as clap has it, and the scanner knows nothing
+    /// clap does not: a new option cannot silently send every start through clap.
+    #[test]
+    fn the_scanner_knows_exactly_the_long_options_of_clap() {
+        use clap::{ArgAction, Args};
+        let cases = [
+            (
+                "vm run",
+                cmd::vm::RunArgs::augment_args(clap::Command::new("run")),
+                &cmd::vm::RunArgs::FAST,
+            ),
+            (
+                "vm restore",
+                cmd::restore::RestoreArgs::augment_args(clap::Command::new("restore")),
+                &cmd::restore::RestoreArgs::FAST,
+            ),
+            (
+                "sandbox run",
+                cmd::sandbox::RunArgs::augment_args(clap::Command::new("run")),
+                &cmd::sandbox::RunArgs::FAST,
+            ),
+        ];
+        for (name, command, known) in cases {
+            let mut longs = Vec::new();
+            for arg in command.get_arguments() {
+                let Some(long) = arg.get_long() else { continue };
+                longs.push(long);
+                match arg.get_action() {
+                    ArgAction::SetTrue | ArgAction::SetFalse | ArgAction::Count => {
+                        assert!(
+                            known.flags.contains(&long),
+                            "{name}: --{long} is not a known flag"
+                        );
+                    }
+                    action => {
+                        assert!(
+                            known.valued.contains(&long),
+                            "{name}: --{long} is not known as valued"
+                        );
+                        assert_eq!(
+                            known.repeatable.contains(&long),
+                            matches!(action, ArgAction::Append),
+                            "{name}: --{long} repeatable as clap has it"
+                        );
+                    }
+                }
+            }
+            for k in known.flags.iter().chain(known.valued) {
+                assert!(
+                    longs.contains(k),
+                    "{name}: the scanner knows --{k}, clap does not"
+                );
+            }
+        }
+    }
+
     fn argv(line: &str) -> Vec<std::ffi::OsString> {
         line.split(' ').map(Into::into).collect()
     }

@@ -41,6 +41,22 @@ pub struct RestoreArgs {
 }
 
 impl RestoreArgs {
+    /// The options the scanner takes (what clap knows for this command: a test
+    /// in src/main.rs checks that none is missing).
+    pub const FAST: crate::fastargs::Known<'static> = crate::fastargs::Known {
+        flags: &["snapshot-continue"],
+        valued: &[
+            "timeout",
+            "mem",
+            "vcpus",
+            "timeline",
+            "timeline-out",
+            "snapshot-at",
+            "snapshot-out",
+        ],
+        repeatable: &[],
+    };
+
     /// These arguments (what follows `restore`) scanned without clap, or `None` to
     /// leave them to clap (see [`crate::fastargs`]): the folder first, then options.
     pub fn fast(args: &[std::ffi::OsString]) -> Option<RestoreArgs> {
@@ -48,22 +64,7 @@ impl RestoreArgs {
         let dir = dir
             .to_str()
             .filter(|d| !d.is_empty() && !d.starts_with('-'))?;
-        let s = crate::fastargs::scan(
-            rest,
-            &crate::fastargs::Known {
-                flags: &["snapshot-continue"],
-                valued: &[
-                    "timeout",
-                    "mem",
-                    "vcpus",
-                    "timeline",
-                    "timeline-out",
-                    "snapshot-at",
-                    "snapshot-out",
-                ],
-                repeatable: &[],
-            },
-        )?;
+        let s = crate::fastargs::scan(rest, &Self::FAST)?;
         let (at, out) = (s.value("snapshot-at"), s.value("snapshot-out"));
         if !s.rest.is_empty()
             || at.is_some() != out.is_some()

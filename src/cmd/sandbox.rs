@@ -84,37 +84,38 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// The options the scanner takes (what clap knows for this command: a test
+    /// in src/main.rs checks that none is missing).
+    pub const FAST: crate::fastargs::Known<'static> = crate::fastargs::Known {
+        flags: &[
+            "no-net",
+            "no-pid",
+            "no-ipc",
+            "no-uts",
+            "no-cgroupns",
+            "no-user",
+            "rw",
+        ],
+        valued: &[
+            "rootfs",
+            "bundle",
+            "hostname",
+            "unshare",
+            "memory",
+            "pids",
+            "cpus",
+            "timeout",
+            "env",
+            "timeline",
+            "timeline-out",
+        ],
+        repeatable: &["env"],
+    };
+
     /// These arguments (what follows `run`) scanned without clap, or `None` to leave
     /// them to clap (see [`crate::fastargs`]).
     pub fn fast(args: &[std::ffi::OsString]) -> Option<RunArgs> {
-        let s = crate::fastargs::scan(
-            args,
-            &crate::fastargs::Known {
-                flags: &[
-                    "no-net",
-                    "no-pid",
-                    "no-ipc",
-                    "no-uts",
-                    "no-cgroupns",
-                    "no-user",
-                    "rw",
-                ],
-                valued: &[
-                    "rootfs",
-                    "bundle",
-                    "hostname",
-                    "unshare",
-                    "memory",
-                    "pids",
-                    "cpus",
-                    "timeout",
-                    "env",
-                    "timeline",
-                    "timeline-out",
-                ],
-                repeatable: &["env"],
-            },
-        )?;
+        let s = crate::fastargs::scan(args, &Self::FAST)?;
         if s.value("rootfs").is_some() && s.value("bundle").is_some() {
             return None;
         }

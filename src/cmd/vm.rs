@@ -227,31 +227,32 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// The options the scanner takes (what clap knows for this command: a test
+    /// in src/main.rs checks that none is missing).
+    pub const FAST: crate::fastargs::Known<'static> = crate::fastargs::Known {
+        flags: &["snapshot-continue"],
+        valued: &[
+            "snapshot-at",
+            "snapshot-out",
+            "kernel",
+            "guest",
+            "initrd",
+            "cmdline",
+            "mem",
+            "vcpus",
+            "irqchip",
+            "cpu-vendor",
+            "timeout",
+            "timeline",
+            "timeline-out",
+        ],
+        repeatable: &[],
+    };
+
     /// These arguments (what follows `run`) scanned without clap, or `None` to leave
     /// them to clap (see [`crate::fastargs`]).
     pub fn fast(args: &[std::ffi::OsString]) -> Option<RunArgs> {
-        let s = crate::fastargs::scan(
-            args,
-            &crate::fastargs::Known {
-                flags: &["snapshot-continue"],
-                valued: &[
-                    "snapshot-at",
-                    "snapshot-out",
-                    "kernel",
-                    "guest",
-                    "initrd",
-                    "cmdline",
-                    "mem",
-                    "vcpus",
-                    "irqchip",
-                    "cpu-vendor",
-                    "timeout",
-                    "timeline",
-                    "timeline-out",
-                ],
-                repeatable: &[],
-            },
-        )?;
+        let s = crate::fastargs::scan(args, &Self::FAST)?;
         if !s.rest.is_empty() || (s.value("kernel").is_some() && s.value("guest").is_some()) {
             return None;
         }
