@@ -8,6 +8,7 @@
 
 mod cmd;
 mod fastargs;
+mod plan;
 
 use clap::{Parser, Subcommand};
 

@@ -162,7 +162,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
             let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(SHARED_FIRECRACKER);
             p.is_file().then_some(p)
         });
-    let linux_guest = super::vm::LinuxGuest::for_host(host.emulated());
+    let linux_guest = crate::plan::LinuxGuest::for_host(host.emulated());
     let linux = LinuxBoot {
         kernel: images.join("vmlinux"),
         initrd: images.join(linux_guest.initrd),

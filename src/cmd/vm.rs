@@ -1,14 +1,12 @@
 //! `bootlab vm ...`: boot a microVM with our monitor.
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use timeline::marker::Marker;
 use timeline::{event, step};
 use timeline::{EventSource, PhaseModel, VM_MODEL};
-use vmm::{
-    CpuVendor, ExitReason, IrqChipKind, KernelSource, SnapshotPoint, SnapshotRequest, VmConfig,
-};
+use vmm::{ExitReason, KernelSource, SnapshotPoint, SnapshotRequest, VmConfig};
 
 /// Exit codes of `bootlab vm run` beyond the guest's own status.
 pub const EXIT_TRIPLE_FAULT: u8 = 80;
@@ -16,24 +14,6 @@ pub const EXIT_INTERNAL_ERROR: u8 = 81;
 pub const EXIT_FAIL_ENTRY: u8 = 82;
 pub const EXIT_KVM_RUN: u8 = 83;
 pub const EXIT_TIMEOUT: u8 = 124;
-
-/// Kernel command line for the Linux guest on hardware KVM: the serial console, and
-/// `reboot=k` and `panic=-1` so that the guest's end (or a panic) resets through the
-/// i8042 and ends the VM. The guest keeps kvmclock: on hardware KVM it is how the
-/// kernel learns the TSC frequency (without it and without an HPET the calibration
-/// against the PIT spins forever in `calibrate_delay` in the nested-SVM lane).
-pub const LINUX_CMDLINE: &str = "console=ttyS0 reboot=k panic=-1";
-
-/// Kernel command line for the Linux guest on hosts whose /dev/kvm is emulated
-/// (PVM): the instruction emulator rejects xsave and the listed CPU features
-/// (docs: guest-images/kernel/EMULATED-USERSPACE.md); `no-kvmclock tsc=reliable
-/// nowatchdog` make clock reads cheap and drop the clocksource watchdog, without
-/// which a busy host can stall the emulated boot in timekeeping for minutes (attempt
-/// A1 there); `rodata=off`: write protecting the kernel's read-only data took 11 s
-/// of the boot on a quiet host and did not finish within 350 s on a loaded one.
-pub const LINUX_CMDLINE_EMULATED_KVM: &str = "console=ttyS0 reboot=k panic=-1 noxsave \
-clearcpuid=smap,popcnt,bmi1,bmi2,avx,avx2,fsgsbase,rdpid,rdseed,rdrand \
-no-kvmclock tsc=reliable nowatchdog rodata=off";
 
 #[derive(Debug, Subcommand)]
 pub enum VmCommand {
@@ -94,56 +74,6 @@ pub enum VendorArg {
     /// `GenuineIntel`, whatever the host is.
     Intel,
 }
-
-/// How `--guest linux` runs on a host: which initramfs, which CPU vendor, which
-/// kernel command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LinuxGuest {
-    /// File name in the images directory.
-    pub initrd: &'static str,
-    pub cpu_vendor: CpuVendor,
-    pub cmdline: &'static str,
-}
-
-/// Hardware KVM: the 64-bit guest-init, the host's CPU vendor, a plain command line.
-pub const LINUX_GUEST: LinuxGuest = LinuxGuest {
-    initrd: "initramfs.cpio.gz",
-    cpu_vendor: CpuVendor::Host,
-    cmdline: LINUX_CMDLINE,
-};
-
-/// Emulated KVM (kvm_pvm): there only a 32-bit task's `sysenter` reaches the guest
-/// kernel, and only when the CPU claims to be Intel, so the init is the 32-bit
-/// guest-init32 and the vendor is Intel (guest-images/kernel/EMULATED-USERSPACE.md).
-/// Uncompressed: unpacking runs as emulated kernel code. None of this suits
-/// hardware KVM: on AMD (SVM) the 32-bit SYSENTER path double-faults at "Run /init".
-pub const LINUX_GUEST_EMULATED_KVM: LinuxGuest = LinuxGuest {
-    initrd: "initramfs32.cpio",
-    cpu_vendor: CpuVendor::Intel,
-    cmdline: LINUX_CMDLINE_EMULATED_KVM,
-};
-
-impl LinuxGuest {
-    /// The configuration for a host whose /dev/kvm is (or is not) emulated.
-    pub fn for_host(emulated_kvm: bool) -> LinuxGuest {
-        if emulated_kvm {
-            LINUX_GUEST_EMULATED_KVM
-        } else {
-            LINUX_GUEST
-        }
-    }
-
-    /// The configuration for this host (only /proc/cpuinfo and two paths are read).
-    pub fn for_this_host() -> LinuxGuest {
-        LinuxGuest::for_host(
-            hostfacts::Virtualization::detect() == hostfacts::Virtualization::EmulatedKvm,
-        )
-    }
-}
-
-/// guest-init's kernel-command-line switch that makes it announce the snapshot
-/// point right before the workload (guest-images/init/src/cmdline.rs).
-const GUEST_INIT_SNAPSHOT: &str = "bootlab.snapshot";
 
 /// A marker to save the machine at (`--snapshot-at`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -293,91 +223,38 @@ pub fn run(cmd: VmCommand) -> anyhow::Result<u8> {
 
 fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
     let spawn_ns = timeline::clock::spawn_ns_from_env().unwrap_or_else(timeline::now_ns);
-    let mut cpu_vendor = CpuVendor::Host;
-    let (kernel, initrd, cmdline, name) = match (args.guest, &args.kernel) {
-        (Some(Guest::Lab), _) => (
-            KernelSource::Embedded {
-                name: "lab guest",
-                bytes: vmm::lab::ELF,
-            },
-            args.initrd.clone(),
-            args.cmdline.clone().unwrap_or_default(),
-            "bootlab-vm-lab",
-        ),
-        (Some(Guest::Fuzz), _) => (
-            KernelSource::Embedded {
-                name: "fuzz guest",
-                bytes: vmm::lab::FUZZ_ELF,
-            },
-            args.initrd.clone(),
-            args.cmdline.clone().unwrap_or_else(|| "sweep 1".into()),
-            "bootlab-vm-fuzz",
-        ),
-        (Some(Guest::Linux), _) => {
-            let dir = super::images_dir();
-            let vmlinux = dir.join("vmlinux");
-            if vmlinux.exists() {
-                super::check_file("linux guest kernel", &vmlinux)?;
-            } else {
-                bail!(
-                    "the linux guest is not built: {} is missing (run `bootlab images build` or guest-images/build.sh)",
-                    vmlinux.display()
-                );
-            }
-            let guest = LinuxGuest::for_this_host();
-            cpu_vendor = guest.cpu_vendor;
-            let initrd = args
-                .initrd
-                .clone()
-                .unwrap_or_else(|| dir.join(guest.initrd));
-            if args.initrd.is_none() && !initrd.is_file() {
-                bail!(
-                    "the linux guest is not built: {} is missing (run `bootlab images build` or guest-images/build.sh)",
-                    initrd.display()
-                );
-            }
-            (
-                KernelSource::File(vmlinux),
-                Some(initrd),
-                args.cmdline
-                    .clone()
-                    .unwrap_or_else(|| guest.cmdline.to_owned()),
-                "bootlab-vm-linux",
+    let plan = crate::plan::vm(
+        &crate::plan::VmChoice {
+            guest: args.guest,
+            kernel: args.kernel.as_deref(),
+            initrd: args.initrd.as_deref(),
+            cmdline: args.cmdline.as_deref(),
+            irqchip: args.irqchip,
+            cpu_vendor: args.cpu_vendor,
+            snapshot_at: args.snapshot_at,
+        },
+        &crate::plan::ThisHost,
+    )?;
+    if let Some(files) = &plan.linux {
+        let not_built = |p: &std::path::Path| {
+            anyhow::anyhow!(
+                "the linux guest is not built: {} is missing (run `bootlab images build` or guest-images/build.sh)",
+                p.display()
             )
+        };
+        if !files.vmlinux.exists() {
+            return Err(not_built(&files.vmlinux));
         }
-        (None, Some(k)) => (
-            KernelSource::File(k.clone()),
-            args.initrd.clone(),
-            args.cmdline
-                .clone()
-                .unwrap_or_else(|| "console=ttyS0".into()),
-            "bootlab-vm",
-        ),
-        (None, None) => {
-            bail!(
-                "give a kernel with --kernel PATH or a built-in guest with --guest lab|linux|fuzz"
-            )
+        super::check_file("linux guest kernel", &files.vmlinux)?;
+        if let Some(i) = files.default_initrd.as_deref().filter(|i| !i.is_file()) {
+            return Err(not_built(i));
         }
-    };
-    // guest-init announces its snapshot point only when the command line asks.
-    let cmdline = match (args.guest, args.snapshot_at) {
-        (Some(Guest::Linux), Some(SnapshotAt::Snapshot))
-            if !cmdline.split_whitespace().any(|p| p == GUEST_INIT_SNAPSHOT) =>
-        {
-            format!("{cmdline} {GUEST_INIT_SNAPSHOT}")
-        }
-        _ => cmdline,
-    };
-    if let KernelSource::File(k) = &kernel {
+    }
+    if let KernelSource::File(k) = &plan.kernel {
         super::check_file("kernel", k)?;
     }
-    if let Some(i) = &initrd {
+    if let Some(i) = &plan.initrd {
         super::check_file("initrd", i)?;
-    }
-    match args.cpu_vendor {
-        Some(VendorArg::Host) => cpu_vendor = CpuVendor::Host,
-        Some(VendorArg::Intel) => cpu_vendor = CpuVendor::Intel,
-        None => {}
     }
     if let Some(path) = &args.timeline_out {
         super::check_out_file("--timeline-out", path)?;
@@ -389,24 +266,19 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
         .timeout
         .map(|s| super::timeout("--timeout", s))
         .transpose()?;
-    let irqchip = match (args.irqchip, args.guest) {
-        (IrqChip::Kernel, _) => IrqChipKind::Kernel,
-        (IrqChip::Split, _) | (IrqChip::Auto, Some(Guest::Lab)) => IrqChipKind::Split,
-        (IrqChip::Auto, _) => IrqChipKind::Kernel,
-    };
     let config = VmConfig {
-        kernel,
-        initrd,
-        cmdline,
+        kernel: plan.kernel,
+        initrd: plan.initrd,
+        cmdline: plan.cmdline,
         mem_mib: args.mem,
         vcpus: args.vcpus,
-        irqchip,
+        irqchip: plan.irqchip,
         timeout,
         console: Box::new(RawStdout),
         console_input: Some(0),
-        name: name.into(),
+        name: plan.name.into(),
         spawn_ns,
-        cpu_vendor,
+        cpu_vendor: plan.cpu_vendor,
     };
     let mut vm = vmm::Vm::build(config).context("cannot run the microVM")?;
     if let (Some(at), Some(dir)) = (args.snapshot_at, &args.snapshot_out) {
@@ -502,38 +374,5 @@ impl std::io::Write for RawStdout {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hardware_kvm_linux_guest_carries_no_emulated_host_workaround() {
-        let g = LinuxGuest::for_host(false);
-        assert_eq!(g.initrd, "initramfs.cpio.gz");
-        assert_eq!(g.cpu_vendor, CpuVendor::Host);
-        for banned in [
-            "no-kvmclock",
-            "noxsave",
-            "clearcpuid",
-            "rodata=off",
-            "nowatchdog",
-        ] {
-            assert!(!g.cmdline.contains(banned), "{banned} in {}", g.cmdline);
-        }
-        assert!(g.cmdline.contains("console=ttyS0"));
-    }
-
-    #[test]
-    fn emulated_kvm_linux_guest_uses_the_32_bit_init_and_the_workarounds() {
-        let g = LinuxGuest::for_host(true);
-        assert_eq!(g.initrd, "initramfs32.cpio");
-        assert_eq!(g.cpu_vendor, CpuVendor::Intel);
-        for needed in ["no-kvmclock", "noxsave", "clearcpuid=", "rodata=off"] {
-            assert!(g.cmdline.contains(needed), "{needed} missing");
-        }
-        assert!(g.cmdline.starts_with(LINUX_CMDLINE));
     }
 }
