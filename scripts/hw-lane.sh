@@ -59,7 +59,12 @@ L1_MODULES=(
 )
 # The CPU QEMU emulates: AMD with SVM and nested paging (without NPT it is ~8x slower).
 L1_CPU=EPYC
-L1_CMDLINE="console=ttyS0 quiet panic=-1 mitigations=off rdinit=/init"
+# `idle=poll`: with an idle L1 halting, QEMU's software CPU now and then stopped
+# delivering L1's timer interrupts while an L2 guest waited: L1's clock stood still
+# and the lane hung with QEMU idle (seen three times here, once in a plain lab-guest
+# run). Polling instead of halting costs nothing that is not already emulated.
+# BOOTLAB_LANE_L1_CMDLINE replaces the whole line.
+L1_CMDLINE=${BOOTLAB_LANE_L1_CMDLINE:-"console=ttyS0 quiet panic=-1 mitigations=off idle=poll rdinit=/init"}
 # Sparse output disk: a tar archive written raw by L1.
 OUT_DISK_MIB=4096
 
@@ -314,6 +319,8 @@ done
 [ -b /dev/vda ] || { say "no output disk /dev/vda"; poweroff -f; }
 say "up after $(cut -d' ' -f1 /proc/uptime) s: $(uname -r), kvm_amd npt=$(cat /sys/module/kvm_amd/parameters/npt) nested=$(cat /sys/module/kvm_amd/parameters/nested), $(grep -c ^processor /proc/cpuinfo) CPUs"
 cd /lane/out
+# A heartbeat on long runs: what is running now, so a stuck L1 or command shows.
+(while sleep 60; do say "alive at $(cut -d' ' -f1 /proc/uptime) s: $(ps | grep -E 'bootlab|firecracker|qemu' | grep -v grep | tail -n 1 | tr -s ' ' | cut -c1-120)"; done) &
 n=0
 status=0
 while IFS= read -r line; do
