@@ -15,6 +15,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use support::{cgroup_dirs_of, require_root, rootfs};
 use test_support::TempDir;
+use timeline::event;
 
 /// `bootlab sandbox run --rootfs <test rootfs> EXTRA -- CMD`.
 fn sandbox(extra: &[&str], cmd: &[&str]) -> Output {
@@ -299,7 +300,12 @@ fn timeline_reports_spawn_exec_done_exit_in_order() {
             .and_then(|e| e["t_ns"].as_u64())
             .unwrap_or_else(|| panic!("no {name} in {written}"))
     };
-    let (spawn, exec, done, exit) = (t("spawn"), t("exec"), t("done"), t("exit"));
+    let (spawn, exec, done, exit) = (
+        t(event::SPAWN),
+        t(event::EXEC),
+        t(event::DONE),
+        t(event::EXIT),
+    );
     assert!(spawn < exec && exec <= done && done <= exit, "{written}");
 }
 

@@ -7,10 +7,12 @@ use common::{bootlab, kvm_or_skip};
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use timeline::{Timeline, VM_MODEL};
+use test_support::TempDir;
+use timeline::{event, step, Timeline, VM_MODEL};
 
-fn tmp(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("bootlab-vmtest-{}-{name}", std::process::id()))
+/// A fresh temporary folder for one test, removed when dropped.
+fn tmp(tag: &str) -> TempDir {
+    TempDir::new(&format!("vmtest-{tag}")).unwrap()
 }
 
 fn run_lab(extra: &[&str]) -> (Output, Timeline) {
@@ -19,8 +21,8 @@ fn run_lab(extra: &[&str]) -> (Output, Timeline) {
 
 /// `bootlab vm run --guest lab EXTRA` with these environment variables set.
 fn run_lab_env(extra: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> (Output, Timeline) {
-    let tag = format!("{}-{}", extra.join("_"), env.len());
-    let out_path = tmp(&format!("timeline-{}.json", tag.replace('/', "_")));
+    let dir = tmp("lab");
+    let out_path = dir.join("timeline.json");
     let out = bootlab()
         .args([
             "vm",
@@ -37,7 +39,6 @@ fn run_lab_env(extra: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> (Output, Tim
         .output()
         .unwrap();
     let json = std::fs::read_to_string(&out_path).unwrap_or_default();
-    std::fs::remove_file(&out_path).ok();
     let t = serde_json::from_str(&json).unwrap_or_default();
     (out, t)
 }
@@ -52,7 +53,7 @@ fn lab_guest_walks_every_phase_in_order() {
     for chip in ["split", "kernel"] {
         let (out, t) = run_lab(&["--irqchip", chip]);
         check_lab_run(&out, &t);
-        let has_pit = t.events.iter().any(|e| e.name == "vmm.pit");
+        let has_pit = t.events.iter().any(|e| e.name == step::VMM_PIT);
         assert_eq!(has_pit, chip == "kernel", "{chip}: {t:?}");
     }
 }
@@ -88,11 +89,11 @@ fn check_lab_run(out: &Output, t: &Timeline) {
             .t_ns
     };
     let seq = [
-        at("first-kvm-run"),
-        at("init-start"),
-        at("snapshot"),
-        at("exec"),
-        at("done"),
+        at(event::FIRST_KVM_RUN),
+        at(event::INIT_START),
+        at(event::SNAPSHOT),
+        at(event::EXEC),
+        at(event::DONE),
     ];
     assert!(seq.windows(2).all(|w| w[0] < w[1]), "{seq:?}");
     assert!(t.spawn_ns > 0 && t.spawn_ns < seq[0]);
@@ -113,8 +114,9 @@ fn cpuid_cache_is_written_read_and_repaired() {
     if !kvm_or_skip("cpuid_cache_is_written_read_and_repaired") {
         return;
     }
-    let dir = tmp("cpuid-cache");
-    let _ = std::fs::remove_dir_all(&dir);
+    let tmp = tmp("cpuid-cache");
+    // A folder the cache has to create.
+    let dir = tmp.join("cache");
     let file = dir.join(vmm::cpuid_cache::CACHE_FILE);
     let (out, t) = run_lab_cached(&dir);
     check_lab_run(&out, &t);
@@ -140,7 +142,6 @@ fn cpuid_cache_is_written_read_and_repaired() {
     // the unit test's `the_environment_names_or_disables_the_folder`).
     let (out, t) = run_lab_env(&[], &[("BOOTLAB_CPUID_CACHE", "off".as_ref())]);
     check_lab_run(&out, &t);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -155,7 +156,7 @@ fn lab_guest_with_two_vcpus() {
         "stderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(t.event_ns("done").is_some());
+    assert!(t.event_ns(event::DONE).is_some());
 }
 
 #[test]
@@ -187,7 +188,8 @@ fn timeout_ends_a_guest_that_never_stops() {
     );
     spin[off] = 0xeb;
     spin[off + 1] = 0xfe;
-    let path = tmp("spin.elf");
+    let dir = tmp("spin");
+    let path = dir.join("spin.elf");
     std::fs::write(&path, &spin).unwrap();
     let started = std::time::Instant::now();
     let out = bootlab()
@@ -201,7 +203,6 @@ fn timeout_ends_a_guest_that_never_stops() {
         ])
         .output()
         .unwrap();
-    std::fs::remove_file(&path).ok();
     assert_eq!(
         out.status.code(),
         Some(124),
@@ -236,7 +237,8 @@ fn linux_guest_runs_init_and_workload_slow() {
     ) {
         return;
     }
-    let out_path = tmp("linux.json");
+    let dir = tmp("linux");
+    let out_path = dir.join("timeline.json");
     let started = std::time::Instant::now();
     let out = bootlab()
         .env("BOOTLAB_IMAGES", &images)
@@ -277,7 +279,6 @@ fn linux_guest_runs_init_and_workload_slow() {
     }
     assert_eq!(out.status.code(), Some(0), "{}", context());
     let t: Timeline = serde_json::from_str(&std::fs::read_to_string(&out_path).unwrap()).unwrap();
-    std::fs::remove_file(&out_path).ok();
     assert!(t.unobserved(&VM_MODEL).is_empty(), "{t:?}\n{}", context());
     let phases = t.phases(&VM_MODEL);
     let names: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();

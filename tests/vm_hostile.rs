@@ -6,6 +6,7 @@
 
 mod common;
 use common::{bootlab, kvm_or_skip};
+use timeline::event;
 
 use std::io::{Read, Write};
 use std::process::{Output, Stdio};
@@ -468,7 +469,7 @@ fn repeated_markers_are_recorded_once_and_cost_no_memory() {
     let json = std::fs::read_to_string(&path).unwrap();
     std::fs::remove_file(&path).ok();
     let t: timeline::Timeline = serde_json::from_str(&json).unwrap();
-    let done: Vec<_> = t.events.iter().filter(|e| e.name == "done").collect();
+    let done: Vec<_> = t.events.iter().filter(|e| e.name == event::DONE).collect();
     let lines = text(&w.stdout).matches("@@bootlab done\n").count() as u64;
     assert!(lines > 100, "only {lines} marker lines came out");
     // Once per channel: the first marker-port write and the first console line.
