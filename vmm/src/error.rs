@@ -62,6 +62,14 @@ pub enum Error {
     Snapshot(String),
     #[error("snapshot {path}: {why}")]
     SnapshotFile { path: PathBuf, why: String },
+    #[error("snapshot {path}")]
+    SnapshotIo {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot encode the snapshot state")]
+    SnapshotEncode(#[source] postcard::Error),
     #[error("cannot start a vCPU thread: {0}")]
     Thread(#[source] std::io::Error),
 }
@@ -134,6 +142,16 @@ mod tests {
             chain(&e),
             "kernel command line is invalid: 5000 bytes long, at most 4095 fit"
         );
+        let e = crate::snapshot::read_state(std::path::Path::new("/nonexistent")).unwrap_err();
+        assert!(
+            matches!(&e, Error::SnapshotIo { path, source }
+                if path.ends_with(crate::snapshot::STATE_FILE)
+                    && source.kind() == std::io::ErrorKind::NotFound),
+            "{e:?}"
+        );
+        let text = chain(&e);
+        let cause = std::io::Error::from_raw_os_error(libc::ENOENT).to_string();
+        assert_eq!(text, format!("snapshot /nonexistent/state: {cause}"));
         let e = Error::GuestMemory(MemoryError::Overflow(0x1000));
         assert_eq!(
             chain(&e),

@@ -220,9 +220,9 @@ pub(crate) fn save(
         mem,
         config,
     } = *machine;
-    let file_err = |path: &Path, e: std::io::Error| Error::SnapshotFile {
+    let file_err = |path: &Path, source: std::io::Error| Error::SnapshotIo {
         path: path.to_owned(),
-        why: e.to_string(),
+        source,
     };
     if vcpus.len() != config.vcpus as usize || cpuids.len() != vcpus.len() {
         return Err(Error::Snapshot(format!(
@@ -289,7 +289,7 @@ fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// binary format: decoding it took 25 µs in a fresh process here, CBOR 95 µs (first
 /// touches of more decoder code).
 pub fn encode(snap: &Snapshot) -> Result<Vec<u8>, Error> {
-    let body = postcard::to_stdvec(snap).map_err(|e| Error::Snapshot(e.to_string()))?;
+    let body = postcard::to_stdvec(snap).map_err(Error::SnapshotEncode)?;
     let mut out = Vec::with_capacity(HEADER_LEN + body.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -337,15 +337,19 @@ pub fn read_state(dir: &Path) -> Result<Snapshot, Error> {
         path: path.clone(),
         why,
     };
-    let mut f = File::open(&path).map_err(|e| err(e.to_string()))?;
-    let md = f.metadata().map_err(|e| err(e.to_string()))?;
+    let io_err = |source| Error::SnapshotIo {
+        path: path.clone(),
+        source,
+    };
+    let mut f = File::open(&path).map_err(io_err)?;
+    let md = f.metadata().map_err(io_err)?;
     check_file(&md).map_err(err)?;
     if md.len() > MAX_BODY {
         return Err(err(format!("{} bytes is too large", md.len())));
     }
     let len = usize::try_from(md.len()).map_err(|_| err("too large".into()))?;
     let mut bytes = Vec::with_capacity(len);
-    f.read_to_end(&mut bytes).map_err(|e| err(e.to_string()))?;
+    f.read_to_end(&mut bytes).map_err(io_err)?;
     decode(&bytes).map_err(err)
 }
 
@@ -423,9 +427,9 @@ fn save_memory(dir: &Path, mem: &GuestMemory) -> Result<MemoryInfo, Error> {
     })();
     r.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        Error::SnapshotFile {
+        Error::SnapshotIo {
             path: path.clone(),
-            why: e.to_string(),
+            source: e,
         }
     })
 }
@@ -564,7 +568,10 @@ fn check_dir(dir: &Path) -> Result<(), Error> {
         path: dir.to_owned(),
         why,
     };
-    let md = std::fs::metadata(dir).map_err(|e| err(e.to_string()))?;
+    let md = std::fs::metadata(dir).map_err(|source| Error::SnapshotIo {
+        path: dir.to_owned(),
+        source,
+    })?;
     if !md.is_dir() {
         return Err(err("not a folder".into()));
     }
@@ -631,11 +638,12 @@ impl Vm {
             )));
         }
         let mem_path = dir.join(MEMORY_FILE);
-        let mem_file =
-            File::open(&mem_path).map_err(|e| file_err(mem_path.clone(), e.to_string()))?;
-        let md = mem_file
-            .metadata()
-            .map_err(|e| file_err(mem_path.clone(), e.to_string()))?;
+        let mem_io = |source| Error::SnapshotIo {
+            path: mem_path.clone(),
+            source,
+        };
+        let mem_file = File::open(&mem_path).map_err(mem_io)?;
+        let md = mem_file.metadata().map_err(mem_io)?;
         check_file(&md).map_err(|why| file_err(mem_path.clone(), why))?;
         let size = md.len();
         if size != mem_bytes || snap.memory.bytes != mem_bytes {
