@@ -41,7 +41,7 @@ pub enum Error {
     #[error("the workload resolved to the runtime's own binary; refusing to run it inside the sandbox (CVE-2019-5736 guard)")]
     RuntimeExe,
     /// A system call in the parent failed.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Sys {
         /// What the parent was doing.
         context: String,

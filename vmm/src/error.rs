@@ -6,11 +6,11 @@ use std::path::PathBuf;
 /// Errors building or running a microVM.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot open /dev/kvm: {0} (is KVM enabled and are you allowed to use it?)")]
+    #[error("cannot open /dev/kvm (is KVM enabled and are you allowed to use it?)")]
     KvmOpen(#[source] kvm_ioctls::Error),
     #[error("KVM API version {0} is not supported (expected 12)")]
     KvmApiVersion(i32),
-    #[error("KVM ioctl {op} failed: {source}")]
+    #[error("KVM ioctl {op} failed")]
     Kvm {
         op: &'static str,
         #[source]
@@ -22,7 +22,7 @@ pub enum Error {
     VcpuCount(u32, u32),
     #[error("cannot set up guest memory")]
     GuestMemory(#[source] MemoryError),
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     ReadFile {
         path: PathBuf,
         #[source]
@@ -70,7 +70,7 @@ pub enum Error {
     },
     #[error("cannot encode the snapshot state")]
     SnapshotEncode(#[source] postcard::Error),
-    #[error("cannot start a vCPU thread: {0}")]
+    #[error("cannot start a vCPU thread")]
     Thread(#[source] std::io::Error),
 }
 
@@ -152,6 +152,12 @@ mod tests {
         let text = chain(&e);
         let cause = std::io::Error::from_raw_os_error(libc::ENOENT).to_string();
         assert_eq!(text, format!("snapshot /nonexistent/state: {cause}"));
+        let e = Error::ReadFile {
+            path: "/k".into(),
+            source: std::io::Error::from_raw_os_error(libc::ENOENT),
+        };
+        let cause = std::io::Error::from_raw_os_error(libc::ENOENT).to_string();
+        assert_eq!(chain(&e), format!("cannot read /k: {cause}"));
         let e = Error::GuestMemory(MemoryError::Overflow(0x1000));
         assert_eq!(
             chain(&e),
