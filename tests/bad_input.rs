@@ -657,10 +657,11 @@ fn tiny_rootfs(root: &Path) {
 
 #[test]
 fn every_bad_input_gets_one_clear_line_and_exit_1() {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("bad-input-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    // Removed when the test ends, also when it fails.
+    let tmp =
+        test_support::TempDir::new_in(Some(Path::new(env!("CARGO_TARGET_TMPDIR"))), "bad-input")
+            .unwrap();
+    let dir = tmp.to_path_buf();
     let images = std::env::var_os("BOOTLAB_IMAGES")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("guest-images/out"));
@@ -734,5 +735,4 @@ fn every_bad_input_gets_one_clear_line_and_exit_1() {
         failures.len()
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    let _ = std::fs::remove_dir_all(&f.dir);
 }

@@ -453,7 +453,8 @@ fn repeated_markers_are_recorded_once_and_cost_no_memory() {
         return;
     }
     // The guest stamps `done` on the marker port and the console in a loop.
-    let path = std::env::temp_dir().join(format!("bootlab-hostile-{}.json", std::process::id()));
+    let dir = test_support::TempDir::new("hostile").unwrap();
+    let path = dir.join("timeline.json");
     let timeout = 4.0;
     let w = Watched::run(
         &[
@@ -467,7 +468,6 @@ fn repeated_markers_are_recorded_once_and_cost_no_memory() {
     assert_eq!(w.code, Some(124), "{}", w.stderr);
     w.assert_no_panic();
     let json = std::fs::read_to_string(&path).unwrap();
-    std::fs::remove_file(&path).ok();
     let t: timeline::Timeline = serde_json::from_str(&json).unwrap();
     let done: Vec<_> = t.events.iter().filter(|e| e.name == event::DONE).collect();
     let lines = text(&w.stdout).matches("@@bootlab done\n").count() as u64;

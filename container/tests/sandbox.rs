@@ -4,6 +4,7 @@
 //! is `tests/sandbox_leaks.rs` of the root package.)
 
 use test_support::sandbox as support;
+use test_support::TempDir;
 
 use container::{Error, ExitStatus, Namespace, SandboxSpec};
 use std::path::{Path, PathBuf};
@@ -41,23 +42,18 @@ fn workload_is_pid1_with_own_hostname_and_readonly_root() {
 /// Runs `probe syscalls` as PID 1 (so its `ptrace` attach targets itself and stops
 /// nobody) and returns its report, written to a bind-mounted host directory.
 fn probe_report(seccomp: bool) -> String {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("probe-out-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new_in(Some(Path::new(env!("CARGO_TARGET_TMPDIR"))), "probe-out").unwrap();
     let mut s = spec("exec probe syscalls > /out/report");
     s.seccomp = seccomp;
     s.mounts.push(container::Mount {
         destination: "/out".into(),
         fstype: None,
-        source: Some(dir.clone()),
+        source: Some(dir.to_path_buf()),
         options: vec!["rbind".into(), "rw".into()],
     });
     s.timeout = Some(Duration::from_secs(20));
     assert_eq!(status(&s), ExitStatus::Exited(0));
-    let report = std::fs::read_to_string(dir.join("report")).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    report
+    std::fs::read_to_string(dir.join("report")).unwrap()
 }
 
 #[test]
