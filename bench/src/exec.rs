@@ -1,6 +1,6 @@
 //! One measured run of a runtime process: stamp `spawn` right before spawning (and
 //! hand it to the child in `BOOTLAB_SPAWN_NS`), stamp every console marker line on
-//! arrival, stamp `exit` when wait returns (all from one thread, see [`watch`]),
+//! arrival, stamp `exit` when wait returns (all from one thread, see `watch`),
 //! enforce a timeout, then merge the
 //! runtime's own `--timeline-out` file. Whatever goes wrong becomes the run's error;
 //! the timeline is always returned.

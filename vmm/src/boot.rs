@@ -123,7 +123,7 @@ pub enum ImageKind {
 }
 
 /// Recognises an x86-64 ELF or a bzImage from the first bytes of the file (at least
-/// its first [`HEAD_BYTES`] when it is that long), or says why they are neither.
+/// its first `HEAD_BYTES` when it is that long), or says why they are neither.
 pub fn detect(bytes: &[u8]) -> Result<ImageKind, String> {
     if bytes.is_empty() {
         return Err("the file is empty".into());
