@@ -3,7 +3,11 @@
 //! mode (PVH, paging off, flat segments), walks every event of the marker protocol
 //! (console line on COM1 plus the one-byte code on the marker port), including the
 //! `snapshot` point right before its workload, prints one
-//! workload line, and ends the VM through the exit port with status 0.
+//! workload line, and ends the VM through the exit port with status 0. With
+//! `bootlab.hold` first on its command line it waits at the snapshot point until a
+//! byte arrives on COM1: a monitor that cannot save the machine at a port write
+//! (Firecracker, paused through its API) saves it in that loop, and the restored
+//! guest is released by one console byte.
 //!
 //! Every instruction runs under KVM's instruction emulator on PVM hosts, at about a
 //! microsecond each, so the program is kept to plain `lodsb`/`out`/`loop` sequences.
@@ -20,6 +24,8 @@ global_asm!(
     .set COM1, 0x3f8
     .set MARKER_PORT, 0x0b1a
     .set EXIT_PORT, 0x501
+    .set COM1_LSR, 0x3fd
+    .set SI_CMDLINE, 24
 
     .section .text.entry, "ax"
     .code32
@@ -27,6 +33,7 @@ global_asm!(
 lab_pvh_entry:
     cld
     mov $lab_stack_top, %esp
+    mov %ebx, %edi /* hvm_start_info, read at the snapshot point */
     lea msg_boot, %esi
     mov $(msg_boot_end - msg_boot), %ecx
     call puts
@@ -42,6 +49,7 @@ lab_pvh_entry:
     lea msg_snap, %esi
     mov $(msg_snap_end - msg_snap), %ecx
     call mark
+    call hold
 
     mov $2, %bl
     lea msg_exec, %esi
@@ -70,6 +78,27 @@ mark:
     mov %bl, %al
     out %al, %dx
     ret
+
+    /* hold: with `bootlab.hold` at the start of the command line, wait until COM1
+       has a byte and take it. Only the start is compared, so that a guest without
+       the switch spends a few instructions here. */
+hold:
+    mov SI_CMDLINE(%edi), %esi
+    test %esi, %esi
+    jz 9f
+    cmpl $0x746f6f62, (%esi) /* "boot" */
+    jne 9f
+    cmpl $0x2e62616c, 4(%esi) /* "lab." */
+    jne 9f
+    cmpl $0x646c6f68, 8(%esi) /* "hold" */
+    jne 9f
+    mov $COM1_LSR, %dx
+1:  in %dx, %al
+    test $1, %al
+    jz 1b
+    mov $COM1, %dx
+    in %dx, %al
+9:  ret
 
     /* puts: ecx bytes at esi to COM1 */
 puts:

@@ -12,6 +12,11 @@ pub const ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/lab.elf"));
 /// The console line the lab guest prints as its workload.
 pub const WORKLOAD_LINE: &str = "hello from the lab guest";
 
+/// First on the lab guest's command line, this switch makes it wait at its
+/// snapshot point until a byte arrives on COM1 (for monitors that cannot save a
+/// machine at a port write: Firecracker, paused through its API).
+pub const HOLD_SWITCH: &str = "bootlab.hold";
+
 /// The fuzz guest's ELF image.
 pub const FUZZ_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/fuzz.elf"));
 
@@ -53,6 +58,13 @@ mod tests {
             .expect("Xen note");
         let ty = u32::from_le_bytes(ELF[pos - 4..pos].try_into().unwrap());
         assert_eq!(ty, 18);
+        // The guest compares its command line with the switch four bytes at a time.
+        for word in HOLD_SWITCH.as_bytes().chunks(4) {
+            assert!(
+                ELF.windows(4).any(|w| w == word),
+                "{word:?} not in the guest"
+            );
+        }
     }
 
     #[test]
