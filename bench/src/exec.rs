@@ -2,15 +2,18 @@
 //! hand it to the child in `BOOTLAB_SPAWN_NS`), stamp every console marker line on
 //! arrival, stamp `exit` when wait returns (all from one thread, see `watch`),
 //! enforce a timeout, then merge the
-//! runtime's own `--timeline-out` file. Whatever goes wrong becomes the run's error;
+//! runtime's own `--timeline-out` file. A runtime started through its API (a
+//! Firecracker snapshot load) gets its request right after the spawn, before the
+//! console is watched. Whatever goes wrong becomes the run's error;
 //! the timeline is always returned.
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use timeline::clock::ENV_SPAWN_NS;
 use timeline::event;
 use timeline::marker::{Marker, KERNEL_RUN_INIT_LINE};
@@ -58,6 +61,19 @@ pub enum ExitExpect {
     Any,
 }
 
+/// A request the harness sends to the runtime's API socket right after the spawn,
+/// waiting for its answer before it watches the console: the runtime prints
+/// nothing until `stdin` is written, so no console line waits unread meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiCall {
+    /// The socket the runtime creates (removed before the spawn and after the run).
+    pub socket: PathBuf,
+    /// A whole HTTP/1.1 request ([`crate::api::request`]).
+    pub request: Vec<u8>,
+    /// Written to the runtime's stdin once the request succeeded.
+    pub stdin: Vec<u8>,
+}
+
 /// Everything needed to run and time one instance.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
@@ -73,6 +89,8 @@ pub struct RunSpec {
     /// Kill the runtime when this event arrives (a VM that cannot power itself off).
     pub kill_on: Option<&'static str>,
     pub timeout: Duration,
+    /// Sent to the runtime's API socket after the spawn.
+    pub api: Option<ApiCall>,
 }
 
 impl RunSpec {
@@ -87,6 +105,7 @@ impl RunSpec {
             required: Vec::new(),
             kill_on: None,
             timeout: Duration::from_secs(10),
+            api: None,
         }
     }
 
@@ -119,14 +138,18 @@ fn kill_group(pgid: i32) {
     }
 }
 
-/// The runtime's command: no stdin, stdout (the console) and stderr piped to the
+/// The runtime's command: no stdin (a pipe for one driven through its API), stdout (the console) and stderr piped to the
 /// harness, a process group of its own (a terminal's Ctrl-C reaches the harness
 /// only, and a timeout can kill everything the runtime started).
 fn command(spec: &RunSpec) -> Command {
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
+        .stdin(if spec.api.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
@@ -139,6 +162,10 @@ pub fn execute(runtime: &str, spec: &RunSpec) -> Timeline {
     if let Some(p) = &spec.timeline_out {
         let _ = std::fs::remove_file(p);
     }
+    if let Some(api) = &spec.api {
+        let _ = std::fs::remove_file(&api.socket);
+    }
+    let started = Instant::now();
     let spawn = now_ns();
     cmd.env(ENV_SPAWN_NS, spawn.to_string());
     let mut tl = Timeline::new(runtime, spawn);
@@ -151,7 +178,28 @@ pub fn execute(runtime: &str, spec: &RunSpec) -> Timeline {
         }
     };
     let pidfd = i32::try_from(child.id()).ok().and_then(pidfd_of);
+    let api_error =
+        spec.api.as_ref().and_then(|api| {
+            let sent = crate::api::call(&api.socket, &api.request, started + spec.timeout)
+                .and_then(|()| match child.stdin.as_mut() {
+                    Some(stdin) => stdin
+                        .write_all(&api.stdin)
+                        .map_err(|e| format!("cannot write the runtime's stdin: {e}")),
+                    None => Ok(()),
+                });
+            // A runtime that did not take its request is ended; watch sees it exit.
+            sent.map_err(|e| {
+                if let Ok(pid) = i32::try_from(child.id()) {
+                    kill_group(pid);
+                }
+                e
+            })
+            .err()
+        });
     let seen = watch(&mut child, spec, spawn, pidfd);
+    if let Some(api) = &spec.api {
+        let _ = std::fs::remove_file(&api.socket);
+    }
     tl.push(event::EXIT, seen.exit_ns, EventSource::Harness);
     for (name, t) in seen.events {
         tl.push(name, t, EventSource::Console);
@@ -183,7 +231,9 @@ pub fn execute(runtime: &str, spec: &RunSpec) -> Timeline {
             Err(_) => {}
         }
     }
-    if timed_out {
+    if let Some(e) = api_error {
+        errors.insert(0, e);
+    } else if timed_out {
         errors.insert(
             0,
             format!("timed out after {:.1} s (killed)", timeout.as_secs_f64()),
@@ -559,6 +609,27 @@ mod tests {
         let mut spec = sh("true");
         spec.required.push(event::DONE);
         assert!(execute("sh", &spec).error.unwrap().contains("`done`"));
+    }
+
+    #[test]
+    fn a_runtime_that_never_opens_its_api_socket_fails_the_run_and_is_ended() {
+        let dir = std::env::temp_dir().join(format!("bench-exec-api-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut spec = sh("exec sleep 30");
+        spec.timeout = Duration::from_millis(200);
+        spec.api = Some(ApiCall {
+            socket: dir.join("api.sock"),
+            request: crate::api::request("PUT", "/x", &serde_json::json!({})),
+            stdin: b"go".to_vec(),
+        });
+        let t = execute("sh", &spec);
+        let err = t.error.clone().unwrap();
+        assert!(
+            err.starts_with("API socket") && err.contains("api.sock"),
+            "{err}"
+        );
+        assert!(t.event_ns(event::EXIT).unwrap() - t.spawn_ns < 5_000_000_000);
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The benchmark harness (docs/ARCHITECTURE.md): runners for our microVM, our sandbox and
-//! the peers behind one trait ([`runners`]), the timing of one run ([`exec`]), the
+//! the peers behind one trait ([`runners`]), the timing of one run ([`exec`], with
+//! [`api`] for a runtime driven through its API socket), the
 //! interleaved measurement plan ([`harness`]), statistics ([`stats`]), host facts
 //! ([`host`]), the results.json model ([`results`]) and the reports ([`report`]).
 
+pub mod api;
 pub mod exec;
 pub mod harness;
 /// Host facts live in their own crate, which `bootlab vm run` uses without the harness.
