@@ -7,15 +7,15 @@ use bench::harness::{self, Entry, Plan};
 use bench::host::HostFacts;
 use bench::results::RuntimeStatus;
 use bench::runners::{
-    BootlabSandbox, BootlabVm, BootlabVmRestore, Bwrap, Firecracker, ForkExec, Guest, KvmFloor,
-    LinuxBoot, Oci, OciFlavor, QemuMicrovm, Runner, SandboxFloor, Workload,
+    BootlabSandbox, BootlabVm, BootlabVmRestore, Bwrap, Firecracker, FirecrackerRestore, ForkExec,
+    Guest, KvmFloor, LinuxBoot, Oci, OciFlavor, QemuMicrovm, Runner, SandboxFloor, Workload,
 };
 use clap::Args;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
 /// Every runtime the harness knows, in report order.
-pub const RUNTIMES: [&str; 16] = [
+pub const RUNTIMES: [&str; 17] = [
     "bootlab-vm-lab",
     "bootlab-vm-lab-kernel-irqchip",
     "bootlab-vm-lab-restore",
@@ -31,6 +31,7 @@ pub const RUNTIMES: [&str; 16] = [
     "qemu-microvm",
     "qemu-microvm-linux",
     "firecracker",
+    "firecracker-lab-restore",
     "firecracker-linux",
 ];
 
@@ -62,8 +63,9 @@ pub struct BenchArgs {
     /// snapshot is taken once and cached). Known: bootlab-vm-lab,
     /// bootlab-vm-lab-kernel-irqchip, bootlab-vm-lab-restore, bootlab-vm-linux,
     /// bootlab-vm-linux-restore, bootlab-sandbox, fork-exec, sandbox-floor, bwrap, runc,
-    /// crun, kvm-floor, qemu-microvm, qemu-microvm-linux, firecracker, firecracker-linux
-    /// (the `bootlab-` prefix may be left out).
+    /// crun, kvm-floor, qemu-microvm, qemu-microvm-linux, firecracker,
+    /// firecracker-lab-restore (Firecracker's own snapshot of the lab guest, restored
+    /// through its API), firecracker-linux (the `bootlab-` prefix may be left out).
     #[arg(long, value_delimiter = ',')]
     runtimes: Vec<String>,
     /// Report name: written to <out-root>/<name>/.
@@ -212,6 +214,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
             "qemu-microvm" => Box::new(QemuMicrovm::new(lab_elf.clone())),
             "qemu-microvm-linux" => Box::new(QemuMicrovm::linux(linux.clone())),
             "firecracker-linux" => Box::new(Firecracker::linux(firecracker.clone(), linux.clone())),
+            "firecracker-lab-restore" => Box::new(FirecrackerRestore::new(
+                firecracker.clone(),
+                lab_elf.clone(),
+            )),
             _ => Box::new(Firecracker::new(firecracker.clone(), lab_elf.clone())),
         }
     };
@@ -290,5 +296,10 @@ mod tests {
                 "--help does not name {r}"
             );
         }
+    }
+
+    #[test]
+    fn firecracker_holds_the_lab_guest_with_the_guests_own_switch() {
+        assert_eq!(bench::runners::LAB_HOLD_SWITCH, vmm::lab::HOLD_SWITCH);
     }
 }

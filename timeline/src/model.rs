@@ -95,10 +95,11 @@ pub const VM_MODEL: PhaseModel = PhaseModel {
 
 /// A microVM restored from a snapshot taken at the `snapshot` marker: `restore`
 /// (spawn -> the first KVM_RUN after the saved state is loaded), `process` (-> the
-/// workload's `done`), `teardown`.
+/// workload's `done`), `teardown`. When the first KVM_RUN cannot be seen (a peer),
+/// the workload's `exec` line, the guest's first after the load, ends `restore`.
 pub const RESTORED_VM_MODEL: PhaseModel = PhaseModel {
     name: "restored-vm",
-    boundaries: &[&[SPAWN], &[FIRST_KVM_RUN], &[DONE], &[EXIT]],
+    boundaries: &[&[SPAWN], &[FIRST_KVM_RUN, EXEC], &[DONE], &[EXIT]],
     phases: &["restore", "process", "teardown"],
 };
 
@@ -284,6 +285,25 @@ mod tests {
         assert_eq!(names, ["restore", "process", "teardown"]);
         let d: Vec<_> = p.iter().map(Phase::duration_ns).collect();
         assert_eq!(d, [800, 500, 200]);
+        // Seen from outside (a peer): the exec line ends restore.
+        let peer = vm(&[
+            (EXEC, 1_900, Console),
+            (DONE, 2_300, Console),
+            (EXIT, 2_500, Harness),
+        ]);
+        let d: Vec<_> = peer
+            .phases(&RESTORED_VM_MODEL)
+            .iter()
+            .map(|p| (p.name.clone(), p.duration_ns()))
+            .collect();
+        assert_eq!(
+            d,
+            [
+                ("restore".to_string(), 900),
+                ("process".to_string(), 400),
+                ("teardown".to_string(), 200)
+            ]
+        );
     }
 
     #[test]

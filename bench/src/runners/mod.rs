@@ -12,7 +12,7 @@ pub use floors::{KvmFloor, SandboxFloor};
 pub use oci::{Oci, OciFlavor};
 pub use ours::{BootlabSandbox, BootlabVm, BootlabVmRestore, Guest};
 pub use peers::{Bwrap, ForkExec};
-pub use vms::{Firecracker, LinuxBoot, QemuMicrovm};
+pub use vms::{Firecracker, FirecrackerRestore, LinuxBoot, QemuMicrovm, LAB_HOLD_SWITCH};
 
 use crate::exec::RunSpec;
 use crate::results::{RuntimeKind, Unobservable};

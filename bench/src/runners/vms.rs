@@ -3,16 +3,20 @@
 //! `-linux` rows, with the Linux kernel, initramfs and command line `bootlab vm run
 //! --guest linux` uses on this host. Their phases come from the guest's console
 //! lines; their first KVM_RUN cannot be seen from outside, so `vmm` and `kernel` are
-//! reported merged (`vmm+kernel`).
+//! reported merged (`vmm+kernel`). Firecracker also restores the lab guest from its
+//! own snapshot (`firecracker-lab-restore`), driven through its API socket.
 
 use super::{kvm_present, version_of, which, RunCtx, Runner};
-use crate::exec::{ConsoleMap, ExitExpect, RunSpec};
+use crate::exec::{ApiCall, ConsoleMap, ExitExpect, RunSpec};
 use crate::results::RuntimeKind;
 use serde_json::json;
+use std::io::BufRead;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 use timeline::event;
-use timeline::marker::EXIT_PORT;
+use timeline::marker::{Marker, EXIT_PORT};
 
 /// QEMU pauses (does not exit) on an emulation failure: every run is bounded.
 const VM_PEER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -215,12 +219,23 @@ pub fn firecracker_linux_config(linux: &LinuxBoot) -> serde_json::Value {
     })
 }
 
+/// The lab guest's command line under Firecracker.
+const LAB_ARGS: &str = "console=ttyS0 reboot=k panic=1";
+
+/// The lab guest's switch that makes it wait at its snapshot point for a byte on
+/// COM1 (vmm/lab-guest/lab.rs); it must come first on the command line.
+pub const LAB_HOLD_SWITCH: &str = "bootlab.hold";
+
 /// The Firecracker VM config: the lab guest, one vCPU, no drives, no network.
 pub fn firecracker_config(kernel: &Path) -> serde_json::Value {
+    lab_config(kernel, LAB_ARGS)
+}
+
+fn lab_config(kernel: &Path, boot_args: &str) -> serde_json::Value {
     json!({
         "boot-source": {
             "kernel_image_path": kernel,
-            "boot_args": "console=ttyS0 reboot=k panic=1"
+            "boot_args": boot_args
         },
         "drives": [],
         "machine-config": { "vcpu_count": 1, "mem_size_mib": GUEST_MEM_MIB }
@@ -312,6 +327,187 @@ impl Runner for Firecracker {
     }
 }
 
+/// Firecracker restoring the lab guest from a Full snapshot of its own
+/// (`firecracker-lab-restore`). Firecracker cannot save a machine at a port write,
+/// so the snapshot is taken in `prepare` with the guest held at its snapshot point
+/// ([`LAB_HOLD_SWITCH`]): paused through the API (PATCH /vm) once the `snapshot`
+/// line arrived, saved (PUT /snapshot/create), killed. Each run starts
+/// `firecracker --api-sock S`, sends PUT /snapshot/load with `resume_vm` and writes
+/// the byte that releases the guest on Firecracker's stdin, its serial input.
+#[derive(Debug, Clone)]
+pub struct FirecrackerRestore {
+    pub bin: Option<PathBuf>,
+    pub kernel: Option<PathBuf>,
+    /// The folder holding Firecracker's `state` and `mem` files, once prepared.
+    pub snapshot: Option<PathBuf>,
+}
+
+/// What releases the held guest after a load (any byte does).
+const RELEASE: &[u8] = b"\n";
+
+impl FirecrackerRestore {
+    /// `bin` given explicitly (`--firecracker PATH`) or looked up on PATH.
+    pub fn new(bin: Option<PathBuf>, kernel: Option<PathBuf>) -> Self {
+        FirecrackerRestore {
+            bin: bin.or_else(|| which("firecracker")),
+            kernel,
+            snapshot: None,
+        }
+    }
+
+    /// Boots the held lab guest with `config` and saves it into `dir` once its
+    /// `snapshot` line arrived; Firecracker is killed (by its pid) either way.
+    fn take(bin: &Path, config: &Path, dir: &Path) -> Result<(), String> {
+        let sock = dir.join("api.sock");
+        let _ = std::fs::remove_file(&sock);
+        let mut child = Command::new(bin)
+            .arg("--api-sock")
+            .arg(&sock)
+            .arg("--config-file")
+            .arg(config)
+            .args(["--level", "Off"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        let deadline = Instant::now() + VM_PEER_TIMEOUT;
+        let (tx, rx) = std::sync::mpsc::channel();
+        if let Some(out) = child.stdout.take() {
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(out).lines() {
+                    let Ok(line) = line else { break };
+                    if Marker::parse_line(&line) == Some(Marker::Snapshot) {
+                        let _ = tx.send(());
+                    }
+                }
+            });
+        }
+        let saved = rx
+            .recv_timeout(VM_PEER_TIMEOUT)
+            .map_err(|_| {
+                "the lab guest never reached its snapshot point under Firecracker".to_string()
+            })
+            .and_then(|()| {
+                let pause = crate::api::request("PATCH", "/vm", &json!({"state": "Paused"}));
+                crate::api::call(&sock, &pause, deadline)?;
+                let create = crate::api::request(
+                    "PUT",
+                    "/snapshot/create",
+                    &json!({
+                        "snapshot_type": "Full",
+                        "snapshot_path": dir.join("state"),
+                        "mem_file_path": dir.join("mem")
+                    }),
+                );
+                crate::api::call(&sock, &create, deadline)
+            });
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_file(&sock);
+        saved
+    }
+
+    /// The request that loads the snapshot in `dir` and resumes the VM.
+    pub fn load_request(dir: &Path) -> Vec<u8> {
+        crate::api::request(
+            "PUT",
+            "/snapshot/load",
+            &json!({
+                "snapshot_path": dir.join("state"),
+                "mem_backend": { "backend_type": "File", "backend_path": dir.join("mem") },
+                "resume_vm": true
+            }),
+        )
+    }
+}
+
+impl Runner for FirecrackerRestore {
+    fn name(&self) -> &str {
+        "firecracker-lab-restore"
+    }
+
+    fn kind(&self) -> RuntimeKind {
+        RuntimeKind::RestoredVm
+    }
+
+    fn check(&self) -> Result<(), String> {
+        Firecracker {
+            bin: self.bin.clone(),
+            kernel: self.kernel.clone(),
+            linux: None,
+            config: None,
+        }
+        .check()
+    }
+
+    fn prepare(&mut self, scratch: &Path) -> Result<(), String> {
+        let bin = self.bin.clone().ok_or("firecracker not found")?;
+        let kernel = self.kernel.clone().ok_or_else(missing_kernel)?;
+        let kernel =
+            std::fs::canonicalize(&kernel).map_err(|e| format!("{}: {e}", kernel.display()))?;
+        let dir = scratch.join("firecracker-lab-snapshot");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let config = dir.join("vm.json");
+        let held = lab_config(&kernel, &format!("{LAB_HOLD_SWITCH} {LAB_ARGS}"));
+        std::fs::write(&config, held.to_string())
+            .map_err(|e| format!("{}: {e}", config.display()))?;
+        Self::take(&bin, &config, &dir)?;
+        self.snapshot = Some(dir);
+        Ok(())
+    }
+
+    fn spec(&self, ctx: RunCtx<'_>) -> RunSpec {
+        let bin = self.bin.clone().unwrap_or_else(|| "firecracker".into());
+        let socket = ctx.scratch.join(format!("{}-{}.sock", self.name(), ctx.id));
+        let dir = self
+            .snapshot
+            .clone()
+            .unwrap_or_else(|| ctx.scratch.join("firecracker-lab-snapshot"));
+        let mut spec = RunSpec::new(bin, ConsoleMap::Vm)
+            .arg("--api-sock")
+            .arg(&socket)
+            .args(["--level", "Off"]);
+        spec.api = Some(ApiCall {
+            socket,
+            request: Self::load_request(&dir),
+            stdin: RELEASE.to_vec(),
+        });
+        spec.kill_on = Some(event::DONE);
+        spec.expect = ExitExpect::Any;
+        spec.required = vec![event::EXEC, event::DONE];
+        spec.timeout = VM_PEER_TIMEOUT;
+        spec
+    }
+
+    fn version(&self) -> Option<String> {
+        version_of(self.bin.as_ref()?, &["--version"])
+    }
+
+    fn notes(&self) -> Vec<String> {
+        vec![
+            "Firecracker's own Full snapshot of the lab guest, taken once per session: \
+             booted with `bootlab.hold` first on its command line the guest waits at its \
+             snapshot marker for a COM1 byte; paused (PATCH /vm) after the `snapshot` line \
+             arrived, saved (PUT /snapshot/create), killed"
+                .into(),
+            "each run: `firecracker --api-sock S --level Off`; the harness sends PUT \
+             /snapshot/load (resume_vm) as soon as the socket accepts (tried every 50 µs), \
+             waits for the answer and writes one byte on Firecracker's stdin (the serial \
+             input) to release the guest"
+                .into(),
+            "first KVM_RUN is not observable from outside: restore ends at the guest's `exec` \
+             line, so it also holds the resume, the release byte and the guest's path to that \
+             line (ours count them in process); exec/done = console line arrival"
+                .into(),
+            "no exit port: killed at the guest's `done` line, so teardown is the kill; \
+             logging off (its log lines share stdout with the console)"
+                .into(),
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,5 +594,52 @@ mod tests {
         assert_eq!(s.kill_on, Some("done"));
         assert_eq!(s.timeout, LINUX_HARDWARE_TIMEOUT);
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn firecracker_restore_loads_its_snapshot_through_the_api() {
+        let mut fc = FirecrackerRestore::new(Some("/fc".into()), Some("/r/lab.elf".into()));
+        assert_eq!(fc.name(), "firecracker-lab-restore");
+        assert_eq!(fc.kind(), RuntimeKind::RestoredVm);
+        fc.snapshot = Some("/scratch/fc-snap".into());
+        let s = fc.spec(ctx());
+        assert_eq!(
+            s.command_line(),
+            "/fc --api-sock /scratch/firecracker-lab-restore-3.sock --level Off"
+        );
+        let api = s.api.as_ref().expect("an API call");
+        assert_eq!(
+            api.socket,
+            Path::new("/scratch/firecracker-lab-restore-3.sock")
+        );
+        assert_eq!(api.stdin, b"\n");
+        let body = "{\"mem_backend\":{\"backend_path\":\"/scratch/fc-snap/mem\",\
+                    \"backend_type\":\"File\"},\"resume_vm\":true,\
+                    \"snapshot_path\":\"/scratch/fc-snap/state\"}";
+        assert_eq!(
+            String::from_utf8(api.request.clone()).unwrap(),
+            format!(
+                "PUT /snapshot/load HTTP/1.1\r\nHost: localhost\r\n\
+                 Accept: application/json\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        );
+        assert_eq!(s.kill_on, Some(event::DONE));
+        assert_eq!(s.expect, ExitExpect::Any);
+        assert_eq!(s.required, [event::EXEC, event::DONE]);
+        assert_eq!(s.timeout, VM_PEER_TIMEOUT);
+        // Without a binary it is unavailable, with the reason.
+        let none = FirecrackerRestore {
+            bin: None,
+            ..fc.clone()
+        };
+        assert!(none.check().unwrap_err().contains("firecracker not found"));
+        // The held guest's command line starts with the switch.
+        let cfg = lab_config(Path::new("/k"), &format!("{LAB_HOLD_SWITCH} {LAB_ARGS}"));
+        assert!(cfg["boot-source"]["boot_args"]
+            .as_str()
+            .unwrap()
+            .starts_with("bootlab.hold "));
     }
 }
