@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
+use timeline::now_ns;
 
 /// How often the socket is tried while the runtime has not yet created it.
 const CONNECT_RETRY: Duration = Duration::from_micros(50);
@@ -55,19 +56,27 @@ fn not_http(bytes: &[u8]) -> String {
     format!("not an HTTP answer: {:?}", String::from_utf8_lossy(start))
 }
 
+/// When the runtime took a request: its connection, and its answer (CLOCK_MONOTONIC
+/// ns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answered {
+    pub connected_ns: u64,
+    pub answered_ns: u64,
+}
+
 /// Sends `request` to the API socket at `socket` once it accepts connections and
 /// waits for the answer, all before `deadline`. `Ok` for a 2xx status; otherwise
 /// the status and the answer's body (Firecracker's `fault_message`).
-pub fn call(socket: &Path, request: &[u8], deadline: Instant) -> Result<(), String> {
+pub fn call(socket: &Path, request: &[u8], deadline: Instant) -> Result<Answered, String> {
     let what = || {
         let line = request.split(|&b| b == b'\r').next().unwrap_or_default();
         String::from_utf8_lossy(line)
             .trim_end_matches(" HTTP/1.1")
             .to_string()
     };
-    let mut stream = loop {
+    let (mut stream, connected_ns) = loop {
         match UnixStream::connect(socket) {
-            Ok(s) => break s,
+            Ok(s) => break (s, now_ns()),
             Err(e) if Instant::now() >= deadline => {
                 return Err(format!("API socket {}: {e}", socket.display()));
             }
@@ -98,7 +107,12 @@ pub fn call(socket: &Path, request: &[u8], deadline: Instant) -> Result<(), Stri
         answer.extend_from_slice(&buf[..n]);
         let parsed = parse_answer(&answer).map_err(|e| format!("{}: {e}", what()))?;
         match parsed {
-            Some((code, _)) if (200..300).contains(&code) => return Ok(()),
+            Some((code, _)) if (200..300).contains(&code) => {
+                return Ok(Answered {
+                    connected_ns,
+                    answered_ns: now_ns(),
+                });
+            }
             Some((code, body)) => {
                 let body = String::from_utf8_lossy(body);
                 return Err(format!("{} answered {code}: {}", what(), body.trim()));
@@ -173,7 +187,8 @@ mod tests {
         };
         let deadline = Instant::now() + Duration::from_secs(5);
         let req = request("PUT", "/snapshot/load", &json!({"resume_vm": true}));
-        assert_eq!(call(&sock, &req, deadline), Ok(()));
+        let took = call(&sock, &req, deadline).unwrap();
+        assert!(took.connected_ns <= took.answered_ns);
         let err = call(&sock, &req, deadline).unwrap_err();
         assert!(
             err.contains("PUT /snapshot/load answered 400") && err.contains("fault_message"),

@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 use timeline::clock::ENV_SPAWN_NS;
-use timeline::event;
 use timeline::marker::{Marker, KERNEL_RUN_INIT_LINE};
+use timeline::{event, step};
 use timeline::{now_ns, EventSource, Timeline};
 
 /// Bytes of the child's stderr kept for the error message of a failed run.
@@ -178,24 +178,16 @@ pub fn execute(runtime: &str, spec: &RunSpec) -> Timeline {
         }
     };
     let pidfd = i32::try_from(child.id()).ok().and_then(pidfd_of);
-    let api_error =
-        spec.api.as_ref().and_then(|api| {
-            let sent = crate::api::call(&api.socket, &api.request, started + spec.timeout)
-                .and_then(|()| match child.stdin.as_mut() {
-                    Some(stdin) => stdin
-                        .write_all(&api.stdin)
-                        .map_err(|e| format!("cannot write the runtime's stdin: {e}")),
-                    None => Ok(()),
-                });
+    let api_error = spec.api.as_ref().and_then(|api| {
+        let sent = send_api_call(&mut child, api, started + spec.timeout, &mut tl);
+        if sent.is_err() {
             // A runtime that did not take its request is ended; watch sees it exit.
-            sent.map_err(|e| {
-                if let Ok(pid) = i32::try_from(child.id()) {
-                    kill_group(pid);
-                }
-                e
-            })
-            .err()
-        });
+            if let Ok(pid) = i32::try_from(child.id()) {
+                kill_group(pid);
+            }
+        }
+        sent.err()
+    });
     let seen = watch(&mut child, spec, spawn, pidfd);
     if let Some(api) = &spec.api {
         let _ = std::fs::remove_file(&api.socket);
@@ -258,6 +250,25 @@ pub fn execute(runtime: &str, spec: &RunSpec) -> Timeline {
         tl.error = Some(errors.join("; "));
     }
     tl
+}
+
+/// Sends `api`'s request to the runtime, stamps when it was taken, then writes
+/// `api.stdin` on the runtime's stdin.
+fn send_api_call(
+    child: &mut Child,
+    api: &ApiCall,
+    deadline: Instant,
+    tl: &mut Timeline,
+) -> Result<(), String> {
+    let took = crate::api::call(&api.socket, &api.request, deadline)?;
+    tl.push(step::API_CONNECTED, took.connected_ns, EventSource::Harness);
+    tl.push(step::API_ANSWERED, took.answered_ns, EventSource::Harness);
+    match child.stdin.as_mut() {
+        Some(stdin) => stdin
+            .write_all(&api.stdin)
+            .map_err(|e| format!("cannot write the runtime's stdin: {e}")),
+        None => Ok(()),
+    }
 }
 
 /// What the harness saw of one run while it waited for it.
@@ -609,6 +620,46 @@ mod tests {
         let mut spec = sh("true");
         spec.required.push(event::DONE);
         assert!(execute("sh", &spec).error.unwrap().contains("`done`"));
+    }
+
+    #[test]
+    fn an_api_call_is_answered_before_the_runtime_gets_its_stdin() {
+        use std::io::Read;
+        let dir = std::env::temp_dir().join(format!("bench-exec-api-ok-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("api.sock");
+        // The API end is played by a thread here; it binds after execute removed any
+        // old socket.
+        let server = {
+            let socket = socket.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(200));
+                let l = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+                let (mut s, _) = l.accept().unwrap();
+                let mut buf = [0u8; 512];
+                let n = s.read(&mut buf).unwrap();
+                s.write_all(b"HTTP/1.1 204 \r\n\r\n").unwrap();
+                buf[..n].to_vec()
+            })
+        };
+        let mut spec = sh("read go; echo \"@@bootlab $go\"; echo '@@bootlab done'");
+        let request = crate::api::request("PUT", "/snapshot/load", &serde_json::json!({}));
+        spec.api = Some(ApiCall {
+            socket: socket.clone(),
+            request: request.clone(),
+            stdin: b"init-start\n".to_vec(),
+        });
+        let t = execute("sh", &spec);
+        assert_eq!(t.error, None, "{t:?}");
+        assert_eq!(server.join().unwrap(), request);
+        let (connected, answered, exec) = (
+            t.event_ns(step::API_CONNECTED).unwrap(),
+            t.event_ns(step::API_ANSWERED).unwrap(),
+            t.event_ns(event::EXEC).unwrap(),
+        );
+        assert!(t.spawn_ns < connected && connected <= answered && answered < exec);
+        assert!(!socket.exists(), "the socket is removed after the run");
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

@@ -74,6 +74,11 @@ pub mod step {
     pub const SANDBOX_ROOTFS: &str = "sandbox-rootfs";
     pub const SANDBOX_NET: &str = "sandbox-net";
     pub const SANDBOX_SECURITY: &str = "sandbox-security";
+    /// The harness's connection to a runtime's API socket was accepted (a
+    /// Firecracker snapshot load).
+    pub const API_CONNECTED: &str = "api.connected";
+    /// The runtime answered the harness's API request.
+    pub const API_ANSWERED: &str = "api.answered";
 }
 
 #[cfg(test)]
@@ -121,6 +126,8 @@ mod tests {
             (step::SANDBOX_ROOTFS, "sandbox-rootfs"),
             (step::SANDBOX_NET, "sandbox-net"),
             (step::SANDBOX_SECURITY, "sandbox-security"),
+            (step::API_CONNECTED, "api.connected"),
+            (step::API_ANSWERED, "api.answered"),
         ];
         for (constant, wire) in steps {
             assert_eq!(constant, wire);
