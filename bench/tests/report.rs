@@ -8,6 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/results.json");
+/// Cold boot, restores and the sandbox: three runs each, totals picked by hand.
+const RESTORE_FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/restore-results.json"
+);
 
 fn fixture() -> Results {
     report::load(Path::new(FIXTURE)).expect("fixture loads")
@@ -119,6 +124,110 @@ fn statistics_match_hand_computed_fixture_values() {
         .find(|r| r[0] == "qemu-microvm")
         .unwrap();
     assert_eq!(q[4], "4 / 1");
+}
+
+#[test]
+fn cold_restored_and_container_stand_side_by_side_per_guest() {
+    let r = report::load(Path::new(RESTORE_FIXTURE)).expect("fixture loads");
+    let rep = report::build(&r);
+    let t = rep
+        .tables
+        .iter()
+        .find(|t| t.title.starts_with("Cold vs restored vs container"))
+        .unwrap();
+    let rows: Vec<Vec<&str>> = t
+        .rows
+        .iter()
+        .map(|r| r.iter().map(String::as_str).collect())
+        .collect();
+    // Totals: lab cold {3.0,3.2,3.4}, our restore {1.5,1.6,1.7}, Firecracker's
+    // {8.0,8.2,7.8}, sandbox {0.8,0.9,1.0}, Linux restore {40,44,42}; the Linux cold
+    // boot was skipped, so its group has no cold ratio.
+    assert_eq!(
+        rows,
+        [
+            [
+                "lab",
+                "bootlab-vm-lab",
+                "cold boot",
+                "3.20",
+                "3.00–3.40",
+                "1.000",
+                "3.556"
+            ],
+            [
+                "lab",
+                "bootlab-vm-lab-restore",
+                "restore",
+                "1.60",
+                "1.50–1.70",
+                "0.500",
+                "1.778"
+            ],
+            [
+                "lab",
+                "firecracker-lab-restore",
+                "restore",
+                "8.00",
+                "7.80–8.20",
+                "2.500",
+                "8.889"
+            ],
+            [
+                "lab",
+                "bootlab-sandbox",
+                "container",
+                "0.900",
+                "0.800–1.00",
+                "0.281",
+                "1.000"
+            ],
+            [
+                "linux",
+                "bootlab-vm-linux-restore",
+                "restore",
+                "42.0",
+                "40.0–44.0",
+                "–",
+                "46.667"
+            ],
+            [
+                "linux",
+                "bootlab-sandbox",
+                "container",
+                "0.900",
+                "0.800–1.00",
+                "–",
+                "1.000"
+            ],
+        ]
+    );
+    // Firecracker's restore is seen from outside: its exec line ends restore.
+    let medians = rep
+        .tables
+        .iter()
+        .find(|t| t.title.starts_with("Medians"))
+        .unwrap();
+    let col = |name: &str| medians.header.iter().position(|h| h == name).unwrap();
+    let fc = medians
+        .rows
+        .iter()
+        .find(|r| r[0] == "firecracker-lab-restore")
+        .unwrap();
+    assert_eq!(
+        (fc[col("restore")].as_str(), fc[col("process")].as_str()),
+        ("5.00", "0.200")
+    );
+    // The older fixture has no restore: the lab's cold boot and the sandbox; its
+    // Linux guest ran only to the kernel's end, which is no whole run.
+    let old = report::build(&fixture());
+    let t = old
+        .tables
+        .iter()
+        .find(|t| t.title.starts_with("Cold vs restored"))
+        .unwrap();
+    let names: Vec<_> = t.rows.iter().map(|r| r[1].as_str()).collect();
+    assert_eq!(names, ["bootlab-vm-lab", "bootlab-sandbox"]);
 }
 
 #[test]

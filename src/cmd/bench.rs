@@ -256,11 +256,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         eprintln!("bootlab bench: interrupted; wrote what was measured");
     }
     let report = bench::report::build(&results);
-    for t in report
-        .tables
-        .iter()
-        .filter(|t| t.title == "Runtimes" || t.title.starts_with("Medians"))
-    {
+    for t in report.tables.iter().filter(|t| {
+        t.title == "Runtimes"
+            || t.title.starts_with("Medians")
+            || t.title.starts_with("Cold vs restored")
+    }) {
         println!("{}", t.title);
         println!("  {}", t.header.join(" | "));
         for row in &t.rows {

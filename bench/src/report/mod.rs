@@ -6,7 +6,7 @@
 pub mod summary;
 pub mod svg;
 
-use crate::results::{Results, RuntimeStatus};
+use crate::results::{Results, RuntimeKind, RuntimeStatus};
 use crate::Error;
 use std::path::{Path, PathBuf};
 use summary::{RatioRow, RuntimeSummary, TOTAL};
@@ -73,17 +73,106 @@ pub fn write_reports(results: &Results, dir: &Path) -> Result<Vec<PathBuf>, Erro
     Ok(vec![md, html_path])
 }
 
-/// Column order of the medians table: both models in one timeline, the sandbox
-/// phase standing where the VM's set-up phases stand.
-const COLUMN_ORDER: [&str; 7] = [
+/// Column order of the medians table: the models in one timeline, the sandbox
+/// and restore phases standing where the VM's set-up phases stand.
+const COLUMN_ORDER: [&str; 8] = [
     "vmm",
     "vmm+kernel",
     "kernel",
     "init",
     "sandbox",
+    "restore",
     "process",
     "teardown",
 ];
+
+/// The runtimes put side by side per guest: its cold boot first, its restores, the
+/// container running the same workload last.
+pub const SIDE_BY_SIDE: [(&str, &[&str]); 2] = [
+    (
+        "lab",
+        &[
+            "bootlab-vm-lab",
+            "bootlab-vm-lab-restore",
+            "firecracker-lab-restore",
+            "bootlab-sandbox",
+        ],
+    ),
+    (
+        "linux",
+        &[
+            "bootlab-vm-linux",
+            "bootlab-vm-linux-restore",
+            "bootlab-sandbox",
+        ],
+    ),
+];
+
+/// The "cold vs restored vs container" table: for each guest of [`SIDE_BY_SIDE`]
+/// with at least two of its runtimes measured, their whole-run medians and the
+/// ratios to the guest's cold boot and to the container. A runtime with phases it
+/// cannot observe here has no whole run to show and is left out.
+fn side_by_side(results: &Results, summaries: &[RuntimeSummary]) -> Table {
+    let mut t = Table::new(
+        "Cold vs restored vs container (ms)",
+        &[
+            "guest",
+            "runtime",
+            "start",
+            "total median",
+            "95% CI",
+            "× cold boot",
+            "× container",
+        ],
+    );
+    t.intro.push(
+        "Per guest: its cold boot, its restores from a snapshot taken right before the \
+         workload, and the container running the same workload. Whole runs (spawn to the \
+         exit the harness saw), medians over successful runs; ratios of medians, below 1 \
+         is faster than the cold boot or the container. Runtimes with unobservable phases \
+         are left out."
+            .into(),
+    );
+    let total = |name: &str| {
+        let whole = results
+            .runtime(name)
+            .is_some_and(|r| r.unobservable.is_empty());
+        summaries
+            .iter()
+            .find(|s| whole && s.name == name)
+            .and_then(|s| s.total.as_ref().map(|t| (s, t)))
+    };
+    for (guest, names) in SIDE_BY_SIDE {
+        let rows: Vec<_> = names.iter().filter_map(|n| total(n)).collect();
+        if rows.len() < 2 {
+            continue;
+        }
+        let cold = names.first().and_then(|n| total(n));
+        let container = names.last().and_then(|n| total(n));
+        let ratio = |a: &crate::stats::Summary,
+                     b: Option<(&RuntimeSummary, &crate::stats::Summary)>| {
+            b.filter(|(_, b)| b.median > 0.0)
+                .map_or("–".into(), |(_, b)| format!("{:.3}", a.median / b.median))
+        };
+        for (s, st) in rows {
+            let start = match s.kind {
+                RuntimeKind::Vm => "cold boot",
+                RuntimeKind::RestoredVm => "restore",
+                RuntimeKind::Container => "container",
+            };
+            t.rows.push(vec![
+                guest.into(),
+                s.name.clone(),
+                start.into(),
+                fmt_ms(st.median),
+                ci(st.median_ci),
+                ratio(st, cold),
+                ratio(st, container),
+            ]);
+        }
+    }
+    t
+}
 
 pub(crate) fn column_rank(name: &str) -> usize {
     COLUMN_ORDER
@@ -246,6 +335,7 @@ pub fn build(results: &Results) -> Report {
         t.rows.push(row);
     }
     tables.push(t);
+    tables.push(side_by_side(results, &summaries));
 
     for s in &summaries {
         let mut t = Table::new(
