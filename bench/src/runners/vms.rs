@@ -401,7 +401,7 @@ impl FirecrackerRestore {
                         "mem_file_path": dir.join("mem")
                     }),
                 );
-                crate::api::call(&sock, &create, deadline)
+                crate::api::call(&sock, &create, deadline).map(drop)
             });
         let _ = child.kill();
         let _ = child.wait();
