@@ -7,23 +7,25 @@
 //! machine at a guest marker or on a signal; [`Vm::restore`] builds it again from
 //! that snapshot, in a fresh process, ready to run on.
 //!
-//! One module per job (layout, memory, boot, vcpu, devices, snapshot, vm): see
-//! docs/ARCHITECTURE.md for what each holds and where a new device goes.
+//! One module per job (memory, boot, vcpu, devices, snapshot, vm; x86 specifics
+//! under `arch`): see docs/ARCHITECTURE.md for what each holds and where a new
+//! device goes.
 
+pub mod arch;
 pub mod boot;
 pub mod cpuid_cache;
 pub mod devices;
 pub mod error;
 pub mod exit;
 pub mod lab;
-pub mod layout;
 pub mod memory;
-pub mod mptable;
 pub mod persist;
 pub mod snapshot;
 pub mod vcpu;
 pub mod vm;
 
+/// The layout and the MP table keep their paths of before the `arch` module.
+pub use arch::x86_64::{layout, mptable};
 pub use error::{CmdlineError, Error, MemoryError};
 pub use snapshot::RestoreOptions;
 pub use vm::{
