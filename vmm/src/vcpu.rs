@@ -16,7 +16,7 @@ use kvm_bindings::{
 };
 use kvm_ioctls::{VcpuExit, VcpuFd};
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use vm_memory::{Bytes, GuestAddress};
 
 // The x86 steps keep their paths of before `arch::x86_64`.
@@ -192,13 +192,124 @@ pub fn complete_pending_io(vcpu: &mut VcpuFd) -> Result<(), Error> {
     }
 }
 
+/// What the monitor asks of a vCPU's run loop (Firecracker's `VcpuEvent`). The
+/// loop looks for events before every KVM_RUN, so the sender kicks the vCPU's
+/// thread out of KVM_RUN after sending, until the event is served.
+#[derive(Debug)]
+pub enum VcpuEvent {
+    /// Leave KVM_RUN and wait for the next event; answered with `Paused`.
+    Pause,
+    /// Run on after a pause; answered with `Resumed`.
+    Resume,
+    /// While paused: complete the pending I/O, then save the vCPU's state; answered
+    /// with `Saved`, or `Refused` while the vCPU runs.
+    SaveState {
+        /// The MSR numbers to save (KVM_GET_MSR_INDEX_LIST).
+        msr_index: Vec<u32>,
+        /// The CPUID table the monitor gave the vCPU.
+        cpuid: Vec<kvm_cpuid_entry2>,
+    },
+    /// Leave the loop, paused or not: [`run_loop`] returns `None` and the thread
+    /// gives its vCPU back. Not answered.
+    Stop,
+}
+
+/// A vCPU loop's answer to a [`VcpuEvent`] (Firecracker's `VcpuResponse`).
+#[derive(Debug)]
+pub enum VcpuResponse {
+    Paused,
+    Resumed,
+    Saved(Box<VcpuState>),
+    /// The event cannot be served now (a save while running), or the save failed.
+    Refused(String),
+}
+
+/// The monitor's end of a vCPU's control channel.
+#[derive(Debug)]
+pub struct VcpuControl {
+    pub events: mpsc::Sender<VcpuEvent>,
+    pub responses: mpsc::Receiver<VcpuResponse>,
+}
+
+/// The run loop's end of its control channel.
+#[derive(Debug)]
+pub struct VcpuChannel {
+    events: mpsc::Receiver<VcpuEvent>,
+    responses: mpsc::Sender<VcpuResponse>,
+}
+
+/// A control channel for one vCPU: the monitor's end and the run loop's.
+pub fn control_channel() -> (VcpuControl, VcpuChannel) {
+    let (events, events_rx) = mpsc::channel();
+    let (responses_tx, responses) = mpsc::channel();
+    (
+        VcpuControl { events, responses },
+        VcpuChannel {
+            events: events_rx,
+            responses: responses_tx,
+        },
+    )
+}
+
+impl VcpuChannel {
+    /// Serves the events waiting for `vcpu` (all of them, and while it is paused
+    /// every one until `Resume`). `false` when the loop must end: `Stop`, or the
+    /// monitor's end is gone.
+    fn serve(&self, vcpu: &mut VcpuFd) -> bool {
+        let mut paused = false;
+        loop {
+            let event = if paused {
+                match self.events.recv() {
+                    Ok(e) => e,
+                    Err(_) => return false,
+                }
+            } else {
+                match self.events.try_recv() {
+                    Ok(e) => e,
+                    Err(mpsc::TryRecvError::Empty) => return true,
+                    Err(mpsc::TryRecvError::Disconnected) => return false,
+                }
+            };
+            let answer = match event {
+                VcpuEvent::Stop => return false,
+                VcpuEvent::Pause => {
+                    paused = true;
+                    VcpuResponse::Paused
+                }
+                VcpuEvent::Resume => {
+                    paused = false;
+                    VcpuResponse::Resumed
+                }
+                VcpuEvent::SaveState { .. } if !paused => {
+                    VcpuResponse::Refused("the vCPU is running: pause it first".into())
+                }
+                VcpuEvent::SaveState { msr_index, cpuid } => {
+                    let saved = complete_pending_io(vcpu).and_then(|()| {
+                        vcpu.save(SaveContext {
+                            msr_index: &msr_index,
+                            cpuid: &cpuid,
+                        })
+                    });
+                    match saved {
+                        Ok(state) => VcpuResponse::Saved(Box::new(state)),
+                        Err(e) => VcpuResponse::Refused(e.to_string()),
+                    }
+                }
+            };
+            // The monitor may have stopped listening; the loop goes on regardless.
+            let _ = self.responses.send(answer);
+        }
+    }
+}
+
 /// Runs `vcpu` until the guest ends the VM or an error stops it (`Some(reason)`), or
-/// `stop` is set (`None`). `on_first_run` is called right before the first KVM_RUN.
+/// its control channel says `Stop` (`None`), serving the channel's other events
+/// between two KVM_RUNs. `on_first_run` is called right before the first KVM_RUN.
 pub fn run_loop(
     vcpu: &mut VcpuFd,
     bus: &Bus,
     mem: &GuestMemory,
-    stop: &AtomicBool,
+    control: &VcpuChannel,
     mut on_first_run: impl FnMut(),
 ) -> Option<ExitReason> {
     let view = match RunView::map(vcpu) {
@@ -207,7 +318,7 @@ pub fn run_loop(
     };
     on_first_run();
     loop {
-        if stop.load(Ordering::Acquire) {
+        if !control.serve(vcpu) {
             return None;
         }
         let exit = match vcpu.run() {

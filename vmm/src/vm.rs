@@ -492,6 +492,8 @@ fn run_vcpus(
     console_input: Option<RawFd>,
     signal: Option<&SnapshotSignal>,
 ) -> Result<(ExitReason, Vec<kvm_ioctls::VcpuFd>), Error> {
+    // Ends the threads that are not vCPUs (supervisor, console input, signal
+    // watch); the vCPUs are stopped through their control channels.
     let stop = Arc::new(AtomicBool::new(false));
     // Each vCPU thread sends why its loop ended; this thread sends `None` when
     // vCPU 0's loop has ended.
@@ -505,27 +507,30 @@ fn run_vcpus(
         threads: Vec::with_capacity(vcpus.len()),
     };
     for (id, mut fd) in (1..).zip(vcpus) {
-        let (bus, mem, stop, tx) = (bus.clone(), mem.clone(), stop.clone(), tx.clone());
+        let (bus, mem, tx) = (bus.clone(), mem.clone(), tx.clone());
+        let (control, channel) = vcpu::control_channel();
         let t = std::thread::Builder::new()
             .name(format!("vcpu{id}"))
             .spawn(move || {
-                let _ = tx.send(vcpu::run_loop(&mut fd, &bus, &mem, &stop, || {}));
+                let _ = tx.send(vcpu::run_loop(&mut fd, &bus, &mem, &channel, || {}));
                 Some(fd)
             })
             .map_err(Error::Thread)?;
-        others.threads.push(t);
+        others.threads.push((t, Some(control)));
     }
     if let Some(sig) = signal {
         others
             .threads
-            .push(sig.spawn_watch(stop.clone(), tx.clone())?);
+            .push((sig.spawn_watch(stop.clone(), tx.clone())?, None));
     }
+    let (boot_control, boot_channel) = vcpu::control_channel();
     let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
     let supervisor = if timeout.is_some() || !others.threads.is_empty() || console_input.is_some() {
         let watch = Supervisor {
             rx,
             timeout,
             stop: stop.clone(),
+            boot_control: boot_control.events.clone(),
             // SAFETY: pthread_self has no preconditions.
             boot_thread: unsafe { libc::pthread_self() },
             boot_done: Arc::new(AtomicBool::new(false)),
@@ -542,9 +547,10 @@ fn run_vcpus(
     };
 
     let rec = recorder.clone();
-    let boot_end = vcpu::run_loop(&mut boot_vcpu, bus, mem, &stop, || {
+    let boot_end = vcpu::run_loop(&mut boot_vcpu, bus, mem, &boot_channel, || {
         rec.stamp(event::FIRST_KVM_RUN, EventSource::Monitor)
     });
+    drop(boot_control);
     stop.store(true, Ordering::Release);
     // What ended the run: vCPU 0's own exit, else what the supervisor saw first
     // (another vCPU's exit; nothing within the timeout).
@@ -635,21 +641,31 @@ impl Drop for SnapshotSignal {
     }
 }
 
-/// The threads of vCPUs 1..N. Dropping it stops them: sets `stop`, kicks each thread
-/// out of KVM_RUN until it has left its loop, and joins it.
+/// The threads of vCPUs 1..N, each with its control channel, and the snapshot
+/// signal's thread. Dropping it stops them: sends each vCPU `Stop` (and sets
+/// `stop` for the signal thread), kicks each thread out of KVM_RUN until it has
+/// left its loop, and joins it.
 struct VcpuThreads {
     stop: Arc<AtomicBool>,
     /// Each vCPU thread gives its vCPU back when it ends (the snapshot-signal
-    /// thread, which runs none, gives `None`).
-    threads: Vec<std::thread::JoinHandle<Option<kvm_ioctls::VcpuFd>>>,
+    /// thread, which runs none and has no control channel, gives `None`).
+    threads: Vec<(
+        std::thread::JoinHandle<Option<kvm_ioctls::VcpuFd>>,
+        Option<vcpu::VcpuControl>,
+    )>,
 }
 
 impl VcpuThreads {
     /// Stops every thread and returns the vCPUs of those that did not panic.
     fn stop_and_join(&mut self) -> Vec<kvm_ioctls::VcpuFd> {
         self.stop.store(true, Ordering::Release);
+        for (_, control) in &self.threads {
+            if let Some(c) = control {
+                let _ = c.events.send(vcpu::VcpuEvent::Stop);
+            }
+        }
         let mut fds = Vec::with_capacity(self.threads.len());
-        for t in self.threads.drain(..) {
+        for (t, _) in self.threads.drain(..) {
             while !t.is_finished() {
                 kick(t.as_pthread_t());
             }
@@ -681,7 +697,10 @@ fn kick(thread: libc::pthread_t) {
 struct Supervisor {
     rx: mpsc::Receiver<Option<ExitReason>>,
     timeout: Option<Duration>,
+    /// Ends the console input thread.
     stop: Arc<AtomicBool>,
+    /// vCPU 0's control channel.
+    boot_control: mpsc::Sender<vcpu::VcpuEvent>,
     /// The thread running vCPU 0, and whether its loop has ended.
     boot_thread: libc::pthread_t,
     boot_done: Arc<AtomicBool>,
@@ -702,6 +721,7 @@ impl Supervisor {
             None => self.rx.recv().ok(),
         };
         self.stop.store(true, Ordering::Release);
+        let _ = self.boot_control.send(vcpu::VcpuEvent::Stop);
         while !self.boot_done.load(Ordering::Acquire) {
             kick(self.boot_thread);
         }
@@ -773,4 +793,140 @@ fn install_kick_handler() {
             log::debug!("cannot install the vCPU kick handler: {e}");
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vcpu::{VcpuEvent, VcpuResponse};
+    use std::sync::Mutex;
+
+    /// A console that keeps what the guest printed.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    /// Sends `event` to the vCPU on `thread` and kicks it until it answers.
+    fn ask(
+        control: &vcpu::VcpuControl,
+        thread: &std::thread::JoinHandle<(Option<ExitReason>, kvm_ioctls::VcpuFd)>,
+        event: VcpuEvent,
+    ) -> VcpuResponse {
+        control.events.send(event).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            kick(thread.as_pthread_t());
+            if let Ok(r) = control.responses.try_recv() {
+                return r;
+            }
+            assert!(Instant::now() < deadline, "the vCPU did not answer");
+        }
+    }
+
+    /// The lab guest held at its snapshot point (it reads COM1's status until a
+    /// byte arrives) is paused, saved twice while paused, resumed, released and
+    /// runs to its exit; another is stopped while paused.
+    #[test]
+    fn a_vcpu_pauses_saves_resumes_and_stops_through_its_channel() {
+        if !test_support::kvm_or_skip("a_vcpu_pauses_saves_resumes_and_stops_through_its_channel") {
+            return;
+        }
+        install_kick_handler();
+        for stop_while_paused in [false, true] {
+            let console = Captured::default();
+            let vm = Vm::build(VmConfig {
+                kernel: KernelSource::Embedded {
+                    name: "lab",
+                    bytes: crate::lab::ELF,
+                },
+                initrd: None,
+                cmdline: crate::lab::HOLD_SWITCH.into(),
+                mem_mib: 32,
+                vcpus: 1,
+                irqchip: IrqChipKind::Split,
+                timeout: None,
+                console: Box::new(console.clone()),
+                console_input: None,
+                name: "control-test".into(),
+                spawn_ns: timeline::now_ns(),
+                cpu_vendor: CpuVendor::Host,
+            })
+            .unwrap();
+            let msr_index = vm.kvm.get_msr_index_list().unwrap().as_slice().to_vec();
+            let cpuid = vm.cpuids[0].as_slice().to_vec();
+            let Vm {
+                mut vcpus,
+                bus,
+                mem,
+                ..
+            } = vm;
+            let mut fd = vcpus.remove(0);
+            let (control, channel) = vcpu::control_channel();
+            let thread = {
+                let bus = bus.clone();
+                std::thread::spawn(move || {
+                    let end = vcpu::run_loop(&mut fd, &bus, &mem, &channel, || {});
+                    (end, fd)
+                })
+            };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !console.text().contains("@@bootlab snapshot") {
+                assert!(Instant::now() < deadline, "{}", console.text());
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let save = || VcpuEvent::SaveState {
+                msr_index: msr_index.clone(),
+                cpuid: cpuid.clone(),
+            };
+            assert!(matches!(
+                ask(&control, &thread, save()),
+                VcpuResponse::Refused(_)
+            ));
+            assert!(matches!(
+                ask(&control, &thread, VcpuEvent::Pause),
+                VcpuResponse::Paused
+            ));
+            let rip = |r: VcpuResponse| match r {
+                VcpuResponse::Saved(s) => s.regs.rip,
+                other => panic!("{other:?}"),
+            };
+            let first = rip(ask(&control, &thread, save()));
+            assert!((0x10_0000..0x10_1000).contains(&first), "{first:#x}");
+            assert_eq!(rip(ask(&control, &thread, save())), first, "paused");
+            if stop_while_paused {
+                control.events.send(VcpuEvent::Stop).unwrap();
+                let (end, _fd) = thread.join().unwrap();
+                assert_eq!(end, None);
+                assert!(!console.text().contains("@@bootlab exec"));
+                continue;
+            }
+            assert!(matches!(
+                ask(&control, &thread, VcpuEvent::Resume),
+                VcpuResponse::Resumed
+            ));
+            let _ = bus.serial.lock().map(|mut s| s.input(b"\n"));
+            let (end, _fd) = thread.join().unwrap();
+            assert_eq!(end, Some(ExitReason::GuestExit(0)));
+            assert!(
+                console.text().ends_with("@@bootlab done\n"),
+                "{}",
+                console.text()
+            );
+        }
+    }
 }
