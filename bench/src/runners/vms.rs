@@ -378,18 +378,20 @@ impl FirecrackerRestore {
             std::thread::spawn(move || {
                 for line in std::io::BufReader::new(out).lines() {
                     let Ok(line) = line else { break };
-                    if Marker::parse_line(&line) == Some(Marker::Snapshot) {
-                        let _ = tx.send(());
+                    if let Some(m @ (Marker::Snapshot | Marker::Exec)) = Marker::parse_line(&line) {
+                        let _ = tx.send(m);
                     }
                 }
             });
         }
         let saved = rx
             .recv_timeout(VM_PEER_TIMEOUT)
-            .map_err(|_| {
+            .ok()
+            .filter(|m| *m == Marker::Snapshot)
+            .ok_or_else(|| {
                 "the lab guest never reached its snapshot point under Firecracker".to_string()
             })
-            .and_then(|()| {
+            .and_then(|_| {
                 let pause = crate::api::request("PATCH", "/vm", &json!({"state": "Paused"}));
                 crate::api::call(&sock, &pause, deadline)?;
                 let create = crate::api::request(
@@ -402,6 +404,16 @@ impl FirecrackerRestore {
                     }),
                 );
                 crate::api::call(&sock, &create, deadline).map(drop)
+            })
+            .and_then(|()| {
+                // A held guest prints nothing more until it is released.
+                if rx.try_iter().any(|m| m == Marker::Exec) {
+                    return Err(format!(
+                        "the lab guest ran past its snapshot point: it does not know \
+                         `{LAB_HOLD_SWITCH}` (a lab ELF older than this bootlab?)"
+                    ));
+                }
+                Ok(())
             });
         let _ = child.kill();
         let _ = child.wait();
