@@ -65,9 +65,15 @@ pub struct Answered {
 }
 
 /// Sends `request` to the API socket at `socket` once it accepts connections and
-/// waits for the answer, all before `deadline`. `Ok` for a 2xx status; otherwise
-/// the status and the answer's body (Firecracker's `fault_message`).
-pub fn call(socket: &Path, request: &[u8], deadline: Instant) -> Result<Answered, String> {
+/// waits for the answer, all before `deadline`; gives up waiting for the socket
+/// when `gone` says the runtime has exited. `Ok` for a 2xx status; otherwise the
+/// status and the answer's body (Firecracker's `fault_message`).
+pub fn call(
+    socket: &Path,
+    request: &[u8],
+    deadline: Instant,
+    gone: &dyn Fn() -> bool,
+) -> Result<Answered, String> {
     let what = || {
         let line = request.split(|&b| b == b'\r').next().unwrap_or_default();
         String::from_utf8_lossy(line)
@@ -79,6 +85,12 @@ pub fn call(socket: &Path, request: &[u8], deadline: Instant) -> Result<Answered
             Ok(s) => break (s, now_ns()),
             Err(e) if Instant::now() >= deadline => {
                 return Err(format!("API socket {}: {e}", socket.display()));
+            }
+            Err(_) if gone() => {
+                return Err(format!(
+                    "the runtime exited before its API socket {} accepted",
+                    socket.display()
+                ));
             }
             Err(_) => std::thread::sleep(CONNECT_RETRY),
         }
@@ -187,9 +199,9 @@ mod tests {
         };
         let deadline = Instant::now() + Duration::from_secs(5);
         let req = request("PUT", "/snapshot/load", &json!({"resume_vm": true}));
-        let took = call(&sock, &req, deadline).unwrap();
+        let took = call(&sock, &req, deadline, &|| false).unwrap();
         assert!(took.connected_ns <= took.answered_ns);
-        let err = call(&sock, &req, deadline).unwrap_err();
+        let err = call(&sock, &req, deadline, &|| false).unwrap_err();
         assert!(
             err.contains("PUT /snapshot/load answered 400") && err.contains("fault_message"),
             "{err}"
@@ -198,9 +210,15 @@ mod tests {
         // Nobody listening: an error once the deadline passed.
         std::fs::remove_file(&sock).unwrap();
         let soon = Instant::now() + Duration::from_millis(20);
-        assert!(call(&sock, b"GET / HTTP/1.1\r\n\r\n", soon)
+        assert!(call(&sock, b"GET / HTTP/1.1\r\n\r\n", soon, &|| false)
             .unwrap_err()
             .contains("api.sock"));
+        // Nobody will: the runtime is gone, no need to wait for the deadline.
+        let later = Instant::now() + Duration::from_secs(60);
+        let t = Instant::now();
+        let err = call(&sock, b"GET / HTTP/1.1\r\n\r\n", later, &|| true).unwrap_err();
+        assert!(err.contains("exited before"), "{err}");
+        assert!(t.elapsed() < Duration::from_secs(5));
         let _ = std::fs::remove_dir_all(dir);
     }
 }

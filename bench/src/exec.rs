@@ -138,9 +138,10 @@ fn kill_group(pgid: i32) {
     }
 }
 
-/// The runtime's command: no stdin (a pipe for one driven through its API), stdout (the console) and stderr piped to the
-/// harness, a process group of its own (a terminal's Ctrl-C reaches the harness
-/// only, and a timeout can kill everything the runtime started).
+/// The runtime's command: no stdin (a pipe for one driven through its API), stdout
+/// (the console) and stderr piped to the harness, a process group of its own (a
+/// terminal's Ctrl-C reaches the harness only, and a timeout can kill everything
+/// the runtime started).
 fn command(spec: &RunSpec) -> Command {
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args)
@@ -179,7 +180,8 @@ pub fn execute(runtime: &str, spec: &RunSpec) -> Timeline {
     };
     let pidfd = i32::try_from(child.id()).ok().and_then(pidfd_of);
     let api_error = spec.api.as_ref().and_then(|api| {
-        let sent = send_api_call(&mut child, api, started + spec.timeout, &mut tl);
+        let exited = || poll_in(pidfd.as_ref());
+        let sent = send_api_call(&mut child, api, started + spec.timeout, &exited, &mut tl);
         if sent.is_err() {
             // A runtime that did not take its request is ended; watch sees it exit.
             if let Ok(pid) = i32::try_from(child.id()) {
@@ -258,9 +260,10 @@ fn send_api_call(
     child: &mut Child,
     api: &ApiCall,
     deadline: Instant,
+    exited: &dyn Fn() -> bool,
     tl: &mut Timeline,
 ) -> Result<(), String> {
-    let took = crate::api::call(&api.socket, &api.request, deadline)?;
+    let took = crate::api::call(&api.socket, &api.request, deadline, exited)?;
     tl.push(step::API_CONNECTED, took.connected_ns, EventSource::Harness);
     tl.push(step::API_ANSWERED, took.answered_ns, EventSource::Harness);
     match child.stdin.as_mut() {
@@ -679,6 +682,16 @@ mod tests {
             err.starts_with("API socket") && err.contains("api.sock"),
             "{err}"
         );
+        assert!(t.event_ns(event::EXIT).unwrap() - t.spawn_ns < 5_000_000_000);
+        // One that exits first is not waited for until the timeout.
+        let mut spec = RunSpec {
+            timeout: Duration::from_secs(60),
+            ..spec
+        };
+        spec.args = vec!["-c".into(), "echo no >&2; exit 3".into()];
+        let t = execute("sh", &spec);
+        let err = t.error.clone().unwrap();
+        assert!(err.contains("exited before") && err.contains("no"), "{err}");
         assert!(t.event_ns(event::EXIT).unwrap() - t.spawn_ns < 5_000_000_000);
         let _ = std::fs::remove_dir_all(dir);
     }

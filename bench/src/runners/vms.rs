@@ -393,7 +393,7 @@ impl FirecrackerRestore {
             })
             .and_then(|_| {
                 let pause = crate::api::request("PATCH", "/vm", &json!({"state": "Paused"}));
-                crate::api::call(&sock, &pause, deadline)?;
+                crate::api::call(&sock, &pause, deadline, &|| false)?;
                 let create = crate::api::request(
                     "PUT",
                     "/snapshot/create",
@@ -403,7 +403,7 @@ impl FirecrackerRestore {
                         "mem_file_path": dir.join("mem")
                     }),
                 );
-                crate::api::call(&sock, &create, deadline).map(drop)
+                crate::api::call(&sock, &create, deadline, &|| false).map(drop)
             })
             .and_then(|()| {
                 // A held guest prints nothing more until it is released.
