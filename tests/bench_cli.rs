@@ -287,3 +287,70 @@ fn e2e_lab_microvm_restore_and_sandbox_fill_every_phase() {
     }
     assert_eq!(o.status.code(), Some(0));
 }
+
+/// The Firecracker the bench finds by itself ($BOOTLAB_FIRECRACKER, the shared
+/// peers folder beside the checkout, PATH), if any.
+fn firecracker() -> Option<PathBuf> {
+    std::env::var_os("BOOTLAB_FIRECRACKER")
+        .map(PathBuf::from)
+        .or_else(|| {
+            Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/peers/firecracker"))
+        })
+        .filter(|p| p.is_file())
+        .or_else(|| test_support::tool("firecracker"))
+}
+
+#[test]
+fn firecracker_restores_the_lab_guest_through_its_api() {
+    let test = "firecracker_restores_the_lab_guest_through_its_api";
+    if firecracker().is_none() {
+        // An optional peer: its absence is not a failure of ours.
+        eprintln!("SKIP {test}: no firecracker (BOOTLAB_FIRECRACKER, ../shared/peers, PATH)");
+        return;
+    }
+    if !test_support::kvm_or_skip(test) {
+        return;
+    }
+    let images = temp_dir("fc-images");
+    let out = temp_dir("fc-out");
+    let (o, results) = bench(
+        images.path(),
+        out.path(),
+        &[
+            "--runs",
+            "3",
+            "--warmup",
+            "1",
+            "--concurrency",
+            "1",
+            "--runtimes",
+            "bootlab-vm-lab-restore,firecracker-lab-restore",
+        ],
+    );
+    let r = results.unwrap_or_else(|| panic!("no results: {}", String::from_utf8_lossy(&o.stderr)));
+    let rt = "firecracker-lab-restore";
+    let info = r.runtime(rt).unwrap();
+    assert_eq!(info.status, RuntimeStatus::Ran, "{:?}", info.status);
+    assert_eq!(
+        phase_names(&r, rt),
+        vec![RESTORED_VM_MODEL.phases.to_vec(); 3],
+        "restore, process, teardown in every run"
+    );
+    for run in r.runs_of(rt) {
+        let t = &run.timeline;
+        assert_eq!(t.error, None);
+        // The load was answered before the released guest printed its exec line.
+        let at = |name| t.event_ns(name).unwrap_or_else(|| panic!("no {name}"));
+        assert!(
+            at(timeline::step::API_CONNECTED) <= at(timeline::step::API_ANSWERED)
+                && at(timeline::step::API_ANSWERED) < at(timeline::event::EXEC)
+        );
+    }
+    let md = std::fs::read_to_string(out.join("t/report.md")).unwrap();
+    let table = md
+        .split("## ")
+        .find(|s| s.starts_with("Cold vs restored vs container"))
+        .unwrap();
+    assert!(table.contains("| lab | firecracker-lab-restore | restore |"));
+    assert_eq!(o.status.code(), Some(0));
+}
