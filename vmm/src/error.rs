@@ -88,6 +88,8 @@ pub enum MemoryError {
     Regions(#[source] vm_memory::GuestRegionCollectionError),
     #[error("finding a region's host address")]
     HostAddress(#[source] vm_memory::GuestMemoryError),
+    #[error("reserving {0} bytes of 2 MiB-aligned address space")]
+    Reserve(usize, #[source] std::io::Error),
 }
 
 /// Why a kernel command line was refused.

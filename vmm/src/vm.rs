@@ -92,6 +92,13 @@ pub struct VmOutcome {
     pub snapshot: Option<snapshot::SaveStats>,
 }
 
+/// Whether a guest's RAM is laid out for huge pages ([`memory::create_huge`]): for a
+/// kernel from a file, which fills much of its memory while it boots, not for the
+/// built-in guests, which touch a few pages and would pay 2 MiB of zeroing for each.
+pub fn huge_pages_for(kernel: &KernelSource) -> bool {
+    matches!(kernel, KernelSource::File(_))
+}
+
 /// Builds and runs a microVM to its end: [`Vm::build`] then [`Vm::run`].
 pub fn run(config: VmConfig) -> Result<VmOutcome, Error> {
     Vm::build(config)?.run()
@@ -299,7 +306,11 @@ impl Vm {
         let supported = cpuid_cache::supported_cpuid(&kvm, cpuid_cache::default_dir().as_deref())
             .map_err(Error::kvm("KVM_GET_SUPPORTED_CPUID"))?;
         recorder.stamp(step::VMM_CPUID, EventSource::Monitor);
-        let mem = memory::create(mem_bytes)?;
+        let mem = if huge_pages_for(&config.kernel) {
+            memory::create_huge(mem_bytes)?
+        } else {
+            memory::create(mem_bytes)?
+        };
         let setup = boot::load(
             &mem,
             mem_bytes,
