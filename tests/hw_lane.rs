@@ -4,11 +4,10 @@
 //! without them unless BOOTLAB_REQUIRE_KVM=1. The L1 boots cost about 10-20 s each
 //! and are run one at a time.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
+use test_support::{Need, TempDir};
 use timeline::{Timeline, RESTORED_VM_MODEL, VM_MODEL};
 
 /// One L1 at a time: they are TCG-emulated machines on a two-core host.
@@ -24,38 +23,24 @@ fn images() -> PathBuf {
         .unwrap_or_else(|| root().join("guest-images/out"))
 }
 
-/// Whether the lane can run here; skips loudly, or fails when CI requires it.
+/// Whether the lane can run here: root (the L1 initramfs has device nodes), QEMU
+/// and the guest images; skips loudly, or fails when CI requires it.
 fn lane_or_skip(test: &str) -> bool {
-    let why = if !common::is_root() {
-        Some("not root (the lane builds an initramfs with device nodes)")
-    } else if Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        Some("qemu-system-x86_64 is not installed")
-    } else if !images().join("vmlinux").is_file() {
-        Some("the guest images are not built (guest-images/build.sh)")
-    } else {
-        None
-    };
-    match why {
-        None => true,
-        Some(why) if common::required() => {
-            panic!("{test}: {why} and BOOTLAB_REQUIRE_KVM=1")
-        }
-        Some(why) => {
-            eprintln!("SKIP {test}: {why}");
-            false
-        }
-    }
+    let vmlinux = images().join("vmlinux");
+    test_support::need(
+        test,
+        &[
+            Need::Root,
+            Need::Tool("qemu-system-x86_64"),
+            Need::Path(&vmlinux, "run guest-images/build.sh"),
+        ],
+    )
 }
 
-/// A fresh folder for one lane run (its TMPDIR and its --out).
-fn scratch(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bootlab-lanetest-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(d.join("tmp")).unwrap();
+/// A fresh folder for one lane run (its TMPDIR and its --out), removed when dropped.
+fn scratch(tag: &str) -> TempDir {
+    let d = TempDir::new(&format!("lanetest-{tag}")).unwrap();
+    std::fs::create_dir_all(d.path().join("tmp")).unwrap();
     d
 }
 
@@ -147,9 +132,10 @@ fn hardware_kvm_path_boots_linux_with_defaults_in_the_nested_svm_lane() {
         return;
     }
     let _one = LANE.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = scratch("hw");
+    let scratch_dir = scratch("hw");
+    let dir = scratch_dir.path();
     let out = lane(
-        &dir,
+        dir,
         &[
             "--plain-kernel",
             "--timeout",
@@ -293,8 +279,7 @@ fn hardware_kvm_path_boots_linux_with_defaults_in_the_nested_svm_lane() {
         assert_eq!(names, ["restore", "process", "teardown"], "{what}");
         assert_eq!(t.exit_code, Some(0), "{what}");
     }
-    assert_nothing_left(&dir);
-    std::fs::remove_dir_all(&dir).ok();
+    assert_nothing_left(dir);
 }
 
 /// Bad input to the lane: one `hw-lane: error:` line, exit 1, no QEMU left behind.
@@ -304,7 +289,8 @@ fn lane_bad_input_ends_with_one_error_line_and_leaves_nothing() {
         return;
     }
     let _one = LANE.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = scratch("bad");
+    let scratch_dir = scratch("bad");
+    let dir = scratch_dir.path();
     let cache = dir.join("empty-cache");
     let apt_conf = dir.join("apt.conf");
     // A proxy nobody listens on: apt cannot reach the archive.
@@ -397,8 +383,7 @@ fn lane_bad_input_ends_with_one_error_line_and_leaves_nothing() {
             .collect();
         assert_eq!(errors.len(), 1, "{what}: {stderr}");
         assert!(errors[0].contains(want), "{what}: {stderr}");
-        assert_nothing_left(&dir);
+        assert_nothing_left(dir);
     }
     assert!(precious.join("keep").is_file(), "--out replaced a folder");
-    std::fs::remove_dir_all(&dir).ok();
 }

@@ -8,7 +8,7 @@ use common::{bootlab, kvm_or_skip};
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
-use timeline::{EventSource, Timeline, RESTORED_VM_MODEL};
+use timeline::{event, step, EventSource, Timeline, RESTORED_VM_MODEL};
 
 fn tmp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("bootlab-snaptest-{}-{name}", std::process::id()))
@@ -69,15 +69,15 @@ fn check_restored(out: &Output, t: &Timeline) {
             .t_ns
     };
     let seq = [
-        at("restore.memory-mapped"),
-        at("restore.vcpus"),
-        at("first-kvm-run"),
-        at("exec"),
-        at("done"),
+        at(step::RESTORE_MEMORY_MAPPED),
+        at(step::RESTORE_VCPUS),
+        at(event::FIRST_KVM_RUN),
+        at(event::EXEC),
+        at(event::DONE),
     ];
     assert!(seq.windows(2).all(|w| w[0] < w[1]), "{seq:?}");
     // Nothing before the snapshot point runs again.
-    for name in ["init-start", "snapshot", "vmm.kernel-loaded"] {
+    for name in [event::INIT_START, event::SNAPSHOT, step::VMM_KERNEL_LOADED] {
         assert!(
             t.event_ns(name).is_none(),
             "{name} in a restored run: {t:?}"
