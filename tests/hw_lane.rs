@@ -44,9 +44,10 @@ fn scratch(tag: &str) -> TempDir {
     d
 }
 
-/// `scripts/hw-lane.sh --bootlab <the binary under test> --out DIR/out ARGS`, with
-/// TMPDIR=DIR/tmp so that what the lane leaves behind can be seen.
-fn lane(dir: &Path, args: &[&str]) -> Output {
+/// `scripts/hw-lane.sh --bootlab <the binary under test> --out DIR/out ARGS` with
+/// these environment variables, and TMPDIR=DIR/tmp so that what the lane leaves
+/// behind can be seen.
+fn lane_env(dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output {
     Command::new("bash")
         .arg(root().join("scripts/hw-lane.sh"))
         .arg("--bootlab")
@@ -57,8 +58,13 @@ fn lane(dir: &Path, args: &[&str]) -> Output {
         .env("TMPDIR", dir.join("tmp"))
         .env("BOOTLAB_IMAGES", images())
         .env_remove("BOOTLAB_SPAWN_NS")
+        .envs(env.iter().copied())
         .output()
         .unwrap()
+}
+
+fn lane(dir: &Path, args: &[&str]) -> Output {
+    lane_env(dir, args, &[])
 }
 
 fn text(b: &[u8]) -> String {
@@ -362,19 +368,7 @@ fn lane_bad_input_ends_with_one_error_line_and_leaves_nothing() {
         ),
     ];
     for (what, args, env, want) in cases {
-        let mut c = Command::new("bash");
-        c.arg(root().join("scripts/hw-lane.sh"))
-            .arg("--bootlab")
-            .arg(env!("CARGO_BIN_EXE_bootlab"))
-            .arg("--out")
-            .arg(dir.join("out"))
-            .args(&args)
-            .env("TMPDIR", dir.join("tmp"))
-            .env("BOOTLAB_IMAGES", images());
-        for (k, v) in &env {
-            c.env(k, v);
-        }
-        let out = c.output().unwrap();
+        let out = lane_env(dir, &args, &env);
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{what}: {stderr}");
         let errors: Vec<&str> = stderr
