@@ -60,6 +60,10 @@ pub enum Error {
     },
     #[error("snapshot: {0}")]
     Snapshot(String),
+    #[error("snapshot: cannot give the restored serial port its interrupt line")]
+    SerialLine(#[source] std::io::Error),
+    #[error("snapshot: cannot load the serial port's state")]
+    SerialState(#[source] vm_superio::serial::Error<std::io::Error>),
     #[error("snapshot {path}: {why}")]
     SnapshotFile { path: PathBuf, why: String },
     #[error("snapshot {path}")]

@@ -106,7 +106,7 @@ impl Serial {
             .0
             .interrupt_evt()
             .try_clone()
-            .map_err(|e| Error::Snapshot(format!("serial interrupt line: {e}")))?;
+            .map_err(Error::SerialLine)?;
         let recorder = self.0.writer().recorder();
         let console = std::mem::replace(
             self.0.writer_mut(),
@@ -114,7 +114,7 @@ impl Serial {
         );
         self.0 =
             vm_superio::Serial::from_state(&state, line, vm_superio::serial::NoEvents, console)
-                .map_err(|e| Error::Snapshot(format!("serial state: {e:?}")))?;
+                .map_err(Error::SerialState)?;
         Ok(())
     }
 }
