@@ -95,8 +95,11 @@ pub struct VmOutcome {
 /// Whether a guest's RAM is laid out for huge pages ([`memory::create_huge`]): for a
 /// kernel from a file, which fills much of its memory while it boots, not for the
 /// built-in guests, which touch a few pages and would pay 2 MiB of zeroing for each.
+/// `BOOTLAB_HUGE_PAGES=0` turns it off (e.g. where transparent huge pages are not
+/// wanted).
 pub fn huge_pages_for(kernel: &KernelSource) -> bool {
     matches!(kernel, KernelSource::File(_))
+        && std::env::var_os("BOOTLAB_HUGE_PAGES").is_none_or(|v| v != "0")
 }
 
 /// Builds and runs a microVM to its end: [`Vm::build`] then [`Vm::run`].
