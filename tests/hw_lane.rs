@@ -129,7 +129,7 @@ fn assert_every_phase(t: &Timeline, what: &str) {
 }
 
 /// The 2-vCPU Linux boot, booted once more when the first ends in a triple fault: in
-/// the lane that happened once in about 25 two-vCPU boots, shortly after the second
+/// the lane that happened once in about 70 two-vCPU boots, shortly after the second
 /// CPU came up (docs/HOSTS.md), and never twice in a row. The retry is announced on
 /// stderr and counted by the test.
 const TWO_VCPUS: &str = "bootlab vm run --guest linux --vcpus 2 --timeline-out linux-2cpu.json \
