@@ -60,20 +60,25 @@ impl HostFacts {
     /// This host's facts.
     pub fn detect(kvm: &Kvm) -> HostFacts {
         HostFacts {
-            cpu_vendor: host_cpu_vendor(),
+            cpu_vendor: host_cpu_vendor().to_owned(),
             kvm_api: kvm.get_api_version(),
         }
     }
 }
 
-/// The host CPU's vendor string.
-pub fn host_cpu_vendor() -> String {
-    let r = std::arch::x86_64::__cpuid(0);
-    let bytes: Vec<u8> = [r.ebx, r.edx, r.ecx]
-        .iter()
-        .flat_map(|w| w.to_le_bytes())
-        .collect();
-    String::from_utf8_lossy(&bytes).into_owned()
+/// The host CPU's vendor string, read once per process: a restore asks for it to
+/// check the snapshot and again for every vCPU it loads, and a CPUID instruction
+/// traps to the hypervisor when the monitor itself runs in a VM.
+pub fn host_cpu_vendor() -> &'static str {
+    static VENDOR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VENDOR.get_or_init(|| {
+        let r = std::arch::x86_64::__cpuid(0);
+        let bytes: Vec<u8> = [r.ebx, r.edx, r.ecx]
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
 }
 
 /// The machine a snapshot was taken of, as `bootlab vm run` configured it.
