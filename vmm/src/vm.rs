@@ -813,27 +813,7 @@ fn install_kick_handler() {
 mod tests {
     use super::*;
     use crate::vcpu::{VcpuEvent, VcpuResponse};
-    use std::sync::Mutex;
-
-    /// A console that keeps what the guest printed.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Captured {
-        fn text(&self) -> String {
-            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-        }
-    }
+    use test_support::Captured;
 
     /// Sends `event` to the vCPU on `thread` and kicks it until it answers.
     fn ask(

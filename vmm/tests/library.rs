@@ -2,34 +2,12 @@
 //! status, SMP, and the typed error of every bad input. The same cases through the
 //! built `bootlab` binary are in the root `tests/vm_cli.rs`.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use timeline::{event, EventSource, VM_MODEL};
 use vmm::{Error, ExitReason, KernelSource, VmConfig};
 
-use test_support::kvm_or_skip;
-
-/// A console that keeps what the guest printed.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
+use test_support::{kvm_or_skip, Captured};
 
 fn config(kernel: KernelSource, console: Captured) -> VmConfig {
     VmConfig {
