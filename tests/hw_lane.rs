@@ -91,19 +91,9 @@ fn assert_nothing_left(dir: &Path) {
 }
 
 /// The guest's console lines of one command, checked in protocol order.
-fn assert_linux_protocol(out: &str, what: &str) {
-    let mut lines = out.lines().map(|l| l.trim_end_matches('\r'));
-    for want in [
-        "Run /init as init process",
-        "@@bootlab init-start",
-        "@@bootlab exec",
-        "hello from bootlab guest-init",
-        "@@bootlab done",
-    ] {
-        assert!(
-            lines.any(|l| l.ends_with(want)),
-            "{what}: {want:?} missing or out of order:\n{out}"
-        );
+fn assert_in_order(out: &str, wanted: &[&str], what: &str) {
+    if let Some(want) = test_support::missing_in_order(out, wanted) {
+        panic!("{what}: {want:?} missing or out of order:\n{out}");
     }
 }
 
@@ -238,7 +228,7 @@ fn hardware_kvm_path_boots_linux_with_defaults_in_the_nested_svm_lane() {
         (4, "linux-plain.json", "linux, kernel without workarounds"),
     ] {
         let console = cmd_out(n);
-        assert_linux_protocol(&console, what);
+        assert_in_order(&console, &test_support::LINUX_RUN_LINES, what);
         // kvmclock is what lets the guest calibrate its TSC under hardware KVM.
         assert!(
             console.contains("clocksource: Switched to clocksource kvm-clock"),
@@ -276,13 +266,7 @@ fn hardware_kvm_path_boots_linux_with_defaults_in_the_nested_svm_lane() {
         assert!(saved.contains("@@bootlab snapshot"), "{what}: {saved}");
         assert!(!saved.contains("@@bootlab exec"), "{what}: {saved}");
         let console = cmd_out(n);
-        let mut lines = console.lines().map(|l| l.trim_end_matches('\r'));
-        for want in ["@@bootlab exec", hello, "@@bootlab done"] {
-            assert!(
-                lines.any(|l| l.ends_with(want)),
-                "{what}: {want:?} missing or out of order:\n{console}"
-            );
-        }
+        assert_in_order(&console, &["@@bootlab exec", hello, "@@bootlab done"], what);
         let t = timeline(&res.join(file));
         assert!(t.unobserved(&RESTORED_VM_MODEL).is_empty(), "{what}: {t:?}");
         let names: Vec<String> = t

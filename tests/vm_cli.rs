@@ -263,19 +263,9 @@ fn linux_guest_runs_init_and_workload_slow() {
             String::from_utf8_lossy(&out.stderr)
         )
     };
-    // In protocol order, each on its own line after the previous one (the guest's
-    // tty ends lines with \r\n).
-    let mut lines = stdout.lines().map(|l| l.trim_end_matches('\r'));
-    for want in [
-        "Run /init as init process",
-        "@@bootlab init-start",
-        "@@bootlab exec",
-        "hello from bootlab guest-init",
-        "@@bootlab done",
-    ] {
-        if !lines.any(|l| l.ends_with(want)) {
-            panic!("{want:?} missing or out of order\n{}", context());
-        }
+    // In protocol order, each on its own line after the previous one.
+    if let Some(want) = test_support::missing_in_order(&stdout, &test_support::LINUX_RUN_LINES) {
+        panic!("{want:?} missing or out of order\n{}", context());
     }
     assert_eq!(out.status.code(), Some(0), "{}", context());
     let t: Timeline = serde_json::from_str(&std::fs::read_to_string(&out_path).unwrap()).unwrap();

@@ -180,6 +180,26 @@ macro_rules! bootlab {
     };
 }
 
+/// The Linux guest's console lines of one whole run, in protocol order.
+pub const LINUX_RUN_LINES: [&str; 5] = [
+    "Run /init as init process",
+    "@@bootlab init-start",
+    "@@bootlab exec",
+    "hello from bootlab guest-init",
+    "@@bootlab done",
+];
+
+/// The first of `wanted` that does not end a line of `out` after the line that
+/// ended the one before it (a guest's tty ends lines with \r\n), or `None` when
+/// all of them do, in this order.
+pub fn missing_in_order<'a>(out: &str, wanted: &[&'a str]) -> Option<&'a str> {
+    let mut lines = out.lines().map(|l| l.trim_end_matches('\r'));
+    wanted
+        .iter()
+        .copied()
+        .find(|want| !lines.any(|l| l.ends_with(want)))
+}
+
 /// A console sink that keeps what a guest printed, shared between the VM that
 /// writes it and the test that reads it.
 #[derive(Debug, Clone, Default)]
@@ -212,6 +232,14 @@ impl Captured {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_are_found_only_in_order() {
+        let out = "a\r\nx @@bootlab exec\r\nb\n";
+        assert_eq!(missing_in_order(out, &["a", "@@bootlab exec", "b"]), None);
+        assert_eq!(missing_in_order(out, &["b", "a"]), Some("a"));
+        assert_eq!(missing_in_order(out, &["a", "z"]), Some("z"));
+    }
 
     #[test]
     fn temp_dir_is_removed_on_drop_even_with_content() {
