@@ -167,20 +167,25 @@ trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
 # ---- the L1 kernel: Debian's cloud kernel, cached ---------------------------------
-# Prints the folder of the newest cached L1 kernel (boot/vmlinuz-*, lib/modules/*).
+# Prints the folder of the newest complete cached L1 kernel (boot/vmlinuz-*,
+# lib/modules/*); a fetch cut short leaves a `.tmp` folder without `complete`.
 cached_l1() {
-  local d
-  d=$(find "$CACHE/l1" -mindepth 1 -maxdepth 1 -type d -name 'linux-image-*' 2>/dev/null | sort -V | tail -n 1)
-  [[ -n "$d" && -f "$d/complete" ]] && echo "$d"
+  find "$CACHE/l1" -mindepth 2 -maxdepth 2 -name complete -path '*/linux-image-*/complete' 2>/dev/null |
+    sort -V | tail -n 1 | xargs -r dirname
   return 0
+}
+
+# The kernel package the cloud metapackage names in apt's lists.
+l1_package() {
+  apt-cache depends "$L1_META" 2>/dev/null | awk '/Depends: linux-image-/ { print $2; exit }'
 }
 
 fetch_l1() {
   local pkg dest tmp
-  pkg=$(apt-cache depends "$L1_META" 2>/dev/null | awk '/Depends: linux-image-/ { print $2; exit }')
+  pkg=$(l1_package)
   if [[ -z "$pkg" ]]; then
     apt-get update -qq >/dev/null 2>&1 || true
-    pkg=$(apt-cache depends "$L1_META" 2>/dev/null | awk '/Depends: linux-image-/ { print $2; exit }')
+    pkg=$(l1_package)
   fi
   [[ -n "$pkg" ]] || return 1
   dest="$CACHE/l1/$pkg"
