@@ -123,6 +123,13 @@ pub fn version_of(program: &Path, args: &[&str]) -> Option<String> {
     (!line.is_empty()).then_some(line)
 }
 
+/// Seconds any monitor gets to boot the Linux guest to its end: on an emulated host
+/// (there boot, init and workload take about 40-70 s at low load, minutes under load)
+/// and on hardware KVM (~0.2 s natively, ~5-15 s in the nested-SVM lane, where the
+/// hardware itself is emulated).
+pub const LINUX_EMULATED_TIMEOUT_S: u64 = 600;
+pub const LINUX_HARDWARE_TIMEOUT_S: u64 = 120;
+
 /// The check every VM runtime makes first: `Err` when /dev/kvm is not there.
 pub fn kvm_present() -> Result<(), String> {
     if Path::new("/dev/kvm").exists() {

@@ -4,7 +4,10 @@
 //! write their own timeline (`--timeline-out`), which carries the precise stamps
 //! (first KVM_RUN, marker-port exits, the sandbox's execve).
 
-use super::{kvm_present, version_of, RunCtx, Runner, Workload};
+use super::{
+    kvm_present, version_of, RunCtx, Runner, Workload, LINUX_EMULATED_TIMEOUT_S,
+    LINUX_HARDWARE_TIMEOUT_S,
+};
 use crate::exec::{ConsoleMap, RunSpec};
 use crate::results::RuntimeKind;
 use std::path::{Path, PathBuf};
@@ -20,12 +23,6 @@ pub enum Guest {
     Linux,
 }
 
-/// Seconds our monitor gives a Linux guest on an emulated host (there the whole
-/// boot, init and workload take about 40-70 s at low load, minutes under load).
-const LINUX_EMULATED_TIMEOUT_S: u64 = 600;
-/// Seconds our monitor gives a Linux guest on hardware KVM (~0.2 s natively, ~5-15 s
-/// in the nested-SVM lane, where the hardware itself is emulated).
-const LINUX_HARDWARE_TIMEOUT_S: u64 = 120;
 /// Seconds for a run that should take milliseconds.
 const FAST_TIMEOUT_S: u64 = 10;
 

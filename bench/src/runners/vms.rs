@@ -6,7 +6,10 @@
 //! reported merged (`vmm+kernel`). Firecracker also restores the lab guest from its
 //! own snapshot (`firecracker-lab-restore`), driven through its API socket.
 
-use super::{kvm_present, version_of, which, RunCtx, Runner};
+use super::{
+    kvm_present, version_of, which, RunCtx, Runner, LINUX_EMULATED_TIMEOUT_S,
+    LINUX_HARDWARE_TIMEOUT_S,
+};
 use crate::exec::{ApiCall, ConsoleMap, ExitExpect, RunSpec};
 use crate::results::RuntimeKind;
 use serde_json::json;
@@ -20,10 +23,9 @@ use timeline::marker::{Marker, EXIT_PORT};
 
 /// QEMU pauses (does not exit) on an emulation failure: every run is bounded.
 const VM_PEER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Bound on a Linux boot on hardware KVM (~0.2 s natively, ~5-15 s in the
-/// nested-SVM lane) and on an emulated host (about a minute, minutes under load).
-const LINUX_HARDWARE_TIMEOUT: Duration = Duration::from_secs(120);
-const LINUX_EMULATED_TIMEOUT: Duration = Duration::from_secs(600);
+/// Bounds on a Linux boot, as our monitor gets them.
+const LINUX_HARDWARE_TIMEOUT: Duration = Duration::from_secs(LINUX_HARDWARE_TIMEOUT_S);
+const LINUX_EMULATED_TIMEOUT: Duration = Duration::from_secs(LINUX_EMULATED_TIMEOUT_S);
 
 /// What the `-linux` rows boot: the files and command line of `bootlab vm run
 /// --guest linux` on this host, so that every monitor runs the same guest.
