@@ -345,3 +345,111 @@ fn html_renders_in_headless_chromium() {
         "phase bars not visible ({vmm} vmm-colored pixels)"
     );
 }
+
+/// The median by hand: sorted sample, middle value or the mean of the two middle ones.
+fn hand_median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Spawn to the start of the `process` phase of each successful run of `runtime`,
+/// read straight from the recorded timelines.
+fn to_process(r: &Results, runtime: &str) -> Vec<f64> {
+    let model = r.runtime(runtime).unwrap().kind.model();
+    r.runs_of(runtime)
+        .filter(|run| run.timeline.error.is_none())
+        .filter_map(|run| {
+            run.timeline
+                .phases(model)
+                .into_iter()
+                .find(|p| p.name == "process")
+                .map(|p| p.start_ns as f64)
+        })
+        .collect()
+}
+
+#[test]
+fn the_verdicts_numbers_are_the_medians_of_results_json() {
+    use report::verdict::{duration, Outcome, Role};
+    for path in [FIXTURE, RESTORE_FIXTURE] {
+        let r = report::load(Path::new(path)).unwrap();
+        let rep = report::build(&r);
+        let text = rep.verdict.sentences().join(" ");
+        let md = report::markdown(&rep);
+        assert!(md.starts_with(&format!("# {}\n\n## Verdict\n\n{text}", rep.title)));
+        let container = hand_median(to_process(&r, "bootlab-sandbox"));
+        let mut measured = 0;
+        for (role, outcome) in &rep.verdict.roles {
+            let Outcome::Measured(m) = outcome else {
+                continue;
+            };
+            measured += 1;
+            let median = hand_median(to_process(&r, &m.runtime));
+            assert_eq!(m.to_process.median, median, "{path}: {role:?}");
+            assert!(text.contains(&duration(median)), "{text}");
+            assert!(text.contains(&format!("({})", m.runtime)), "{text}");
+            if *role == Role::Container {
+                assert_eq!(m.runtime, "bootlab-sandbox");
+                assert!(m.vs_container.is_none());
+            } else {
+                let ratio = m.vs_container.as_ref().expect("a ratio to the container");
+                assert_eq!(ratio.value, median / container);
+                assert!(ratio.ci[0] <= ratio.value && ratio.value <= ratio.ci[1]);
+                assert!(text.contains(&format!("{:.2}x the container's time", ratio.value)));
+            }
+        }
+        assert!(measured >= 2, "{path}: {text}");
+    }
+    // By hand for the first fixture: vm-lab's exec (monitor) at 2.3..2.7 ms -> 2.50 ms;
+    // the sandbox's (its own stamp beats the console's) at 0.9..1.1 ms -> 1.00 ms.
+    let rep = report::build(&fixture());
+    let Some(Outcome::Measured(lab)) = rep.verdict.get(Role::MicroVmLab) else {
+        panic!("lab measured: {:?}", rep.verdict);
+    };
+    assert_eq!(
+        (lab.runtime.as_str(), lab.largest.0.as_str()),
+        ("bootlab-vm-lab", "vmm")
+    );
+    assert!((lab.to_process.median - 2.5e6).abs() < 2.0, "{lab:?}");
+    assert!((lab.vs_container.as_ref().unwrap().value - 2.5).abs() < 1e-5);
+}
+
+#[test]
+fn the_verdict_names_what_was_not_measured_and_why() {
+    use report::verdict::{Outcome, Role};
+    let mut r = fixture();
+    // No container ran, and the lab guest's monitor is gone: Firecracker is missing,
+    // so QEMU stands for the lab microVM.
+    r.runs.retain(|run| {
+        !["bootlab-sandbox", "runc", "bootlab-vm-lab"].contains(&run.timeline.runtime.as_str())
+    });
+    r.runtimes.retain(|rt| rt.name != "bootlab-vm-lab");
+    let v = report::build(&r).verdict;
+    let text = v.sentences().join(" ");
+    assert!(
+        matches!(v.get(Role::Container), Some(Outcome::NotMeasured(Some((n, "did not reach its process")))) if n == "bootlab-sandbox"),
+        "{v:?}"
+    );
+    assert!(
+        matches!(v.get(Role::MicroVmLab), Some(Outcome::Measured(m)) if m.runtime == "qemu-microvm" && m.vs_container.is_none()),
+        "{v:?}"
+    );
+    assert!(
+        text.contains("a container (bootlab-sandbox did not reach its process)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("a traditional VM with firmware (none in this run)"),
+        "{text}"
+    );
+    assert!(!text.contains("container's time"), "{text}");
+    // Nothing at all: one sentence that says so.
+    r.runs.clear();
+    let text = report::build(&r).verdict.sentences().join(" ");
+    assert!(text.contains("no runtime ran its process"), "{text}");
+}

@@ -5,12 +5,14 @@
 
 pub mod summary;
 pub mod svg;
+pub mod verdict;
 
 use crate::results::{Results, RuntimeKind, RuntimeStatus};
 use crate::Error;
 use std::path::{Path, PathBuf};
 use summary::{RatioRow, RuntimeSummary, TOTAL};
 use svg::{esc, fmt_ms};
+use verdict::Verdict;
 
 /// Distinct errors listed per runtime.
 const MAX_ERRORS_SHOWN: usize = 5;
@@ -39,6 +41,8 @@ impl Table {
 #[derive(Debug)]
 pub struct Report {
     pub title: String,
+    /// The answer in a few sentences, shown first.
+    pub verdict: Verdict,
     pub tables: Vec<Table>,
     pub summaries: Vec<RuntimeSummary>,
     pub concurrency: Vec<summary::ConcurrencyRow>,
@@ -73,17 +77,12 @@ pub fn write_reports(results: &Results, dir: &Path) -> Result<Vec<PathBuf>, Erro
     Ok(vec![md, html_path])
 }
 
-/// Column order of the medians table: the models in one timeline, the sandbox
-/// and restore phases standing where the VM's set-up phases stand.
-const COLUMN_ORDER: [&str; 8] = [
-    "vmm",
-    "vmm+kernel",
-    "kernel",
-    "init",
-    "sandbox",
-    "restore",
-    "process",
-    "teardown",
+/// Phase order of the tables and legends: the models in one timeline (a VM's POST,
+/// `vmm` then `firmware`, before its kernel), the sandbox and restore phases standing
+/// where the VM's set-up phases stand. A merged phase (`vmm+kernel`) stands right after
+/// its first part; a phase no model here names comes last.
+const PHASE_ORDER: [&str; 8] = [
+    "vmm", "firmware", "kernel", "init", "sandbox", "restore", "process", "teardown",
 ];
 
 /// The runtimes put side by side per guest: its cold boot first, its restores, the
@@ -174,11 +173,14 @@ fn side_by_side(results: &Results, summaries: &[RuntimeSummary]) -> Table {
     t
 }
 
+/// Sort key of a (possibly merged) phase name in [`PHASE_ORDER`].
 pub(crate) fn column_rank(name: &str) -> usize {
-    COLUMN_ORDER
+    let first = name.split('+').next().unwrap_or(name);
+    let rank = PHASE_ORDER
         .iter()
-        .position(|c| *c == name)
-        .unwrap_or(COLUMN_ORDER.len())
+        .position(|c| *c == first)
+        .unwrap_or(PHASE_ORDER.len());
+    2 * rank + usize::from(name.contains('+'))
 }
 
 fn ci(c: [f64; 2]) -> String {
@@ -460,6 +462,7 @@ pub fn build(results: &Results) -> Report {
     let runtime_order = summaries.iter().map(|s| s.name.clone()).collect();
     Report {
         title: format!("bootlab report: {}", results.name),
+        verdict: Verdict::from_results(results, &summaries),
         tables,
         summaries,
         concurrency: conc,
@@ -473,8 +476,11 @@ fn md_cell(s: &str) -> String {
 
 /// The Markdown rendering.
 pub fn markdown(r: &Report) -> String {
-    let mut s = format!("# {}\n\n", r.title);
-    s.push_str("Charts: see report.html (stacked phase bars, CDF of total time, concurrency).\n");
+    let mut s = format!("# {}\n\n## Verdict\n\n", r.title);
+    s.push_str(&r.verdict.sentences().join(" "));
+    s.push_str(
+        "\n\nCharts: see report.html (stacked phase bars, CDF of total time, concurrency).\n",
+    );
     for t in &r.tables {
         s.push_str(&format!("\n## {}\n\n", t.title));
         for p in &t.intro {
@@ -505,7 +511,9 @@ pub fn html(r: &Report) -> String {
          <style>{CSS}</style></head><body>\n<h1>{t}</h1>\n",
         t = esc(&r.title)
     );
-    s.push_str("<h2>Charts</h2>\n<figure>");
+    s.push_str("<h2>Verdict</h2>\n<p class=\"verdict\">");
+    s.push_str(&esc(&r.verdict.sentences().join(" ")));
+    s.push_str("</p>\n<h2>Charts</h2>\n<figure>");
     s.push_str(&svg::phase_bars(&r.summaries));
     s.push_str("<figcaption>Bars stack the median of each phase; their sum can differ from the median total.</figcaption></figure>\n<figure>");
     s.push_str(&svg::cdf(&r.summaries));

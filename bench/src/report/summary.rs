@@ -11,6 +11,8 @@ use timeline::{EventSource, PhaseModel, Timeline};
 
 /// Name of the whole-run row (spawn to the last observed boundary).
 pub const TOTAL: &str = "total";
+/// Name of the workload's phase in every model: what each runtime is there to start.
+pub const PROCESS: &str = "process";
 
 /// Statistics of one runtime.
 #[derive(Debug, Clone, Serialize)]
@@ -31,6 +33,10 @@ pub struct RuntimeSummary {
     /// Total times of successful runs, ns (for the CDF).
     #[serde(skip)]
     pub totals: Vec<f64>,
+    /// Spawn to the start of the `process` phase of each successful run that has one,
+    /// ns: how long the runtime takes to run its workload (the verdict's number).
+    #[serde(skip)]
+    pub to_process: Vec<f64>,
     /// Distinct errors of failed runs with their counts.
     pub errors: Vec<(String, usize)>,
 }
@@ -111,6 +117,7 @@ pub fn runtimes(results: &Results) -> Vec<RuntimeSummary> {
             let model = info.kind.model();
             let mut samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
             let mut totals = Vec::new();
+            let mut to_process = Vec::new();
             let mut attribution = BTreeMap::new();
             let mut errors: BTreeMap<String, usize> = BTreeMap::new();
             let (mut ok, mut failed) = (0, 0);
@@ -138,6 +145,9 @@ pub fn runtimes(results: &Results) -> Vec<RuntimeSummary> {
                         .entry(p.name.clone())
                         .or_default()
                         .push(p.duration_ns() as f64);
+                }
+                if let Some(p) = phases.iter().find(|p| p.name == PROCESS) {
+                    to_process.push(p.start_ns as f64);
                 }
                 for p in &phases {
                     attribution
@@ -176,6 +186,7 @@ pub fn runtimes(results: &Results) -> Vec<RuntimeSummary> {
                 samples,
                 attribution,
                 totals,
+                to_process,
                 errors: errors.into_iter().collect(),
             }
         })

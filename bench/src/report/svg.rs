@@ -22,17 +22,31 @@ fn series_color(name: &str, order: &[String]) -> &'static str {
     SERIES[i % SERIES.len()]
 }
 
+/// Colors for phases without a fixed one (merged names, phases new to the report),
+/// picked by a hash of the name so a phase keeps its color across reports.
+const SPARE: [&str; 6] = [
+    "#bab0ac", "#d37295", "#a0cbe8", "#8cd17d", "#b6992d", "#499894",
+];
+
 /// Fixed color of a phase so that the same phase looks the same in every bar.
 pub fn phase_color(name: &str) -> &'static str {
     match name {
         "vmm" => "#4e79a7",
+        "firmware" => "#edc948",
         "kernel" => "#f28e2b",
         "init" => "#e15759",
         "process" => "#59a14f",
         "teardown" => "#9c755f",
         "sandbox" => "#76b7b2",
+        "restore" => "#ff9da7",
         "vmm+kernel" => "#b07aa1",
-        _ => "#bab0ac",
+        _ => {
+            // FNV-1a: stable across runs and platforms, unlike std's hasher.
+            let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+            SPARE[usize::try_from(h % SPARE.len() as u64).unwrap_or(0)]
+        }
     }
 }
 
