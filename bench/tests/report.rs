@@ -235,22 +235,50 @@ fn html_charts_are_valid_svg() {
     let r = fixture();
     let html = report::html(&report::build(&r));
     let charts = svgs(&html);
-    assert_eq!(charts.len(), 3, "bars, CDF, concurrency");
+    assert_eq!(charts.len(), 4, "seed bars, phase bars, CDF, concurrency");
     for svg in &charts {
         let doc = roxmltree::Document::parse(svg).expect("valid SVG");
         assert_eq!(doc.root_element().tag_name().name(), "svg");
     }
-    let bars = roxmltree::Document::parse(charts[0]).unwrap();
-    let bar_rects = bars
-        .descendants()
-        .filter(|n| n.has_tag_name("rect") && n.children().any(|c| c.has_tag_name("title")))
-        .count();
+    let segments = |svg: &str| -> Vec<String> {
+        let doc = roxmltree::Document::parse(svg).unwrap();
+        doc.descendants()
+            .filter(|n| n.has_tag_name("rect"))
+            .filter_map(|n| n.children().find(|c| c.has_tag_name("title")))
+            .filter_map(|t| t.text().map(str::to_owned))
+            .collect()
+    };
+    // The seed's picture: up to the end of the process, VMs first, containers last;
+    // the Linux guest, whose process is not observable here, has no bar.
+    let seed: Vec<String> = segments(charts[0])
+        .iter()
+        .map(|t| t.split(':').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        seed,
+        [
+            "bootlab-vm-lab vmm",
+            "bootlab-vm-lab kernel",
+            "bootlab-vm-lab init",
+            "bootlab-vm-lab process",
+            "qemu-microvm vmm+kernel",
+            "qemu-microvm init",
+            "qemu-microvm process",
+            "bootlab-sandbox sandbox",
+            "bootlab-sandbox process",
+            "runc sandbox",
+            "runc process",
+        ]
+    );
+    // The same phase has the same colour in both bar charts.
+    assert!(charts[0].contains("fill=\"#4e79a7\"><title>bootlab-vm-lab vmm"));
+    assert!(charts[1].contains("fill=\"#4e79a7\"><title>bootlab-vm-lab vmm"));
     // vm-lab 5 phases, vm-linux 2, sandbox 3, runc 3, qemu 4.
-    assert_eq!(bar_rects, 17);
+    assert_eq!(segments(charts[1]).len(), 17);
     for rt in ["bootlab-vm-lab", "bootlab-sandbox", "runc", "qemu-microvm"] {
-        assert!(charts[0].contains(rt) && charts[1].contains(rt), "{rt}");
+        assert!(charts[1].contains(rt) && charts[2].contains(rt), "{rt}");
     }
-    let conc = roxmltree::Document::parse(charts[2]).unwrap();
+    let conc = roxmltree::Document::parse(charts[3]).unwrap();
     assert_eq!(
         conc.descendants()
             .filter(|n| n.has_tag_name("circle"))
@@ -452,4 +480,103 @@ fn the_verdict_names_what_was_not_measured_and_why() {
     r.runs.clear();
     let text = report::build(&r).verdict.sentences().join(" ");
     assert!(text.contains("no runtime ran its process"), "{text}");
+}
+
+/// Renames runtime `from` to `to` in the runtimes and every run.
+fn rename(r: &mut Results, from: &str, to: &str) {
+    for rt in r.runtimes.iter_mut().filter(|rt| rt.name == from) {
+        rt.name = to.into();
+    }
+    for run in r.runs.iter_mut().filter(|run| run.timeline.runtime == from) {
+        run.timeline.runtime = to.into();
+    }
+    for b in r.concurrency.iter_mut().filter(|b| b.runtime == from) {
+        b.runtime = to.into();
+    }
+}
+
+/// In the page, after the charts: for every runtime label (`text.runtime`) of every
+/// SVG, whether its box as laid out lies inside the SVG's viewBox; one line each
+/// (`ok` or `clipped`, the chart's number, the label) in `<pre id="clip-check">`.
+const CLIP_CHECK: &str = r#"<script>
+const out = [];
+document.querySelectorAll('svg').forEach((svg, i) => {
+  const vb = svg.viewBox.baseVal;
+  svg.querySelectorAll('text.runtime').forEach(t => {
+    const b = t.getBBox();
+    const inside = b.width > 0 && b.x >= vb.x - 0.5 && b.x + b.width <= vb.x + vb.width + 0.5;
+    out.push((inside ? 'ok' : 'clipped') + ' ' + i + ' ' + t.textContent);
+  });
+});
+const pre = document.createElement('pre');
+pre.id = 'clip-check';
+pre.textContent = '\n' + out.join('\n') + '\n';
+document.body.appendChild(pre);
+</script>"#;
+
+/// A label drawn where the charts drew it before their margin followed the labels:
+/// right-aligned at x = 162. The checker must call it clipped.
+const OLD_MARGIN_CONTROL: &str = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"900\" \
+    height=\"40\" viewBox=\"0 0 900 40\"><text class=\"runtime\" x=\"162\" y=\"20\" \
+    font-family=\"sans-serif\" font-size=\"12\" text-anchor=\"end\">bootlab-vm-lab-kernel-irqchip</text></svg>";
+
+#[test]
+fn no_runtime_label_is_cut_off_in_headless_chromium() {
+    let Some(browser) = chromium() else {
+        test_support::skip(
+            "no_runtime_label_is_cut_off_in_headless_chromium",
+            "chromium not installed (scripts/deps.sh installs it)",
+        );
+        return;
+    };
+    let mut r = fixture();
+    rename(&mut r, "bootlab-vm-lab", "bootlab-vm-lab-kernel-irqchip");
+    let long = "a-runtime-with-a-name-far-longer-than-any-bootlab-knows-today";
+    rename(&mut r, "runc", long);
+    let html = report::html(&report::build(&r));
+    let page = html.replace(
+        "</body>",
+        &format!("<figure>{OLD_MARGIN_CONTROL}</figure>{CLIP_CHECK}</body>"),
+    );
+    let dir = temp_dir("clip");
+    let file = dir.join("report.html");
+    std::fs::write(&file, page).unwrap();
+    let out = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+        .arg(format!("file://{}", file.display()))
+        .output()
+        .expect("chromium runs");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let Some(start) = dom.find("<pre id=\"clip-check\">") else {
+        panic!("no check output: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let lines: Vec<&str> = dom[start..]
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.starts_with("</pre>"))
+        .collect();
+    let charts = svgs(&html).len();
+    let control = format!("clipped {charts} bootlab-vm-lab-kernel-irqchip");
+    assert!(
+        lines.contains(&control.as_str()),
+        "the checker did not catch the old margin: {lines:#?}"
+    );
+    let checked: Vec<&&str> = lines.iter().filter(|l| **l != control).collect();
+    let clipped: Vec<&&&str> = checked.iter().filter(|l| !l.starts_with("ok ")).collect();
+    assert!(clipped.is_empty(), "labels cut off: {clipped:#?}");
+    for name in ["bootlab-vm-lab-kernel-irqchip", long, "bootlab-sandbox"] {
+        // Both bar charts and the CDF's legend, at least.
+        let n = checked.iter().filter(|l| l.contains(name)).count();
+        assert!(n >= 3, "{name} checked {n} times: {checked:#?}");
+    }
 }

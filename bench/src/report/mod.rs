@@ -479,7 +479,7 @@ pub fn markdown(r: &Report) -> String {
     let mut s = format!("# {}\n\n## Verdict\n\n", r.title);
     s.push_str(&r.verdict.sentences().join(" "));
     s.push_str(
-        "\n\nCharts: see report.html (stacked phase bars, CDF of total time, concurrency).\n",
+        "\n\nCharts: see report.html (the seed's POST → kernel → init → process picture, stacked phase bars, CDF of total time, concurrency).\n",
     );
     for t in &r.tables {
         s.push_str(&format!("\n## {}\n\n", t.title));
@@ -504,6 +504,20 @@ const CSS: &str = "body{font-family:sans-serif;margin:2em;max-width:1100px;color
 table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;\
 text-align:left;font-size:13px}th{background:#f0f0f0}figure{margin:1em 0}";
 
+/// Escaped HTML of `text` with its Markdown `code` spans as `<code>`.
+fn code_spans(text: &str) -> String {
+    text.split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 {
+                format!("<code>{}</code>", esc(part))
+            } else {
+                esc(part)
+            }
+        })
+        .collect()
+}
+
 /// The self-contained HTML rendering with inline SVG charts.
 pub fn html(r: &Report) -> String {
     let mut s = format!(
@@ -512,8 +526,13 @@ pub fn html(r: &Report) -> String {
         t = esc(&r.title)
     );
     s.push_str("<h2>Verdict</h2>\n<p class=\"verdict\">");
-    s.push_str(&esc(&r.verdict.sentences().join(" ")));
+    s.push_str(&code_spans(&r.verdict.sentences().join(" ")));
     s.push_str("</p>\n<h2>Charts</h2>\n<figure>");
+    s.push_str(&svg::seed_bars(&r.summaries));
+    s.push_str(
+        "<figcaption>The seed's picture: what runs before the process of each runtime \
+         and the process itself, medians stacked in the phase colours.</figcaption></figure>\n<figure>",
+    );
     s.push_str(&svg::phase_bars(&r.summaries));
     s.push_str("<figcaption>Bars stack the median of each phase; their sum can differ from the median total.</figcaption></figure>\n<figure>");
     s.push_str(&svg::cdf(&r.summaries));

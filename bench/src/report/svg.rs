@@ -1,8 +1,8 @@
 //! The report's charts as hand-written, self-contained SVG: stacked phase bars per
-//! runtime (medians), the CDF of total time (log time axis), and boots per second
+//! runtime (medians; also the seed's POST → kernel → init → process picture), the CDF of total time (log time axis), and boots per second
 //! against the number of instances started at once.
 
-use super::summary::{ConcurrencyRow, RuntimeSummary};
+use super::summary::{ConcurrencyRow, RuntimeSummary, PROCESS};
 use std::fmt::Write;
 
 const WIDTH: f64 = 900.0;
@@ -96,13 +96,17 @@ pub fn nice_step(max: f64, target: f64) -> f64 {
 }
 
 fn open(out: &mut String, height: f64, title: &str) {
+    open_wide(out, WIDTH, height, title);
+}
+
+fn open_wide(out: &mut String, width: f64, height: f64, title: &str) {
     let _ = write!(
         out,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" \
-         viewBox=\"0 0 {WIDTH} {height}\" role=\"img\" aria-label=\"{t}\">\
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
+         viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"{t}\">\
          <rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\
          <text x=\"{x}\" y=\"18\" {FONT} font-weight=\"bold\" text-anchor=\"middle\">{t}</text>",
-        x = WIDTH / 2.0,
+        x = width / 2.0,
         t = esc(title)
     );
 }
@@ -132,21 +136,104 @@ pub fn axis_cap(sums: &[f64]) -> f64 {
     }
 }
 
+/// Estimated width in px of `text` in the charts' 12 px sans-serif font. No font is
+/// at hand when the SVG is written, so each character counts at or above its advance
+/// in the common sans fonts (DejaVu Sans is the widest of them): a margin made from
+/// this holds the label in any of them.
+pub fn text_width(text: &str) -> f64 {
+    text.chars()
+        .map(|c| match c {
+            'i' | 'j' | 'l' | '.' | ',' | ':' | ';' | '\'' | '|' | '!' | ' ' => 4.0,
+            'f' | 't' | 'r' | '-' | '(' | ')' | '[' | ']' | '/' => 5.0,
+            'm' | 'w' | 'M' | 'W' | '%' | '@' => 11.0,
+            'A'..='Z' => 9.0,
+            _ => 7.5,
+        })
+        .sum()
+}
+
+/// Left margin for row labels: the longest label plus a gap, at least [`LEFT`].
+pub fn label_margin<'a>(labels: impl IntoIterator<Item = &'a str>) -> f64 {
+    labels
+        .into_iter()
+        .map(text_width)
+        .fold(LEFT - 16.0, f64::max)
+        + 16.0
+}
+
+/// One bar of a stacked chart: its label and its segments (phase, length in ns).
+#[derive(Debug, Clone)]
+pub struct Bar {
+    pub label: String,
+    pub segments: Vec<(String, f64)>,
+}
+
 /// Horizontal stacked bars: one per runtime, one segment per phase median.
 pub fn phase_bars(summaries: &[RuntimeSummary]) -> String {
-    let title = "Where the time goes: median of each phase (ms)";
-    let rows: Vec<&RuntimeSummary> = summaries.iter().filter(|s| !s.phases.is_empty()).collect();
+    let bars: Vec<Bar> = summaries
+        .iter()
+        .filter(|s| !s.phases.is_empty())
+        .map(|s| Bar {
+            label: s.name.clone(),
+            segments: s
+                .phases
+                .iter()
+                .map(|(n, p)| (n.clone(), p.median))
+                .collect(),
+        })
+        .collect();
+    stacked_bars("Where the time goes: median of each phase (ms)", &bars, &[])
+}
+
+/// The seed's picture: a VM needs POST → kernel → init → process, a container needs
+/// sandbox → process. One bar per runtime that reached its process, VMs first, each
+/// stacked up to the end of its process (teardown left out), in the phase colours.
+pub fn seed_bars(summaries: &[RuntimeSummary]) -> String {
+    use crate::results::RuntimeKind;
+    let bar = |s: &RuntimeSummary| {
+        let until = s.phases.iter().position(|(n, _)| n == PROCESS)?;
+        Some(Bar {
+            label: s.name.clone(),
+            segments: s.phases[..=until]
+                .iter()
+                .map(|(n, p)| (n.clone(), p.median))
+                .collect(),
+        })
+    };
+    let vms = summaries
+        .iter()
+        .filter(|s| s.kind != RuntimeKind::Container);
+    let containers = summaries
+        .iter()
+        .filter(|s| s.kind == RuntimeKind::Container);
+    let bars: Vec<Bar> = vms.chain(containers).filter_map(bar).collect();
+    stacked_bars(
+        "POST → kernel → init → process beside sandbox → process (median ms)",
+        &bars,
+        &[
+            "vmm: a microVM's POST (the monitor's set-up; no firmware runs)",
+            "firmware: a traditional VM's POST (BIOS or UEFI), observed on its debug console",
+        ],
+    )
+}
+
+/// Stacked horizontal bars with the phase legend and `notes` under it. The left
+/// margin fits the longest label; the chart widens when labels are very long.
+pub fn stacked_bars(title: &str, bars: &[Bar], notes: &[&str]) -> String {
+    let rows: Vec<&Bar> = bars.iter().filter(|b| !b.segments.is_empty()).collect();
     if rows.is_empty() {
         return empty_chart(title, "no successful runs");
     }
+    let left = label_margin(rows.iter().map(|b| b.label.as_str()));
+    let width = WIDTH.max(left + 500.0);
     let bar_h = 22.0;
     let row_h = 32.0;
     let top = 40.0;
-    let legend_h = 30.0;
-    let plot_w = WIDTH - LEFT - RIGHT - 60.0;
+    let legend_h = 30.0 + 18.0 * notes.len() as f64;
+    let plot_w = width - left - RIGHT - 60.0;
     let sums: Vec<f64> = rows
         .iter()
-        .map(|s| s.phases.iter().map(|(_, p)| p.median).sum::<f64>())
+        .map(|b| b.segments.iter().map(|(_, v)| v).sum::<f64>())
         .collect();
     let max = axis_cap(&sums).max(1.0);
     let step = nice_step(max, 6.0);
@@ -154,11 +241,11 @@ pub fn phase_bars(summaries: &[RuntimeSummary]) -> String {
     let scale = plot_w / axis_max;
     let height = top + rows.len() as f64 * row_h + 30.0 + legend_h;
     let mut s = String::new();
-    open(&mut s, height, title);
+    open_wide(&mut s, width, height, title);
     let axis_y = top + rows.len() as f64 * row_h;
     let mut t = 0.0;
     while t <= axis_max + step / 2.0 {
-        let x = LEFT + t * scale;
+        let x = left + t * scale;
         let _ = write!(
             s,
             "<line x1=\"{x:.1}\" y1=\"{top}\" x2=\"{x:.1}\" y2=\"{axis_y}\" stroke=\"#dddddd\"/>\
@@ -173,27 +260,27 @@ pub fn phase_bars(summaries: &[RuntimeSummary]) -> String {
         let y = top + i as f64 * row_h + (row_h - bar_h) / 2.0;
         let _ = write!(
             s,
-            "<text x=\"{:.1}\" y=\"{:.1}\" {FONT} text-anchor=\"end\">{}</text>",
-            LEFT - 8.0,
+            "<text class=\"runtime\" x=\"{:.1}\" y=\"{:.1}\" {FONT} text-anchor=\"end\">{}</text>",
+            left - 8.0,
             y + bar_h / 2.0 + 4.0,
-            esc(&r.name)
+            esc(&r.label)
         );
-        let mut x = LEFT;
+        let mut x = left;
         let mut acc = 0.0;
         let clipped = sums[i] > axis_max;
-        for (name, p) in &r.phases {
+        for (name, v) in &r.segments {
             if acc >= axis_max {
                 break;
             }
-            let w = (p.median.min(axis_max - acc) * scale).max(0.5);
-            acc += p.median;
+            let w = (v.min(axis_max - acc) * scale).max(0.5);
+            acc += v;
             let _ = write!(
                 s,
                 "<rect x=\"{x:.2}\" y=\"{y:.1}\" width=\"{w:.2}\" height=\"{bar_h}\" fill=\"{}\">\
                  <title>{}: {} ms</title></rect>",
                 phase_color(name),
-                esc(&format!("{} {}", r.name, name)),
-                fmt_ms(p.median)
+                esc(&format!("{} {}", r.label, name)),
+                fmt_ms(*v)
             );
             x += w;
             if !seen.contains(&name.as_str()) {
@@ -227,8 +314,8 @@ pub fn phase_bars(summaries: &[RuntimeSummary]) -> String {
         );
     }
     let ly = axis_y + 40.0;
-    seen.sort_by_key(|n| super::column_rank(n));
-    let mut lx = LEFT;
+    seen.sort_by_key(|n| (super::column_rank(n), n.to_string()));
+    let mut lx = left;
     for name in &seen {
         let _ = write!(
             s,
@@ -239,7 +326,15 @@ pub fn phase_bars(summaries: &[RuntimeSummary]) -> String {
             lx + 16.0,
             esc(name)
         );
-        lx += 40.0 + 7.0 * name.len() as f64;
+        lx += 28.0 + text_width(name);
+    }
+    for (i, note) in notes.iter().enumerate() {
+        let _ = write!(
+            s,
+            "<text x=\"{left:.1}\" y=\"{:.1}\" {FONT} fill=\"#555555\">{}</text>",
+            ly + 20.0 + 18.0 * i as f64,
+            esc(note)
+        );
     }
     s.push_str("</svg>");
     s
@@ -328,7 +423,7 @@ pub fn cdf(summaries: &[RuntimeSummary]) -> String {
         let _ = write!(
             s,
             "<line x1=\"{LEFT}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"{color}\" stroke-width=\"3\"/>\
-             <text x=\"{:.1}\" y=\"{ly:.1}\" {FONT}>{} (n={})</text>",
+             <text class=\"runtime\" x=\"{:.1}\" y=\"{ly:.1}\" {FONT}>{} (n={})</text>",
             ly - 4.0,
             LEFT + 24.0,
             ly - 4.0,
@@ -418,7 +513,7 @@ pub fn concurrency(rows: &[ConcurrencyRow], runtime_order: &[String]) -> String 
         let _ = write!(
             s,
             "<line x1=\"{LEFT}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"{color}\" stroke-width=\"3\"/>\
-             <text x=\"{:.1}\" y=\"{ly:.1}\" {FONT}>{}</text>",
+             <text class=\"runtime\" x=\"{:.1}\" y=\"{ly:.1}\" {FONT}>{}</text>",
             ly - 4.0,
             LEFT + 24.0,
             ly - 4.0,
