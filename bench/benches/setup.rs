@@ -1,6 +1,7 @@
 //! Criterion micro-benchmarks of the set-up steps a microVM and a sandbox pay before
 //! the workload runs: KVM_CREATE_VM + guest memory + a vCPU, clone(2) with each
-//! namespace, pivot_root into a fresh mount namespace, and cgroup create/remove.
+//! namespace, pivot_root into a fresh mount namespace, cgroup create/remove, and a
+//! spawn that enters a masked mount namespace (crun's runs on a hybrid-cgroup host).
 //! Steps that need /dev/kvm or root are skipped with a message when unavailable.
 //! (Kernel loading is benchmarked by the monitor's own crate, which owns the loader.)
 
@@ -213,5 +214,55 @@ fn cgroups(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(setup, kvm_setup, namespaces, pivot_root, cgroups);
+/// What crun's runs pay for the masked controller list on a hybrid-cgroup host
+/// (bench::runners::oci): a spawn made from a thread that entered the session's mount
+/// namespace beside the same spawn from the harness's own namespace. Only the spawn
+/// and wait are timed, as a run's time is (the thread's entry happens before).
+fn masked_mount_namespace(c: &mut Criterion) {
+    // SAFETY: geteuid(2) has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIP masked mount namespace benchmark: needs root");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("bootlab-bench-mask-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let file = dir.join("controllers");
+    std::fs::write(&file, "hugetlb\n").expect("controllers file");
+    let ns = bench::mountns::with_masked_file(&file).expect("masked namespace");
+    let spawn = |iters: u64| {
+        let t0 = std::time::Instant::now();
+        for _ in 0..iters {
+            let status = std::process::Command::new("/bin/true").status();
+            assert!(status.expect("spawn /bin/true").success());
+        }
+        t0.elapsed()
+    };
+    let mut g = c.benchmark_group("masked-mount-ns");
+    g.sample_size(50);
+    g.bench_function("spawn /bin/true", |b| b.iter_custom(spawn));
+    g.bench_function("spawn /bin/true from the masked namespace", |b| {
+        b.iter_custom(|iters| {
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    bench::mountns::enter_on_this_thread(&ns).expect("enter");
+                    spawn(iters)
+                })
+                .join()
+                .expect("spawning thread")
+            })
+        })
+    });
+    g.finish();
+    drop(ns);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+criterion_group!(
+    setup,
+    kvm_setup,
+    namespaces,
+    pivot_root,
+    cgroups,
+    masked_mount_namespace
+);
 criterion_main!(setup);

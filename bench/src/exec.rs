@@ -13,6 +13,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use timeline::clock::ENV_SPAWN_NS;
 use timeline::marker::{Marker, KERNEL_RUN_INIT_LINE};
@@ -91,6 +92,10 @@ pub struct RunSpec {
     pub timeout: Duration,
     /// Sent to the runtime's API socket after the spawn.
     pub api: Option<ApiCall>,
+    /// A mount namespace the runtime runs in ([`crate::mountns`]): the run is made
+    /// from a thread that entered it before `spawn` is stamped, so the entry is not
+    /// counted and the spawn keeps its fast path (a pre-exec hook would force fork).
+    pub mount_ns: Option<Arc<OwnedFd>>,
 }
 
 impl RunSpec {
@@ -106,6 +111,7 @@ impl RunSpec {
             kill_on: None,
             timeout: Duration::from_secs(10),
             api: None,
+            mount_ns: None,
         }
     }
 
@@ -159,6 +165,28 @@ fn command(spec: &RunSpec) -> Command {
 
 /// Runs `spec` once as runtime `runtime` and returns its timeline.
 pub fn execute(runtime: &str, spec: &RunSpec) -> Timeline {
+    let Some(ns) = &spec.mount_ns else {
+        return execute_here(runtime, spec);
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| match crate::mountns::enter_on_this_thread(ns) {
+            Ok(()) => execute_here(runtime, spec),
+            Err(e) => {
+                let mut tl = Timeline::new(runtime, now_ns());
+                tl.error = Some(format!("cannot enter the run's mount namespace: {e}"));
+                tl
+            }
+        })
+        .join()
+        .unwrap_or_else(|_| Timeline {
+            error: Some("the run's thread panicked".into()),
+            ..Timeline::new(runtime, now_ns())
+        })
+    })
+}
+
+/// [`execute`] on the calling thread, in its mount namespace.
+fn execute_here(runtime: &str, spec: &RunSpec) -> Timeline {
     let mut cmd = command(spec);
     if let Some(p) = &spec.timeline_out {
         let _ = std::fs::remove_file(p);
@@ -761,6 +789,33 @@ mod tests {
         let seen = watch(&mut child, &spec, now_ns(), None);
         assert!(seen.timed_out);
         assert_eq!(seen.status.unwrap().signal(), Some(libc::SIGKILL));
+    }
+
+    #[test]
+    fn a_run_with_a_mount_namespace_runs_inside_it_and_leaves_the_harness_outside() {
+        use test_support::Need;
+        if !test_support::need("run_in_mount_namespace", &[Need::Root]) {
+            return;
+        }
+        let dir = test_support::TempDir::new("exec-mountns").unwrap();
+        let file = dir.path().join("controllers");
+        std::fs::write(&file, "hugetlb\n").unwrap();
+        let ns = crate::mountns::with_masked_file(&file).unwrap();
+        // The script announces `exec` only when it sees the file masked (empty).
+        let script = format!(
+            "[ -s {} ] || echo '@@bootlab init-start'; echo '@@bootlab done'",
+            file.display()
+        );
+        let mut spec = sh(&script);
+        spec.required = vec![event::EXEC, event::DONE];
+        let outside = execute("plain", &spec);
+        assert!(outside.error.as_deref().unwrap_or("").contains("no `exec`"));
+        spec.mount_ns = Some(Arc::new(ns));
+        let inside = execute("masked", &spec);
+        assert_eq!(inside.error, None);
+        assert!(inside.event_ns(event::EXEC).unwrap() > inside.spawn_ns);
+        // The harness's own threads still see the file.
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "hugetlb\n");
     }
 
     #[test]

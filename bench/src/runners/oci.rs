@@ -1,11 +1,27 @@
 //! runc and crun: an OCI bundle (config.json over the shared rootfs) generated once
 //! per session in the scratch dir, then `<runtime> run --bundle B <unique id>` per run.
+//! On a hybrid-cgroup host crun runs in a mount namespace where the cgroup2 mount's
+//! controller list reads empty (see [`controllers_mask`]).
 
 use super::{version_of, which, RunCtx, Runner, Workload};
 use crate::exec::{ConsoleMap, RunSpec};
 use serde_json::json;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use timeline::event;
+
+/// The controller list of the cgroup2 mount of a hybrid host (cgroup v1 controllers
+/// at /sys/fs/cgroup/*, cgroup2 at /sys/fs/cgroup/unified).
+pub const HYBRID_UNIFIED_CONTROLLERS: &str = "/sys/fs/cgroup/unified/cgroup.controllers";
+
+/// Whether `flavor` must run with [`HYBRID_UNIFIED_CONTROLLERS`] masked, given that
+/// file's content (`None`: no such file, not a hybrid host). crun 1.8 refuses every
+/// container when that list names a controller (`hugetlb` here) that is also mounted
+/// as v1; runc does not look at it.
+pub fn controllers_mask(flavor: OciFlavor, controllers: Option<&str>) -> bool {
+    flavor == OciFlavor::Crun && controllers.is_some_and(|c| !c.trim().is_empty())
+}
 
 /// Which OCI runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +46,8 @@ pub struct Oci {
     pub bin: Option<PathBuf>,
     pub workload: Workload,
     bundle: Option<PathBuf>,
+    /// The namespace with the controller list masked, when this host needs it.
+    masked: Option<Arc<OwnedFd>>,
 }
 
 impl Oci {
@@ -39,6 +57,7 @@ impl Oci {
             bin: which(flavor.name()),
             workload,
             bundle: None,
+            masked: None,
         }
     }
 }
@@ -98,6 +117,15 @@ impl Runner for Oci {
         std::fs::write(dir.join("config.json"), cfg.to_string())
             .map_err(|e| format!("{}: {e}", dir.display()))?;
         self.bundle = Some(dir);
+        let controllers = std::fs::read_to_string(HYBRID_UNIFIED_CONTROLLERS).ok();
+        if controllers_mask(self.flavor, controllers.as_deref()) {
+            let ns = crate::mountns::with_masked_file(Path::new(HYBRID_UNIFIED_CONTROLLERS))
+                .map_err(|e| match std::error::Error::source(&e) {
+                    Some(cause) => format!("{e}: {cause}"),
+                    None => e.to_string(),
+                })?;
+            self.masked = Some(Arc::new(ns));
+        }
         Ok(())
     }
 
@@ -110,6 +138,7 @@ impl Runner for Oci {
             .arg(bundle)
             .arg(id);
         spec.required = vec![event::EXEC, event::DONE];
+        spec.mount_ns = self.masked.clone();
         spec
     }
 
@@ -118,11 +147,21 @@ impl Runner for Oci {
     }
 
     fn notes(&self) -> Vec<String> {
-        vec![
+        let mut notes = vec![
             "exec = arrival of the workload's `@@bootlab init-start` line (console), so \
               `sandbox` includes the workload's own execve and start-up"
                 .into(),
-        ]
+        ];
+        if self.masked.is_some() {
+            notes.push(format!(
+                "hybrid-cgroup host: crun 1.8 refuses any container while \
+                 {HYBRID_UNIFIED_CONTROLLERS} lists a controller, so crun runs in a private \
+                 mount namespace (made once per session) where that file is /dev/null \
+                 bind-mounted; the host is not changed. Each run is made from a harness \
+                 thread that entered the namespace before `spawn` is stamped: not counted"
+            ));
+        }
+        notes
     }
 }
 
@@ -140,5 +179,13 @@ mod tests {
         assert_eq!(c["root"]["readonly"], true);
         assert_eq!(c["process"]["args"][1], "hello");
         assert_eq!(c["linux"]["namespaces"].as_array().unwrap().len(), 6);
+    }
+
+    #[test]
+    fn only_crun_on_a_hybrid_host_gets_the_controllers_masked() {
+        assert!(controllers_mask(OciFlavor::Crun, Some("hugetlb\n")));
+        assert!(!controllers_mask(OciFlavor::Crun, Some("\n")));
+        assert!(!controllers_mask(OciFlavor::Crun, None));
+        assert!(!controllers_mask(OciFlavor::Runc, Some("hugetlb\n")));
     }
 }
