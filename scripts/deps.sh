@@ -9,6 +9,9 @@ PACKAGES=(
   build-essential
   # peers and tools the harness drives
   qemu-system-x86 crun runc bubblewrap hyperfine strace iproute2
+  # engines that drive the OCI runtime (issue 14), and libseccomp's static archive
+  # (container/src/security/oci_seccomp.rs links it, see .cargo/config.toml)
+  podman containerd libseccomp-dev
   # report tests: render report.html headless and check the screenshot
   chromium
 )

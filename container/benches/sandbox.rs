@@ -9,7 +9,11 @@
 //! - `sandbox/spawn_to_exec`: `container::run` of `/bin/true` with every default
 //!   namespace including net, timed from the call to the child's pre-execve stamp
 //!   (the headline "spawn -> workload execve" latency);
-//! - `sandbox/run_true`: the same, whole run until the workload is reaped.
+//! - `sandbox/run_true`: the same, whole run until the workload is reaped;
+//! - `seccomp/podman_profile`: podman 4.3's default profile (the `linux.seccomp` of
+//!   container/tests/fixtures/podman-4.3-default.json) compiled with libseccomp, a
+//!   step on the start path of every bundle that carries a profile, beside
+//!   `seccomp/default_filter`, our own filter (no root needed for either).
 //!
 //! The rootfs is `$BOOTLAB_IMAGES/rootfs` when it exists, else a busybox-static tree
 //! built in a temp dir. Whole-process comparisons with bwrap and runc are in
@@ -139,9 +143,28 @@ fn benches(c: &mut Criterion) {
     }
 }
 
+fn seccomp_benches(c: &mut Criterion) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/podman-4.3-default.json"
+    );
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let profile: oci_spec::runtime::LinuxSeccomp =
+        serde_json::from_value(config["linux"]["seccomp"].clone()).unwrap();
+    let mut g = c.benchmark_group("seccomp");
+    g.bench_function("podman_profile", |b| {
+        b.iter(|| container::security::oci_seccomp::compile(&profile).unwrap())
+    });
+    g.bench_function("default_filter", |b| {
+        b.iter(container::security::seccomp::Filter::default_filter)
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = sandbox;
     config = Criterion::default().sample_size(50).warm_up_time(Duration::from_secs(1));
-    targets = benches
+    targets = benches, seccomp_benches
 }
 criterion_main!(sandbox);

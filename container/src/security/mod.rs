@@ -1,5 +1,5 @@
 //! Security of the workload: capabilities ([`caps`]), the default seccomp filter
-//! ([`seccomp`]), `no_new_privs`, and the guard against the runtime-binary overwrite
+//! ([`seccomp`]) or a bundle's own profile ([`oci_seccomp`]), `no_new_privs`, and the guard against the runtime-binary overwrite
 //! attack (CVE-2019-5736).
 //!
 //! # The CVE-2019-5736 guard
@@ -23,6 +23,7 @@
 //!    (`close_range(CLOSE_RANGE_CLOEXEC)`), so no fd of the runtime leaks in.
 
 pub mod caps;
+pub mod oci_seccomp;
 pub mod seccomp;
 
 use crate::sys::cvt;

@@ -95,6 +95,8 @@ const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
 #[derive(Debug, Clone)]
 pub struct Filter {
     prog: Vec<libc::sock_filter>,
+    /// `SECCOMP_FILTER_FLAG_*` for `seccomp(2)`; 0 installs with `prctl`.
+    flags: u32,
 }
 
 /// A syscall number as the filter compares it (seccomp_data.nr is a u32).
@@ -270,7 +272,13 @@ impl Filter {
                 }
             })
             .collect();
-        Filter { prog }
+        Filter { prog, flags: 0 }
+    }
+
+    /// A program compiled elsewhere (a bundle's profile, [`super::oci_seccomp`]),
+    /// installed with the `SECCOMP_FILTER_FLAG_*` bits in `flags`.
+    pub fn from_program(prog: Vec<libc::sock_filter>, flags: u32) -> Filter {
+        Filter { prog, flags }
     }
 
     /// Number of BPF instructions.
@@ -292,6 +300,18 @@ impl Filter {
             })?,
             filter: self.prog.as_ptr() as *mut libc::sock_filter,
         };
+        if self.flags != 0 {
+            // SAFETY: as below; seccomp(2) takes the same program and the flags.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_seccomp,
+                    libc::SECCOMP_SET_MODE_FILTER,
+                    self.flags,
+                    &fprog as *const libc::sock_fprog,
+                )
+            };
+            return crate::sys::cvt_long(rc).map(drop);
+        }
         // SAFETY: `fprog` points to `len` valid instructions that outlive the call;
         // the kernel copies the program.
         cvt(unsafe {
