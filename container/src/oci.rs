@@ -1,11 +1,18 @@
-//! The OCI runtime-spec `config.json` subset we run: `process` (args, env, cwd, user,
-//! capabilities, rlimits, noNewPrivileges, terminal=false), `root`, `hostname`,
-//! `mounts`, `linux.namespaces` (without `path`), `linux.resources` (memory.limit,
-//! pids.limit, cpu.quota/period, and device *deny* rules), `linux.uidMappings`,
-//! `linux.gidMappings`, `linux.maskedPaths`, `linux.readonlyPaths`; `ociVersion` and
-//! `annotations` are read and ignored. Every other field is rejected with a message
-//! naming it (serde `deny_unknown_fields`), never silently ignored. What `runc spec`
-//! writes is accepted once `terminal` is false.
+//! `config.json` of an OCI bundle, read with the `oci-spec` crate's types
+//! (`oci_spec::runtime::Spec`, youki's model of the whole runtime spec) and turned
+//! into a [`SandboxSpec`].
+//!
+//! Two checks come before the conversion, so nothing is silently ignored:
+//! - a key the runtime spec does not have (a typo, a field of a newer spec) is an
+//!   error naming it: oci-spec's types ignore unknown keys, so the keys it skipped
+//!   are collected while deserialising (`serde_ignored`) and refused;
+//! - a field of the spec that the sandbox does not honour yet is an error naming it
+//!   ([`SUPPORTED`] lists what is honoured): `process` (args, env, cwd, user,
+//!   capabilities, rlimits, noNewPrivileges, terminal=false), `root`, `hostname`,
+//!   `mounts`, `linux.namespaces` (without `path`), `linux.resources` (memory.limit,
+//!   pids.limit, cpu.quota/period, and device *deny* rules), `linux.uidMappings`,
+//!   `linux.gidMappings`, `linux.maskedPaths`, `linux.readonlyPaths`, `ociVersion`
+//!   and `annotations`. What `runc spec` writes is accepted once `terminal` is false.
 //!
 //! Differences from runc, on purpose: our default seccomp filter is always installed
 //! (a bundle cannot carry its own, `linux.seccomp` is rejected); a `cgroup` mount is a
@@ -17,171 +24,126 @@ use crate::namespaces::{Namespace, NamespaceSet};
 use crate::security::caps::{self, CapSets};
 use crate::spec::{IdMap, Mount, SandboxSpec, User};
 use crate::{Error, Result};
-use serde::Deserialize;
-use std::collections::BTreeMap;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct Config {
-    #[allow(dead_code)]
-    oci_version: String,
-    process: Process,
-    root: Root,
-    hostname: Option<String>,
-    #[serde(default)]
-    mounts: Vec<OciMount>,
-    linux: Option<Linux>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    annotations: BTreeMap<String, String>,
+/// The config.json fields the sandbox honours, as key paths (`[]` stands for every
+/// element of a list). A path names its whole subtree: `annotations` takes any key.
+pub const SUPPORTED: &[&str] = &[
+    "ociVersion",
+    "annotations",
+    "hostname",
+    "root.path",
+    "root.readonly",
+    "process.terminal",
+    "process.user.uid",
+    "process.user.gid",
+    "process.user.umask",
+    "process.user.additionalGids",
+    "process.args",
+    "process.env",
+    "process.cwd",
+    "process.capabilities.bounding",
+    "process.capabilities.effective",
+    "process.capabilities.inheritable",
+    "process.capabilities.permitted",
+    "process.capabilities.ambient",
+    "process.rlimits[].type",
+    "process.rlimits[].hard",
+    "process.rlimits[].soft",
+    "process.noNewPrivileges",
+    "mounts[].destination",
+    "mounts[].type",
+    "mounts[].source",
+    "mounts[].options",
+    "linux.namespaces[].type",
+    "linux.namespaces[].path",
+    "linux.resources.devices[].allow",
+    "linux.resources.devices[].type",
+    "linux.resources.devices[].major",
+    "linux.resources.devices[].minor",
+    "linux.resources.devices[].access",
+    "linux.resources.memory.limit",
+    "linux.resources.pids.limit",
+    "linux.resources.cpu.quota",
+    "linux.resources.cpu.period",
+    "linux.uidMappings[].containerID",
+    "linux.uidMappings[].hostID",
+    "linux.uidMappings[].size",
+    "linux.gidMappings[].containerID",
+    "linux.gidMappings[].hostID",
+    "linux.gidMappings[].size",
+    "linux.maskedPaths",
+    "linux.readonlyPaths",
+];
+
+/// Whether the key path `path` is honoured: listed, inside a listed subtree, or on
+/// the way to a listed field.
+fn supported(path: &str) -> bool {
+    SUPPORTED.iter().any(|s| {
+        s == &path
+            || path
+                .strip_prefix(s)
+                .is_some_and(|rest| rest.starts_with('.') || rest.starts_with("[]"))
+            || s.strip_prefix(path)
+                .is_some_and(|rest| rest.starts_with('.') || rest.starts_with("[]"))
+    })
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct Process {
-    #[serde(default)]
-    terminal: bool,
-    user: Option<OciUser>,
-    args: Vec<String>,
-    #[serde(default)]
-    env: Vec<String>,
-    cwd: String,
-    capabilities: Option<Capabilities>,
-    #[serde(default)]
-    rlimits: Vec<Rlimit>,
-    #[serde(default)]
-    no_new_privileges: bool,
+/// The first field of `value` (walked in document order) that is not [`SUPPORTED`].
+/// A `null` stands for an absent field and is let through.
+fn first_unsupported(value: &serde_json::Value, path: &str) -> Option<String> {
+    match value {
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let p = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            if v.is_null() {
+                None
+            } else if !supported(&p) {
+                Some(p)
+            } else {
+                first_unsupported(v, &p)
+            }
+        }),
+        serde_json::Value::Array(items) => {
+            let p = format!("{path}[]");
+            items.iter().find_map(|v| first_unsupported(v, &p))
+        }
+        _ => None,
+    }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct OciUser {
-    uid: u32,
-    gid: u32,
-    umask: Option<u32>,
-    #[serde(default)]
-    additional_gids: Vec<u32>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Capabilities {
-    #[serde(default)]
-    bounding: Vec<String>,
-    #[serde(default)]
-    effective: Vec<String>,
-    #[serde(default)]
-    inheritable: Vec<String>,
-    #[serde(default)]
-    permitted: Vec<String>,
-    #[serde(default)]
-    ambient: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Rlimit {
-    #[serde(rename = "type")]
-    kind: String,
-    hard: u64,
-    soft: u64,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Root {
-    path: String,
-    #[serde(default)]
-    readonly: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OciMount {
-    destination: String,
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    source: Option<String>,
-    #[serde(default)]
-    options: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct Linux {
-    namespaces: Option<Vec<OciNamespace>>,
-    resources: Option<OciResources>,
-    #[serde(default)]
-    uid_mappings: Vec<OciIdMap>,
-    #[serde(default)]
-    gid_mappings: Vec<OciIdMap>,
-    #[serde(default)]
-    masked_paths: Vec<PathBuf>,
-    #[serde(default)]
-    readonly_paths: Vec<PathBuf>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OciNamespace {
-    #[serde(rename = "type")]
-    kind: String,
-    path: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OciIdMap {
-    #[serde(rename = "containerID")]
-    container_id: u32,
-    #[serde(rename = "hostID")]
-    host_id: u32,
-    size: u32,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OciResources {
-    #[serde(default)]
-    devices: Vec<OciDevice>,
-    memory: Option<OciMemory>,
-    pids: Option<OciPids>,
-    cpu: Option<OciCpu>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OciDevice {
-    allow: bool,
-    #[serde(rename = "type")]
-    #[allow(dead_code)]
-    kind: Option<String>,
-    #[allow(dead_code)]
-    major: Option<i64>,
-    #[allow(dead_code)]
-    minor: Option<i64>,
-    #[allow(dead_code)]
-    access: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OciMemory {
-    limit: Option<i64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OciPids {
-    limit: i64,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OciCpu {
-    quota: Option<i64>,
-    period: Option<u64>,
+/// Deserialises the runtime spec from `text`, refusing every key oci-spec's types
+/// do not have (they would otherwise be dropped without a word).
+fn deserialize_strict(text: &str) -> std::result::Result<Spec, String> {
+    let mut unknown = Vec::new();
+    let mut de = serde_json::Deserializer::from_str(text);
+    let spec: Spec = serde_ignored::deserialize(&mut de, |p| {
+        // serde_ignored writes `?` for the inside of an Option: not a key.
+        let path: Vec<String> = p
+            .to_string()
+            .split('.')
+            .filter(|s| *s != "?")
+            .map(str::to_owned)
+            .collect();
+        unknown.push(path.join("."));
+    })
+    .and_then(|s| de.end().map(|()| s))
+    .map_err(|e| format!("malformed config: {e}"))?;
+    if let Some(first) = unknown.first() {
+        return Err(format!(
+            "unknown field `{first}`: not in the OCI runtime spec{}",
+            if unknown.len() > 1 {
+                format!(" (and {} more)", unknown.len() - 1)
+            } else {
+                String::new()
+            }
+        ));
+    }
+    Ok(spec)
 }
 
 /// Largest config.json read (a `runc spec` one is about 3 KiB).
@@ -269,9 +231,23 @@ const RLIMITS: [(&str, u32); 16] = [
     ("RLIMIT_RTTIME", libc::RLIMIT_RTTIME),
 ];
 
+/// A bundle's config: the whole runtime spec as read, and the sandbox it describes.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    /// config.json in the spec's types.
+    pub config: Spec,
+    /// The sandbox to run.
+    pub sandbox: SandboxSpec,
+}
+
 /// Reads `BUNDLE/config.json` into a [`SandboxSpec`] (root path resolved against the
 /// bundle).
 pub fn load_bundle(bundle: &Path) -> Result<SandboxSpec> {
+    load(bundle).map(|b| b.sandbox)
+}
+
+/// Reads `BUNDLE/config.json`: the spec and the [`SandboxSpec`] it describes.
+pub fn load(bundle: &Path) -> Result<Bundle> {
     if !bundle.is_dir() {
         return Err(Error::Oci {
             path: bundle.to_path_buf(),
@@ -314,144 +290,184 @@ pub fn load_bundle(bundle: &Path) -> Result<SandboxSpec> {
     let mut text = String::new();
     std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_CONFIG_BYTES), &mut text)
         .map_err(|e| oci(format!("cannot read: {e}")))?;
-    parse(&text, bundle).map_err(oci)
+    parse_bundle(&text, bundle).map_err(oci)
 }
 
 /// Parses config.json text; errors are one-line reasons.
 pub fn parse(text: &str, bundle: &Path) -> std::result::Result<SandboxSpec, String> {
-    let cfg: Config = serde_json::from_str(text).map_err(|e| {
-        let m = e.to_string();
-        if m.starts_with("unknown field") {
-            format!("unsupported field: {m} (bootlab runs a subset of the OCI runtime spec)")
-        } else {
-            format!("malformed config: {m}")
-        }
-    })?;
-    let p = cfg.process;
-    if p.terminal {
+    parse_bundle(text, bundle).map(|b| b.sandbox)
+}
+
+/// Parses config.json text into the spec and the sandbox.
+pub fn parse_bundle(text: &str, bundle: &Path) -> std::result::Result<Bundle, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("malformed config: {e}"))?;
+    if !value.is_object() {
+        return Err("malformed config: not a JSON object".into());
+    }
+    // Parsed again into the spec's types from the text: the tree above has lost
+    // duplicate keys, which the typed parse refuses.
+    let cfg = deserialize_strict(text)?;
+    if let Some(field) = first_unsupported(&value, "") {
+        return Err(format!(
+            "unsupported field `{field}` (bootlab runs a subset of the OCI runtime spec)"
+        ));
+    }
+    let sandbox = convert(&cfg, bundle)?;
+    Ok(Bundle {
+        config: cfg,
+        sandbox,
+    })
+}
+
+/// The sandbox a parsed (and checked) config describes.
+fn convert(cfg: &Spec, bundle: &Path) -> std::result::Result<SandboxSpec, String> {
+    if cfg.version().is_empty() {
+        return Err("missing field `ociVersion`".into());
+    }
+    let p = cfg.process().as_ref().ok_or("missing field `process`")?;
+    if p.terminal() == Some(true) {
         return Err(
             "process.terminal=true is not supported: stdio is passed through (set it to false)"
                 .into(),
         );
     }
-    if p.args.is_empty() {
+    let args = p.args().clone().ok_or("missing field `process.args`")?;
+    if args.is_empty() {
         return Err("process.args is empty".into());
     }
-    if !p.cwd.starts_with('/') {
-        return Err(format!("process.cwd `{}` is not absolute", p.cwd));
+    if !p.cwd().is_absolute() {
+        return Err(format!(
+            "process.cwd `{}` is not absolute",
+            p.cwd().display()
+        ));
     }
-    if cfg.root.path.is_empty() {
+    let root = cfg.root().as_ref().ok_or("missing field `root`")?;
+    if root.path().as_os_str().is_empty() {
         return Err("root.path is empty".into());
     }
-    if let Some(h) = &cfg.hostname {
+    if let Some(h) = cfg.hostname() {
         check_hostname(h)?;
     }
-    let root = PathBuf::from(&cfg.root.path);
-    let root = if root.is_relative() {
-        bundle.join(root)
+    let root_path = if root.path().is_relative() {
+        bundle.join(root.path())
     } else {
-        root
+        root.path().clone()
     };
-    let mut spec = SandboxSpec::new(Some(root), p.args);
-    spec.env = p.env;
-    spec.cwd = PathBuf::from(p.cwd);
-    spec.readonly_root = cfg.root.readonly;
+    let mut spec = SandboxSpec::new(Some(root_path), args);
+    spec.env = p.env().clone().unwrap_or_default();
+    spec.cwd = p.cwd().clone();
+    spec.readonly_root = root.readonly().unwrap_or(false);
     spec.default_mounts = false;
-    spec.hostname = cfg.hostname;
-    spec.no_new_privs = p.no_new_privileges;
-    if let Some(u) = p.user {
-        spec.user = User {
-            uid: u.uid,
-            gid: u.gid,
-            additional_gids: u.additional_gids,
-            umask: u.umask,
-        };
-    }
-    let c = p.capabilities.unwrap_or_default();
-    let m = |v: &Vec<String>| {
-        caps::mask_of(v.iter().map(String::as_str))
+    spec.hostname = cfg.hostname().clone();
+    spec.no_new_privs = p.no_new_privileges().unwrap_or(false);
+    let u = p.user();
+    spec.user = User {
+        uid: u.uid(),
+        gid: u.gid(),
+        additional_gids: u.additional_gids().clone().unwrap_or_default(),
+        umask: u.umask(),
+    };
+    let empty = oci_spec::runtime::LinuxCapabilities::default();
+    let c = p.capabilities().as_ref().unwrap_or(&empty);
+    let m = |set: &Option<oci_spec::runtime::Capabilities>| {
+        let names: Vec<String> = set.iter().flatten().map(|c| format!("CAP_{c}")).collect();
+        caps::mask_of(names.iter().map(String::as_str))
             .map_err(|e| format!("process.capabilities: {e}"))
     };
     spec.capabilities = CapSets {
-        bounding: m(&c.bounding)?,
-        effective: m(&c.effective)?,
-        permitted: m(&c.permitted)?,
-        inheritable: m(&c.inheritable)?,
-        ambient: m(&c.ambient)?,
+        bounding: m(c.bounding())?,
+        effective: m(c.effective())?,
+        permitted: m(c.permitted())?,
+        inheritable: m(c.inheritable())?,
+        ambient: m(c.ambient())?,
     };
     spec.rlimits = p
-        .rlimits
+        .rlimits()
         .iter()
+        .flatten()
         .map(|r| {
+            let kind = r.typ().to_string();
             RLIMITS
                 .iter()
-                .find(|(n, _)| *n == r.kind)
-                .ok_or_else(|| format!("process.rlimits: unknown type `{}`", r.kind))
+                .find(|(n, _)| *n == kind)
+                .ok_or_else(|| format!("process.rlimits: unknown type `{kind}`"))
                 .and_then(|(_, res)| {
-                    if r.soft > r.hard {
+                    if r.soft() > r.hard() {
                         return Err(format!(
-                            "process.rlimits: {} soft limit {} is above its hard limit {}",
-                            r.kind, r.soft, r.hard
+                            "process.rlimits: {kind} soft limit {} is above its hard limit {}",
+                            r.soft(),
+                            r.hard()
                         ));
                     }
-                    Ok((*res, r.soft, r.hard))
+                    Ok((*res, r.soft(), r.hard()))
                 })
         })
         .collect::<std::result::Result<_, _>>()?;
     spec.mounts = cfg
-        .mounts
-        .into_iter()
+        .mounts()
+        .iter()
+        .flatten()
         .map(|m| Mount {
-            destination: PathBuf::from(m.destination),
-            fstype: m.kind,
-            source: m.source.map(PathBuf::from),
-            options: m.options,
+            destination: m.destination().clone(),
+            fstype: m.typ().clone(),
+            source: m.source().clone(),
+            options: m.options().clone().unwrap_or_default(),
         })
         .collect();
-    let linux = cfg.linux.unwrap_or(Linux {
-        namespaces: None,
-        resources: None,
-        uid_mappings: Vec::new(),
-        gid_mappings: Vec::new(),
-        masked_paths: Vec::new(),
-        readonly_paths: Vec::new(),
-    });
+    // An absent `linux` asks for nothing (not for `Linux::default()`, which carries
+    // youki's default namespaces, masked paths and limits).
+    let linux: oci_spec::runtime::Linux = match cfg.linux() {
+        Some(l) => l.clone(),
+        None => serde_json::from_str("{}").map_err(|e| format!("linux: {e}"))?,
+    };
     let mut ns = NamespaceSet::empty();
-    for n in linux.namespaces.unwrap_or_default() {
-        if n.path.is_some() {
+    for n in linux.namespaces().iter().flatten() {
+        let kind = n.typ().to_string();
+        if n.path().is_some() {
             return Err(format!(
-                "linux.namespaces: joining an existing {} namespace (path) is not supported",
-                n.kind
+                "linux.namespaces: joining an existing {kind} namespace (path) is not supported"
             ));
         }
-        ns = ns.with(Namespace::parse(&n.kind).map_err(|e| format!("linux.namespaces: {e}"))?);
+        ns = ns.with(namespace(n.typ())?);
     }
     spec.namespaces = ns;
-    let idmaps = |v: Vec<OciIdMap>| -> Vec<IdMap> {
-        v.into_iter()
+    let idmaps = |v: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| -> Vec<IdMap> {
+        v.iter()
+            .flatten()
             .map(|m| IdMap {
-                inside: m.container_id,
-                outside: m.host_id,
-                count: m.size,
+                inside: m.container_id(),
+                outside: m.host_id(),
+                count: m.size(),
             })
             .collect()
     };
-    spec.uid_mappings = idmaps(linux.uid_mappings);
-    spec.gid_mappings = idmaps(linux.gid_mappings);
+    spec.uid_mappings = idmaps(linux.uid_mappings());
+    spec.gid_mappings = idmaps(linux.gid_mappings());
     let has_maps = !(spec.uid_mappings.is_empty() && spec.gid_mappings.is_empty());
     if has_maps && !ns.contains(Namespace::User) {
         return Err(
             "linux.uidMappings/gidMappings need a user namespace in linux.namespaces".into(),
         );
     }
-    spec.masked_paths = linux.masked_paths;
-    spec.readonly_paths = linux.readonly_paths;
-    if let Some(r) = linux.resources {
-        if r.devices.iter().any(|d| d.allow) {
+    spec.masked_paths = linux
+        .masked_paths()
+        .iter()
+        .flatten()
+        .map(PathBuf::from)
+        .collect();
+    spec.readonly_paths = linux
+        .readonly_paths()
+        .iter()
+        .flatten()
+        .map(PathBuf::from)
+        .collect();
+    if let Some(r) = linux.resources() {
+        if r.devices().iter().flatten().any(|d| d.allow()) {
             return Err("linux.resources.devices: allow rules are not supported (only deny rules; the sandbox exposes its minimal /dev only)".into());
         }
         // As in runc: -1 (and, for pids and the cpu quota, 0) means "no limit".
-        if let Some(mem) = r.memory.and_then(|m| m.limit) {
+        if let Some(mem) = r.memory().as_ref().and_then(|m| m.limit()) {
             match mem {
                 -1 | 0 => {}
                 m if m < 0 => {
@@ -466,8 +482,8 @@ pub fn parse(text: &str, bundle: &Path) -> std::result::Result<SandboxSpec, Stri
                 }
             }
         }
-        if let Some(p) = r.pids {
-            match p.limit {
+        if let Some(p) = r.pids() {
+            match p.limit() {
                 l if l <= 0 => {}
                 l => {
                     check_pids(l.unsigned_abs())
@@ -476,9 +492,9 @@ pub fn parse(text: &str, bundle: &Path) -> std::result::Result<SandboxSpec, Stri
                 }
             }
         }
-        if let Some(cpu) = r.cpu {
-            if let Some(q) = cpu.quota.filter(|q| *q > 0) {
-                let period = cpu.period.unwrap_or(100_000);
+        if let Some(cpu) = r.cpu() {
+            if let Some(q) = cpu.quota().filter(|q| *q > 0) {
+                let period = cpu.period().unwrap_or(100_000);
                 // Positive here, so its magnitude is its value.
                 let q = q.unsigned_abs();
                 check_cpu(q, period).map_err(|e| format!("linux.resources.cpu: {e}"))?;
@@ -487,6 +503,22 @@ pub fn parse(text: &str, bundle: &Path) -> std::result::Result<SandboxSpec, Stri
         }
     }
     Ok(spec)
+}
+
+/// Our namespace for the spec's namespace type.
+fn namespace(t: LinuxNamespaceType) -> std::result::Result<Namespace, String> {
+    Ok(match t {
+        LinuxNamespaceType::Mount => Namespace::Mount,
+        LinuxNamespaceType::Cgroup => Namespace::Cgroup,
+        LinuxNamespaceType::Uts => Namespace::Uts,
+        LinuxNamespaceType::Ipc => Namespace::Ipc,
+        LinuxNamespaceType::User => Namespace::User,
+        LinuxNamespaceType::Pid => Namespace::Pid,
+        LinuxNamespaceType::Network => Namespace::Net,
+        LinuxNamespaceType::Time => {
+            return Err("linux.namespaces: the time namespace is not supported".into())
+        }
+    })
 }
 
 #[cfg(test)]
@@ -522,7 +554,10 @@ mod tests {
 
     #[test]
     fn unsupported_and_malformed_are_rejected() {
-        let seccomp = RUNC_LIKE.replace("\"maskedPaths\"", "\"seccomp\": {}, \"maskedPaths\"");
+        let seccomp = RUNC_LIKE.replace(
+            "\"maskedPaths\"",
+            "\"seccomp\": {\"defaultAction\": \"SCMP_ACT_ALLOW\"}, \"maskedPaths\"",
+        );
         let e = parse(&seccomp, Path::new("/b")).unwrap_err();
         assert!(
             e.contains("unsupported field") && e.contains("seccomp"),
@@ -535,7 +570,29 @@ mod tests {
             Path::new("/b"),
         )
         .unwrap_err();
-        assert!(e.contains("unknown namespace `bogus`"), "{e}");
+        assert!(e.contains("unknown variant `bogus`"), "{e}");
+        // A key the spec does not have is named with its path, also when oci-spec's
+        // types would skip it.
+        for (from, to, want) in [
+            (
+                "\"cwd\"",
+                "\"cwdd\": 1, \"cwd\"",
+                "unknown field `process.cwdd`",
+            ),
+            (
+                "\"hostname\"",
+                "\"hostnam\": \"x\", \"hostname\"",
+                "unknown field `hostnam`",
+            ),
+            (
+                "\"source\": \"proc\"",
+                "\"source\": \"proc\", \"opts\": []",
+                "unknown field `mounts.0.opts`",
+            ),
+        ] {
+            let e = parse(&RUNC_LIKE.replace(from, to), Path::new("/b")).unwrap_err();
+            assert!(e.contains(want), "{to}: {e}");
+        }
         let e = parse(
             &RUNC_LIKE.replace("\"terminal\": false", "\"terminal\": true"),
             Path::new("/b"),
