@@ -76,6 +76,8 @@ pub enum Error {
     SnapshotEncode(#[source] postcard::Error),
     #[error("cannot start a vCPU thread")]
     Thread(#[source] std::io::Error),
+    #[error("cannot set up a device: {0}")]
+    Device(String),
 }
 
 /// What went wrong mapping guest memory (a fresh boot's anonymous RAM, or a

@@ -14,6 +14,7 @@
 pub mod arch;
 pub mod boot;
 pub mod cpuid_cache;
+pub mod device_manager;
 pub mod devices;
 pub mod error;
 pub mod exit;

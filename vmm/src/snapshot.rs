@@ -5,6 +5,7 @@
 //! and loads the state in the order KVM needs, after the build steps a boot shares.
 
 use crate::cpuid_cache;
+use crate::device_manager::DevicePlan;
 use crate::devices::{DeviceState, Recorder};
 use crate::error::{Error, MemoryError};
 use crate::memory::{self, GuestMemory};
@@ -681,7 +682,15 @@ impl Vm {
         }
         let mem = map_memory(mem_file, mem_bytes)?;
         recorder.stamp(step::RESTORE_MEMORY_MAPPED, EventSource::Monitor);
-        let machine = Machine::create(kvm, &mem, cfg.irqchip, cfg.vcpus, opts.console, &recorder)?;
+        let machine = Machine::create(
+            kvm,
+            &mem,
+            cfg.irqchip,
+            cfg.vcpus,
+            &DevicePlan::default(),
+            opts.console,
+            &recorder,
+        )?;
         // The restore ending: the VM's devices and clock, our devices, the vCPUs.
         machine.vm.restore(&snap.vm)?;
         machine.bus.restore(&snap.devices)?;

@@ -7,9 +7,11 @@
 use crate::boot;
 pub use crate::boot::KernelSource;
 use crate::cpuid_cache;
+use crate::device_manager::{DeviceManager, DevicePlan};
+use crate::devices::boot_timer::{self, BootTimer};
 use crate::devices::console::Console;
 pub use crate::devices::irq::IrqChipKind;
-use crate::devices::irq::{IrqLine, SplitIrqChip};
+use crate::devices::irq::{SplitIrqChip, IOAPIC_WINDOW};
 use crate::devices::{ioapic, serial, Bus, Recorder};
 use crate::error::{Error, MemoryError};
 pub use crate::exit::ExitReason;
@@ -216,6 +218,7 @@ impl Machine {
         mem: &memory::GuestMemory,
         irqchip: IrqChipKind,
         vcpus: u32,
+        plan: &DevicePlan,
         console: Box<dyn Write + Send>,
         recorder: &Arc<Recorder>,
     ) -> Result<Machine, Error> {
@@ -244,7 +247,7 @@ impl Machine {
         recorder.stamp(step::VMM_MEMORY_REGISTERED, EventSource::Monitor);
         vm.set_tss_address(KVM_TSS_ADDR)
             .map_err(Error::kvm("KVM_SET_TSS_ADDR"))?;
-        let (line, split) = match irqchip {
+        let split = match irqchip {
             IrqChipKind::Kernel => {
                 vm.create_irq_chip()
                     .map_err(Error::kvm("KVM_CREATE_IRQCHIP"))?;
@@ -252,11 +255,7 @@ impl Machine {
                 vm.create_pit2(kvm_pit_config::default())
                     .map_err(Error::kvm("KVM_CREATE_PIT2"))?;
                 recorder.stamp(step::VMM_PIT, EventSource::Monitor);
-                let fd = vmm_sys_util::eventfd::EventFd::new(libc::EFD_NONBLOCK)
-                    .map_err(Error::Thread)?;
-                vm.register_irqfd(&fd, serial::COM1_IRQ)
-                    .map_err(Error::kvm("KVM_IRQFD"))?;
-                (IrqLine::Irqfd(fd), None)
+                None
             }
             IrqChipKind::Split => {
                 let mut cap = kvm_enable_cap {
@@ -268,13 +267,18 @@ impl Machine {
                 vm.enable_cap(&cap)
                     .map_err(Error::kvm("KVM_ENABLE_CAP(KVM_CAP_SPLIT_IRQCHIP)"))?;
                 recorder.stamp(step::VMM_IRQCHIP, EventSource::Monitor);
-                let chip = Arc::new(SplitIrqChip::new(vm.clone()));
-                let line = IrqLine::IoApicPin(chip.clone(), serial::COM1_IRQ as usize);
-                (line, Some(chip))
+                Some(Arc::new(SplitIrqChip::new(vm.clone())))
             }
         };
+        let mut devices = DeviceManager::new(&vm, split.clone());
+        let line = devices.irq_line(serial::COM1_IRQ)?;
+        devices.attach(boot_timer::WINDOW, Arc::new(BootTimer(recorder.clone())))?;
+        if let Some(chip) = &split {
+            devices.attach(IOAPIC_WINDOW, chip.clone())?;
+        }
+        attach_planned(&mut devices, plan)?;
         let console = Console::new(console, recorder.clone());
-        let bus = Arc::new(Bus::new(console, line, split));
+        let bus = Arc::new(Bus::new(console, line, devices.into_mmio(), split));
         let mut fds = Vec::with_capacity(vcpus as usize);
         for id in 0..vcpus {
             fds.push(
@@ -288,6 +292,15 @@ impl Machine {
             bus,
             vcpus: fds,
         })
+    }
+}
+
+/// Attaches the devices of `plan` (none yet: the plan only places them).
+fn attach_planned(_devices: &mut DeviceManager<'_>, plan: &DevicePlan) -> Result<(), Error> {
+    if plan.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Device("no device kind is implemented yet".into()))
     }
 }
 
@@ -314,19 +327,24 @@ impl Vm {
         } else {
             memory::create(mem_bytes)?
         };
+        // The devices are placed first: their entries end the command line.
+        let plan = DevicePlan::default();
+        let cmdline = plan.cmdline(&config.cmdline);
         let setup = boot::load(
             &mem,
             mem_bytes,
             &config.kernel,
             config.initrd.as_deref(),
-            &config.cmdline,
+            &cmdline,
         )?;
         vcpu::write_boot_tables(&mem, setup.entry)?;
         recorder.stamp(step::VMM_KERNEL_LOADED, EventSource::Monitor);
         // Without the in-kernel PIC (split irqchip) the guest must find the IO-APIC,
-        // so it gets the MP table even with one vCPU.
-        if config.vcpus > 1 || config.irqchip == IrqChipKind::Split {
-            mptable::write(&mem, config.vcpus).map_err(crate::boot::boot_data("the MP table"))?;
+        // so it gets the MP table even with one vCPU; so does a guest with devices,
+        // whose lines may lie beyond the PIC's.
+        if config.vcpus > 1 || config.irqchip == IrqChipKind::Split || !plan.is_empty() {
+            mptable::write(&mem, config.vcpus, plan.highest_irq())
+                .map_err(crate::boot::boot_data("the MP table"))?;
         }
 
         let machine = Machine::create(
@@ -334,6 +352,7 @@ impl Vm {
             &mem,
             config.irqchip,
             config.vcpus,
+            &plan,
             config.console,
             &recorder,
         )?;
@@ -354,7 +373,7 @@ impl Vm {
             mem_mib: config.mem_mib,
             vcpus: config.vcpus,
             irqchip: config.irqchip,
-            cmdline: config.cmdline,
+            cmdline,
             name: config.name.clone(),
         };
         let settings = RunSettings {

@@ -2,7 +2,9 @@
 //! first MMIO slot to say "booted"; the monitor stamps it as the `done` event's
 //! cross-check, named `boot-timer`.
 
+use super::mmio::{MmioDevice, Window};
 use super::Recorder;
+use std::sync::Arc;
 use timeline::event;
 use timeline::marker::FIRECRACKER_BOOT_TIMER_MAGIC;
 use timeline::EventSource;
@@ -10,9 +12,24 @@ use timeline::EventSource;
 /// Address of the boot-timer device.
 pub const ADDR: u64 = crate::layout::BOOT_TIMER_ADDR;
 
-/// Handles a write to the boot timer.
-pub fn write(recorder: &Recorder, data: &[u8]) {
-    if data.first() == Some(&FIRECRACKER_BOOT_TIMER_MAGIC) {
-        recorder.stamp(event::BOOT_TIMER, EventSource::Monitor);
+/// The boot timer's MMIO window: the one byte a guest writes.
+pub const WINDOW: Window = Window {
+    base: ADDR,
+    size: 1,
+};
+
+/// The boot timer: stamps the magic write, reads as all ones.
+#[derive(Debug)]
+pub struct BootTimer(pub Arc<Recorder>);
+
+impl MmioDevice for BootTimer {
+    fn read(&self, _: u64, data: &mut [u8]) {
+        data.fill(0xff);
+    }
+
+    fn write(&self, _: u64, data: &[u8]) {
+        if data.first() == Some(&FIRECRACKER_BOOT_TIMER_MAGIC) {
+            self.0.stamp(event::BOOT_TIMER, EventSource::Monitor);
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! of the monitor's IO-APIC, which turns the edge into an MSI for KVM_SIGNAL_MSI.
 
 use super::ioapic::{IoApic, Msi};
+use super::mmio::{MmioDevice, Window};
 use kvm_bindings::kvm_msi;
 use kvm_ioctls::VmFd;
 use std::sync::{Arc, Mutex};
@@ -53,26 +54,6 @@ impl SplitIrqChip {
         }
     }
 
-    /// A guest read of the IO-APIC's register window.
-    pub fn mmio_read(&self, addr: u64, data: &mut [u8]) {
-        if let Ok(io) = self.ioapic.lock() {
-            io.read(addr, data);
-        }
-    }
-
-    /// A guest write to the IO-APIC's register window.
-    pub fn mmio_write(&self, addr: u64, data: &[u8]) {
-        let due = match self.ioapic.lock() {
-            Ok(mut io) => io.write(addr, data),
-            Err(_) => return,
-        };
-        for m in due {
-            if let Err(e) = self.signal(m) {
-                log::debug!("KVM_SIGNAL_MSI: {e}");
-            }
-        }
-    }
-
     fn signal(&self, m: Msi) -> std::io::Result<()> {
         let msi = kvm_msi {
             address_lo: m.address,
@@ -85,6 +66,32 @@ impl SplitIrqChip {
             .signal_msi(msi)
             .map(|_| ())
             .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
+    }
+}
+
+/// The IO-APIC's register window on the MMIO bus.
+pub const IOAPIC_WINDOW: Window = Window {
+    base: super::ioapic::BASE,
+    size: super::ioapic::SIZE,
+};
+
+impl MmioDevice for SplitIrqChip {
+    fn read(&self, offset: u64, data: &mut [u8]) {
+        if let Ok(io) = self.ioapic.lock() {
+            io.read(IOAPIC_WINDOW.base + offset, data);
+        }
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) {
+        let due = match self.ioapic.lock() {
+            Ok(mut io) => io.write(IOAPIC_WINDOW.base + offset, data),
+            Err(_) => return,
+        };
+        for m in due {
+            if let Err(e) = self.signal(m) {
+                log::debug!("KVM_SIGNAL_MSI: {e}");
+            }
+        }
     }
 }
 

@@ -9,6 +9,7 @@ pub mod i8042;
 pub mod ioapic;
 pub mod irq;
 pub mod marker;
+pub mod mmio;
 pub mod serial;
 
 use crate::error::Error;
@@ -86,10 +87,13 @@ pub struct DeviceState {
     pub ioapic: Option<ioapic::IoApic>,
 }
 
-/// All devices, routed by address.
+/// All devices, routed by address: the legacy ports by a static match, the MMIO
+/// devices through [`mmio::MmioBus`].
 #[derive(Debug)]
 pub struct Bus {
     pub serial: Mutex<serial::Serial>,
+    /// The MMIO devices (boot timer, IO-APIC of the split irqchip, virtio).
+    pub mmio: mmio::MmioBus,
     /// The monitor's IO-APIC when the VM uses the split irqchip.
     pub irqchip: Option<Arc<irq::SplitIrqChip>>,
     pub recorder: Arc<Recorder>,
@@ -100,16 +104,19 @@ pub struct Bus {
 }
 
 impl Bus {
-    /// A bus with the serial console writing to `console` and raising `irq`, and
-    /// the split irqchip's IO-APIC if there is one.
+    /// A bus with the serial console writing to `console` and raising `irq`, the
+    /// MMIO devices `mmio`, and the split irqchip's IO-APIC if there is one (which
+    /// `mmio` routes to; the bus keeps it for snapshots).
     pub fn new(
         console: console::Console,
         irq: irq::IrqLine,
+        mmio: mmio::MmioBus,
         irqchip: Option<Arc<irq::SplitIrqChip>>,
     ) -> Self {
         let recorder = console.recorder();
         Bus {
             serial: Mutex::new(serial::Serial::new(irq, console)),
+            mmio,
             irqchip,
             recorder,
             unhandled_pio: AtomicU64::new(0),
@@ -179,30 +186,21 @@ impl Bus {
 
     /// An MMIO write.
     pub fn mmio_write(&self, addr: u64, data: &[u8]) {
-        if addr == boot_timer::ADDR {
-            boot_timer::write(&self.recorder, data);
-        } else if let Some(chip) = self.ioapic_at(addr) {
-            chip.mmio_write(addr, data);
-        } else {
-            self.unhandled("mmio write", addr, &self.unhandled_mmio);
+        match self.mmio.find(addr) {
+            Some((device, offset)) => device.write(offset, data),
+            None => self.unhandled("mmio write", addr, &self.unhandled_mmio),
         }
     }
 
     /// An MMIO read; fills `data`.
     pub fn mmio_read(&self, addr: u64, data: &mut [u8]) {
-        if let Some(chip) = self.ioapic_at(addr) {
-            chip.mmio_read(addr, data);
-            return;
+        match self.mmio.find(addr) {
+            Some((device, offset)) => device.read(offset, data),
+            None => {
+                self.unhandled("mmio read", addr, &self.unhandled_mmio);
+                data.fill(0xff);
+            }
         }
-        self.unhandled("mmio read", addr, &self.unhandled_mmio);
-        data.fill(0xff);
-    }
-
-    /// The monitor's IO-APIC if `addr` is in its window.
-    fn ioapic_at(&self, addr: u64) -> Option<&irq::SplitIrqChip> {
-        self.irqchip
-            .as_deref()
-            .filter(|_| ioapic::IoApic::claims(addr))
     }
 
     fn unhandled(&self, what: &str, addr: u64, counter: &AtomicU64) {
@@ -256,7 +254,7 @@ mod tests {
         let console = console::Console::new(Box::new(std::io::sink()), rec);
         let line =
             irq::IrqLine::Irqfd(vmm_sys_util::eventfd::EventFd::new(libc::EFD_NONBLOCK).unwrap());
-        Bus::new(console, line, None)
+        Bus::new(console, line, mmio::MmioBus::default(), None)
     }
 
     #[test]

@@ -34,6 +34,11 @@ pub const MMIO_GAP_START: u64 = 0xd000_0000;
 pub const MMIO_GAP_END: u64 = 0x1_0000_0000;
 /// Firecracker's boot-timer device: the guest writes 123 here (first MMIO slot).
 pub const BOOT_TIMER_ADDR: u64 = MMIO_GAP_START;
+/// The windows the device manager hands out to MMIO devices (virtio-mmio), one
+/// page each, from the page after the boot timer up to the IO-APIC.
+pub const MMIO_DEVICES_START: u64 = MMIO_GAP_START + PAGE_SIZE;
+pub const MMIO_DEVICE_SIZE: u64 = PAGE_SIZE;
+pub const MMIO_DEVICES_END: u64 = IOAPIC_ADDR as u64;
 /// The IO-APIC and local APIC MMIO bases (fixed by the in-kernel irqchip).
 pub const IOAPIC_ADDR: u32 = 0xfec0_0000;
 pub const APIC_ADDR: u32 = 0xfee0_0000;

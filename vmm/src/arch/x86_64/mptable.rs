@@ -10,6 +10,8 @@ use vm_memory::{Bytes, GuestAddress};
 pub const MAX_CPUS: u32 = 32;
 /// Number of ISA interrupts routed through the IO-APIC.
 const ISA_IRQS: u8 = 16;
+/// Pins of the IO-APIC (in-kernel and ours alike).
+const IOAPIC_PINS: u32 = 24;
 const APIC_VERSION: u8 = 0x14;
 const IOAPIC_VERSION: u8 = 0x11;
 const MP_SPEC_REV: u8 = 4;
@@ -34,11 +36,12 @@ fn checksum(bytes: &[u8]) -> u8 {
 }
 
 /// The MP floating pointer (16 bytes) followed by the configuration table, for
-/// `cpus` CPUs, as it lies at `base`.
+/// `cpus` CPUs, as it lies at `base`. The IO-APIC's pins are described up to
+/// `highest_irq` (the device manager's last line), at least the 16 ISA ones.
 // Callers pass at most MAX_CPUS (checked with the vCPU count), so every id fits a
 // byte and the table is a few hundred bytes; `base` is below 1 MiB.
 #[allow(clippy::cast_possible_truncation)]
-pub fn build(cpus: u32, base: u64) -> Vec<u8> {
+pub fn build(cpus: u32, base: u64, highest_irq: Option<u32>) -> Vec<u8> {
     let table_addr = base + 16;
     let ioapic_id = cpus as u8;
     let mut entries = Vec::new();
@@ -57,7 +60,10 @@ pub fn build(cpus: u32, base: u64) -> Vec<u8> {
     entries.extend_from_slice(&[ENTRY_IOAPIC, ioapic_id, IOAPIC_VERSION, 1]);
     entries.extend_from_slice(&IOAPIC_ADDR.to_le_bytes());
     count += 1;
-    for irq in 0..ISA_IRQS {
+    let lines = highest_irq
+        .map_or(ISA_IRQS, |i| (i.min(IOAPIC_PINS - 1) + 1) as u8)
+        .max(ISA_IRQS);
+    for irq in 0..lines {
         entries.extend_from_slice(&[ENTRY_IOINT, INT_VECTORED, 0, 0, 0, irq, ioapic_id, irq]);
         count += 1;
     }
@@ -89,9 +95,17 @@ pub fn build(cpus: u32, base: u64) -> Vec<u8> {
     fp
 }
 
-/// Writes the MP table for `cpus` CPUs into guest memory at the EBDA.
-pub fn write(mem: &GuestMemory, cpus: u32) -> Result<(), vm_memory::GuestMemoryError> {
-    mem.write_slice(&build(cpus, EBDA_START), GuestAddress(EBDA_START))
+/// Writes the MP table for `cpus` CPUs and interrupt lines up to `highest_irq`
+/// into guest memory at the EBDA.
+pub fn write(
+    mem: &GuestMemory,
+    cpus: u32,
+    highest_irq: Option<u32>,
+) -> Result<(), vm_memory::GuestMemoryError> {
+    mem.write_slice(
+        &build(cpus, EBDA_START, highest_irq),
+        GuestAddress(EBDA_START),
+    )
 }
 
 #[cfg(test)]
@@ -100,8 +114,13 @@ mod tests {
 
     #[test]
     fn checksums_and_sizes() {
-        for cpus in [1, 2, MAX_CPUS] {
-            let t = build(cpus, EBDA_START);
+        for (cpus, irq, lines) in [
+            (1, None, 16),
+            (2, Some(5), 16),
+            (MAX_CPUS, Some(23), 24),
+            (1, Some(99), 24),
+        ] {
+            let t = build(cpus, EBDA_START, irq);
             assert_eq!(&t[..4], b"_MP_");
             assert_eq!(t[..16].iter().fold(0u8, |a, b| a.wrapping_add(*b)), 0);
             let len = u16::from_le_bytes([t[20], t[21]]) as usize;
@@ -109,7 +128,7 @@ mod tests {
             assert_eq!(t.len(), 16 + len);
             assert_eq!(t[16..].iter().fold(0u8, |a, b| a.wrapping_add(*b)), 0);
             let count = u16::from_le_bytes([t[16 + 34], t[16 + 35]]) as u32;
-            assert_eq!(count, cpus + 1 + 1 + 16 + 2);
+            assert_eq!(count, cpus + 1 + 1 + lines + 2);
             assert!(t.len() <= 1024, "MP table must fit in the EBDA");
         }
     }

@@ -1,0 +1,206 @@
+//! Where a machine's devices go: the device plan (a pure value: each device's MMIO
+//! window, its interrupt line and its `virtio_mmio.device=` command-line entry),
+//! decided before the kernel command line is written, and the manager that makes
+//! the interrupt lines for the VM's irqchip model and attaches the devices to the
+//! MMIO bus when the machine is built.
+
+use crate::devices::irq::{IrqLine, SplitIrqChip};
+use crate::devices::mmio::{AttachError, MmioBus, MmioDevice, Window};
+use crate::error::Error;
+use crate::layout::{MMIO_DEVICES_END, MMIO_DEVICES_START, MMIO_DEVICE_SIZE};
+use kvm_ioctls::VmFd;
+use std::sync::Arc;
+
+/// The interrupt lines devices get, first to last: IO-APIC pins above the ISA
+/// devices we have (COM1 is 4), up to the IO-APIC's last pin (24 pins, both the
+/// in-kernel one and ours). Lines from 16 up exist only through the IO-APIC, so
+/// a machine with devices gets the MP table that describes them.
+pub const IRQ_FIRST: u32 = 5;
+pub const IRQ_LAST: u32 = 23;
+
+/// One MMIO device's place in the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MmioSlot {
+    pub window: Window,
+    pub irq: u32,
+}
+
+impl MmioSlot {
+    /// The kernel command-line entry that tells Linux's virtio-mmio driver about
+    /// the device (CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES): `SIZE@BASE:IRQ`.
+    pub fn cmdline_entry(&self) -> String {
+        format!(
+            "virtio_mmio.device={}K@{:#x}:{}",
+            self.window.size / 1024,
+            self.window.base,
+            self.irq
+        )
+    }
+}
+
+/// Why no more devices fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("too many devices: {0} at most")]
+    TooMany(usize),
+}
+
+/// The most MMIO devices a machine can have: one interrupt line each.
+#[allow(clippy::cast_possible_truncation)] // 19
+pub const MAX_DEVICES: usize = (IRQ_LAST - IRQ_FIRST + 1) as usize;
+
+/// The places of a machine's MMIO devices, in the order they were planned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DevicePlan {
+    slots: Vec<MmioSlot>,
+}
+
+impl DevicePlan {
+    /// The next free window and line.
+    pub fn allocate(&mut self) -> Result<MmioSlot, PlanError> {
+        let n = self.slots.len();
+        let base = u64::try_from(n)
+            .ok()
+            .and_then(|i| i.checked_mul(MMIO_DEVICE_SIZE))
+            .and_then(|off| off.checked_add(MMIO_DEVICES_START))
+            .filter(|b| b + MMIO_DEVICE_SIZE <= MMIO_DEVICES_END);
+        let irq = u32::try_from(n)
+            .ok()
+            .map(|i| IRQ_FIRST + i)
+            .filter(|irq| *irq <= IRQ_LAST);
+        let (Some(base), Some(irq)) = (base, irq) else {
+            return Err(PlanError::TooMany(MAX_DEVICES));
+        };
+        let slot = MmioSlot {
+            window: Window {
+                base,
+                size: MMIO_DEVICE_SIZE,
+            },
+            irq,
+        };
+        self.slots.push(slot);
+        Ok(slot)
+    }
+
+    /// The planned slots.
+    pub fn slots(&self) -> &[MmioSlot] {
+        &self.slots
+    }
+
+    /// Whether no device is planned.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// `cmdline` with every device's entry appended.
+    pub fn cmdline(&self, cmdline: &str) -> String {
+        let mut out = cmdline.trim_end().to_owned();
+        for s in &self.slots {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(&s.cmdline_entry());
+        }
+        out
+    }
+
+    /// The highest interrupt line a device uses, if any.
+    pub fn highest_irq(&self) -> Option<u32> {
+        self.slots.iter().map(|s| s.irq).max()
+    }
+}
+
+/// Makes interrupt lines for the VM's irqchip and attaches devices to the MMIO
+/// bus while the machine is built.
+#[derive(Debug)]
+pub struct DeviceManager<'a> {
+    vm: &'a VmFd,
+    split: Option<Arc<SplitIrqChip>>,
+    mmio: MmioBus,
+}
+
+impl<'a> DeviceManager<'a> {
+    /// A manager for `vm`, whose IO-APIC is `split` with the split irqchip, or
+    /// KVM's own without it.
+    pub fn new(vm: &'a VmFd, split: Option<Arc<SplitIrqChip>>) -> Self {
+        DeviceManager {
+            vm,
+            split,
+            mmio: MmioBus::default(),
+        }
+    }
+
+    /// Interrupt line `irq`: a pin of our IO-APIC, or an eventfd registered with
+    /// KVM_IRQFD for the in-kernel irqchip.
+    pub fn irq_line(&self, irq: u32) -> Result<IrqLine, Error> {
+        match &self.split {
+            Some(chip) => Ok(IrqLine::IoApicPin(chip.clone(), irq as usize)),
+            None => {
+                let fd = vmm_sys_util::eventfd::EventFd::new(libc::EFD_NONBLOCK)
+                    .map_err(Error::Thread)?;
+                self.vm
+                    .register_irqfd(&fd, irq)
+                    .map_err(Error::kvm("KVM_IRQFD"))?;
+                Ok(IrqLine::Irqfd(fd))
+            }
+        }
+    }
+
+    /// Attaches `device` at `window`.
+    pub fn attach(&mut self, window: Window, device: Arc<dyn MmioDevice>) -> Result<(), Error> {
+        self.mmio
+            .attach(window, device)
+            .map_err(|e: AttachError| Error::Device(e.to_string()))
+    }
+
+    /// The split irqchip, if the VM has one.
+    pub fn split(&self) -> Option<&Arc<SplitIrqChip>> {
+        self.split.as_ref()
+    }
+
+    /// The MMIO bus with every attached device.
+    pub fn into_mmio(self) -> MmioBus {
+        self.mmio
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_pages_after_the_boot_timer_with_lines_from_five() {
+        let mut plan = DevicePlan::default();
+        let a = plan.allocate().unwrap();
+        let b = plan.allocate().unwrap();
+        assert_eq!(plan.slots(), [a, b]);
+        assert_eq!(a.window.base, crate::layout::BOOT_TIMER_ADDR + 0x1000);
+        assert_eq!(b.window.base, a.window.base + 0x1000);
+        assert_eq!((a.irq, b.irq), (5, 6));
+        assert_eq!(a.cmdline_entry(), "virtio_mmio.device=4K@0xd0001000:5");
+        assert_eq!(
+            plan.cmdline("console=ttyS0 "),
+            "console=ttyS0 virtio_mmio.device=4K@0xd0001000:5 virtio_mmio.device=4K@0xd0002000:6"
+        );
+        assert_eq!(plan.highest_irq(), Some(6));
+    }
+
+    #[test]
+    fn no_plan_leaves_the_command_line_as_it_was() {
+        let plan = DevicePlan::default();
+        assert_eq!(plan.cmdline("a b"), "a b");
+        assert_eq!(plan.highest_irq(), None);
+    }
+
+    #[test]
+    fn the_plan_ends_at_the_last_line_and_below_the_io_apic() {
+        let mut plan = DevicePlan::default();
+        for _ in 0..MAX_DEVICES {
+            let s = plan.allocate().unwrap();
+            assert!(s.irq <= IRQ_LAST && s.irq != crate::devices::serial::COM1_IRQ);
+            assert!(s.window.base + s.window.size <= MMIO_DEVICES_END);
+        }
+        assert_eq!(plan.allocate(), Err(PlanError::TooMany(MAX_DEVICES)));
+        assert_eq!(plan.slots().len(), MAX_DEVICES);
+    }
+}
