@@ -13,15 +13,18 @@
 //! maps), cgroups only when limits or a timeout are asked for.
 
 pub mod cgroups;
+pub mod devices;
 mod error;
 pub mod namespaces;
 mod netns;
+pub mod nsjoin;
 pub mod oci;
 pub mod process;
 pub mod rootfs;
 pub mod security;
 pub mod spec;
 mod sys;
+pub mod sysctl;
 
 pub use error::{Error, Result};
 pub use namespaces::{Namespace, NamespaceSet};

@@ -47,6 +47,7 @@
 use crate::cgroups::{self, Cgroup};
 use crate::namespaces::Namespace;
 use crate::netns::{NetnsHandle, ParallelNetns};
+use crate::nsjoin::Joins;
 use crate::rootfs::RootfsPlan;
 use crate::security::{self, caps, seccomp::Filter};
 use crate::spec::{IdMap, SandboxSpec, User, DEFAULT_PATH};
@@ -167,6 +168,10 @@ struct Prepared {
     rlimits: Vec<(u32, u64, u64)>,
     no_new_privs: bool,
     filter: Option<Filter>,
+    /// Namespaces the child joins by path, first thing.
+    joins: Joins,
+    /// Sysctls the child writes before its rootfs set-up.
+    sysctls: crate::sysctl::Plan,
     /// (device, inode) of the runtime's binary: the child refuses to execve it.
     runtime_exe: Option<(u64, u64)>,
     /// The parent-alive pipe (read end, write end): the parent holds the write end
@@ -223,6 +228,14 @@ impl Prepared {
             .find_map(|e| e.strip_prefix("PATH="))
             .unwrap_or(DEFAULT_PATH);
         let change_user = spec.user != User::default();
+        let joined = |n: Namespace| spec.namespace_paths.iter().any(|(k, _)| *k == n);
+        let sysctls = crate::sysctl::plan(&spec.sysctl, |n| ns.contains(n) || joined(n))
+            .map_err(Error::Config)?;
+        let joins = Joins::open(&spec.namespace_paths)?;
+        let joined_flags = spec
+            .namespace_paths
+            .iter()
+            .fold(0, |f, (n, _)| f | n.clone_flag());
         let argv = cstrings(&spec.args, "an argument")?;
         let envp = cstrings(&spec.env, "the environment")?;
         let ptrs = |v: &[CString]| -> Vec<*const libc::c_char> {
@@ -236,7 +249,7 @@ impl Prepared {
             envp_ptrs: ptrs(&envp),
             own_maps: false,
             rootless: false,
-            flags: ns.clone_flags(),
+            flags: ns.clone_flags() & !joined_flags,
             userns: userns.then(|| {
                 (
                     map_text(&spec.uid_mappings, euid),
@@ -244,11 +257,10 @@ impl Prepared {
                 )
             }),
             rootfs,
-            hostname: ns
-                .contains(Namespace::Uts)
+            hostname: (ns.contains(Namespace::Uts) || joined(Namespace::Uts))
                 .then(|| spec.hostname.clone())
                 .flatten(),
-            lo_up: ns.contains(Namespace::Net),
+            lo_up: ns.contains(Namespace::Net) && !joined(Namespace::Net),
             cgroup_procs: Vec::new(),
             late_cgroupns: false,
             cmd: spec.args[0].clone(),
@@ -262,7 +274,12 @@ impl Prepared {
             caps: spec.capabilities,
             rlimits: spec.rlimits.clone(),
             no_new_privs: spec.no_new_privs,
-            filter: spec.seccomp.then(Filter::default_filter),
+            filter: match &spec.seccomp_profile {
+                Some(f) => Some(f.clone()),
+                None => spec.seccomp.then(Filter::default_filter),
+            },
+            joins,
+            sysctls,
             runtime_exe: None,
             alive: (-1, -1),
             netns: None,
@@ -302,12 +319,23 @@ pub fn run_in(spec: &SandboxSpec, bundle_dir: Option<&Path>) -> Result<Outcome> 
             .mounts
             .iter()
             .any(|m| m.fstype.as_deref() == Some("sysfs"));
-    let parallel_net =
-        if ns.contains(Namespace::Net) && !ns.contains(Namespace::User) && euid == 0 && !sysfs {
-            ParallelNetns::start()
-        } else {
-            None
-        };
+    // Likewise a net.* sysctl, written before the rootfs set-up.
+    let net_sysctl = spec.sysctl.iter().any(|(k, _)| k.starts_with("net"));
+    let joined_net = spec
+        .namespace_paths
+        .iter()
+        .any(|(n, _)| *n == Namespace::Net);
+    let parallel_net = if ns.contains(Namespace::Net)
+        && !joined_net
+        && !ns.contains(Namespace::User)
+        && euid == 0
+        && !sysfs
+        && !net_sysctl
+    {
+        ParallelNetns::start()
+    } else {
+        None
+    };
     let mut prep = Prepared::new(spec, bundle_dir)?;
     if let Some(n) = &parallel_net {
         prep.flags &= !libc::CLONE_NEWNET;
@@ -802,14 +830,16 @@ fn child_setup(
     // CVE-2024-21626: a descriptor the runtime or its caller left open (a host
     // directory) must not be reachable during the set-up, e.g. as the working
     // directory `/proc/self/fd/N`. Only our own pipes stay.
-    step(
-        "closing inherited descriptors",
-        close_fds_except(&[
-            Some(p.alive.0),
-            exec_w,
-            p.netns.as_ref().map(NetnsHandle::pidfd),
-        ]),
-    )?;
+    let mut keep = vec![
+        Some(p.alive.0),
+        exec_w,
+        p.netns.as_ref().map(NetnsHandle::pidfd),
+    ];
+    keep.extend(p.joins.raw_fds().map(Some));
+    step("closing inherited descriptors", close_fds_except(&keep))?;
+    if !p.joins.is_empty() {
+        p.joins.enter()?;
+    }
     if p.clear_groups {
         // Custom maps: become root of the new user namespace before touching files
         // (our host ids are not mapped there; creating a file would fail EOVERFLOW).
@@ -850,6 +880,9 @@ fn child_setup(
                 nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP),
             )?;
         }
+    }
+    if !p.sysctls.is_empty() {
+        crate::sysctl::apply(&p.sysctls)?;
     }
     let old_umask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     if let Some(plan) = &p.rootfs {

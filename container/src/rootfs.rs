@@ -68,6 +68,10 @@ pub struct RootfsPlan {
     dev: Option<PathBuf>,
     /// Devices must be bind-mounted from the host (no mknod in a user namespace).
     bind_devices: bool,
+    /// A devpts is mounted on /dev/pts: /dev/ptmx becomes a link to its ptmx.
+    ptmx_link: bool,
+    /// The bundle's own device nodes (`linux.devices`).
+    devices: Vec<crate::devices::Planned>,
     readonly: bool,
     masked: Vec<CString>,
     readonly_paths: Vec<CString>,
@@ -302,7 +306,12 @@ impl RootfsPlan {
         let cs = |v: &[PathBuf]| -> Result<Vec<CString>> {
             v.iter().map(|p| cpath(p).map_err(cerr)).collect()
         };
+        let ptmx_link = spec.mounts.iter().any(|m| {
+            m.fstype.as_deref() == Some("devpts") && m.destination == Path::new("/dev/pts")
+        });
         Ok(RootfsPlan {
+            ptmx_link,
+            devices: crate::devices::plan(root, &spec.devices).map_err(Error::Config)?,
             root: root.to_path_buf(),
             root_c: cpath(root).map_err(cerr)?,
             mounts,
@@ -339,6 +348,10 @@ impl RootfsPlan {
         if let Some(dev) = &self.dev {
             self.populate_dev(dev)
                 .map_err(|e| format!("populating /dev: {e}"))?;
+        }
+        if !self.devices.is_empty() {
+            crate::devices::create(&self.devices, self.bind_devices)
+                .map_err(|e| format!("creating linux.devices: {e}"))?;
         }
         nix::unistd::chdir(&self.root).map_err(|e| format!("chdir to the rootfs: {e}"))?;
         nix::unistd::pivot_root(".", ".").map_err(|e| format!("pivot_root: {e}"))?;
@@ -421,6 +434,10 @@ impl RootfsPlan {
         }
         for (name, target) in DEV_LINKS {
             std::os::unix::fs::symlink(target, dev.join(name))?;
+        }
+        if self.ptmx_link {
+            // The devpts instance's own multiplexer (mounted with newinstance).
+            std::os::unix::fs::symlink("pts/ptmx", dev.join("ptmx"))?;
         }
         Ok(())
     }

@@ -1,8 +1,8 @@
 //! The runtime-independent description of one sandbox run. The CLI short form
 //! (`--rootfs DIR -- CMD`) and an OCI bundle ([`crate::oci`]) both produce one.
 
-use crate::namespaces::NamespaceSet;
-use crate::security::caps;
+use crate::namespaces::{Namespace, NamespaceSet};
+use crate::security::{caps, seccomp::Filter};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -123,6 +123,12 @@ pub struct SandboxSpec {
     pub hostname: Option<String>,
     /// Namespaces to create.
     pub namespaces: NamespaceSet,
+    /// Namespaces to join instead (an engine's network namespace, `linux.namespaces`
+    /// with a `path`; see [`crate::nsjoin`]).
+    pub namespace_paths: Vec<(Namespace, PathBuf)>,
+    /// Kernel parameters set inside the sandbox's namespaces (`linux.sysctl`, see
+    /// [`crate::sysctl`]), in order.
+    pub sysctl: Vec<(String, String)>,
     /// Root read-only (default) or writable.
     pub readonly_root: bool,
     /// Mount the default /proc, /dev and /tmp (short form). OCI bundles list their
@@ -130,6 +136,8 @@ pub struct SandboxSpec {
     pub default_mounts: bool,
     /// Extra mounts, in order, after the default ones.
     pub mounts: Vec<Mount>,
+    /// Device nodes made in /dev (`linux.devices`, see [`crate::devices`]).
+    pub devices: Vec<crate::devices::Device>,
     /// Paths hidden (OCI `maskedPaths`; short form: [`DEFAULT_MASKED_PATHS`]).
     pub masked_paths: Vec<PathBuf>,
     /// Paths remounted read-only (OCI `readonlyPaths`; short form:
@@ -151,6 +159,9 @@ pub struct SandboxSpec {
     pub no_new_privs: bool,
     /// Install the default seccomp filter (default true).
     pub seccomp: bool,
+    /// A bundle's own seccomp program (`linux.seccomp`, compiled by
+    /// [`crate::security::oci_seccomp`]), installed instead of the default filter.
+    pub seccomp_profile: Option<Filter>,
     /// Kill the whole sandbox after this long.
     pub timeout: Option<Duration>,
 }
@@ -171,9 +182,12 @@ impl SandboxSpec {
             cwd: PathBuf::from("/"),
             hostname: Some(DEFAULT_HOSTNAME.to_owned()),
             namespaces: NamespaceSet::default_for_euid(euid),
+            namespace_paths: Vec::new(),
+            sysctl: Vec::new(),
             readonly_root: true,
             default_mounts: true,
             mounts: Vec::new(),
+            devices: Vec::new(),
             masked_paths: DEFAULT_MASKED_PATHS.iter().map(PathBuf::from).collect(),
             readonly_paths: DEFAULT_READONLY_PATHS.iter().map(PathBuf::from).collect(),
             resources: Resources::default(),
@@ -184,6 +198,7 @@ impl SandboxSpec {
             rlimits: Vec::new(),
             no_new_privs: true,
             seccomp: true,
+            seccomp_profile: None,
             timeout: None,
         }
     }
