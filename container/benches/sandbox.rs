@@ -109,7 +109,7 @@ fn benches(c: &mut Criterion) {
     let res = Resources {
         memory_bytes: Some(64 << 20),
         pids: Some(64),
-        cpu_quota: None,
+        ..Resources::default()
     };
     g.bench_function("create_remove", |b| {
         b.iter(|| {

@@ -342,13 +342,26 @@ pub fn run_in(spec: &SandboxSpec, bundle_dir: Option<&Path>) -> Result<Outcome> 
         prep.lo_up = false;
         prep.netns = Some(n.handle());
     }
-    let cgroup = if spec.resources.any() || spec.timeout.is_some() {
-        if euid != 0 && spec.resources.any() {
+    let cgroup = if spec.resources.any() || spec.timeout.is_some() || spec.cgroups_path.is_some() {
+        if euid != 0 && (spec.resources.any() || spec.cgroups_path.is_some()) {
             return Err(Error::Cgroup(
                 "resource limits need root (cgroups are not delegated to this user)".into(),
             ));
         }
-        let cg = Cgroup::create(&spec.resources, spec.timeout.is_some())?;
+        let cg = Cgroup::create_at(
+            &spec.resources,
+            spec.timeout.is_some(),
+            spec.cgroups_path.as_deref(),
+        )?;
+        if cg.backend() == cgroups::Backend::V2
+            && !spec.resources.devices.is_empty()
+            && cgroups::devices::v2_by_construction(&spec.resources.devices)
+                .map_err(Error::Cgroup)?
+        {
+            // No devices controller without eBPF: a deny-all is kept by giving the
+            // workload no way to make a node (cgroups::devices).
+            prep.caps = prep.caps.without(caps::CAP_MKNOD);
+        }
         prep.cgroup_procs = cg.procs_files().to_vec();
         // The cgroup namespace must be rooted at the sandbox's cgroup: the child joins
         // first and unshares it afterwards.

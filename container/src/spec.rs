@@ -73,12 +73,39 @@ pub struct Resources {
     pub pids: Option<u64>,
     /// CPU bandwidth: (quota µs, period µs) (v1 `cpu.cfs_*`, v2 `cpu.max`).
     pub cpu_quota: Option<(u64, u64)>,
+    /// Memory soft limit in bytes (v1 `memory.soft_limit_in_bytes`, v2 `memory.low`).
+    pub memory_reservation: Option<u64>,
+    /// Memory + swap limit in bytes, as OCI's `memory.swap`; `Some(None)` = no
+    /// limit on swap (-1). Unset: no swap beside a memory limit.
+    pub memory_swap: Option<Option<u64>>,
+    /// Relative CPU weight (v1 `cpu.shares`, v2 `cpu.weight` scaled like runc).
+    pub cpu_shares: Option<u64>,
+    /// CPUs the sandbox may run on (`cpuset.cpus`, e.g. `0-1`).
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes (`cpuset.mems`).
+    pub cpuset_mems: Option<String>,
+    /// Device access rules, in order (`linux.resources.devices`; see
+    /// [`crate::cgroups::devices`]).
+    pub devices: Vec<crate::cgroups::devices::Rule>,
 }
 
 impl Resources {
     /// Whether any limit is set.
     pub fn any(&self) -> bool {
-        self.memory_bytes.is_some() || self.pids.is_some() || self.cpu_quota.is_some()
+        self.memory_bytes.is_some()
+            || self.pids.is_some()
+            || self.cpu_quota.is_some()
+            || self.memory_reservation.is_some()
+            || self.memory_swap.is_some()
+            || self.cpu_shares.is_some()
+            || self.cpuset_cpus.is_some()
+            || self.cpuset_mems.is_some()
+            || !self.devices.is_empty()
+    }
+
+    /// Whether a cpuset is asked for.
+    pub fn cpuset(&self) -> bool {
+        self.cpuset_cpus.is_some() || self.cpuset_mems.is_some()
     }
 
     /// CPU bandwidth for `cpus` CPUs with the default 100 ms period.
@@ -145,6 +172,11 @@ pub struct SandboxSpec {
     pub readonly_paths: Vec<PathBuf>,
     /// cgroup limits.
     pub resources: Resources,
+    /// Where the sandbox's cgroup goes (OCI `cgroupsPath`, cgroupfs style): absolute
+    /// = below each hierarchy's root, relative = below the runtime's own cgroup.
+    /// `None`: a `bootlab-<pid>-<n>` cgroup below the runtime's own, only when
+    /// limits or a timeout ask for one.
+    pub cgroups_path: Option<PathBuf>,
     /// uid mappings for the user namespace; empty = map root to the caller.
     pub uid_mappings: Vec<IdMap>,
     /// gid mappings for the user namespace; empty = map root to the caller.
@@ -191,6 +223,7 @@ impl SandboxSpec {
             masked_paths: DEFAULT_MASKED_PATHS.iter().map(PathBuf::from).collect(),
             readonly_paths: DEFAULT_READONLY_PATHS.iter().map(PathBuf::from).collect(),
             resources: Resources::default(),
+            cgroups_path: None,
             uid_mappings: Vec::new(),
             gid_mappings: Vec::new(),
             user: User::default(),

@@ -12,8 +12,12 @@
 //!   sandbox also gets a cgroup there, only for its `cgroup.kill`.
 //!
 //! Each cgroup is created below the runtime's own cgroup of that hierarchy, so a
-//! harness's limits still apply, and named `bootlab-<runtime pid>-<n>`.
+//! harness's limits still apply, and named `bootlab-<runtime pid>-<n>`; or where a
+//! bundle's `cgroupsPath` says ([`Place::At`], the cgroupfs driver's convention:
+//! absolute = below the hierarchy's root, relative = below the runtime's cgroup),
+//! missing parents created and left in place for the engine, as runc does.
 
+pub mod devices;
 pub mod v1;
 pub mod v2;
 
@@ -197,6 +201,95 @@ pub(crate) fn write_value(dir: &Path, file: &str, value: &str) -> Result<()> {
         .map_err(|e| Error::Cgroup(format!("cannot write `{value}` to {}: {e}", p.display())))
 }
 
+/// Where a sandbox's cgroup directory goes in each hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// `bootlab-<pid>-<n>` below the runtime's own cgroup.
+    Own(String),
+    /// A bundle's `cgroupsPath`.
+    At(PathBuf),
+}
+
+impl Place {
+    /// Creates the directory in the hierarchy mounted at `mount` (`controller`:
+    /// which v1 hierarchy, `None` for cgroup2) and returns it. A `cgroupsPath`
+    /// that already exists is an error (another container's).
+    pub(crate) fn make(&self, mount: &Path, controller: Option<&str>) -> Result<PathBuf> {
+        let own = || mount.join(rel(&own_path(controller)));
+        match self {
+            Place::Own(name) => make_dir(&own(), name),
+            Place::At(p) => {
+                let dir = if p.is_absolute() {
+                    mount.join(rel(&p.to_string_lossy()))
+                } else {
+                    own().join(p)
+                };
+                if p.components().any(|c| {
+                    !matches!(
+                        c,
+                        std::path::Component::Normal(_) | std::path::Component::RootDir
+                    )
+                }) {
+                    return Err(Error::Cgroup(format!(
+                        "cgroupsPath {} must not contain `.` or `..`",
+                        p.display()
+                    )));
+                }
+                if let Some(parent) = dir.parent() {
+                    make_parents(mount, parent, controller == Some("cpuset"))?;
+                }
+                std::fs::create_dir(&dir)
+                    .map_err(|e| Error::Cgroup(format!("cannot create {}: {e}", dir.display())))?;
+                if controller == Some("cpuset") {
+                    inherit_cpuset(&dir)?;
+                }
+                Ok(dir)
+            }
+        }
+    }
+}
+
+/// Creates the missing directories from `mount` down to `dir`; in the v1 cpuset
+/// hierarchy each new one takes its parent's CPUs and memory nodes (an empty
+/// cpuset cannot hold tasks).
+fn make_parents(mount: &Path, dir: &Path, cpuset: bool) -> Result<()> {
+    let mut cur = mount.to_path_buf();
+    for c in dir
+        .strip_prefix(mount)
+        .unwrap_or(Path::new(""))
+        .components()
+    {
+        cur.push(c);
+        match std::fs::create_dir(&cur) {
+            Ok(()) if cpuset => inherit_cpuset(&cur)?,
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(Error::Cgroup(format!(
+                    "cannot create {}: {e}",
+                    cur.display()
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Copies `cpuset.cpus` and `cpuset.mems` from the parent of a new v1 cpuset.
+pub(crate) fn inherit_cpuset(dir: &Path) -> Result<()> {
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        let cur = std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+        if cur.trim().is_empty() {
+            let v = std::fs::read_to_string(parent.join(f)).unwrap_or_default();
+            write_value(dir, f, v.trim())?;
+        }
+    }
+    Ok(())
+}
+
 /// One sandbox's cgroup (one directory per hierarchy it lives in).
 #[derive(Debug)]
 pub struct Cgroup {
@@ -211,9 +304,17 @@ impl Cgroup {
     /// Creates the cgroup with `res` applied. `want_kill` (a timeout) makes sure the
     /// cgroup can be killed as a whole even without limits.
     pub fn create(res: &Resources, want_kill: bool) -> Result<Cgroup> {
+        Cgroup::create_at(res, want_kill, None)
+    }
+
+    /// [`Cgroup::create`] at a bundle's `cgroupsPath` (`None`: our own name).
+    pub fn create_at(res: &Resources, want_kill: bool, path: Option<&Path>) -> Result<Cgroup> {
         let backend = Backend::detect();
         sweep_all(backend);
-        let name = unique_name();
+        let name = match path {
+            Some(p) => Place::At(p.to_path_buf()),
+            None => Place::Own(unique_name()),
+        };
         let mut cg = Cgroup {
             backend,
             dirs: Vec::new(),
@@ -227,8 +328,7 @@ impl Cgroup {
             Backend::V1 { hybrid } => {
                 v1::create(&mut cg, &name, res, want_kill && !hybrid)?;
                 if hybrid {
-                    let parent = Path::new(HYBRID_UNIFIED).join(rel(&own_path(None)));
-                    let dir = make_dir(&parent, &name)?;
+                    let dir = name.make(Path::new(HYBRID_UNIFIED), None)?;
                     cg.add_dir(dir.clone())?;
                     cg.kill_file = Some(dir.join("cgroup.kill"));
                 }
@@ -389,7 +489,13 @@ mod tests {
             kill_file: None,
             memory_events: None,
         };
-        v2::create(&mut cg, root, &unique_name(), &Resources::default()).unwrap();
+        v2::create(
+            &mut cg,
+            root,
+            &Place::Own(unique_name()),
+            &Resources::default(),
+        )
+        .unwrap();
         let dir = cg.dirs()[0].clone();
         assert!(dir.join("cgroup.procs").exists());
         // SAFETY: fork in a test; the child only joins the cgroup and sleeps.

@@ -110,7 +110,22 @@ pub struct CapSets {
     pub ambient: u64,
 }
 
+/// `CAP_MKNOD`'s number (linux/capability.h).
+pub const CAP_MKNOD: u32 = 27;
+
 impl CapSets {
+    /// These sets with capability `cap` removed from each.
+    pub fn without(self, cap: u32) -> Self {
+        let bit = 1u64 << cap;
+        CapSets {
+            bounding: self.bounding & !bit,
+            effective: self.effective & !bit,
+            permitted: self.permitted & !bit,
+            inheritable: self.inheritable & !bit,
+            ambient: self.ambient & !bit,
+        }
+    }
+
     /// The default set in bounding, effective and permitted; nothing inheritable.
     pub fn default_set() -> Self {
         let m = default_mask();
@@ -230,6 +245,22 @@ pub fn apply(sets: &CapSets) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_removes_one_capability_everywhere() {
+        let all = mask_of(["CAP_MKNOD", "CAP_KILL"]).unwrap();
+        let s = CapSets {
+            bounding: all,
+            effective: all,
+            permitted: all,
+            inheritable: all,
+            ambient: all,
+        }
+        .without(CAP_MKNOD);
+        assert_eq!(s.bounding, mask_of(["CAP_KILL"]).unwrap());
+        assert_eq!(s.ambient, s.bounding);
+        assert_eq!(mask_of(["CAP_MKNOD"]).unwrap(), 1 << CAP_MKNOD);
+    }
 
     #[test]
     fn names_and_default_mask() {
