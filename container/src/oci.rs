@@ -7,18 +7,22 @@
 //!   error naming it: oci-spec's types ignore unknown keys, so the keys it skipped
 //!   are collected while deserialising (`serde_ignored`) and refused;
 //! - a field of the spec that the sandbox does not honour yet is an error naming it
-//!   ([`SUPPORTED`] lists what is honoured): `process` (args, env, cwd, user,
-//!   capabilities, rlimits, noNewPrivileges, terminal=false), `root`, `hostname`,
-//!   `mounts`, `linux.namespaces` (without `path`), `linux.resources` (memory.limit,
-//!   pids.limit, cpu.quota/period, and device *deny* rules), `linux.uidMappings`,
+//!   ([`SUPPORTED`] lists what is honoured): `process` (args, env, cwd, user with
+//!   umask and additionalGids, capabilities, rlimits, noNewPrivileges,
+//!   terminal=false), `root`, `hostname`, `mounts`, `linux.namespaces` (a `path`
+//!   joins an engine's namespace, [`crate::nsjoin`]), `linux.seccomp`
+//!   ([`crate::security::oci_seccomp`]), `linux.sysctl` ([`crate::sysctl`]),
+//!   `linux.cgroupsPath`, `linux.resources` (memory limit/reservation/swap, pids,
+//!   cpu quota/period/shares/cpus/mems, device rules: [`crate::cgroups`]),
+//!   `linux.devices` ([`crate::devices`]), `linux.uidMappings`,
 //!   `linux.gidMappings`, `linux.maskedPaths`, `linux.readonlyPaths`, `ociVersion`
-//!   and `annotations`. What `runc spec` writes is accepted once `terminal` is false.
+//!   and `annotations`. What `runc spec`, podman 4.3 and containerd 1.6 write by
+//!   default is accepted (container/tests/fixtures holds captured configs).
 //!
-//! Differences from runc, on purpose: our default seccomp filter is always installed
-//! (a bundle cannot carry its own, `linux.seccomp` is rejected); a `cgroup` mount is a
-//! cgroup2 mount (namespace-aware, also on hybrid hosts); device deny rules are met by
-//! construction (only the minimal /dev exists and `CAP_MKNOD` is never granted by
-//! default) rather than with the v1 devices controller.
+//! Differences from runc, on purpose: without `linux.seccomp` our default filter is
+//! installed (runc installs none); a `cgroup` mount is a cgroup2 mount
+//! (namespace-aware, also on hybrid hosts); on a cgroup2-only host device rules are
+//! met by construction (see [`crate::cgroups::devices`]).
 
 use crate::namespaces::{Namespace, NamespaceSet};
 use crate::security::caps::{self, CapSets};
@@ -64,9 +68,24 @@ pub const SUPPORTED: &[&str] = &[
     "linux.resources.devices[].minor",
     "linux.resources.devices[].access",
     "linux.resources.memory.limit",
+    "linux.resources.memory.reservation",
+    "linux.resources.memory.swap",
     "linux.resources.pids.limit",
     "linux.resources.cpu.quota",
     "linux.resources.cpu.period",
+    "linux.resources.cpu.shares",
+    "linux.resources.cpu.cpus",
+    "linux.resources.cpu.mems",
+    "linux.cgroupsPath",
+    "linux.seccomp",
+    "linux.sysctl",
+    "linux.devices[].path",
+    "linux.devices[].type",
+    "linux.devices[].major",
+    "linux.devices[].minor",
+    "linux.devices[].fileMode",
+    "linux.devices[].uid",
+    "linux.devices[].gid",
     "linux.uidMappings[].containerID",
     "linux.uidMappings[].hostID",
     "linux.uidMappings[].size",
@@ -423,15 +442,62 @@ fn convert(cfg: &Spec, bundle: &Path) -> std::result::Result<SandboxSpec, String
     };
     let mut ns = NamespaceSet::empty();
     for n in linux.namespaces().iter().flatten() {
-        let kind = n.typ().to_string();
-        if n.path().is_some() {
-            return Err(format!(
-                "linux.namespaces: joining an existing {kind} namespace (path) is not supported"
-            ));
+        let kind = namespace(n.typ())?;
+        match n.path() {
+            // Joined, not made (an engine's network namespace).
+            Some(path) => {
+                crate::nsjoin::check(kind, path)?;
+                spec.namespace_paths.push((kind, path.clone()));
+            }
+            None => ns = ns.with(kind),
         }
-        ns = ns.with(namespace(n.typ())?);
     }
     spec.namespaces = ns;
+    // Sorted: the map's order is random, the writes' order should not be.
+    let mut sysctl: Vec<(String, String)> = linux
+        .sysctl()
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    sysctl.sort();
+    crate::sysctl::plan(&sysctl, |n| {
+        ns.contains(n) || spec.namespace_paths.iter().any(|(k, _)| *k == n)
+    })?;
+    spec.sysctl = sysctl;
+    if let Some(profile) = linux.seccomp() {
+        spec.seccomp_profile =
+            Some(crate::security::oci_seccomp::compile(profile).map_err(|e| e.to_string())?);
+    }
+    spec.cgroups_path = linux.cgroups_path().clone();
+    spec.devices = linux
+        .devices()
+        .iter()
+        .flatten()
+        .map(|d| {
+            let kind = crate::devices::Kind::parse(d.typ().as_str()).ok_or_else(|| {
+                format!(
+                    "linux.devices: {}: type `{}` is not c, b, u or p",
+                    d.path().display(),
+                    d.typ().as_str()
+                )
+            })?;
+            let num = |n: i64, what: &str| {
+                u64::try_from(n).map_err(|_| {
+                    format!("linux.devices: {}: negative {what} {n}", d.path().display())
+                })
+            };
+            Ok(crate::devices::Device {
+                path: d.path().clone(),
+                kind,
+                major: num(d.major(), "major")?,
+                minor: num(d.minor(), "minor")?,
+                mode: d.file_mode(),
+                uid: d.uid(),
+                gid: d.gid(),
+            })
+        })
+        .collect::<std::result::Result<_, String>>()?;
     let idmaps = |v: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| -> Vec<IdMap> {
         v.iter()
             .flatten()
@@ -463,9 +529,21 @@ fn convert(cfg: &Spec, bundle: &Path) -> std::result::Result<SandboxSpec, String
         .map(PathBuf::from)
         .collect();
     if let Some(r) = linux.resources() {
-        if r.devices().iter().flatten().any(|d| d.allow()) {
-            return Err("linux.resources.devices: allow rules are not supported (only deny rules; the sandbox exposes its minimal /dev only)".into());
-        }
+        spec.resources.devices = r
+            .devices()
+            .iter()
+            .flatten()
+            .map(|d| {
+                let rule = crate::cgroups::devices::Rule {
+                    allow: d.allow(),
+                    kind: d.typ().and_then(|t| t.as_str().chars().next()),
+                    major: d.major(),
+                    minor: d.minor(),
+                    access: d.access().clone().unwrap_or_default(),
+                };
+                rule.check().map(|()| rule)
+            })
+            .collect::<std::result::Result<_, String>>()?;
         // As in runc: -1 (and, for pids and the cpu quota, 0) means "no limit".
         if let Some(mem) = r.memory().as_ref().and_then(|m| m.limit()) {
             match mem {
@@ -479,6 +557,36 @@ fn convert(cfg: &Spec, bundle: &Path) -> std::result::Result<SandboxSpec, String
                     check_memory(m.unsigned_abs())
                         .map_err(|e| format!("linux.resources.memory.limit: {e}"))?;
                     spec.resources.memory_bytes = Some(m.unsigned_abs());
+                }
+            }
+        }
+        if let Some(mem) = r.memory() {
+            match mem.reservation() {
+                None | Some(-1 | 0) => {}
+                Some(v) if v < 0 => {
+                    return Err(format!(
+                        "linux.resources.memory.reservation {v} is not a byte count"
+                    ))
+                }
+                Some(v) => spec.resources.memory_reservation = Some(v.unsigned_abs()),
+            }
+            // OCI's swap is the memory + swap total; -1 = no limit on swap.
+            match mem.swap() {
+                None | Some(0) => {}
+                Some(-1) => spec.resources.memory_swap = Some(None),
+                Some(v) if v < 0 => {
+                    return Err(format!(
+                        "linux.resources.memory.swap {v} is not a byte count"
+                    ))
+                }
+                Some(v) => {
+                    let v = v.unsigned_abs();
+                    if spec.resources.memory_bytes.is_some_and(|l| v < l) {
+                        return Err(format!(
+                            "linux.resources.memory.swap {v} is below the memory limit (it is memory + swap)"
+                        ));
+                    }
+                    spec.resources.memory_swap = Some(Some(v));
                 }
             }
         }
@@ -500,6 +608,9 @@ fn convert(cfg: &Spec, bundle: &Path) -> std::result::Result<SandboxSpec, String
                 check_cpu(q, period).map_err(|e| format!("linux.resources.cpu: {e}"))?;
                 spec.resources.cpu_quota = Some((q, period));
             }
+            spec.resources.cpu_shares = cpu.shares().filter(|s| *s > 0);
+            spec.resources.cpuset_cpus = cpu.cpus().clone().filter(|c| !c.is_empty());
+            spec.resources.cpuset_mems = cpu.mems().clone().filter(|m| !m.is_empty());
         }
     }
     Ok(spec)
@@ -554,15 +665,27 @@ mod tests {
 
     #[test]
     fn unsupported_and_malformed_are_rejected() {
-        let seccomp = RUNC_LIKE.replace(
+        let rdt = RUNC_LIKE.replace(
             "\"maskedPaths\"",
-            "\"seccomp\": {\"defaultAction\": \"SCMP_ACT_ALLOW\"}, \"maskedPaths\"",
+            "\"intelRdt\": {\"closID\": \"x\"}, \"maskedPaths\"",
         );
-        let e = parse(&seccomp, Path::new("/b")).unwrap_err();
+        let e = parse(&rdt, Path::new("/b")).unwrap_err();
         assert!(
-            e.contains("unsupported field") && e.contains("seccomp"),
+            e.contains("unsupported field") && e.contains("linux.intelRdt"),
             "{e}"
         );
+        let seccomp = RUNC_LIKE.replace(
+            "\"maskedPaths\"",
+            "\"seccomp\": {\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"nope\"], \"action\": \"SCMP_ACT_ERRNO\"}]}, \"maskedPaths\"",
+        );
+        let e = parse(&seccomp, Path::new("/b")).unwrap_err();
+        assert_eq!(e, "linux.seccomp: unknown system call `nope`");
+        let sysctl = RUNC_LIKE.replace(
+            "\"maskedPaths\"",
+            "\"sysctl\": {\"kernel.core_pattern\": \"|/x\"}, \"maskedPaths\"",
+        );
+        let e = parse(&sysctl, Path::new("/b")).unwrap_err();
+        assert!(e.contains("`kernel.core_pattern` is not namespaced"), "{e}");
         let e = parse("{ not json", Path::new("/b")).unwrap_err();
         assert!(e.starts_with("malformed config"), "{e}");
         let e = parse(
@@ -640,5 +763,52 @@ mod tests {
                 None
             );
         }
+    }
+
+    /// A config.json an engine wrote (container/tests/fixtures).
+    fn fixture(name: &str) -> SandboxSpec {
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        parse(&std::fs::read_to_string(&path).unwrap(), Path::new("/b"))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    #[test]
+    fn podman_configs_are_accepted_whole() {
+        let s = fixture("podman-4.3-default.json");
+        assert!(s.seccomp_profile.is_some());
+        assert_eq!(s.namespace_paths.len(), 1);
+        assert_eq!(s.namespace_paths[0].0, Namespace::Net);
+        assert!(!s.namespaces.contains(Namespace::Net) && s.namespaces.contains(Namespace::Ipc));
+        assert!(s
+            .cgroups_path
+            .as_deref()
+            .is_some_and(|p| p.starts_with("/libpod_parent")));
+        assert_eq!(s.resources.pids, Some(2048));
+        assert_eq!(s.resources.devices.len(), 1);
+        assert!(s.resources.devices[0].is_deny_all());
+        assert_eq!(s.user.umask, Some(0o22));
+        let l = fixture("podman-4.3-limits.json");
+        assert_eq!(l.sysctl, vec![("net.ipv4.ip_forward".into(), "1".into())]);
+        assert_eq!(l.resources.memory_bytes, Some(64 << 20));
+        assert_eq!(l.resources.memory_swap, Some(Some(128 << 20)));
+        assert_eq!(l.resources.pids, Some(50));
+        assert_eq!((l.user.uid, l.user.gid), (1000, 1000));
+        assert!(l.user.additional_gids.contains(&2000), "{:?}", l.user);
+    }
+
+    #[test]
+    fn containerd_configs_are_accepted_whole() {
+        let s = fixture("containerd-1.6-default.json");
+        assert!(
+            s.seccomp_profile.is_none() && s.seccomp,
+            "no profile: our default filter"
+        );
+        assert!(s.cgroups_path.is_some());
+        let l = fixture("containerd-1.6-limits.json");
+        assert_eq!(l.resources.memory_bytes, Some(64 << 20));
+        assert_eq!(l.resources.cpu_quota, Some((50_000, 100_000)));
+        assert!(fixture("containerd-1.6-seccomp.json")
+            .seccomp_profile
+            .is_some());
     }
 }
