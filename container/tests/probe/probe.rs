@@ -10,6 +10,8 @@
 //! - `forks N`: forks up to N sleeping children, prints `forked=K errno=E` when a fork
 //!   failed (or `forked=N`), then kills and reaps them;
 //! - `forkbomb`: every process forks as fast as it can, forever (for the pids limit);
+//! - `call NAME:NR...`: system call NR with zero arguments, `NAME=OK|ERRNO_NAME`
+//!   (what a seccomp profile answers for calls it lists or not);
 //! - `attack OP...`: the escape attempts of `tests/sandbox_escape.rs`, one
 //!   `OP=OK|ERRNO_NAME` line each (`OP` as given, after `{pid}` was replaced by the
 //!   first line of stdin and `{ppid}` by the parent's pid). OPs: `open:PATH:r|w|path`, `mknod:PATH:b|c:MAJ:MIN`,
@@ -312,6 +314,17 @@ fn attack(op: &str) -> i64 {
     }
 }
 
+fn calls(specs: &[String]) {
+    for spec in specs {
+        let (name, nr) = spec.split_once(':').unwrap_or((spec, "-1"));
+        let nr = nr.parse::<i64>().unwrap_or(-1);
+        // SAFETY: a raw system call with zero arguments; the kernel validates them
+        // (and seccomp answers first when it denies the call).
+        let r = unsafe { syscall(nr, 0i64, 0i64, 0i64, 0i64, 0i64) };
+        report(name, r);
+    }
+}
+
 fn attacks(ops: &[String]) {
     let mut pid = None;
     for op in ops {
@@ -342,6 +355,7 @@ fn main() {
         Some("forks") => forks(num(2)),
         Some("forkbomb") => forkbomb(),
         Some("attack") => attacks(&args[2..]),
+        Some("call") => calls(&args[2..]),
         _ => {
             eprintln!("usage: probe syscalls | alloc MIB | forks N");
             std::process::exit(2);
