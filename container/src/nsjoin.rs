@@ -30,7 +30,7 @@ pub fn check(ns: Namespace, path: &Path) -> std::result::Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "linux.namespaces: joining an existing {} namespace ({}) is not supported (only {})",
+            "linux.namespaces: joining an existing {} namespace by path ({}) is not supported (only {})",
             ns.name(),
             path.display(),
             JOINABLE.map(Namespace::name).join(", ")
