@@ -36,6 +36,9 @@ enum Command {
     /// Build the guest images (kernel, initramfs, rootfs).
     #[command(subcommand)]
     Images(cmd::images::ImagesCommand),
+    /// One CPU-bound worker of `bench --load` (internal).
+    #[command(hide = true)]
+    LoadWorker(cmd::bench::LoadWorkerArgs),
 }
 
 /// The runtimes a benchmark starts again and again, `bootlab sandbox run ...` and
@@ -144,6 +147,7 @@ fn finish(command: Command) -> u8 {
         Command::Bench(a) => cmd::bench::run(a),
         Command::Report(a) => cmd::report::run(a),
         Command::Images(c) => cmd::images::run(c),
+        Command::LoadWorker(a) => cmd::bench::load_worker(a),
     };
     match result {
         Ok(code) => code,

@@ -503,6 +503,8 @@ fn cases(f: &Fixture) -> Vec<Case> {
         bench(&["--concurrency", "0"], "--concurrency"),
         bench(&["--concurrency", "1000"], "1000"),
         bench(&["--runtimes", "bogus"], "bogus"),
+        bench(&["--load", "100000"], "--load 100000 is more than 4x the"),
+        bench(&["--load", "-1"], "-1"),
         bench(&["--runtimes", "runc,", "--out-root", &dir], "\"\""),
         bench(&["--name", "a/b"], "a/b"),
         bench(&["--name", "../x"], "../x"),

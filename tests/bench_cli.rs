@@ -354,3 +354,133 @@ fn firecracker_restores_the_lab_guest_through_its_api() {
     assert!(table.contains("| lab | firecracker-lab-restore | restore |"));
     assert_eq!(o.status.code(), Some(0));
 }
+
+/// The `bootlab load-worker --parent PARENT` processes alive now, read from /proc.
+fn load_workers_of(parent: u32) -> Vec<u32> {
+    let parent = parent.to_string();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                return false;
+            };
+            let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+            args.windows(3)
+                .any(|w| w[0] == b"load-worker" && w[1] == b"--parent" && w[2] == parent.as_bytes())
+        })
+        .collect()
+}
+
+/// Polls `cond` every 5 ms for up to `secs` seconds.
+fn wait_for(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    cond()
+}
+
+fn loaded_bench(images: &Path, out: &Path, runs: &str) -> std::process::Child {
+    Command::new(BOOTLAB)
+        .args(["bench", "--no-progress", "--name", "t", "--images"])
+        .arg(images)
+        .arg("--out-root")
+        .arg(out)
+        .args([
+            "--runtimes",
+            "fork-exec",
+            "--warmup",
+            "1",
+            "--concurrency",
+            "1",
+        ])
+        .args(["--runs", runs, "--load", "2"])
+        .stdout(std::process::Stdio::null())
+        // A file, not a pipe: a worker left behind would hold a pipe open.
+        .stderr(std::fs::File::create(out.join("stderr")).unwrap())
+        .spawn()
+        .expect("bootlab runs")
+}
+
+#[test]
+fn load_workers_run_in_the_loaded_passes_and_none_is_left_after() {
+    let test = "load_workers_run_in_the_loaded_passes_and_none_is_left_after";
+    let Some(images) = tiny_images("load") else {
+        skip(test, "no /bin/busybox for the stand-in rootfs");
+        return;
+    };
+    let out = temp_dir("load-out");
+    let mut child = loaded_bench(images.path(), out.path(), "40");
+    let pid = child.id();
+    let mut seen = 0;
+    while child.try_wait().unwrap().is_none() {
+        seen = seen.max(load_workers_of(pid).len());
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let status = child.wait().unwrap();
+    let stderr = std::fs::read_to_string(out.join("stderr")).unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(seen, 2, "two workers while measuring");
+    let left = load_workers_of(pid);
+    for w in &left {
+        // SAFETY: kill(2) of a leftover worker of this test, so the failure leaks nothing.
+        unsafe { libc::kill(libc::pid_t::try_from(*w).unwrap(), libc::SIGKILL) };
+    }
+    assert_eq!(left, Vec::<u32>::new(), "workers left running");
+    let r = bench::report::load(&out.join("t/results.json")).unwrap();
+    assert_eq!(r.method.load, 2);
+    assert!(
+        r.method.load_cpu_ms.is_some_and(|ms| ms > 0),
+        "{:?}",
+        r.method
+    );
+    assert_eq!(r.runs_under("fork-exec", 0).count(), 40);
+    assert_eq!(r.runs_under("fork-exec", 2).count(), 40);
+    // Quiet, then loaded, in every round.
+    let loads: Vec<u32> = r.runs.iter().take(4).map(|x| x.load).collect();
+    assert_eq!(loads, [0, 2, 0, 2]);
+    let md = std::fs::read_to_string(out.join("t/report.md")).unwrap();
+    assert!(
+        md.contains("## Quiet vs loaded: 2 CPU-bound workers"),
+        "{md}"
+    );
+}
+
+#[test]
+fn ctrl_c_or_a_killed_harness_leaves_no_load_worker() {
+    let test = "ctrl_c_or_a_killed_harness_leaves_no_load_worker";
+    let Some(images) = tiny_images("load-stop") else {
+        skip(test, "no /bin/busybox for the stand-in rootfs");
+        return;
+    };
+    let out = temp_dir("load-stop-out");
+    for sig in [libc::SIGINT, libc::SIGKILL] {
+        let mut child = loaded_bench(images.path(), out.path(), "100000");
+        let pid = child.id();
+        assert!(
+            wait_for(60, || load_workers_of(pid).len() == 2),
+            "workers never started"
+        );
+        // SAFETY: kill(2) on our own child, not yet reaped.
+        unsafe { libc::kill(libc::pid_t::try_from(pid).unwrap(), sig) };
+        assert!(
+            wait_for(60, || child.try_wait().unwrap().is_some()),
+            "bench did not stop on signal {sig}"
+        );
+        // SIGKILL leaves the workers to the kernel (parent-death signal): give it a moment.
+        assert!(
+            wait_for(10, || load_workers_of(pid).is_empty()),
+            "after signal {sig}: workers left: {:?}",
+            load_workers_of(pid)
+        );
+        if sig == libc::SIGINT {
+            let r = bench::report::load(&out.join("t/results.json")).unwrap();
+            assert!(r.method.interrupted && r.method.load == 2);
+        }
+    }
+}

@@ -1,11 +1,13 @@
 //! The measurement plan: check and prepare each runtime, probe it once (a failing
 //! peer is listed with its error, not measured), warm up, then measured rounds in
 //! interleaved order (A B C A B C ...) so drift hits every runtime alike, then the
-//! concurrency batches. A stop flag (Ctrl-C) ends the session between runs, keeping
+//! concurrency batches. With `--load` every round has a second, loaded pass (the
+//! same runtimes beside CPU-bound workers, [`crate::load`]). A stop flag (Ctrl-C) ends the session between runs, keeping
 //! everything measured so far.
 
 use crate::exec::execute;
 use crate::host::HostFacts;
+use crate::load::{Load, LoadSpec};
 use crate::results::{
     ConcurrencyBatch, Method, Results, RunRecord, RuntimeInfo, RuntimeStatus, SCHEMA_VERSION,
 };
@@ -31,6 +33,8 @@ pub struct Plan {
     pub images: String,
     /// Draw a progress bar on stderr.
     pub progress: bool,
+    /// CPU-bound workers for a loaded pass after the quiet one in every round.
+    pub load: Option<LoadSpec>,
 }
 
 /// A runtime taking part, with its status decided before measuring (`Ran` = try it).
@@ -125,6 +129,7 @@ fn unix_now() -> u64 {
 /// Runs the plan over `entries` and returns everything measured.
 pub fn run(mut entries: Vec<Entry>, plan: &Plan, stop: &AtomicBool) -> std::io::Result<Results> {
     let host = HostFacts::detect();
+    let loadavg_start = crate::load::loadavg();
     let scratch = crate::runners::scratch_dir(&format!("bench-{}", now_ns()))?;
     let started_unix = unix_now();
 
@@ -145,7 +150,9 @@ pub fn run(mut entries: Vec<Entry>, plan: &Plan, stop: &AtomicBool) -> std::io::
             .count() as u64
     };
     let levels = concurrency_levels(plan.concurrency);
-    let per_runtime = u64::from(plan.warmup.max(1) + plan.runs)
+    let workers = plan.load.as_ref().map_or(0, |l| l.workers);
+    let passes = if workers > 0 { 2 } else { 1 };
+    let per_runtime = u64::from(plan.warmup.max(1) + passes * plan.runs)
         + u64::from(CONCURRENCY_REPEATS) * levels.iter().map(|l| u64::from(*l)).sum::<u64>();
     let bar = if plan.progress {
         ProgressBar::with_draw_target(
@@ -193,15 +200,36 @@ pub fn run(mut entries: Vec<Entry>, plan: &Plan, stop: &AtomicBool) -> std::io::
         }
     }
     let mut runs = Vec::new();
+    // Killed and reaped when dropped: at the end of the rounds, or on any way out.
+    let load = match &plan.load {
+        Some(spec) if spec.workers > 0 => Some(Load::start(spec)?),
+        _ => None,
+    };
     'rounds: for round in 0..plan.runs {
-        for e in &running {
-            if session.stopped() {
-                break 'rounds;
+        // The quiet pass, then (with --load) the same runtimes again beside the workers.
+        for pass_load in [0, workers].into_iter().take(passes as usize) {
+            if let Some(l) = &load {
+                if pass_load > 0 {
+                    l.run();
+                } else {
+                    l.pause();
+                }
             }
-            let timeline = session.run_one(e.runner.as_ref());
-            runs.push(RunRecord { round, timeline });
+            for e in &running {
+                if session.stopped() {
+                    break 'rounds;
+                }
+                let timeline = session.run_one(e.runner.as_ref());
+                runs.push(RunRecord {
+                    round,
+                    load: pass_load,
+                    timeline,
+                });
+            }
         }
     }
+    let load_cpu_ms = load.as_ref().map(Load::cpu_ms);
+    drop(load);
     let mut concurrency = Vec::new();
     'conc: for _ in 0..CONCURRENCY_REPEATS {
         for level in &levels {
@@ -250,6 +278,10 @@ pub fn run(mut entries: Vec<Entry>, plan: &Plan, stop: &AtomicBool) -> std::io::
             workload: plan.workload.clone(),
             images: plan.images.clone(),
             interrupted: stop.load(Ordering::SeqCst),
+            load: workers,
+            load_cpu_ms,
+            loadavg_start,
+            loadavg_end: crate::load::loadavg(),
         },
         runtimes,
         runs,

@@ -1,7 +1,8 @@
 //! The benchmark harness (docs/ARCHITECTURE.md): runners for our microVM, our sandbox and
 //! the peers behind one trait ([`runners`]), the timing of one run ([`exec`], with
 //! [`api`] for a runtime driven through its API socket), the
-//! interleaved measurement plan ([`harness`]), a masked mount namespace ([`mountns`]), statistics ([`stats`]), host facts
+//! interleaved measurement plan ([`harness`], with [`load`] for a loaded host), a masked
+//! mount namespace ([`mountns`]), statistics ([`stats`]), host facts
 //! ([`host`]), the results.json model ([`results`]) and the reports ([`report`]).
 
 pub mod api;
@@ -10,6 +11,7 @@ pub mod harness;
 /// Host facts live in their own crate, which `bootlab vm run` uses without the harness.
 pub use hostfacts as host;
 pub mod interrupt;
+pub mod load;
 pub mod mountns;
 pub mod report;
 pub mod results;

@@ -86,7 +86,14 @@ pub struct RuntimeInfo {
 pub struct RunRecord {
     /// Round of the interleaved schedule (0-based).
     pub round: u32,
+    /// CPU-bound workers running beside this run (`--load`); 0 on a quiet host.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub load: u32,
     pub timeline: Timeline,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl RunRecord {
@@ -132,6 +139,18 @@ pub struct Method {
     /// Stopped early by Ctrl-C: what was measured until then is kept.
     #[serde(default)]
     pub interrupted: bool,
+    /// CPU-bound workers of the loaded pass of each round (`--load`; 0: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub load: u32,
+    /// CPU time the workers used in all, ms: that the load was there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_cpu_ms: Option<u64>,
+    /// The host's 1, 5 and 15 minute load averages (/proc/loadavg) at the start and
+    /// at the end of the session: how busy the machine was besides the benchmark.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loadavg_start: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loadavg_end: Option<String>,
 }
 
 /// Everything a bench run measured.
@@ -154,11 +173,20 @@ impl Results {
         self.runtimes.iter().find(|r| r.name == name)
     }
 
-    /// The measured runs of `runtime`, in order.
+    /// The measured runs of `runtime` on the quiet host (no `--load` workers), in order.
     pub fn runs_of<'a>(&'a self, runtime: &'a str) -> impl Iterator<Item = &'a RunRecord> + 'a {
+        self.runs_under(runtime, 0)
+    }
+
+    /// The measured runs of `runtime` with `load` workers beside them, in order.
+    pub fn runs_under<'a>(
+        &'a self,
+        runtime: &'a str,
+        load: u32,
+    ) -> impl Iterator<Item = &'a RunRecord> + 'a {
         self.runs
             .iter()
-            .filter(move |r| r.timeline.runtime == runtime)
+            .filter(move |r| r.timeline.runtime == runtime && r.load == load)
     }
 }
 

@@ -74,6 +74,7 @@ fn plan(runs: u32, concurrency: u32) -> Plan {
         workload: "sh".into(),
         images: "-".into(),
         progress: false,
+        load: None,
     }
 }
 

@@ -88,9 +88,44 @@ pub struct BenchArgs {
     /// The bootlab binary that runs our runtimes (default: this executable).
     #[arg(long, hide = true)]
     bootlab: Option<PathBuf>,
+    /// Also measure on a loaded host: every round runs the runtimes once quiet, then
+    /// once more beside N CPU-bound worker processes (busy loops) that the harness
+    /// starts, pauses between loaded passes and kills at the end; the report puts
+    /// quiet and loaded side by side. At most 4x the CPU count. 0: quiet only.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    load: u32,
     /// Never draw the progress bar.
     #[arg(long)]
     no_progress: bool,
+}
+
+/// `bootlab load-worker`: one CPU-bound worker of `bootlab bench --load` (internal).
+#[derive(Debug, Args)]
+pub struct LoadWorkerArgs {
+    /// The harness's process id: the worker dies with it.
+    #[arg(long)]
+    parent: u32,
+}
+
+/// Spins until killed (by the harness, or by the kernel when the harness dies).
+pub fn load_worker(args: LoadWorkerArgs) -> anyhow::Result<u8> {
+    bench::load::worker(args.parent)
+}
+
+/// Workers per CPU above which `--load` is refused: beyond that it measures the
+/// scheduler's queue, not a busy host.
+const MAX_LOAD_PER_CPU: u32 = 4;
+
+/// Checks `--load` against the host's CPU count.
+fn check_load(load: u32, cpus: u32) -> anyhow::Result<()> {
+    let max = MAX_LOAD_PER_CPU.saturating_mul(cpus.max(1));
+    if load > max {
+        bail!(
+            "--load {load} is more than {MAX_LOAD_PER_CPU}x the {cpus} CPUs of this host \
+             (at most {max})"
+        );
+    }
+    Ok(())
 }
 
 fn canonical_name(name: &str) -> Option<&'static str> {
@@ -135,6 +170,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
     }
     let explicit = !selected.is_empty();
     let host = HostFacts::detect();
+    check_load(args.load, u32::try_from(host.cpus).unwrap_or(u32::MAX))?;
     let images = args.images.unwrap_or_else(super::images_dir);
     let bin = match args.bootlab {
         Some(b) => b,
@@ -245,6 +281,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         workload: workload.argv.join(" "),
         images: images.display().to_string(),
         progress: !args.no_progress && std::io::stderr().is_terminal(),
+        load: (args.load > 0).then(|| bench::load::LoadSpec {
+            workers: args.load,
+            command: vec![
+                bin.clone().into_os_string(),
+                "load-worker".into(),
+                "--parent".into(),
+                std::process::id().to_string().into(),
+            ],
+        }),
     };
     let stop = bench::interrupt::install();
     let results = harness::run(entries, &plan, stop).context("benchmark session")?;
@@ -260,6 +305,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         t.title == "Runtimes"
             || t.title.starts_with("Medians")
             || t.title.starts_with("Cold vs restored")
+            || t.title.starts_with("Quiet vs loaded")
+            || t.title.starts_with("Ratios ours / peer, quiet")
     }) {
         println!("{}", t.title);
         println!("  {}", t.header.join(" | "));

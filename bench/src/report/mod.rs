@@ -3,6 +3,7 @@
 //! rendered from the same tables, computed from results.json alone, so `bootlab
 //! report RESULTS.json` regenerates them exactly.
 
+mod loaded;
 pub mod summary;
 pub mod svg;
 pub mod verdict;
@@ -247,6 +248,25 @@ pub fn build(results: &Results) -> Report {
         ("workload", m.workload.clone()),
         ("images", m.images.clone()),
         (
+            "host load average (1, 5, 15 min) at start / end",
+            format!(
+                "{} / {}",
+                m.loadavg_start.as_deref().unwrap_or("–"),
+                m.loadavg_end.as_deref().unwrap_or("–")
+            ),
+        ),
+        (
+            "--load workers",
+            match m.load {
+                0 => "none (quiet host only)".into(),
+                n => format!(
+                    "{n} CPU-bound, running in the second pass of every round ({} CPU-s used)",
+                    m.load_cpu_ms
+                        .map_or("–".into(), |ms| format!("{:.1}", ms as f64 / 1e3))
+                ),
+            },
+        ),
+        (
             "interrupted",
             if m.interrupted {
                 "yes (Ctrl-C): partial results"
@@ -338,6 +358,9 @@ pub fn build(results: &Results) -> Report {
     }
     tables.push(t);
     tables.push(side_by_side(results, &summaries));
+    if results.method.load > 0 {
+        tables.extend(loaded::tables(results, &summaries));
+    }
 
     for s in &summaries {
         let mut t = Table::new(

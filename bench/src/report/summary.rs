@@ -107,8 +107,15 @@ pub fn attribution_text(a: &(Option<EventSource>, Option<EventSource>)) -> Strin
     format!("{}→{}", name(a.0), name(a.1))
 }
 
-/// Statistics of every runtime that has measured runs, in results order.
+/// Statistics of every runtime that has measured runs on the quiet host, in results
+/// order.
 pub fn runtimes(results: &Results) -> Vec<RuntimeSummary> {
+    runtimes_under(results, 0)
+}
+
+/// Statistics of every runtime's runs beside `load` workers (`--load`), in results
+/// order.
+pub fn runtimes_under(results: &Results, load: u32) -> Vec<RuntimeSummary> {
     results
         .runtimes
         .iter()
@@ -121,7 +128,7 @@ pub fn runtimes(results: &Results) -> Vec<RuntimeSummary> {
             let mut attribution = BTreeMap::new();
             let mut errors: BTreeMap<String, usize> = BTreeMap::new();
             let (mut ok, mut failed) = (0, 0);
-            for run in results.runs_of(&info.name) {
+            for run in results.runs_under(&info.name, load) {
                 if let Some(e) = &run.timeline.error {
                     failed += 1;
                     *errors.entry(e.clone()).or_default() += 1;
