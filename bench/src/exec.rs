@@ -7,6 +7,7 @@
 //! console is watched. Whatever goes wrong becomes the run's error;
 //! the timeline is always returned.
 
+use crate::firmware::{is_kernel_line, FirmwareLog};
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -16,7 +17,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use timeline::clock::ENV_SPAWN_NS;
-use timeline::marker::{Marker, KERNEL_RUN_INIT_LINE};
+use timeline::marker::{Marker, CONSOLE_PREFIX, KERNEL_RUN_INIT_LINE};
 use timeline::{event, step};
 use timeline::{now_ns, EventSource, Timeline};
 
@@ -34,6 +35,11 @@ pub enum ConsoleMap {
     /// Guest serial console: markers by their own names, the kernel's "Run /init"
     /// line as `kernel-run-init`.
     Vm,
+    /// A VM with firmware: as `Vm`, and the first kernel printk line is
+    /// `kernel-console`. Firmware may print on the same serial port and leave a line
+    /// unfinished (SeaBIOS's `Booting from ROM..`), so a marker is also found after
+    /// such text.
+    FirmwareVm,
     /// A container's stdout: the workload is guest-init itself, so its
     /// `init-start` line marks the workload's start (`exec`); its own `exec` line is
     /// kept as `workload-exec`.
@@ -43,6 +49,10 @@ pub enum ConsoleMap {
 impl ConsoleMap {
     /// The event a console line stands for, if any.
     pub fn event(self, line: &str) -> Option<&'static str> {
+        let line = match (self, line.find(CONSOLE_PREFIX)) {
+            (ConsoleMap::FirmwareVm, Some(i)) => &line[i..],
+            _ => line,
+        };
         if let Some(m) = Marker::parse_line(line) {
             return Some(match (self, m) {
                 (ConsoleMap::Container, Marker::InitStart) => event::EXEC,
@@ -50,8 +60,11 @@ impl ConsoleMap {
                 (_, m) => m.name(),
             });
         }
-        (self == ConsoleMap::Vm && line.contains(KERNEL_RUN_INIT_LINE))
-            .then_some(event::KERNEL_RUN_INIT)
+        let vm = matches!(self, ConsoleMap::Vm | ConsoleMap::FirmwareVm);
+        if vm && line.contains(KERNEL_RUN_INIT_LINE) {
+            return Some(event::KERNEL_RUN_INIT);
+        }
+        (self == ConsoleMap::FirmwareVm && is_kernel_line(line)).then_some(event::KERNEL_CONSOLE)
     }
 }
 
@@ -96,7 +109,21 @@ pub struct RunSpec {
     /// from a thread that entered it before `spawn` is stamped, so the entry is not
     /// counted and the spawn keeps its fast path (a pre-exec hook would force fork).
     pub mount_ns: Option<Arc<OwnedFd>>,
+    /// Firmware logs the runtime writes into FIFOs the harness makes (at most
+    /// [`MAX_SIDE_LOGS`]), their lines stamped on arrival like console lines.
+    pub side_logs: Vec<SideLog>,
 }
+
+/// A firmware's log: the runtime is told to write it to `fifo`, which the harness
+/// makes before the spawn, reads while the runtime runs and removes afterwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SideLog {
+    pub fifo: PathBuf,
+    pub log: FirmwareLog,
+}
+
+/// Firmware logs one run can have (QEMU's debug console and its trace log).
+pub const MAX_SIDE_LOGS: usize = 2;
 
 impl RunSpec {
     pub fn new(program: impl Into<PathBuf>, console: ConsoleMap) -> Self {
@@ -112,6 +139,7 @@ impl RunSpec {
             timeout: Duration::from_secs(10),
             api: None,
             mount_ns: None,
+            side_logs: Vec::new(),
         }
     }
 
@@ -194,6 +222,22 @@ fn execute_here(runtime: &str, spec: &RunSpec) -> Timeline {
     if let Some(api) = &spec.api {
         let _ = std::fs::remove_file(&api.socket);
     }
+    let mut sides = Vec::new();
+    for side in spec.side_logs.iter().take(MAX_SIDE_LOGS) {
+        match open_fifo(&side.fifo) {
+            Ok(fd) => sides.push(SideReader {
+                fd: Some(fd),
+                log: side.log,
+                line: Vec::new(),
+            }),
+            Err(e) => {
+                let mut tl = Timeline::new(runtime, now_ns());
+                tl.error = Some(format!("cannot make the FIFO {}: {e}", side.fifo.display()));
+                remove_fifos(spec);
+                return tl;
+            }
+        }
+    }
     let started = Instant::now();
     let spawn = now_ns();
     cmd.env(ENV_SPAWN_NS, spawn.to_string());
@@ -203,6 +247,7 @@ fn execute_here(runtime: &str, spec: &RunSpec) -> Timeline {
         Ok(c) => c,
         Err(e) => {
             tl.error = Some(format!("cannot start {}: {e}", spec.program.display()));
+            remove_fifos(spec);
             return tl;
         }
     };
@@ -218,10 +263,11 @@ fn execute_here(runtime: &str, spec: &RunSpec) -> Timeline {
         }
         sent.err()
     });
-    let seen = watch(&mut child, spec, spawn, pidfd);
+    let seen = watch(&mut child, spec, spawn, pidfd, &mut sides);
     if let Some(api) = &spec.api {
         let _ = std::fs::remove_file(&api.socket);
     }
+    remove_fifos(spec);
     tl.push(event::EXIT, seen.exit_ns, EventSource::Harness);
     for (name, t) in seen.events {
         tl.push(name, t, EventSource::Console);
@@ -302,6 +348,68 @@ fn send_api_call(
     }
 }
 
+/// A firmware log being read: its FIFO's read end (until its end), how its lines
+/// read, the line so far.
+struct SideReader {
+    fd: Option<OwnedFd>,
+    log: FirmwareLog,
+    line: Vec<u8>,
+}
+
+/// Makes the FIFO `path` (replacing a stale one) and opens its read end without
+/// blocking, so that the runtime's open for writing does not wait and poll(2) sees
+/// its end only after a writer came and went.
+fn open_fifo(path: &std::path::Path) -> std::io::Result<OwnedFd> {
+    let _ = std::fs::remove_file(path);
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| std::io::Error::other("NUL in the path"))?;
+    // SAFETY: mkfifo(3) with a NUL-terminated path that lives for the call.
+    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: open(2) with a NUL-terminated path; the result is checked.
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn remove_fifos(spec: &RunSpec) {
+    for side in &spec.side_logs {
+        let _ = std::fs::remove_file(&side.fifo);
+    }
+}
+
+/// Reads a firmware log once: stamps the first line of each event it names, or at
+/// its end closes it.
+fn read_side(side: &mut SideReader, buf: &mut [u8], seen: &mut Seen) {
+    let n = read_some(side.fd.as_ref(), buf);
+    if n == 0 {
+        side.fd = None;
+        return;
+    }
+    let t = now_ns();
+    for &b in &buf[..n] {
+        if b != b'\n' {
+            side.line.push(b);
+            continue;
+        }
+        if let Some(ev) = side.log.event(&String::from_utf8_lossy(&side.line)) {
+            if !seen.events.iter().any(|(e, _)| *e == ev) {
+                seen.events.push((ev, t));
+            }
+        }
+        side.line.clear();
+    }
+}
+
 /// What the harness saw of one run while it waited for it.
 struct Seen {
     status: std::io::Result<ExitStatus>,
@@ -346,7 +454,15 @@ fn pidfd_of(pid: i32) -> Option<OwnedFd> {
 /// stole about 0.2 ms of CPU from the start being measured. Kills the process group
 /// at the timeout, on `kill_on`, and when the pipes stay open `READER_GRACE` after
 /// the exit (something inherited them); stops waiting for them `READER_GRACE` later.
-fn watch(child: &mut Child, spec: &RunSpec, spawn_ns: u64, mut pidfd: Option<OwnedFd>) -> Seen {
+/// Firmware logs (`sides`) are read in the same loop; at the exit what they hold is
+/// read and they are closed (their writer was the runtime).
+fn watch(
+    child: &mut Child,
+    spec: &RunSpec,
+    spawn_ns: u64,
+    mut pidfd: Option<OwnedFd>,
+    sides: &mut [SideReader],
+) -> Seen {
     #[allow(clippy::cast_possible_wrap)] // Linux pids are at most 2^22 (PID_MAX_LIMIT)
     let pid = child.id() as i32;
     let mut out: Option<OwnedFd> = child.stdout.take().map(OwnedFd::from);
@@ -392,6 +508,7 @@ fn watch(child: &mut Child, spec: &RunSpec, spawn_ns: u64, mut pidfd: Option<Own
                 }
                 grace = Some((finish(&mut seen, status), false));
                 exited = true;
+                drain_sides(sides, &mut buf, &mut seen);
             }
         }
         if exited && out.is_none() && err.is_none() {
@@ -423,11 +540,13 @@ fn watch(child: &mut Child, spec: &RunSpec, spawn_ns: u64, mut pidfd: Option<Own
             }
             wake = Some(at);
         }
-        let mut fds = [&out, &err, &pidfd].map(|fd| libc::pollfd {
-            fd: fd.as_ref().map_or(-1, |f| f.as_raw_fd()),
-            events: libc::POLLIN,
-            revents: 0,
-        });
+        let side = |i: usize| sides.get(i).and_then(|s| s.fd.as_ref());
+        let mut fds =
+            [out.as_ref(), err.as_ref(), pidfd.as_ref(), side(0), side(1)].map(|fd| libc::pollfd {
+                fd: fd.map_or(-1, |f| f.as_raw_fd()),
+                events: libc::POLLIN,
+                revents: 0,
+            });
         let ms = wake.map_or(-1, |w| {
             w.saturating_sub(now).div_ceil(1_000_000).min(60_000) as i32
         });
@@ -460,10 +579,16 @@ fn watch(child: &mut Child, spec: &RunSpec, spawn_ns: u64, mut pidfd: Option<Own
                 }
             }
         }
+        for (i, side) in sides.iter_mut().enumerate().take(MAX_SIDE_LOGS) {
+            if ready(3 + i) {
+                read_side(side, &mut buf, &mut seen);
+            }
+        }
         if !exited && ready(2) {
             grace = Some((finish(&mut seen, child.wait()), false));
             exited = true;
             pidfd = None;
+            drain_sides(sides, &mut buf, &mut seen);
         }
     }
     if !line.is_empty() {
@@ -473,6 +598,15 @@ fn watch(child: &mut Child, spec: &RunSpec, spawn_ns: u64, mut pidfd: Option<Own
         console_lines(&mut line, b"\n", t, spec, pid, &mut seen);
     }
     seen
+}
+
+/// Reads what the firmware logs still hold, then closes them.
+fn drain_sides(sides: &mut [SideReader], buf: &mut [u8], seen: &mut Seen) {
+    for side in sides {
+        while side.fd.is_some() {
+            read_side(side, buf, seen);
+        }
+    }
 }
 
 /// Whether `fd` has something to read (or its end) right now.
@@ -542,7 +676,11 @@ fn console_lines(
         if b != b'\n' {
             continue;
         }
-        if let Some(ev) = spec.console.event(&String::from_utf8_lossy(line)) {
+        let ev = spec.console.event(&String::from_utf8_lossy(line));
+        // Only the first kernel line matters, and a boot prints hundreds.
+        let ev =
+            ev.filter(|&e| e != event::KERNEL_CONSOLE || !seen.events.iter().any(|(n, _)| *n == e));
+        if let Some(ev) = ev {
             seen.events.push((ev, t));
             if Some(ev) == spec.kill_on {
                 seen.killed_on_event = true;
@@ -604,6 +742,24 @@ mod tests {
             None
         );
         assert_eq!(ConsoleMap::Vm.event("hello"), None);
+        // Only a VM with firmware looks for the kernel's first printk line.
+        let kernel = "Booting from ROM..[    0.000000] Linux version 6.1";
+        assert_eq!(ConsoleMap::Vm.event(kernel), None);
+        assert_eq!(
+            ConsoleMap::FirmwareVm.event(kernel),
+            Some(event::KERNEL_CONSOLE)
+        );
+        assert_eq!(
+            ConsoleMap::FirmwareVm.event("@@bootlab exec"),
+            Some(event::EXEC)
+        );
+        // Behind SeaBIOS's unfinished serial line (a guest that prints a marker first).
+        let behind = "Booting from ROM..@@bootlab init-start";
+        assert_eq!(
+            ConsoleMap::FirmwareVm.event(behind),
+            Some(event::INIT_START)
+        );
+        assert_eq!(ConsoleMap::Vm.event(behind), None);
     }
 
     #[test]
@@ -747,7 +903,7 @@ mod tests {
         let mut child = spawn(&spec);
         let pidfd = pidfd_of(i32::try_from(child.id()).unwrap());
         assert!(pidfd.is_some(), "pidfd_open");
-        let seen = watch(&mut child, &spec, now_ns(), pidfd);
+        let seen = watch(&mut child, &spec, now_ns(), pidfd, &mut []);
         assert_eq!(seen.status.unwrap().code(), Some(0));
         assert!(!seen.timed_out);
         assert_eq!(seen.events.len(), 1, "{:?}", seen.events);
@@ -762,7 +918,7 @@ mod tests {
         let script = "echo '@@bootlab init-start'; echo oops >&2; exit 3";
         let spec = sh(script);
         let mut child = spawn(&spec);
-        let seen = watch(&mut child, &spec, now_ns(), None);
+        let seen = watch(&mut child, &spec, now_ns(), None, &mut []);
         assert_eq!(seen.status.unwrap().code(), Some(3));
         assert_eq!(seen.events.len(), 1);
         // Written before the exit, read (and stamped) before the exit is stamped.
@@ -779,16 +935,76 @@ mod tests {
         let mut spec = sh(script);
         spec.timeout = Duration::from_secs(60);
         let mut child = spawn(&spec);
-        let seen = watch(&mut child, &spec, now_ns(), None);
+        let seen = watch(&mut child, &spec, now_ns(), None, &mut []);
         assert_eq!(seen.status.unwrap().code(), Some(0));
         assert!(!seen.timed_out);
 
         let mut spec = sh("sleep 30");
         spec.timeout = Duration::from_millis(100);
         let mut child = spawn(&spec);
-        let seen = watch(&mut child, &spec, now_ns(), None);
+        let seen = watch(&mut child, &spec, now_ns(), None, &mut []);
         assert!(seen.timed_out);
         assert_eq!(seen.status.unwrap().signal(), Some(libc::SIGKILL));
+    }
+
+    #[test]
+    fn firmware_logs_are_read_from_their_fifos_and_stamped_in_order() {
+        let dir = test_support::TempDir::new("exec-fifo").unwrap();
+        let (debugcon, trace) = (dir.path().join("debugcon"), dir.path().join("trace"));
+        // Like QEMU: each log opened once for writing, lines written as they happen.
+        let script = format!(
+            "exec 3>{d} 4>{t}; echo 'SeaBIOS (version 1.16.2)' >&3; sleep 0.05; \
+             echo \"fw_cfg_select 0x1 key 0x0000 'signature', ret: 1\" >&4; \
+             echo 'Booting from ROM...' >&3; sleep 0.05; \
+             echo \"fw_cfg_select 0x1 key 0x0010 'kernel_entry', ret: 1\" >&4; sleep 0.05; \
+             echo 'Booting from ROM..[    0.000000] Linux version 6.1'; \
+             echo '[    0.010000] second kernel line'; sleep 0.05; \
+             echo '@@bootlab init-start'",
+            d = debugcon.display(),
+            t = trace.display()
+        );
+        let mut spec = RunSpec::new("/bin/sh", ConsoleMap::FirmwareVm).args(["-c", &script]);
+        spec.side_logs = vec![
+            SideLog {
+                fifo: debugcon.clone(),
+                log: FirmwareLog::SeaBiosDebugcon,
+            },
+            SideLog {
+                fifo: trace.clone(),
+                log: FirmwareLog::FwCfgTrace,
+            },
+        ];
+        spec.required = vec![event::FIRMWARE_START, event::FIRMWARE_HANDOVER];
+        let tl = execute("fw", &spec);
+        assert_eq!(tl.error, None);
+        let at = |n: &str| tl.event_ns(n).unwrap_or_else(|| panic!("no {n}"));
+        // The debug console's first line beats the trace's later `signature`.
+        assert!(at(event::FIRMWARE_START) < at(step::FIRMWARE_BOOT_ENTRY));
+        assert!(at(step::FIRMWARE_BOOT_ENTRY) < at(event::FIRMWARE_HANDOVER));
+        assert!(at(event::FIRMWARE_HANDOVER) < at(event::KERNEL_CONSOLE));
+        assert!(at(event::KERNEL_CONSOLE) < at(event::INIT_START));
+        let count = |n: &str| tl.events.iter().filter(|e| e.name == n).count();
+        assert_eq!(count(event::FIRMWARE_START), 1);
+        assert_eq!(count(event::KERNEL_CONSOLE), 1);
+        let phases: Vec<String> = tl
+            .phases(&timeline::FIRMWARE_VM_MODEL)
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(
+            phases,
+            ["vmm", "firmware", "kernel", "init+process+teardown"]
+        );
+        // The FIFOs are gone after the run.
+        assert!(!debugcon.exists() && !trace.exists());
+        // A runtime that never opens its log: the run ends at its exit all the same,
+        // with the firmware events missing.
+        let mut quiet = spec.clone();
+        quiet.args = vec!["-c".into(), "true".into()];
+        let t0 = Instant::now();
+        let tl = execute("fw", &quiet);
+        assert!(t0.elapsed() < Duration::from_secs(2));
+        assert!(tl.error.unwrap().contains("no `firmware-start` event"));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The benchmark harness (docs/ARCHITECTURE.md): runners for our microVM, our sandbox and
-//! the peers behind one trait ([`runners`]), the timing of one run ([`exec`], with
+//! the peers behind one trait ([`runners`]), the timing of one run ([`exec`], with [`firmware`] for firmware logs, with
 //! [`api`] for a runtime driven through its API socket), the
 //! interleaved measurement plan ([`harness`], with [`load`] for a loaded host), a masked
 //! mount namespace ([`mountns`]), statistics ([`stats`]), host facts
@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod exec;
+pub mod firmware;
 pub mod harness;
 /// Host facts live in their own crate, which `bootlab vm run` uses without the harness.
 pub use hostfacts as host;

@@ -4,7 +4,9 @@
 
 use crate::host::HostFacts;
 use serde::{Deserialize, Serialize};
-use timeline::{PhaseModel, Timeline, CONTAINER_MODEL, RESTORED_VM_MODEL, VM_MODEL};
+use timeline::{
+    PhaseModel, Timeline, CONTAINER_MODEL, FIRMWARE_VM_MODEL, RESTORED_VM_MODEL, VM_MODEL,
+};
 
 /// Version of the results.json layout.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -13,17 +15,22 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RuntimeKind {
+    /// A microVM: no firmware, the monitor's set-up is its POST.
     Vm,
+    /// A VM that runs firmware (SeaBIOS, qboot) before its kernel: a `firmware` phase.
+    FirmwareVm,
     /// A microVM restored from a snapshot: restore, process, teardown.
     RestoredVm,
     Container,
 }
 
 impl RuntimeKind {
-    /// The kind's name in reports, as in results.json (`vm`, `restored-vm`, `container`).
+    /// The kind's name in reports, as in results.json (`vm`, `firmware-vm`,
+    /// `restored-vm`, `container`).
     pub fn label(self) -> &'static str {
         match self {
             RuntimeKind::Vm => "vm",
+            RuntimeKind::FirmwareVm => "firmware-vm",
             RuntimeKind::RestoredVm => "restored-vm",
             RuntimeKind::Container => "container",
         }
@@ -32,6 +39,7 @@ impl RuntimeKind {
     pub fn model(self) -> &'static PhaseModel {
         match self {
             RuntimeKind::Vm => &VM_MODEL,
+            RuntimeKind::FirmwareVm => &FIRMWARE_VM_MODEL,
             RuntimeKind::RestoredVm => &RESTORED_VM_MODEL,
             RuntimeKind::Container => &CONTAINER_MODEL,
         }
@@ -198,6 +206,7 @@ mod tests {
     fn kind_labels_are_the_json_names() {
         for k in [
             RuntimeKind::Vm,
+            RuntimeKind::FirmwareVm,
             RuntimeKind::RestoredVm,
             RuntimeKind::Container,
         ] {

@@ -7,15 +7,16 @@ use bench::harness::{self, Entry, Plan};
 use bench::host::HostFacts;
 use bench::results::RuntimeStatus;
 use bench::runners::{
-    BootlabSandbox, BootlabVm, BootlabVmRestore, Bwrap, Firecracker, FirecrackerRestore, ForkExec,
-    Guest, KvmFloor, LinuxBoot, Oci, OciFlavor, QemuMicrovm, Runner, SandboxFloor, Workload,
+    BootlabSandbox, BootlabVm, BootlabVmRestore, Bwrap, Firecracker, FirecrackerRestore, Firmware,
+    FirmwareGuest, ForkExec, Guest, KvmFloor, LinuxBoot, Oci, OciFlavor, QemuFirmware, QemuMicrovm,
+    Runner, SandboxFloor, Workload,
 };
 use clap::Args;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
 /// Every runtime the harness knows, in report order.
-pub const RUNTIMES: [&str; 17] = [
+pub const RUNTIMES: [&str; 19] = [
     "bootlab-vm-lab",
     "bootlab-vm-lab-kernel-irqchip",
     "bootlab-vm-lab-restore",
@@ -30,16 +31,20 @@ pub const RUNTIMES: [&str; 17] = [
     "kvm-floor",
     "qemu-microvm",
     "qemu-microvm-linux",
+    "qemu-microvm-qboot",
+    "qemu-pc-seabios",
     "firecracker",
     "firecracker-lab-restore",
     "firecracker-linux",
 ];
 
-/// The Linux-guest rows: on an emulated host one boot takes about a minute, so they
-/// run there only when named in `--runtimes`.
-const LINUX_ROWS: [&str; 3] = [
+/// The Linux-guest rows: on an emulated host one boot takes about a minute (through
+/// SeaBIOS about three), so they run there only when named in `--runtimes`.
+const LINUX_ROWS: [&str; 5] = [
     "bootlab-vm-linux",
     "qemu-microvm-linux",
+    "qemu-microvm-qboot",
+    "qemu-pc-seabios",
     "firecracker-linux",
 ];
 
@@ -63,7 +68,9 @@ pub struct BenchArgs {
     /// snapshot is taken once and cached). Known: bootlab-vm-lab,
     /// bootlab-vm-lab-kernel-irqchip, bootlab-vm-lab-restore, bootlab-vm-linux,
     /// bootlab-vm-linux-restore, bootlab-sandbox, fork-exec, sandbox-floor, bwrap, runc,
-    /// crun, kvm-floor, qemu-microvm, qemu-microvm-linux, firecracker,
+    /// crun, kvm-floor, qemu-microvm, qemu-microvm-linux, qemu-microvm-qboot and
+    /// qemu-pc-seabios (the Linux guest through firmware: qboot, SeaBIOS; a firmware
+    /// phase), firecracker,
     /// firecracker-lab-restore (Firecracker's own snapshot of the lab guest, restored
     /// through its API), firecracker-linux (the `bootlab-` prefix may be left out).
     #[arg(long, value_delimiter = ',')]
@@ -249,6 +256,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
             "kvm-floor" => Box::new(KvmFloor::new()),
             "qemu-microvm" => Box::new(QemuMicrovm::new(lab_elf.clone())),
             "qemu-microvm-linux" => Box::new(QemuMicrovm::linux(linux.clone())),
+            "qemu-microvm-qboot" => Box::new(QemuFirmware::new(
+                Firmware::Qboot,
+                FirmwareGuest::Linux(linux.clone()),
+            )),
+            "qemu-pc-seabios" => Box::new(QemuFirmware::new(
+                Firmware::SeaBios,
+                FirmwareGuest::Linux(linux.clone()),
+            )),
             "firecracker-linux" => Box::new(Firecracker::linux(firecracker.clone(), linux.clone())),
             "firecracker-lab-restore" => Box::new(FirecrackerRestore::new(
                 firecracker.clone(),

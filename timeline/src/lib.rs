@@ -15,6 +15,7 @@ pub mod names;
 
 pub use clock::now_ns;
 pub use model::{
-    Event, EventSource, Phase, PhaseModel, Timeline, CONTAINER_MODEL, RESTORED_VM_MODEL, VM_MODEL,
+    Event, EventSource, Phase, PhaseModel, Timeline, CONTAINER_MODEL, FIRMWARE_VM_MODEL,
+    RESTORED_VM_MODEL, VM_MODEL,
 };
 pub use names::{event, step};

@@ -1,6 +1,9 @@
 //! Events, timelines and the phase models (docs/ARCHITECTURE.md, "The phase model").
 
-use crate::names::event::{DONE, EXEC, EXIT, FIRST_KVM_RUN, INIT_START, KERNEL_RUN_INIT, SPAWN};
+use crate::names::event::{
+    DONE, EXEC, EXIT, FIRMWARE_HANDOVER, FIRMWARE_START, FIRST_KVM_RUN, INIT_START, KERNEL_CONSOLE,
+    KERNEL_RUN_INIT, SPAWN,
+};
 use serde::{Deserialize, Serialize};
 
 /// Who took a timestamp. When the same event is stamped by several sources the most
@@ -91,6 +94,25 @@ pub const VM_MODEL: PhaseModel = PhaseModel {
         &[EXIT],
     ],
     phases: &["vmm", "kernel", "init", "process", "teardown"],
+};
+
+/// A VM that runs firmware before its kernel (QEMU `-M pc` with SeaBIOS, microvm
+/// with qboot): `vmm` (spawn -> the firmware's first sign of life), `firmware` (->
+/// its hand-over, or else the kernel's first console line: the POST), then `kernel`,
+/// `init`, `process`, `teardown` as in [`VM_MODEL`]. A microVM has no firmware: it
+/// follows [`VM_MODEL`], where the phase is absent (its `vmm` is its POST).
+pub const FIRMWARE_VM_MODEL: PhaseModel = PhaseModel {
+    name: "firmware-vm",
+    boundaries: &[
+        &[SPAWN],
+        &[FIRMWARE_START],
+        &[FIRMWARE_HANDOVER, KERNEL_CONSOLE],
+        &[INIT_START, KERNEL_RUN_INIT],
+        &[EXEC],
+        &[DONE],
+        &[EXIT],
+    ],
+    phases: &["vmm", "firmware", "kernel", "init", "process", "teardown"],
 };
 
 /// A microVM restored from a snapshot taken at the `snapshot` marker: `restore`
@@ -269,6 +291,47 @@ mod tests {
         assert!(s.contains("\"source\":\"runtime\""));
         let back: Timeline = serde_json::from_str(&s).unwrap();
         assert_eq!(back, t);
+    }
+
+    #[test]
+    fn firmware_vm_model_puts_the_post_between_vmm_and_kernel() {
+        use EventSource::*;
+        let t = vm(&[
+            (FIRMWARE_START, 1_400, Console),
+            (FIRMWARE_HANDOVER, 11_000, Console),
+            (KERNEL_CONSOLE, 40_000, Console),
+            (INIT_START, 50_000, Console),
+            (EXEC, 50_100, Console),
+            (DONE, 50_300, Console),
+            (EXIT, 51_000, Harness),
+        ]);
+        let p: Vec<_> = t
+            .phases(&FIRMWARE_VM_MODEL)
+            .iter()
+            .map(|p| (p.name.clone(), p.duration_ns()))
+            .collect();
+        let want = [
+            ("vmm", 400),
+            ("firmware", 9_600),
+            ("kernel", 39_000),
+            ("init", 100),
+            ("process", 200),
+            ("teardown", 700),
+        ];
+        assert_eq!(p, want.map(|(n, d)| (n.to_string(), d)));
+        // Without a hand-over line the kernel's first console line ends the POST.
+        let t = vm(&[
+            (FIRMWARE_START, 1_400, Console),
+            (KERNEL_CONSOLE, 40_000, Console),
+        ]);
+        let p = t.phases(&FIRMWARE_VM_MODEL);
+        assert_eq!(p[1].name, "firmware");
+        assert_eq!(p[1].duration_ns(), 38_600);
+        // A firmware that says nothing merges into its neighbours, named so.
+        let t = vm(&[(KERNEL_CONSOLE, 40_000, Console)]);
+        assert_eq!(t.phases(&FIRMWARE_VM_MODEL)[0].name, "vmm+firmware");
+        // The microVM model has no firmware phase at all.
+        assert!(!VM_MODEL.phases.contains(&"firmware"));
     }
 
     #[test]

@@ -12,6 +12,12 @@ pub mod event {
     pub const SPAWN: &str = "spawn";
     /// Our monitor's first KVM_RUN (after a restore: the first one after loading).
     pub const FIRST_KVM_RUN: &str = "first-kvm-run";
+    /// A VM's firmware gave its first sign of life (its first debug-console line).
+    pub const FIRMWARE_START: &str = "firmware-start";
+    /// A VM's firmware announced it hands over to the boot loader or kernel.
+    pub const FIRMWARE_HANDOVER: &str = "firmware-handover";
+    /// The kernel's first console line (a printk line), behind firmware output.
+    pub const KERNEL_CONSOLE: &str = "kernel-console";
     /// The kernel's "Run /init as init process" console line.
     pub const KERNEL_RUN_INIT: &str = "kernel-run-init";
     /// Marker: guest init started.
@@ -33,9 +39,12 @@ pub mod event {
     pub const SNAPSHOT_SAVED: &str = "snapshot-saved";
 
     /// Every event name, for checks and documentation.
-    pub const ALL: [&str; 11] = [
+    pub const ALL: [&str; 14] = [
         SPAWN,
         FIRST_KVM_RUN,
+        FIRMWARE_START,
+        FIRMWARE_HANDOVER,
+        KERNEL_CONSOLE,
         KERNEL_RUN_INIT,
         INIT_START,
         SNAPSHOT,
@@ -79,6 +88,9 @@ pub mod step {
     pub const API_CONNECTED: &str = "api.connected";
     /// The runtime answered the harness's API request.
     pub const API_ANSWERED: &str = "api.answered";
+    /// SeaBIOS's `Booting from ...` debug-console line: it jumps to the boot entry
+    /// (with `-kernel`, QEMU's option ROM, which then loads the kernel).
+    pub const FIRMWARE_BOOT_ENTRY: &str = "firmware.boot-entry";
 }
 
 #[cfg(test)]
@@ -94,6 +106,9 @@ mod tests {
             [
                 "spawn",
                 "first-kvm-run",
+                "firmware-start",
+                "firmware-handover",
+                "kernel-console",
                 "kernel-run-init",
                 "init-start",
                 "snapshot",
@@ -128,6 +143,7 @@ mod tests {
             (step::SANDBOX_SECURITY, "sandbox-security"),
             (step::API_CONNECTED, "api.connected"),
             (step::API_ANSWERED, "api.answered"),
+            (step::FIRMWARE_BOOT_ENTRY, "firmware.boot-entry"),
         ];
         for (constant, wire) in steps {
             assert_eq!(constant, wire);

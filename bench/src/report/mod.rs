@@ -157,6 +157,7 @@ fn side_by_side(results: &Results, summaries: &[RuntimeSummary]) -> Table {
         for (s, st) in rows {
             let start = match s.kind {
                 RuntimeKind::Vm => "cold boot",
+                RuntimeKind::FirmwareVm => "cold boot with firmware",
                 RuntimeKind::RestoredVm => "restore",
                 RuntimeKind::Container => "container",
             };

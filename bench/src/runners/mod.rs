@@ -2,12 +2,14 @@
 //! instance (a [`RunSpec`]), whether it can run here at all, and which phases it
 //! cannot expose; [`crate::exec::execute`] does the timing for all of them alike.
 
+mod firmware;
 mod floors;
 mod oci;
 mod ours;
 mod peers;
 mod vms;
 
+pub use firmware::{Firmware, FirmwareGuest, QemuFirmware};
 pub use floors::{KvmFloor, SandboxFloor};
 pub use oci::{Oci, OciFlavor};
 pub use ours::{BootlabSandbox, BootlabVm, BootlabVmRestore, Guest};
@@ -129,6 +131,11 @@ pub fn version_of(program: &Path, args: &[&str]) -> Option<String> {
 /// hardware itself is emulated).
 pub const LINUX_EMULATED_TIMEOUT_S: u64 = 600;
 pub const LINUX_HARDWARE_TIMEOUT_S: u64 = 120;
+
+/// The note of every microVM row: it runs no firmware, so its timeline has no
+/// `firmware` phase (docs/ARCHITECTURE.md, "The phase model").
+pub const NO_FIRMWARE_NOTE: &str = "no firmware: the `firmware` phase is absent; `vmm` \
+                                    (spawn -> the guest's first instruction) is its whole POST";
 
 /// The check every VM runtime makes first: `Err` when /dev/kvm is not there.
 pub fn kvm_present() -> Result<(), String> {

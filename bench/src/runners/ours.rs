@@ -112,7 +112,10 @@ impl Runner for BootlabVm {
     }
 
     fn notes(&self) -> Vec<String> {
-        vec!["first-kvm-run and marker-port writes stamped by our monitor at the VM exit".into()]
+        vec![
+            "first-kvm-run and marker-port writes stamped by our monitor at the VM exit".into(),
+            super::NO_FIRMWARE_NOTE.into(),
+        ]
     }
 }
 

@@ -4,7 +4,8 @@
 //! --guest linux` uses on this host. Their phases come from the guest's console
 //! lines; their first KVM_RUN cannot be seen from outside, so `vmm` and `kernel` are
 //! reported merged (`vmm+kernel`). Firecracker also restores the lab guest from its
-//! own snapshot (`firecracker-lab-restore`), driven through its API socket.
+//! own snapshot (`firecracker-lab-restore`), driven through its API socket. The
+//! peers that run firmware are in firmware.rs.
 
 use super::{
     kvm_present, version_of, which, RunCtx, Runner, LINUX_EMULATED_TIMEOUT_S,
@@ -41,7 +42,7 @@ pub struct LinuxBoot {
 }
 
 impl LinuxBoot {
-    fn check(&self) -> Result<(), String> {
+    pub(super) fn check(&self) -> Result<(), String> {
         for (what, f) in [("kernel", &self.kernel), ("initramfs", &self.initrd)] {
             if !f.is_file() {
                 return Err(format!("Linux guest {what} {} not built", f.display()));
@@ -50,7 +51,7 @@ impl LinuxBoot {
         Ok(())
     }
 
-    fn timeout(&self) -> Duration {
+    pub(super) fn timeout(&self) -> Duration {
         if self.emulated {
             LINUX_EMULATED_TIMEOUT
         } else {
@@ -59,7 +60,7 @@ impl LinuxBoot {
     }
 }
 /// Guest memory given to every VM peer, MiB (same as our monitor's default).
-const GUEST_MEM_MIB: u32 = 128;
+pub(super) const GUEST_MEM_MIB: u32 = 128;
 
 const MERGED_NOTE: &str = "first KVM_RUN is not observable from outside: vmm and kernel are \
                            reported merged (vmm+kernel); init-start/exec/done = console line arrival";
@@ -173,6 +174,11 @@ impl Runner for QemuMicrovm {
         vec![
             MERGED_NOTE.into(),
             "-cpu host,-arch-capabilities (else QEMU fails to set MSR 0x10a on PVM hosts)".into(),
+            "not firmware-free: QEMU 7.2's microvm always loads its BIOS, qboot (with \
+             `-bios /nonexistent` it refuses to start), which loads the `-kernel` and jumps to \
+             it; qboot's few milliseconds are inside vmm+kernel here and are shown as a \
+             phase by qemu-microvm-qboot"
+                .into(),
         ]
     }
 }
@@ -331,6 +337,7 @@ impl Runner for Firecracker {
         vec![
             MERGED_NOTE.into(),
             "no exit port: killed at the guest's `done` line, so teardown is the kill".into(),
+            super::NO_FIRMWARE_NOTE.into(),
             "logging off (`--level Off`): its log lines share stdout with the serial console \
              and, written from its main thread while the guest prints, cut a marker line in \
              two (3 of 100 runs lost `init-start` that way before)"
