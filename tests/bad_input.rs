@@ -518,6 +518,8 @@ fn cases(f: &Fixture) -> Vec<Case> {
         bench(&["--lab-elf", &dir, "--out-root", &dir], "is a directory"),
         bench(&["--lab-elf", &empty, "--out-root", &dir], "empty"),
         bench(&["--lab-elf", &f.p("aarch64.elf"), "--out-root", &dir], "AArch64"),
+        bench(&["--firecracker", &missing, "--out-root", &dir], "--firecracker"),
+        bench(&["--firecracker", &dir, "--out-root", &dir], "is a directory"),
         // ---- bootlab images build (all refused before the build script runs) ----
         c(Nothing, &["images", "build", "firmware"], "firmware"),
         c(Nothing, &["images", "build", "--out", &file], &file),

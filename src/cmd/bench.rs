@@ -135,6 +135,17 @@ fn check_load(load: u32, cpus: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Which Firecracker the rows run: `--firecracker`, else `$BOOTLAB_FIRECRACKER`, else
+/// the project's build beside the checkout (when it is there); `None` leaves the
+/// runners to look on PATH, and without one there the rows are listed as missing.
+fn firecracker_binary(
+    flag: Option<PathBuf>,
+    env: Option<PathBuf>,
+    shared: Option<PathBuf>,
+) -> Option<PathBuf> {
+    flag.or(env).or(shared)
+}
+
 fn canonical_name(name: &str) -> Option<&'static str> {
     let name = name.trim();
     RUNTIMES
@@ -165,6 +176,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         }
     }
     super::check_out_dir("--out-root", &args.out_root)?;
+    if let Some(fc) = &args.firecracker {
+        super::check_file("--firecracker", fc)?;
+    }
     if let Some(elf) = &args.lab_elf {
         super::check_file("--lab-elf", elf)?;
         let mut head = Vec::new();
@@ -199,14 +213,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         }
     };
 
-    let firecracker = args
-        .firecracker
-        .clone()
-        .or_else(|| std::env::var_os("BOOTLAB_FIRECRACKER").map(PathBuf::from))
-        .or_else(|| {
-            let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(SHARED_FIRECRACKER);
-            p.is_file().then_some(p)
-        });
+    let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(SHARED_FIRECRACKER);
+    let firecracker = firecracker_binary(
+        args.firecracker.clone(),
+        std::env::var_os("BOOTLAB_FIRECRACKER").map(PathBuf::from),
+        shared.is_file().then_some(shared),
+    );
     let linux_guest = crate::plan::LinuxGuest::for_host(host.emulated());
     let linux = LinuxBoot {
         kernel: images.join("vmlinux"),
@@ -358,6 +370,19 @@ mod tests {
                 "--help does not name {r}"
             );
         }
+    }
+
+    #[test]
+    fn firecracker_is_the_flag_then_the_environment_then_the_shared_build() {
+        let p = |s: &str| Some(PathBuf::from(s));
+        assert_eq!(firecracker_binary(p("/f"), p("/e"), p("/s")), p("/f"));
+        assert_eq!(firecracker_binary(None, p("/e"), p("/s")), p("/e"));
+        assert_eq!(firecracker_binary(None, None, p("/s")), p("/s"));
+        assert_eq!(firecracker_binary(None, None, None), None);
+        // Then PATH, in the runner; with nothing found the row is missing, not an error.
+        let mut none = bench::runners::Firecracker::new(None, Some("/r/lab.elf".into()));
+        none.bin = None;
+        assert!(none.check().unwrap_err().contains("firecracker not found"));
     }
 
     #[test]
