@@ -39,6 +39,27 @@ enum Command {
     /// One CPU-bound worker of `bench --load` (internal).
     #[command(hide = true)]
     LoadWorker(cmd::bench::LoadWorkerArgs),
+    /// An OCI runtime with runc's command line, for engines (also as `bootlab-runc`).
+    Oci(cmd::oci::OciArgs),
+}
+
+/// The name a link to the binary has when engines call it as runc.
+const RUNC_NAME: &str = "bootlab-runc";
+
+/// `bootlab-runc ARGS` is `bootlab oci ARGS`.
+fn runc_alias(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let invoked_as_runc = args
+        .first()
+        .and_then(|a0| std::path::Path::new(a0).file_name())
+        .is_some_and(|n| n == RUNC_NAME);
+    if !invoked_as_runc {
+        return args;
+    }
+    ["bootlab", "oci"]
+        .into_iter()
+        .map(Into::into)
+        .chain(args.into_iter().skip(1))
+        .collect()
 }
 
 /// The runtimes a benchmark starts again and again, `bootlab sandbox run ...` and
@@ -121,7 +142,7 @@ fn open_missing_stdio() {
 /// Parses the command line and runs the command: the program's exit status.
 #[cfg_attr(test, allow(dead_code))] // Test builds have the test harness's `main`.
 fn run_cli() -> u8 {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let args = runc_alias(std::env::args_os().collect());
     if let Some(command) = parse_runtime_fast(&args) {
         return finish(command);
     }
@@ -148,6 +169,7 @@ fn finish(command: Command) -> u8 {
         Command::Report(a) => cmd::report::run(a),
         Command::Images(c) => cmd::images::run(c),
         Command::LoadWorker(a) => cmd::bench::load_worker(a),
+        Command::Oci(a) => cmd::oci::run(a),
     };
     match result {
         Ok(code) => code,

@@ -15,6 +15,7 @@
 pub mod cgroups;
 pub mod devices;
 mod error;
+pub mod lifecycle;
 pub mod namespaces;
 mod netns;
 pub mod nsjoin;

@@ -181,6 +181,18 @@ struct Prepared {
     /// The network namespace the runtime makes in parallel (see [`crate::netns`]);
     /// then `CLONE_NEWNET` is not in `flags`.
     netns: Option<NetnsHandle>,
+    /// Set by [`create`]: the init stops before its execve until `start`.
+    hold: Option<Hold>,
+}
+
+/// How a created container's init waits for `start` (see [`create`]).
+#[derive(Debug, Clone, Copy)]
+struct Hold {
+    /// The exec FIFO, opened read-write (so the open did not block and a read
+    /// blocks until `start` writes a byte).
+    fifo: RawFd,
+    /// Descriptors 3 .. 3+N of the caller that the workload keeps (`--preserve-fds`).
+    preserve_fds: u32,
 }
 
 fn cstrings(v: &[String], what: &str) -> Result<Vec<CString>> {
@@ -283,6 +295,7 @@ impl Prepared {
             runtime_exe: None,
             alive: (-1, -1),
             netns: None,
+            hold: None,
         })
     }
 }
@@ -353,51 +366,15 @@ pub fn run_in(spec: &SandboxSpec, bundle_dir: Option<&Path>) -> Result<Outcome> 
             spec.timeout.is_some(),
             spec.cgroups_path.as_deref(),
         )?;
-        if cg.backend() == cgroups::Backend::V2
-            && !spec.resources.devices.is_empty()
-            && cgroups::devices::v2_by_construction(&spec.resources.devices)
-                .map_err(Error::Cgroup)?
-        {
-            // No devices controller without eBPF: a deny-all is kept by giving the
-            // workload no way to make a node (cgroups::devices).
-            prep.caps = prep.caps.without(caps::CAP_MKNOD);
-        }
-        prep.cgroup_procs = cg.procs_files().to_vec();
-        // The cgroup namespace must be rooted at the sandbox's cgroup: the child joins
-        // first and unshares it afterwards.
-        if prep.flags & libc::CLONE_NEWCGROUP != 0 {
-            prep.flags &= !libc::CLONE_NEWCGROUP;
-            prep.late_cgroupns = true;
-        }
+        cgroup_steps(&mut prep, spec, &cg)?;
         Some(cg)
     } else {
         None
     };
     let self_exe = security::exe_identity("/proc/self/exe");
     prep.runtime_exe = self_exe;
-    // Held (write end) until this function returns: the child's way to notice that the
-    // runtime died before the parent-death signal was armed.
-    let (alive_r, alive_w) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
-    prep.alive = (alive_r.as_raw_fd(), alive_w.as_raw_fd());
-    // Only custom (multi-range) id maps need the parent, which holds CAP_SETUID in the
-    // parent user namespace; a single mapping of our own ids the child writes itself.
-    let parent_maps =
-        prep.userns.is_some() && !(spec.uid_mappings.is_empty() && spec.gid_mappings.is_empty());
-    prep.own_maps = prep.userns.is_some() && !parent_maps;
-    if parent_maps {
-        // The child's host ids are not mapped by a custom map: it must switch to the
-        // configured ids (root by default) inside, and drop the host's groups.
-        prep.change_user = true;
-        prep.clear_groups = true;
-    }
-    prep.rootless = prep.userns.is_some() && euid != 0;
-    if !prep.rootless {
-        // Layer 1 of the CVE-2019-5736 guard; the child inherits it. Rootless, the
-        // child's /proc/PID/uid_map must stay writable until the maps are written, so
-        // it is set right after that.
-        security::set_non_dumpable().map_err(|e| Error::sys("prctl(PR_SET_DUMPABLE)", e))?;
-    }
+    let (alive_r, alive_w) = alive_pipe(&mut prep)?;
+    let parent_maps = identity_steps(&mut prep, spec, euid)?;
 
     let mut block = SigSet::empty();
     block.add(Signal::SIGCHLD);
@@ -419,6 +396,111 @@ pub fn run_in(spec: &SandboxSpec, bundle_dir: Option<&Path>) -> Result<Outcome> 
     drop(alive_w);
     let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
     result
+}
+
+/// What the child does about its cgroup `cg`: join it, then (a cgroup namespace
+/// must be rooted at the sandbox's cgroup) unshare the cgroup namespace after the
+/// join rather than in the clone.
+fn cgroup_steps(prep: &mut Prepared, spec: &SandboxSpec, cg: &Cgroup) -> Result<()> {
+    if cg.backend() == cgroups::Backend::V2
+        && !spec.resources.devices.is_empty()
+        && cgroups::devices::v2_by_construction(&spec.resources.devices).map_err(Error::Cgroup)?
+    {
+        // No devices controller without eBPF: a deny-all is kept by giving the
+        // workload no way to make a node (cgroups::devices).
+        prep.caps = prep.caps.without(caps::CAP_MKNOD);
+    }
+    prep.cgroup_procs = cg.procs_files().to_vec();
+    if prep.flags & libc::CLONE_NEWCGROUP != 0 {
+        prep.flags &= !libc::CLONE_NEWCGROUP;
+        prep.late_cgroupns = true;
+    }
+    Ok(())
+}
+
+/// The parent-alive pipe, held (write end) by the runtime while the child sets up:
+/// the child's way to notice that the runtime died before the parent-death signal
+/// was armed.
+fn alive_pipe(prep: &mut Prepared) -> Result<(OwnedFd, OwnedFd)> {
+    let (r, w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
+    prep.alive = (r.as_raw_fd(), w.as_raw_fd());
+    Ok((r, w))
+}
+
+/// Decides who writes the id maps and which identity steps the child takes, and
+/// makes the runtime non-dumpable. Returns whether the parent writes the maps (the
+/// forked start is needed then).
+fn identity_steps(prep: &mut Prepared, spec: &SandboxSpec, euid: u32) -> Result<bool> {
+    // Only custom (multi-range) id maps need the parent, which holds CAP_SETUID in the
+    // parent user namespace; a single mapping of our own ids the child writes itself.
+    let parent_maps =
+        prep.userns.is_some() && !(spec.uid_mappings.is_empty() && spec.gid_mappings.is_empty());
+    prep.own_maps = prep.userns.is_some() && !parent_maps;
+    if parent_maps {
+        // The child's host ids are not mapped by a custom map: it must switch to the
+        // configured ids (root by default) inside, and drop the host's groups.
+        prep.change_user = true;
+        prep.clear_groups = true;
+    }
+    prep.rootless = prep.userns.is_some() && euid != 0;
+    if !prep.rootless {
+        // Layer 1 of the CVE-2019-5736 guard; the child inherits it. Rootless, the
+        // child's /proc/PID/uid_map must stay writable until the maps are written, so
+        // it is set right after that.
+        security::set_non_dumpable().map_err(|e| Error::sys("prctl(PR_SET_DUMPABLE)", e))?;
+    }
+    Ok(parent_maps)
+}
+
+/// Sets up the container `spec` describes in the cgroup `cgroup` and leaves its init
+/// stopped right before the workload's execve, waiting for a byte on `exec_fifo`
+/// (opened read-write by the caller): the create half of the OCI lifecycle. Returns
+/// the init's pid. The init is a child of the calling process; once the caller
+/// exits it is adopted by the nearest subreaper (an engine's shim or conmon), as
+/// with runc. The caller's stdin, stdout and stderr are the container's.
+///
+/// Every set-up step is the one `sandbox run` takes (always on the forked start: the
+/// vfork start suspends the caller until the execve, which here waits for `start`);
+/// descriptors 3 .. 3+`preserve_fds` stay open for the workload.
+pub fn create(
+    spec: &SandboxSpec,
+    bundle_dir: Option<&Path>,
+    cgroup: &Cgroup,
+    exec_fifo: RawFd,
+    preserve_fds: u32,
+) -> Result<libc::pid_t> {
+    // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let mut prep = Prepared::new(spec, bundle_dir)?;
+    if euid != 0 && spec.resources.any() {
+        return Err(Error::Cgroup(
+            "resource limits need root (cgroups are not delegated to this user)".into(),
+        ));
+    }
+    cgroup_steps(&mut prep, spec, cgroup)?;
+    prep.runtime_exe = security::exe_identity("/proc/self/exe");
+    prep.hold = Some(Hold {
+        fifo: exec_fifo,
+        preserve_fds,
+    });
+    let (alive_r, alive_w) = alive_pipe(&mut prep)?;
+    identity_steps(&mut prep, spec, euid)?;
+    let mut mask = SigSet::empty();
+    nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, None, Some(&mut mask))
+        .map_err(|e| Error::sys("sigprocmask", e))?;
+    let launch = spawn_forked(&prep, &mask)?;
+    drop(alive_r);
+    let pid = launch.pid;
+    if let Err(e) = launch.exec {
+        cgroup.kill_all();
+        let npid = nix::unistd::Pid::from_raw(pid);
+        let _ = nix::sys::signal::kill(npid, Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(npid, None);
+        return Err(e);
+    }
+    drop(alive_w);
+    Ok(pid)
 }
 
 fn clone_error(e: std::io::Error) -> Error {
@@ -583,7 +665,8 @@ fn spawn_forked(prep: &Prepared, old_mask: &SigSet) -> Result<Launch> {
     let mut i = 0;
     while i < msg.len() {
         match msg[i] {
-            b'T' if i + 9 <= msg.len() => {
+            // T: about to execve; R: set up, waiting for `start` (create).
+            b'T' | b'R' if i + 9 <= msg.len() => {
                 let mut b = [0u8; 8];
                 b.copy_from_slice(&msg[i + 1..i + 9]);
                 exec_ns = Some(u64::from_le_bytes(b));
@@ -795,6 +878,7 @@ fn prepare_exec(old_mask: &SigSet) {
 
 fn child_main(p: &Prepared, exec_w: RawFd, go_r: OwnedFd, old_mask: &SigSet) -> ! {
     match child_setup(p, Some(go_r), Some(exec_w), &mut Steps::default()) {
+        Ok(path) if p.hold.is_some() => hold_then_exec(p, &path, exec_w, old_mask),
         Ok(path) => {
             prepare_exec(old_mask);
             let mut rec = [0u8; 9];
@@ -813,6 +897,54 @@ fn child_main(p: &Prepared, exec_w: RawFd, go_r: OwnedFd, old_mask: &SigSet) -> 
     }
     // SAFETY: _exit ends the child without running the parent's atexit handlers.
     unsafe { libc::_exit(127) }
+}
+
+/// A created container's last steps: report ready, wait on the exec FIFO for
+/// `start`, exec. From the report on the runtime is gone (`create` has exited), so
+/// the parent-death signal is disarmed first and a late failure can only go to the
+/// container's own stderr.
+fn hold_then_exec(p: &Prepared, path: &CString, exec_w: RawFd, old_mask: &SigSet) -> ! {
+    let fail = |msg: String| -> ! {
+        write_fd(2, format!("bootlab: container init: {msg}\n").as_bytes());
+        // SAFETY: _exit ends the child without running the parent's atexit handlers.
+        unsafe { libc::_exit(127) }
+    };
+    // SAFETY: integer-only prctl.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) } != 0 {
+        write_fd(exec_w, b"Eprctl(PR_SET_PDEATHSIG, 0) failed");
+        fail("prctl(PR_SET_PDEATHSIG, 0) failed".into());
+    }
+    let mut rec = [0u8; 9];
+    rec[0] = b'R';
+    rec[1..].copy_from_slice(&timeline::now_ns().to_le_bytes());
+    write_fd(exec_w, &rec);
+    // SAFETY: closing our copy of the report pipe: the runtime sees end-of-file.
+    unsafe { libc::close(exec_w) };
+    let fifo = p.hold.map_or(-1, |h| h.fifo);
+    let mut b = [0u8; 1];
+    loop {
+        // SAFETY: `b` is writable for one byte; `fifo` is open (kept by the set-up).
+        let n = unsafe { libc::read(fifo, b.as_mut_ptr().cast(), 1) };
+        if n == 1 {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if n < 0 && e.raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        fail(format!("waiting on the exec FIFO: {e}"));
+    }
+    // SAFETY: closing our own descriptor once, before the execve.
+    unsafe { libc::close(fifo) };
+    prepare_exec(old_mask);
+    // SAFETY: path and the prepared argv/envp arrays are valid, NUL- and
+    // null-terminated, and outlive the call.
+    unsafe { libc::execve(path.as_ptr(), p.argv_ptrs.as_ptr(), p.envp_ptrs.as_ptr()) };
+    fail(format!(
+        "execve {}: {}",
+        p.cmd,
+        std::io::Error::last_os_error()
+    ))
 }
 
 fn child_setup(
@@ -847,9 +979,13 @@ fn child_setup(
         Some(p.alive.0),
         exec_w,
         p.netns.as_ref().map(NetnsHandle::pidfd),
+        p.hold.map(|h| h.fifo),
     ];
     keep.extend(p.joins.raw_fds().map(Some));
-    step("closing inherited descriptors", close_fds_except(&keep))?;
+    step(
+        "closing inherited descriptors",
+        close_fds_except(&keep, p.hold.map_or(0, |h| h.preserve_fds)),
+    )?;
     if !p.joins.is_empty() {
         p.joins.enter()?;
     }
@@ -984,7 +1120,7 @@ fn child_setup(
     let rc = unsafe {
         libc::syscall(
             libc::SYS_close_range,
-            3u32,
+            3u32.saturating_add(p.hold.map_or(0, |h| h.preserve_fds)),
             u32::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
         )
@@ -1033,13 +1169,15 @@ fn arm_parent_death(alive_r: RawFd) -> std::result::Result<(), ChildFail> {
     }
 }
 
-/// Closes every descriptor above 2 except `keep` (`close_range` over the gaps).
-fn close_fds_except(keep: &[Option<RawFd>]) -> std::io::Result<()> {
+/// Closes every descriptor above 2 except `keep` and the `preserved` ones right
+/// above 2 (`close_range` over the gaps).
+fn close_fds_except(keep: &[Option<RawFd>], preserved: u32) -> std::io::Result<()> {
     let mut keep: Vec<u32> = keep
         .iter()
         .flatten()
         .filter(|f| **f > 2)
         .filter_map(|f| u32::try_from(*f).ok())
+        .chain(3..3u32.saturating_add(preserved))
         .collect();
     keep.sort_unstable();
     let mut lo = 3u32;

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod images;
+pub mod oci;
 pub mod report;
 pub mod restore;
 pub mod sandbox;

@@ -315,6 +315,68 @@ impl Cgroup {
             Some(p) => Place::At(p.to_path_buf()),
             None => Place::Own(unique_name()),
         };
+        Cgroup::create_in(backend, res, want_kill, &name)
+    }
+
+    /// Creates the cgroup `name` below the runtime's own (a container's:
+    /// `bootlab-oci-<id>`, which outlives the runtime process, so the sweep of dead
+    /// runtimes' cgroups must not take it; its name has no runtime pid). Always
+    /// killable as a whole.
+    pub fn create_named(res: &Resources, name: &str) -> Result<Cgroup> {
+        Cgroup::create_in(Backend::detect(), res, true, &Place::Own(name.to_owned()))
+    }
+
+    /// The cgroup made earlier with these directories (by [`Cgroup::into_dirs`]), to
+    /// list, kill and remove its processes from another runtime process.
+    pub fn reopen(dirs: Vec<PathBuf>) -> Result<Cgroup> {
+        let mut cg = Cgroup {
+            backend: Backend::detect(),
+            dirs: Vec::new(),
+            procs: Vec::new(),
+            kill_file: None,
+            memory_events: None,
+        };
+        for d in dirs {
+            if is_cgroup2(&d) && d.join("cgroup.kill").exists() {
+                cg.kill_file = Some(d.join("cgroup.kill"));
+            }
+            cg.add_dir(d)?;
+        }
+        Ok(cg)
+    }
+
+    /// Gives the directories up to the caller, who keeps the cgroup after this value
+    /// is gone (it is not removed on drop).
+    pub fn into_dirs(mut self) -> Vec<PathBuf> {
+        self.procs.clear();
+        std::mem::take(&mut self.dirs)
+    }
+
+    /// The processes in the cgroup (host pids, from `cgroup.procs` of every
+    /// directory, without repeats).
+    pub fn pids(&self) -> Vec<i32> {
+        let mut pids: Vec<i32> = self
+            .dirs
+            .iter()
+            .flat_map(|d| {
+                std::fs::read_to_string(d.join("cgroup.procs"))
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| l.trim().parse().ok())
+                    .collect::<Vec<i32>>()
+            })
+            .collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
+    fn create_in(
+        backend: Backend,
+        res: &Resources,
+        want_kill: bool,
+        name: &Place,
+    ) -> Result<Cgroup> {
         let mut cg = Cgroup {
             backend,
             dirs: Vec::new(),
@@ -324,9 +386,9 @@ impl Cgroup {
         };
         // On error, `cg` is dropped and removes what was created so far.
         match backend {
-            Backend::V2 => v2::create(&mut cg, Path::new(CGROUP_ROOT), &name, res)?,
+            Backend::V2 => v2::create(&mut cg, Path::new(CGROUP_ROOT), name, res)?,
             Backend::V1 { hybrid } => {
-                v1::create(&mut cg, &name, res, want_kill && !hybrid)?;
+                v1::create(&mut cg, name, res, want_kill && !hybrid)?;
                 if hybrid {
                     let dir = name.make(Path::new(HYBRID_UNIFIED), None)?;
                     cg.add_dir(dir.clone())?;
