@@ -44,7 +44,7 @@ impl Podman {
         .unwrap();
         let p = Podman { dir };
         let rootfs = guest_rootfs();
-        let tar = Command::new("tar")
+        let mut tar = Command::new("tar")
             .arg("-C")
             .arg(&rootfs)
             .args(["-c", "."])
@@ -53,9 +53,10 @@ impl Podman {
             .expect("tar");
         let o = p
             .cmd(&["import", "-", IMAGE])
-            .stdin(tar.stdout.expect("tar's stdout"))
+            .stdin(tar.stdout.take().expect("tar's stdout"))
             .output()
             .unwrap();
+        assert!(tar.wait().unwrap().success(), "tar of {}", rootfs.display());
         assert!(o.status.success(), "podman import: {}", text(&o.stderr));
         p
     }
