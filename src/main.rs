@@ -261,6 +261,7 @@ mod tests {
             "bootlab vm run --kernel /k --initrd /i --cmdline console=ttyS0 --mem 256 \
              --vcpus 2 --timeout 5 --irqchip split --timeline text --timeline-out /t",
             "bootlab vm run --guest lab --snapshot-at snapshot --snapshot-out /s",
+            "bootlab vm run --guest lab --disk /a --disk=/b,rw",
             "bootlab vm run --guest lab --snapshot-at=exec --snapshot-out /s --snapshot-continue",
             "bootlab vm run --guest fuzz --cmdline markers --snapshot-at signal --snapshot-out /s",
             "bootlab vm restore /s",

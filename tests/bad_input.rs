@@ -192,6 +192,8 @@ fn cases(f: &Fixture) -> Vec<Case> {
     std::fs::create_dir_all(&dir).unwrap();
     let file = f.write("a-file", b"x");
     let empty = f.write("empty", b"");
+    let read_only = f.write("read-only.img", &[0; 512]);
+    std::fs::set_permissions(&read_only, std::os::unix::fs::PermissionsExt::from_mode(0o444)).unwrap();
     let json_file = f.write("results/bad.json", b"{\"runtimes\": ");
     let images_empty = f.dir.join("images-empty");
     std::fs::create_dir_all(&images_empty).unwrap();
@@ -332,6 +334,13 @@ fn cases(f: &Fixture) -> Vec<Case> {
         vm(Nothing, &["--guest", "lab", "--snapshot-out", &dir], "--snapshot-at"),
         vm(Nothing, &["--guest", "lab", "--snapshot-at", "nope", "--snapshot-out", &dir], "nope"),
         vm(Nothing, &["--guest", "lab", "--snapshot-at", "snapshot", "--snapshot-out", &file], &file),
+        // ---- vm run --disk ----
+        vm(Nothing, &["--guest", "lab", "--disk", &missing], &missing),
+        vm(Nothing, &["--guest", "lab", "--disk", &format!("{missing},rw")], &missing),
+        vm(Nothing, &["--guest", "lab", "--disk", &dir], "is a directory"),
+        vm(Nothing, &["--guest", "lab", "--disk", ",rw"], "no image path"),
+        vm(Nothing, &["--guest", "lab", "--disk", &format!("{read_only},rw")], "read-only"),
+        vm(Nothing, &["--guest", "lab", "--disk", &file, "--snapshot-at", "snapshot", "--snapshot-out", &dir], "cannot be saved"),
         // ---- vm restore: the folder and its files ----
         c(Nothing, &["vm", "restore"], "<DIR>"),
         restore(Nothing, &missing, &[], &missing),

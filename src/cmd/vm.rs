@@ -34,7 +34,12 @@ seed replays the same accesses):
   spin       loops forever (end it with --timeout)
   flood      writes the serial port as fast as it can, forever (use --timeout)
   echo       reads 4 bytes of stdin with one rep insb, prints them, status 42
-  markers    the done marker on the marker port and the console, forever")]
+  markers    the done marker on the marker port and the console, forever
+  virtio     hostile drivers of the --disk device (looping chains, buffers outside
+             memory, bad queue sizes, a jumping index, a notify storm, a reset
+             mid-request), each must leave it marked DEVICE_NEEDS_RESET; status 42
+  rtdisk N   N reads of the --disk device's sector 0, then status 42
+  rtport N   N writes to the marker port, then status 42 (beside rtdisk: a benchmark)")]
     Run(RunArgs),
     /// Restore a microVM saved with `vm run --snapshot-at` and run it to completion.
     #[command(after_help = "\
@@ -154,6 +159,34 @@ pub struct RunArgs {
     /// Keep the guest running after the snapshot is saved.
     #[arg(long, requires = "snapshot_at")]
     snapshot_continue: bool,
+    /// A raw disk image as a virtio-blk device, read-only unless `,rw` follows
+    /// (repeatable; the first is the guest's /dev/vda).
+    #[arg(long, value_name = "PATH[,ro|,rw]")]
+    disk: Vec<String>,
+}
+
+/// A `--disk` value: the image and whether the guest may write it.
+fn parse_disk(value: &str) -> anyhow::Result<vmm::DiskConfig> {
+    let (path, mode) = match value.rsplit_once(',') {
+        Some((p, m @ ("ro" | "rw"))) => (p, m),
+        _ => (value, "ro"),
+    };
+    if path.is_empty() {
+        anyhow::bail!("--disk `{value}`: no image path");
+    }
+    Ok(vmm::DiskConfig {
+        path: PathBuf::from(path),
+        read_only: mode == "ro",
+    })
+}
+
+/// Checks a disk before any work: a regular file we can open as asked.
+fn check_disk(disk: &vmm::DiskConfig) -> anyhow::Result<()> {
+    let what = if disk.read_only { "disk" } else { "disk (rw)" };
+    super::check_file(what, &disk.path)?;
+    disk.open()
+        .map(drop)
+        .map_err(|e| anyhow::anyhow!("{what} {}: {e}", disk.path.display()))
 }
 
 impl RunArgs {
@@ -175,8 +208,9 @@ impl RunArgs {
             "timeout",
             "timeline",
             "timeline-out",
+            "disk",
         ],
-        repeatable: &[],
+        repeatable: &["disk"],
     };
 
     /// These arguments (what follows `run`) scanned without clap, or `None` to leave
@@ -210,6 +244,7 @@ impl RunArgs {
             snapshot_at: s.parsed_enum("snapshot-at")?,
             snapshot_out: s.value("snapshot-out").map(PathBuf::from),
             snapshot_continue: s.flag("snapshot-continue"),
+            disk: s.values("disk"),
         })
     }
 }
@@ -266,6 +301,17 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
         .timeout
         .map(|s| super::timeout("--timeout", s))
         .transpose()?;
+    let disks = args
+        .disk
+        .iter()
+        .map(|d| parse_disk(d))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for d in &disks {
+        check_disk(d)?;
+    }
+    if !disks.is_empty() && args.snapshot_at.is_some() {
+        anyhow::bail!("--snapshot-at: a machine with --disk cannot be saved yet");
+    }
     let config = VmConfig {
         kernel: plan.kernel,
         initrd: plan.initrd,
@@ -279,6 +325,7 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
         name: plan.name.into(),
         spawn_ns,
         cpu_vendor: plan.cpu_vendor,
+        devices: disks.into_iter().map(vmm::DeviceSpec::Block).collect(),
     };
     let mut vm = vmm::Vm::build(config).context("cannot run the microVM")?;
     if let (Some(at), Some(dir)) = (args.snapshot_at, &args.snapshot_out) {

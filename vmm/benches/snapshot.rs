@@ -42,6 +42,7 @@ fn lab_config() -> VmConfig {
         name: "bench".into(),
         spawn_ns: timeline::now_ns(),
         cpu_vendor: vmm::CpuVendor::Host,
+        devices: Vec::new(),
     }
 }
 

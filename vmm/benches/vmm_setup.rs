@@ -2,7 +2,9 @@
 //! KVM_RUN (the `vmm` phase): mapping memory and loading the lab guest (no KVM
 //! needed), building the whole machine on /dev/kvm (VM, irqchip, memory slot,
 //! vCPUs) and dropping it, and a whole run of the lab guest, each with both
-//! interrupt-controller models (split, and in-kernel with PIT) side by side. The targets
+//! interrupt-controller models (split, and in-kernel with PIT) side by side; what a
+//! virtio-blk disk adds to the build, and its read round trip against a port
+//! write's (`vmm/disk`). The targets
 //! (vmm phase <= 2 ms, lab run <= 10 ms) are checked against these numbers and
 //! `bootlab vm run --timeline`, not in tests.
 
@@ -10,7 +12,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use std::time::Duration;
 use vm_memory::GuestAddress;
 use vmm::boot;
-use vmm::{ExitReason, IrqChipKind, KernelSource, Vm, VmConfig};
+use vmm::{DeviceSpec, DiskConfig, ExitReason, IrqChipKind, KernelSource, Vm, VmConfig};
 
 const MEM_MIB: u64 = 128;
 
@@ -27,13 +29,19 @@ fn kvm_usable() -> bool {
 }
 
 fn lab_config(irqchip: IrqChipKind) -> VmConfig {
+    guest_config(irqchip, "lab", vmm::lab::ELF, "")
+}
+
+fn guest_config(
+    irqchip: IrqChipKind,
+    name: &'static str,
+    bytes: &'static [u8],
+    cmdline: &str,
+) -> VmConfig {
     VmConfig {
-        kernel: KernelSource::Embedded {
-            name: "lab",
-            bytes: vmm::lab::ELF,
-        },
+        kernel: KernelSource::Embedded { name, bytes },
         initrd: None,
-        cmdline: String::new(),
+        cmdline: cmdline.into(),
         mem_mib: MEM_MIB,
         vcpus: 1,
         irqchip,
@@ -43,6 +51,7 @@ fn lab_config(irqchip: IrqChipKind) -> VmConfig {
         name: "bench".into(),
         spawn_ns: timeline::now_ns(),
         cpu_vendor: vmm::CpuVendor::Host,
+        devices: Vec::new(),
     }
 }
 
@@ -99,5 +108,58 @@ fn machine_build(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, memory_and_kernel_load, machine_build);
+/// A 1 MiB raw image in a temporary folder, as the one disk of the disk benches.
+fn disk_image() -> (test_support::TempDir, DeviceSpec) {
+    let dir = test_support::TempDir::new("bench-disk").unwrap();
+    let path = dir.path().join("disk.img");
+    std::fs::write(&path, vec![0u8; 1 << 20]).unwrap();
+    let disk = DeviceSpec::Block(DiskConfig {
+        path,
+        read_only: true,
+    });
+    (dir, disk)
+}
+
+/// What one virtio-blk disk costs: the build (the `vmm` phase) with and without
+/// it, and a disk read's round trip against a port write's, each as a run of the
+/// fuzz guest doing N of them (`rtdisk N`, `rtport N`) beside the same run doing
+/// one: the per-trip cost is (run(N) - run(1)) / (N - 1).
+fn disk_costs(c: &mut Criterion) {
+    if !kvm_usable() {
+        return;
+    }
+    let (_dir, disk) = disk_image();
+    let mut g = c.benchmark_group("vmm/disk");
+    g.sample_size(10).measurement_time(Duration::from_secs(5));
+    for (label, devices) in [("no disk", vec![]), ("one disk", vec![disk.clone()])] {
+        g.bench_function(format!("build (split irqchip, lab, {label})"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let mut config = lab_config(IrqChipKind::Split);
+                    config.devices = devices.clone();
+                    let start = std::time::Instant::now();
+                    let vm = Vm::build(config).unwrap();
+                    total += start.elapsed();
+                    drop(vm);
+                }
+                total
+            })
+        });
+    }
+    for cmdline in ["rtdisk 1", "rtdisk 2001", "rtport 1", "rtport 2001"] {
+        g.bench_function(format!("fuzz guest run ({cmdline}, split irqchip)"), |b| {
+            b.iter(|| {
+                let mut config =
+                    guest_config(IrqChipKind::Split, "fuzz", vmm::lab::FUZZ_ELF, cmdline);
+                config.devices = vec![disk.clone()];
+                let out = vmm::run(config).unwrap();
+                assert_eq!(out.reason, ExitReason::GuestExit(42), "{cmdline}");
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, memory_and_kernel_load, machine_build, disk_costs);
 criterion_main!(benches);

@@ -25,6 +25,18 @@
 //! - `echo`: waits for serial input, takes four bytes with one `rep insb` (KVM hands
 //!   them over in one exit), prints them back and exits with status 42.
 //!
+//! - `virtio`: attacks the virtio-blk device in the first virtio-mmio slot (give
+//!   the VM a `--disk`): a chain that loops, a next index past the table, a
+//!   header outside guest memory, a buffer in the MMIO gap, a length past the end
+//!   of memory, an available index that jumps, a queue size that is not a power of
+//!   two, one above the maximum; after each the device must be marked
+//!   DEVICE_NEEDS_RESET (`fuzz: virtio attack N: needs-reset`). Then a storm of
+//!   notifications and a reset between a request and its notify, each followed by
+//!   a read that must work (`... done, read ok`); exit status 42.
+//!
+//! - `rtdisk N` / `rtport N`: N disk reads (one notify each) / N writes of an
+//!   unknown code to the marker port, then status 42: the round-trip benchmark.
+//!
 //! Unknown modes print a message and exit with status 2. Built like the lab guest by
 //! vmm/build.rs (32-bit code, no std), so everything here is hand-written assembly.
 
@@ -126,6 +138,12 @@ lab_pvh_entry:
     je echo
     cmp $0x6b72616d, %eax /* "mark" */
     je markers
+    cmp $0x74726976, %eax /* "virt" */
+    je virtio
+    cmp $0x69647472, %eax /* "rtdi" */
+    je rtdisk
+    cmp $0x6f707472, %eax /* "rtpo" */
+    je rtport
     lea msg_bad, %esi
     mov $(msg_bad_end - msg_bad), %ecx
     call puts
@@ -441,6 +459,217 @@ echo:
     call puts
     jmp done
 
+    /* virtio: attacks on the virtio-blk device in the first virtio-mmio slot
+       (`--disk`), each after a fresh set-up; after each the device must say
+       DEVICE_NEEDS_RESET ("fuzz: virtio attack N: needs-reset"). Then a
+       notification storm and a reset between a request and its notify, each
+       followed by a good read, which must still work. */
+    .set VIRTIO, 0xd0001000
+    .set V_MAGIC, 0x74726976
+    .set V_QUEUE_NUM, 0x38
+    .set V_QUEUE_NOTIFY, 0x50
+    .set V_STATUS, 0x70
+    .set V_NEEDS_RESET, 0x40
+    .set D_NEXT, 1
+    .set D_WRITE, 2
+    .set N_STORM, 10000
+    .macro DESC i, lo, hi, len, flags, next
+    movl \lo, vq_desc + 16 * \i
+    movl \hi, vq_desc + 16 * \i + 4
+    movl \len, vq_desc + 16 * \i + 8
+    movl $(\flags | \next << 16), vq_desc + 16 * \i + 12
+    .endm
+virtio:
+    mov $VIRTIO, %ebx
+    cmpl $V_MAGIC, (%ebx)
+    je 1f
+    lea msg_nodev, %esi
+    mov $(msg_nodev_end - msg_nodev), %ecx
+    call puts
+    mov $STATUS_BAD_MODE, %al
+    jmp exit
+1:  /* 1: a chain that loops */
+    call vsetup8
+    DESC 0, $vq_hdr, $0, $16, D_NEXT, 1
+    DESC 1, $vq_data, $0, $512, (D_NEXT | D_WRITE), 0
+    call vsubmit
+    mov $'1', %al
+    call vcheck
+    /* 2: a next index past the table */
+    call vsetup8
+    DESC 0, $vq_hdr, $0, $16, D_NEXT, 200
+    call vsubmit
+    mov $'2', %al
+    call vcheck
+    /* 3: a header at 1 TiB, outside guest memory */
+    call vsetup8
+    DESC 0, $0, $0x100, $16, D_NEXT, 1
+    DESC 1, $vq_status, $0, $1, D_WRITE, 0
+    call vsubmit
+    mov $'3', %al
+    call vcheck
+    /* 4: a data buffer in the MMIO gap (the boot timer's page) */
+    call vsetup8
+    movl $0, vq_hdr
+    DESC 0, $vq_hdr, $0, $16, D_NEXT, 1
+    DESC 1, $0xd0000000, $0, $512, (D_NEXT | D_WRITE), 2
+    DESC 2, $vq_status, $0, $1, D_WRITE, 0
+    call vsubmit
+    mov $'4', %al
+    call vcheck
+    /* 5: a data length that runs past the end of memory */
+    call vsetup8
+    DESC 1, $vq_data, $0, $0xfffffe00, (D_NEXT | D_WRITE), 2
+    call vsubmit
+    mov $'5', %al
+    call vcheck
+    /* 6: an available index that jumps ahead by more than the queue size */
+    call vsetup8
+    movw $1000, vq_avail + 2
+    movl $0, V_QUEUE_NOTIFY(%ebx)
+    mov $'6', %al
+    call vcheck
+    /* 7: a queue size that is not a power of two; 8: one above the maximum */
+    mov $7, %eax
+    call vsetup
+    mov $'7', %al
+    call vcheck
+    mov $4096, %eax
+    call vsetup
+    mov $'8', %al
+    call vcheck
+    /* a notification storm, then a good read */
+    call vsetup8
+    mov $N_STORM, %ecx
+2:  movl $0, V_QUEUE_NOTIFY(%ebx)
+    loop 2b
+    lea msg_storm, %esi
+    mov $(msg_storm_end - msg_storm), %ecx
+    call puts
+    call vread
+    /* a request made available, a reset before its notify, then a good read */
+    call vsetup8
+    call vrequest
+    movw $1, vq_avail + 2
+    movl $0, V_STATUS(%ebx)
+    movl $0, V_QUEUE_NOTIFY(%ebx)
+    lea msg_midreset, %esi
+    mov $(msg_midreset_end - msg_midreset), %ecx
+    call puts
+    call vsetup8
+    call vread
+    jmp done
+
+    /* rtdisk N: N reads of sector 0 from the --disk device, one notify each (the
+       device serves the request during the write); then status 42 if the used
+       ring counted them all. rtport N: N writes of the unknown code 0 to the
+       marker port. Side by side they give a disk read's round trip against a port
+       write's (vmm/benches/vmm_setup.rs). */
+rtdisk:
+    mov $VIRTIO, %ebx
+    cmpl $V_MAGIC, (%ebx)
+    jne 8f
+    call vsetup8
+    call vrequest
+    movl $0, vq_avail + 4
+    movl $0, vq_avail + 8
+    movl $0, vq_avail + 12
+    movl $0, vq_avail + 16
+    mov %ebp, %ecx
+    xor %edi, %edi
+1:  inc %edi
+    mov %di, vq_avail + 2
+    movl $0, V_QUEUE_NOTIFY(%ebx)
+    loop 1b
+    cmp %di, vq_used + 2
+    jne 8f
+    cmpb $0, vq_status
+    jne 8f
+    jmp done
+8:  lea msg_read_failed, %esi
+    mov $(msg_read_failed_end - msg_read_failed), %ecx
+    call puts
+    mov $STATUS_BAD_MODE, %al
+    jmp exit
+rtport:
+    mov %ebp, %ecx
+    mov $MARKER_PORT, %dx
+    xor %al, %al
+1:  out %al, %dx
+    loop 1b
+    jmp done
+
+    /* vsetup8 / vsetup: reset, negotiate VIRTIO_F_VERSION_1, queue 0 of size 8
+       (or eax) at vq_desc/vq_avail/vq_used, both ring indices zeroed, DRIVER_OK */
+vsetup8:
+    mov $8, %eax
+vsetup:
+    movl $0, V_STATUS(%ebx)
+    movw $0, vq_avail + 2
+    movw $0, vq_used + 2
+    movl $3, V_STATUS(%ebx)
+    movl $1, 0x24(%ebx)
+    movl $1, 0x20(%ebx)
+    movl $11, V_STATUS(%ebx)
+    movl $0, 0x30(%ebx)
+    movl %eax, V_QUEUE_NUM(%ebx)
+    movl $vq_desc, 0x80(%ebx)
+    movl $vq_avail, 0x90(%ebx)
+    movl $vq_used, 0xa0(%ebx)
+    movl $1, 0x44(%ebx)
+    movl $15, V_STATUS(%ebx)
+    ret
+
+    /* vsubmit: chain 0 made available as entry 0, index 1, then the notify */
+vsubmit:
+    movw $0, vq_avail + 4
+    movw $1, vq_avail + 2
+    movl $0, V_QUEUE_NOTIFY(%ebx)
+    ret
+
+    /* vcheck: "fuzz: virtio attack <al>: needs-reset" if the status says so,
+       else "...: not marked" */
+vcheck:
+    mov %al, msg_attack_n
+    lea msg_attack, %esi
+    mov $(msg_attack_end - msg_attack), %ecx
+    call puts
+    testl $V_NEEDS_RESET, V_STATUS(%ebx)
+    jz 1f
+    lea msg_marked, %esi
+    mov $(msg_marked_end - msg_marked), %ecx
+    call puts
+    ret
+1:  lea msg_unmarked, %esi
+    mov $(msg_unmarked_end - msg_unmarked), %ecx
+    call puts
+    ret
+
+    /* vrequest: a read of sector 0 in chain 0 (header, 512 bytes, status) */
+vrequest:
+    movl $0, vq_hdr
+    DESC 0, $vq_hdr, $0, $16, D_NEXT, 1
+    DESC 1, $vq_data, $0, $512, (D_NEXT | D_WRITE), 2
+    DESC 2, $vq_status, $0, $1, D_WRITE, 0
+    movb $0xff, vq_status
+    movw $0, vq_avail + 4
+    ret
+
+    /* vread: vrequest submitted; prints "read ok" or "read failed" */
+vread:
+    call vrequest
+    call vsubmit
+    lea msg_read_failed, %esi
+    mov $(msg_read_failed_end - msg_read_failed), %ecx
+    cmpw $1, vq_used + 2
+    jne 1f
+    cmpb $0, vq_status
+    jne 1f
+    lea msg_read_ok, %esi
+    mov $(msg_read_ok_end - msg_read_ok), %ecx
+1:  call puts
+    ret
+
     /* puts: ecx bytes at esi to COM1 */
 puts:
     push %edx
@@ -468,7 +697,7 @@ null_idt: .word 0
 msg_hello: .ascii "fuzz: "
 msg_hello_end:
 msg_nl: .ascii "\n"
-msg_bad: .ascii "fuzz: unknown mode (sweep|hypercall|triple|spin|flood|echo|markers)\n"
+msg_bad: .ascii "fuzz: unknown mode (sweep|hypercall|triple|spin|flood|echo|markers|virtio|rtdisk|rtport)\n"
 msg_bad_end:
 msg_ports: .ascii "fuzz: ports done\n"
 msg_ports_end:
@@ -495,6 +724,26 @@ msg_flood_rep_end:
 msg_flood_out: .ascii "flood: out loop 0123456789abcdefghijklmnopqrstuvwxyz\n"
 msg_flood_out_end:
 
+msg_nodev: .ascii "fuzz: no virtio device (give --disk)\n"
+msg_nodev_end:
+msg_storm: .ascii "fuzz: virtio storm done, "
+msg_storm_end:
+msg_midreset: .ascii "fuzz: virtio reset mid-request done, "
+msg_midreset_end:
+msg_read_ok: .ascii "read ok\n"
+msg_read_ok_end:
+msg_read_failed: .ascii "read failed\n"
+msg_read_failed_end:
+msg_marked: .ascii ": needs-reset\n"
+msg_marked_end:
+msg_unmarked: .ascii ": not marked\n"
+msg_unmarked_end:
+
+    .section .data.fuzz, "aw"
+msg_attack: .ascii "fuzz: virtio attack "
+msg_attack_n: .ascii "0"
+msg_attack_end:
+
     .section .bss.fuzz, "aw", @nobits
     .balign 4096
 pd0: .skip 4096
@@ -502,6 +751,13 @@ pd1: .skip 4096
 pd3: .skip 4096
 pdpt: .skip 4096
 pml4: .skip 4096
+vq_desc: .skip 4096
+vq_avail: .skip 256
+vq_used: .skip 256
+vq_hdr: .skip 16
+vq_status: .skip 16
+    .balign 512
+vq_data: .skip 512
 start_info: .skip 4
 range: .skip 4
 scratch: .skip 16

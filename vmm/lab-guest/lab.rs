@@ -9,6 +9,10 @@
 //! (Firecracker, paused through its API) saves it in that loop, and the restored
 //! guest is released by one console byte.
 //!
+//! With a virtio-blk device in the first virtio-mmio slot (`bootlab vm run --disk`)
+//! its workload also reads sector 0 through a minimal virtio driver and prints the
+//! sector's first line (`lab: disk sector 0: ...`).
+//!
 //! Every instruction runs under KVM's instruction emulator on PVM hosts, at about a
 //! microsecond each, so the program is kept to plain `lodsb`/`out`/`loop` sequences.
 //! Built by vmm/build.rs with the host target and a linker script (no other target
@@ -26,6 +30,30 @@ global_asm!(
     .set EXIT_PORT, 0x501
     .set COM1_LSR, 0x3fd
     .set SI_CMDLINE, 24
+    /* The first virtio-mmio slot the monitor's device manager hands out, and the
+       registers of the virtio-mmio layout (version 2) the driver below uses. */
+    .set VIRTIO, 0xd0001000
+    .set VIRTIO_MAGIC, 0x74726976
+    .set VIRTIO_ID_BLOCK, 2
+    .set VM_VERSION, 0x04
+    .set VM_DEVICE_ID, 0x08
+    .set VM_DRIVER_FEATURES, 0x20
+    .set VM_DRIVER_FEATURES_SEL, 0x24
+    .set VM_QUEUE_SEL, 0x30
+    .set VM_QUEUE_NUM, 0x38
+    .set VM_QUEUE_READY, 0x44
+    .set VM_QUEUE_NOTIFY, 0x50
+    .set VM_STATUS, 0x70
+    .set VM_QUEUE_DESC, 0x80
+    .set VM_QUEUE_AVAIL, 0x90
+    .set VM_QUEUE_USED, 0xa0
+    .set S_ACK_DRIVER, 3
+    .set S_FEATURES_OK, 8
+    .set S_DRIVER_OK, 4
+    .set VQ_SIZE, 8
+    .set D_NEXT, 1
+    .set D_WRITE, 2
+    .set SECTOR_PRINT_MAX, 64
 
     .section .text.entry, "ax"
     .code32
@@ -59,6 +87,7 @@ lab_pvh_entry:
     lea msg_hello, %esi
     mov $(msg_hello_end - msg_hello), %ecx
     call puts
+    call disk
 
     mov $3, %bl
     lea msg_done, %esi
@@ -100,6 +129,74 @@ hold:
     in %dx, %al
 9:  ret
 
+    /* disk: if a virtio-blk device sits in the first virtio-mmio slot, set it up
+       with one queue of VQ_SIZE, read sector 0 with one request (header, 512-byte
+       buffer, status byte), and print the sector's text up to its first NUL or
+       newline. The device serves the request during the notify write, so the
+       used ring is complete when that write returns. Without a device the one
+       magic read finds nothing and costs one MMIO exit. */
+disk:
+    mov $VIRTIO, %ebx
+    cmpl $VIRTIO_MAGIC, (%ebx)
+    jne 9f
+    cmpl $2, VM_VERSION(%ebx)
+    jne 8f
+    cmpl $VIRTIO_ID_BLOCK, VM_DEVICE_ID(%ebx)
+    jne 8f
+    movl $0, VM_STATUS(%ebx)
+    movl $S_ACK_DRIVER, VM_STATUS(%ebx)
+    movl $1, VM_DRIVER_FEATURES_SEL(%ebx)
+    movl $1, VM_DRIVER_FEATURES(%ebx) /* VIRTIO_F_VERSION_1, bit 32 */
+    movl $(S_ACK_DRIVER | S_FEATURES_OK), VM_STATUS(%ebx)
+    testl $S_FEATURES_OK, VM_STATUS(%ebx)
+    jz 8f
+    movl $0, VM_QUEUE_SEL(%ebx)
+    movl $VQ_SIZE, VM_QUEUE_NUM(%ebx)
+    movl $vq_desc, VM_QUEUE_DESC(%ebx)
+    movl $vq_avail, VM_QUEUE_AVAIL(%ebx)
+    movl $vq_used, VM_QUEUE_USED(%ebx)
+    movl $1, VM_QUEUE_READY(%ebx)
+    movl $(S_ACK_DRIVER | S_FEATURES_OK | S_DRIVER_OK), VM_STATUS(%ebx)
+    /* descriptors: address (64 bits), length (32), flags (16), next (16) */
+    movl $vq_hdr, vq_desc
+    movl $16, vq_desc + 8
+    movl $(D_NEXT | 1 << 16), vq_desc + 12
+    movl $vq_data, vq_desc + 16
+    movl $512, vq_desc + 24
+    movl $(D_NEXT | D_WRITE | 2 << 16), vq_desc + 28
+    movl $vq_status, vq_desc + 32
+    movl $1, vq_desc + 40
+    movl $D_WRITE, vq_desc + 44
+    movb $0xff, vq_status
+    /* available ring: entry 0 is chain 0, then the index moves to 1 */
+    movw $0, vq_avail + 4
+    movw $1, vq_avail + 2
+    movl $0, VM_QUEUE_NOTIFY(%ebx)
+    cmpw $1, vq_used + 2
+    jne 8f
+    cmpb $0, vq_status
+    jne 8f
+    lea msg_disk, %esi
+    mov $(msg_disk_end - msg_disk), %ecx
+    call puts
+    lea vq_data, %esi
+    mov $SECTOR_PRINT_MAX, %ecx
+    mov $COM1, %dx
+1:  lodsb
+    test %al, %al
+    jz 2f
+    cmp $10, %al
+    je 2f
+    out %al, %dx
+    loop 1b
+2:  mov $10, %al
+    out %al, %dx
+    ret
+8:  lea msg_disk_failed, %esi
+    mov $(msg_disk_failed_end - msg_disk_failed), %ecx
+    call puts
+9:  ret
+
     /* puts: ecx bytes at esi to COM1 */
 puts:
     mov $COM1, %dx
@@ -121,6 +218,25 @@ msg_hello: .ascii "hello from the lab guest\n"
 msg_hello_end:
 msg_done: .ascii "@@bootlab done\n"
 msg_done_end:
+msg_disk: .ascii "lab: disk sector 0: "
+msg_disk_end:
+msg_disk_failed: .ascii "lab: disk failed\n"
+msg_disk_failed_end:
+
+    /* The virtqueue (descriptor table, available and used rings) and the
+       request's header, status byte and data buffer. */
+    .section .bss.virtio, "aw", @nobits
+    .balign 4096
+vq_desc: .skip 16 * VQ_SIZE
+    .balign 256
+vq_avail: .skip 6 + 2 * VQ_SIZE
+    .balign 256
+vq_used: .skip 6 + 8 * VQ_SIZE
+    .balign 256
+vq_hdr: .skip 16
+vq_status: .skip 16
+    .balign 512
+vq_data: .skip 512
 
     .section .bss.stack, "aw", @nobits
     .balign 16

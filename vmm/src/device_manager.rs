@@ -6,6 +6,7 @@
 
 use crate::devices::irq::{IrqLine, SplitIrqChip};
 use crate::devices::mmio::{AttachError, MmioBus, MmioDevice, Window};
+pub use crate::devices::virtio::block::DiskConfig;
 use crate::error::Error;
 use crate::layout::{MMIO_DEVICES_END, MMIO_DEVICES_START, MMIO_DEVICE_SIZE};
 use kvm_ioctls::VmFd;
@@ -49,15 +50,45 @@ pub enum PlanError {
 #[allow(clippy::cast_possible_truncation)] // 19
 pub const MAX_DEVICES: usize = (IRQ_LAST - IRQ_FIRST + 1) as usize;
 
-/// The places of a machine's MMIO devices, in the order they were planned.
+/// A device the machine is to have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceSpec {
+    /// A virtio-blk disk over an image file.
+    Block(DiskConfig),
+}
+
+/// The MMIO devices of a machine and their places, in the order they were planned
+/// (which is the order Linux names them: the first disk is /dev/vda).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DevicePlan {
     slots: Vec<MmioSlot>,
+    specs: Vec<DeviceSpec>,
 }
 
 impl DevicePlan {
+    /// A plan for `devices`, in order.
+    pub fn new(devices: &[DeviceSpec]) -> Result<DevicePlan, PlanError> {
+        let mut plan = DevicePlan::default();
+        for d in devices {
+            plan.add(d.clone())?;
+        }
+        Ok(plan)
+    }
+
+    /// Places `spec` at the next free window and line.
+    pub fn add(&mut self, spec: DeviceSpec) -> Result<MmioSlot, PlanError> {
+        let slot = self.allocate()?;
+        self.specs.push(spec);
+        Ok(slot)
+    }
+
+    /// Every planned device with its place.
+    pub fn devices(&self) -> impl Iterator<Item = (&MmioSlot, &DeviceSpec)> {
+        self.slots.iter().zip(&self.specs)
+    }
+
     /// The next free window and line.
-    pub fn allocate(&mut self) -> Result<MmioSlot, PlanError> {
+    fn allocate(&mut self) -> Result<MmioSlot, PlanError> {
         let n = self.slots.len();
         let base = u64::try_from(n)
             .ok()
@@ -168,12 +199,18 @@ impl<'a> DeviceManager<'a> {
 mod tests {
     use super::*;
 
+    fn disk(name: &str) -> DeviceSpec {
+        DeviceSpec::Block(DiskConfig {
+            path: name.into(),
+            read_only: true,
+        })
+    }
+
     #[test]
     fn slots_are_pages_after_the_boot_timer_with_lines_from_five() {
-        let mut plan = DevicePlan::default();
-        let a = plan.allocate().unwrap();
-        let b = plan.allocate().unwrap();
-        assert_eq!(plan.slots(), [a, b]);
+        let plan = DevicePlan::new(&[disk("a"), disk("b")]).unwrap();
+        let (a, b) = (plan.slots()[0], plan.slots()[1]);
+        assert_eq!(plan.devices().nth(1).map(|(_, d)| d), Some(&disk("b")));
         assert_eq!(a.window.base, crate::layout::BOOT_TIMER_ADDR + 0x1000);
         assert_eq!(b.window.base, a.window.base + 0x1000);
         assert_eq!((a.irq, b.irq), (5, 6));
@@ -196,11 +233,11 @@ mod tests {
     fn the_plan_ends_at_the_last_line_and_below_the_io_apic() {
         let mut plan = DevicePlan::default();
         for _ in 0..MAX_DEVICES {
-            let s = plan.allocate().unwrap();
+            let s = plan.add(disk("d")).unwrap();
             assert!(s.irq <= IRQ_LAST && s.irq != crate::devices::serial::COM1_IRQ);
             assert!(s.window.base + s.window.size <= MMIO_DEVICES_END);
         }
-        assert_eq!(plan.allocate(), Err(PlanError::TooMany(MAX_DEVICES)));
-        assert_eq!(plan.slots().len(), MAX_DEVICES);
+        assert_eq!(plan.add(disk("d")), Err(PlanError::TooMany(MAX_DEVICES)));
+        assert_eq!(plan.devices().count(), MAX_DEVICES);
     }
 }

@@ -76,8 +76,16 @@ pub enum Error {
     SnapshotEncode(#[source] postcard::Error),
     #[error("cannot start a vCPU thread")]
     Thread(#[source] std::io::Error),
+    #[error("cannot open the disk {}", path.display())]
+    Disk {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot set up a device: {0}")]
     Device(String),
+    #[error("cannot place the devices")]
+    DevicePlan(#[source] crate::device_manager::PlanError),
 }
 
 /// What went wrong mapping guest memory (a fresh boot's anonymous RAM, or a

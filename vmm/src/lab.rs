@@ -21,7 +21,7 @@ pub const HOLD_SWITCH: &str = "bootlab.hold";
 pub const FUZZ_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/fuzz.elf"));
 
 /// Modes of the fuzz guest (the first word of its command line).
-pub const FUZZ_MODES: [&str; 7] = [
+pub const FUZZ_MODES: [&str; 10] = [
     "sweep",
     "hypercall",
     "triple",
@@ -29,6 +29,9 @@ pub const FUZZ_MODES: [&str; 7] = [
     "flood",
     "echo",
     "markers",
+    "virtio",
+    "rtdisk",
+    "rtport",
 ];
 
 /// Exit-port status of the fuzz guest when a finite mode (`sweep`, `hypercall`) ran

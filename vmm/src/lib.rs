@@ -30,6 +30,6 @@ pub use arch::x86_64::{layout, mptable};
 pub use error::{CmdlineError, Error, MemoryError};
 pub use snapshot::RestoreOptions;
 pub use vm::{
-    run, CpuVendor, ExitReason, IrqChipKind, KernelSource, SnapshotPoint, SnapshotRequest, Vm,
-    VmConfig, VmOutcome, SNAPSHOT_SIGNAL,
+    run, CpuVendor, DeviceSpec, DiskConfig, ExitReason, IrqChipKind, KernelSource, SnapshotPoint,
+    SnapshotRequest, Vm, VmConfig, VmOutcome, SNAPSHOT_SIGNAL,
 };

@@ -8,10 +8,12 @@ use crate::boot;
 pub use crate::boot::KernelSource;
 use crate::cpuid_cache;
 use crate::device_manager::{DeviceManager, DevicePlan};
+pub use crate::device_manager::{DeviceSpec, DiskConfig};
 use crate::devices::boot_timer::{self, BootTimer};
 use crate::devices::console::Console;
 pub use crate::devices::irq::IrqChipKind;
 use crate::devices::irq::{SplitIrqChip, IOAPIC_WINDOW};
+use crate::devices::virtio::{block::Block, mmio::MmioTransport, VirtioDevice};
 use crate::devices::{ioapic, serial, Bus, Recorder};
 use crate::error::{Error, MemoryError};
 pub use crate::exit::ExitReason;
@@ -63,6 +65,9 @@ pub struct VmConfig {
     pub spawn_ns: u64,
     /// The CPU vendor the guest sees (CPUID).
     pub cpu_vendor: vcpu::CpuVendor,
+    /// The virtio devices, in order (the first disk is the guest's /dev/vda);
+    /// each gets a `virtio_mmio.device=` entry at the end of the command line.
+    pub devices: Vec<DeviceSpec>,
 }
 
 impl std::fmt::Debug for VmConfig {
@@ -79,6 +84,7 @@ impl std::fmt::Debug for VmConfig {
             .field("name", &self.name)
             .field("spawn_ns", &self.spawn_ns)
             .field("cpu_vendor", &self.cpu_vendor)
+            .field("devices", &self.devices)
             .finish_non_exhaustive()
     }
 }
@@ -276,7 +282,7 @@ impl Machine {
         if let Some(chip) = &split {
             devices.attach(IOAPIC_WINDOW, chip.clone())?;
         }
-        attach_planned(&mut devices, plan)?;
+        attach_planned(&mut devices, plan, mem)?;
         let console = Console::new(console, recorder.clone());
         let bus = Arc::new(Bus::new(console, line, devices.into_mmio(), split));
         let mut fds = Vec::with_capacity(vcpus as usize);
@@ -295,13 +301,32 @@ impl Machine {
     }
 }
 
-/// Attaches the devices of `plan` (none yet: the plan only places them).
-fn attach_planned(_devices: &mut DeviceManager<'_>, plan: &DevicePlan) -> Result<(), Error> {
-    if plan.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Device("no device kind is implemented yet".into()))
+/// Makes the devices of `plan` and attaches each at its place.
+fn attach_planned(
+    devices: &mut DeviceManager<'_>,
+    plan: &DevicePlan,
+    mem: &memory::GuestMemory,
+) -> Result<(), Error> {
+    for (index, (slot, spec)) in plan.devices().enumerate() {
+        let device: Box<dyn VirtioDevice> = match spec {
+            DeviceSpec::Block(disk) => {
+                let (file, len) = disk.open().map_err(|source| Error::Disk {
+                    path: disk.path.clone(),
+                    source,
+                })?;
+                Box::new(Block::new(
+                    file,
+                    len,
+                    disk.read_only,
+                    &format!("bootlab-disk{index}"),
+                ))
+            }
+        };
+        let irq = devices.irq_line(slot.irq)?;
+        let transport = MmioTransport::new(device, irq, mem.clone());
+        devices.attach(slot.window, Arc::new(transport))?;
     }
+    Ok(())
 }
 
 impl Vm {
@@ -328,7 +353,7 @@ impl Vm {
             memory::create(mem_bytes)?
         };
         // The devices are placed first: their entries end the command line.
-        let plan = DevicePlan::default();
+        let plan = DevicePlan::new(&config.devices).map_err(Error::DevicePlan)?;
         let cmdline = plan.cmdline(&config.cmdline);
         let setup = boot::load(
             &mem,
@@ -878,6 +903,7 @@ mod tests {
                 name: "control-test".into(),
                 spawn_ns: timeline::now_ns(),
                 cpu_vendor: CpuVendor::Host,
+                devices: Vec::new(),
             })
             .unwrap();
             let msr_index = vm.kvm.get_msr_index_list().unwrap().as_slice().to_vec();

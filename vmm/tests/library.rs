@@ -23,6 +23,7 @@ fn config(kernel: KernelSource, console: Captured) -> VmConfig {
         name: "library-test".into(),
         spawn_ns: timeline::now_ns(),
         cpu_vendor: vmm::CpuVendor::Host,
+        devices: Vec::new(),
     }
 }
 

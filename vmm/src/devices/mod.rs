@@ -11,6 +11,7 @@ pub mod irq;
 pub mod marker;
 pub mod mmio;
 pub mod serial;
+pub mod virtio;
 
 use crate::error::Error;
 use crate::persist::Persist;

@@ -1,0 +1,52 @@
+//! Virtio devices: what a device offers its transport ([`VirtioDevice`]: its type,
+//! features, configuration space and how it serves a queue), the virtio-mmio
+//! transport that puts any of them on the MMIO bus ([`mmio`]), and the devices
+//! themselves, one file each ([`block`]). Queues are the rust-vmm `virtio-queue`
+//! crate's.
+
+pub mod block;
+pub mod mmio;
+
+use crate::memory::GuestMemory;
+use virtio_queue::Queue;
+
+/// The feature bit every device offers: the virtio 1.x interface (no legacy).
+pub const VIRTIO_F_VERSION_1: u32 = virtio_bindings::virtio_config::VIRTIO_F_VERSION_1;
+
+/// Why a device gave up on its driver: the guest broke the virtio contract (a
+/// descriptor chain that loops or leaves guest memory, an available index that
+/// jumps, ...). The transport then marks the device DEVICE_NEEDS_RESET.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error("the queue: {0}")]
+    Queue(#[from] virtio_queue::Error),
+    #[error("a descriptor chain does not end (it loops or leaves its table)")]
+    ChainUnterminated,
+    #[error("a malformed request: {0}")]
+    BadRequest(&'static str),
+    #[error("guest memory: {0}")]
+    Memory(#[from] vm_memory::GuestMemoryError),
+}
+
+/// What the virtio-mmio transport needs of a device.
+pub trait VirtioDevice: std::fmt::Debug + Send {
+    /// The virtio device type (VIRTIO_ID_*).
+    fn device_type(&self) -> u32;
+    /// The feature bits the device offers (VIRTIO_F_VERSION_1 among them).
+    fn features(&self) -> u64;
+    /// The largest size of each of its queues.
+    fn queue_max_sizes(&self) -> &[u16];
+    /// Reads its configuration space at `offset`; bytes beyond it read as 0.
+    fn read_config(&self, offset: u64, data: &mut [u8]);
+    /// Serves every request the driver made available on `queue` (number `index`).
+    /// Returns whether it put anything in the used ring (an interrupt is due).
+    fn process_queue(
+        &mut self,
+        index: usize,
+        queue: &mut Queue,
+        mem: &GuestMemory,
+    ) -> Result<bool, DeviceError>;
+}
+
+#[cfg(test)]
+mod tests;
