@@ -233,6 +233,22 @@ fn cases(f: &Fixture) -> Vec<Case> {
         args.extend_from_slice(extra);
         c(needs, &args, needle)
     };
+    // `report --compare`: a recorded results.json, and copies of it cut short, of
+    // another schema version, and naming a runtime bootlab does not know.
+    let recorded = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/tests/fixtures/compare/nested-svm.json"),
+    )
+    .unwrap();
+    let good = f.write("compare/good.json", recorded.as_bytes());
+    let cut = f.write("compare/cut.json", &recorded.as_bytes()[..recorded.len() / 2]);
+    let v2 = f.write(
+        "compare/v2.json",
+        recorded.replacen("\"schema\":1", "\"schema\":2", 1).as_bytes(),
+    );
+    let odd = f.write(
+        "compare/odd.json",
+        recorded.replace("\"qemu-microvm-linux\"", "\"qemu-pc-nonesuch\"").as_bytes(),
+    );
     // Every bench row writes (if a check regressed) below the fixture, never to reports/.
     let bench_out = f.p("bench-out");
     let bench = |extra: &[&str], needle: &str| {
@@ -505,6 +521,12 @@ fn cases(f: &Fixture) -> Vec<Case> {
         c(Nothing, &["report", &f.write("results/other.json", b"{\"not\": 1}")], "not a bootlab results.json"),
         c(Nothing, &["report", &f.write("results/ok.json", b"{}"), "--out", &file], &file),
         c(Nothing, &["report"], "RESULTS"),
+        c(Nothing, &["report", "--compare", &good], "--compare"),
+        c(Nothing, &["report", "--compare", &good, &cut, "--out", &dir], "cut short"),
+        c(Nothing, &["report", "--compare", &good, &v2, "--out", &dir], "compare files of one version"),
+        c(Nothing, &["report", "--compare", &good, &odd, "--out", &dir], "unknown runtime \"qemu-pc-nonesuch\""),
+        c(Nothing, &["report", "--compare", &good, &missing, "--out", &dir], &missing),
+        c(Nothing, &["report", &good, "--compare", &good, &good], "cannot be used with"),
         // ---- bootlab bench (all refused before anything runs) ----
         bench(&["--runs", "0"], "--runs"),
         bench(&["--runs", "many"], "many"),

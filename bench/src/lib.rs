@@ -28,6 +28,23 @@ pub enum Error {
     Io(PathBuf, #[source] std::io::Error),
     #[error("{0}: not a bootlab results.json")]
     Results(PathBuf, #[source] serde_json::Error),
+    #[error("{0}: cut short: the JSON ends at line {1}, column {2} before it is complete")]
+    Truncated(PathBuf, usize, usize),
+    #[error("{0}: results schema version {1}, this bootlab reads version {SCHEMA}", SCHEMA = results::SCHEMA_VERSION)]
+    Schema(PathBuf, u64),
+    #[error(
+        "{first} has results schema version {}, {other} has {}: compare files of one version",
+        first_schema.map_or("none".into(), |v| v.to_string()),
+        other_schema.map_or("none".into(), |v| v.to_string())
+    )]
+    MixedSchemas {
+        first: PathBuf,
+        first_schema: Option<u64>,
+        other: PathBuf,
+        other_schema: Option<u64>,
+    },
+    #[error("{0}: unknown runtime {1:?} (not one this bootlab measures)")]
+    UnknownRuntime(PathBuf, String),
     #[error("{0}: cannot encode the results")]
     Encode(PathBuf, #[source] serde_json::Error),
 }

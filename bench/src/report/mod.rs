@@ -3,6 +3,7 @@
 //! rendered from the same tables, computed from results.json alone, so `bootlab
 //! report RESULTS.json` regenerates them exactly.
 
+pub mod compare;
 mod loaded;
 pub mod summary;
 pub mod svg;
@@ -50,10 +51,28 @@ pub struct Report {
     pub runtime_order: Vec<String>,
 }
 
-/// Reads a results.json.
+/// Reads a results.json: whole, of this bootlab's schema version.
 pub fn load(path: &Path) -> Result<Results, Error> {
+    from_value(path, read_value(path)?)
+}
+
+/// The JSON of `path`, with a file cut short told apart from one that is not JSON.
+pub(crate) fn read_value(path: &Path) -> Result<serde_json::Value, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::Results(path.to_owned(), e))
+    serde_json::from_str(&text).map_err(|e| match e.classify() {
+        serde_json::error::Category::Eof => Error::Truncated(path.to_owned(), e.line(), e.column()),
+        _ => Error::Results(path.to_owned(), e),
+    })
+}
+
+/// Results from the JSON of `path`, after checking its schema version.
+pub(crate) fn from_value(path: &Path, v: serde_json::Value) -> Result<Results, Error> {
+    match v.get("schema").and_then(serde_json::Value::as_u64) {
+        Some(n) if n != u64::from(crate::results::SCHEMA_VERSION) => {
+            Err(Error::Schema(path.to_owned(), n))
+        }
+        _ => serde_json::from_value(v).map_err(|e| Error::Results(path.to_owned(), e)),
+    }
 }
 
 /// Writes results.json, report.md and report.html into `dir` (created).
@@ -505,7 +524,14 @@ pub fn markdown(r: &Report) -> String {
     s.push_str(
         "\n\nCharts: see report.html (the seed's POST → kernel → init → process picture, stacked phase bars, CDF of total time, concurrency).\n",
     );
-    for t in &r.tables {
+    s.push_str(&tables_markdown(&r.tables));
+    s
+}
+
+/// Tables as Markdown sections.
+pub(crate) fn tables_markdown(tables: &[Table]) -> String {
+    let mut s = String::new();
+    for t in tables {
         s.push_str(&format!("\n## {}\n\n", t.title));
         for p in &t.intro {
             s.push_str(&format!("{p}\n\n"));
@@ -524,12 +550,12 @@ pub fn markdown(r: &Report) -> String {
     s
 }
 
-const CSS: &str = "body{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}\
+pub(crate) const CSS: &str = "body{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}\
 table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;\
 text-align:left;font-size:13px}th{background:#f0f0f0}figure{margin:1em 0}";
 
 /// Escaped HTML of `text` with its Markdown `code` spans as `<code>`.
-fn code_spans(text: &str) -> String {
+pub(crate) fn code_spans(text: &str) -> String {
     text.split('`')
         .enumerate()
         .map(|(i, part)| {
@@ -563,7 +589,15 @@ pub fn html(r: &Report) -> String {
     s.push_str("</figure>\n<figure>");
     s.push_str(&svg::concurrency(&r.concurrency, &r.runtime_order));
     s.push_str("</figure>\n");
-    for t in &r.tables {
+    s.push_str(&tables_html(&r.tables));
+    s.push_str("</body></html>\n");
+    s
+}
+
+/// Tables as HTML sections.
+pub(crate) fn tables_html(tables: &[Table]) -> String {
+    let mut s = String::new();
+    for t in tables {
         s.push_str(&format!("<h2>{}</h2>\n", esc(&t.title)));
         for p in &t.intro {
             s.push_str(&format!("<p>{}</p>\n", esc(p)));
@@ -586,6 +620,5 @@ pub fn html(r: &Report) -> String {
         }
         s.push_str("</table>\n");
     }
-    s.push_str("</body></html>\n");
     s
 }

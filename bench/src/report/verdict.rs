@@ -126,14 +126,23 @@ fn measure(s: &RuntimeSummary, container: Option<&RuntimeSummary>) -> Option<Mea
     })
 }
 
-fn host_text(results: &Results) -> String {
-    let h = &results.host;
-    let kvm = match h.virtualization {
+/// What kind of KVM a host has, in words.
+pub fn kvm_text(v: Virtualization) -> &'static str {
+    match v {
         Virtualization::HardwareKvm => "hardware KVM",
         Virtualization::EmulatedKvm => "emulated KVM",
         Virtualization::NoKvm => "no KVM",
-    };
-    format!("{kvm}, {}, {} CPUs", h.cpu_model, h.cpus)
+    }
+}
+
+fn host_text(results: &Results) -> String {
+    let h = &results.host;
+    format!(
+        "{}, {}, {} CPUs",
+        kvm_text(h.virtualization),
+        h.cpu_model,
+        h.cpus
+    )
 }
 
 impl Verdict {
