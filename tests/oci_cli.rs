@@ -457,8 +457,13 @@ fn kill_takes_signal_names_with_and_without_sig_and_numbers() {
 
 /// Exit 1 and one line on stderr (ours: `bootlab: error: ...` naming `needle`).
 fn assert_refused(rt: &Runtime, o: &Output, what: &str, needle: &str) {
+    assert_refused_with(rt, o, 1, what, needle);
+}
+
+/// [`assert_refused`] with exit status `code`.
+fn assert_refused_with(rt: &Runtime, o: &Output, code: i32, what: &str, needle: &str) {
     let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{} {what}: {err}", rt.name);
+    assert_eq!(o.status.code(), Some(code), "{} {what}: {err}", rt.name);
     if rt.name == "bootlab" {
         let lines: Vec<&str> = err.lines().collect();
         assert_eq!(lines.len(), 1, "{what}: one line, got: {err}");
@@ -613,4 +618,107 @@ fn features_is_the_runtime_spec_features_document() {
     assert!(ns.contains(&oci_spec::runtime::LinuxNamespaceType::Pid));
     let caps = linux.capabilities().as_ref().expect("capabilities");
     assert!(caps.iter().any(|c| c == "CAP_SYS_ADMIN"));
+}
+
+/// `exec` under `rt`: a command in the container's namespaces with its status, a
+/// process JSON detached with a pid file, refusals.
+fn exec_cases(rt: &Runtime, tag: &str) {
+    let f = Fixture::new(tag);
+    let bundle = f.bundle(
+        "loop",
+        &["/bin/sh", "-c", "echo up; while :; do sleep 0.05; done"],
+    );
+    let id = format!("{tag}-{}", std::process::id());
+    create(rt, &f, &bundle, &id, &[]);
+    assert!(rt.out(&f.root(), &["start", &id]).status.success());
+    let o = rt.out(
+        &f.root(),
+        &[
+            "exec",
+            &id,
+            "/bin/sh",
+            "-c",
+            "echo in $(hostname) pid $$; exit 3",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}: {}", rt.name, text(&o.stderr));
+    let printed = text(&o.stdout);
+    // The container's UTS and PID namespaces: its hostname, a small pid.
+    assert!(
+        printed.starts_with("in oci-test pid "),
+        "{}: {printed}",
+        rt.name
+    );
+    let pid: u32 = printed.trim().rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(pid < 100, "{}: pid {pid} is not the container's", rt.name);
+    let proc_json = f.file("process.json");
+    std::fs::write(
+        &proc_json,
+        r#"{"args": ["/bin/sh", "-c", "sleep 0.2"], "cwd": "/", "env": ["PATH=/bin"],
+            "user": {"uid": 0, "gid": 0}}"#,
+    )
+    .unwrap();
+    let pid_file = f.file("exec.pid");
+    let o = rt
+        .cmd(&f.root(), &["exec", "--detach", "--process"])
+        .arg(&proc_json)
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .arg(&id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(f.file("exec.err")).unwrap())
+        .status()
+        .unwrap();
+    assert!(
+        o.success(),
+        "{}: exec --detach: {}",
+        rt.name,
+        std::fs::read_to_string(f.file("exec.err")).unwrap_or_default()
+    );
+    let epid: i64 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let ps = rt.out(&f.root(), &["ps", "--format", "json", &id]);
+    let pids: Vec<i64> = serde_json::from_slice(&ps.stdout).unwrap();
+    assert!(
+        pids.contains(&epid),
+        "{}: {epid} not in ps {pids:?}",
+        rt.name
+    );
+    // exec's own failures are 255 (runc's), apart from its process's statuses.
+    assert_refused_with(
+        rt,
+        &rt.out(&f.root(), &["exec", "nope", "/bin/true"]),
+        255,
+        "exec in an unknown container",
+        "does not exist",
+    );
+    assert!(rt
+        .out(&f.root(), &["delete", "--force", &id])
+        .status
+        .success());
+    assert!(!alive(epid), "{}: the exec'd process lives on", rt.name);
+}
+
+#[test]
+fn exec_joins_the_container_and_returns_its_status() {
+    if !ready("oci exec") {
+        return;
+    }
+    exec_cases(&Runtime::bootlab(), "oci-exec");
+}
+
+#[test]
+fn runc_control_runs_the_same_exec() {
+    if !ready("oci exec (runc control)") {
+        return;
+    }
+    let Some(runc) = Runtime::runc() else {
+        test_support::skip("oci exec (runc control)", "runc is not on PATH");
+        return;
+    };
+    exec_cases(&runc, "oci-exec-runc");
 }

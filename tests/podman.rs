@@ -1,8 +1,9 @@
 //! podman drives `bootlab-runc` as it drives runc (`podman --runtime PATH`): a local
 //! image imported from guest-images/out/rootfs, `podman run --rm IMAGE
 //! /sbin/guest-init hello` prints the hello line, and the workload's exit status comes
-//! back through conmon and podman. The same cases run with runc as the control, so a
-//! host problem is told apart from ours.
+//! back through conmon and podman; `podman run -d`, `exec` (its status, the
+//! container's hostname), `stop`, `rm`. The same cases run with runc as the control,
+//! so a host problem is told apart from ours.
 //!
 //! podman gets a private storage root, run root and tmpdir under a temporary folder
 //! and a containers.conf of its own (CONTAINERS_CONF): root lacks CAP_SYS_RESOURCE
@@ -135,6 +136,52 @@ fn hello_and_status(p: &Podman, runtime: &Path) {
     );
 }
 
+/// `podman run -d`, `exec` (status and namespaces), `stop`, `rm` with `runtime`.
+fn detached_exec_stop_rm(p: &Podman, runtime: &Path) {
+    let r = runtime.display();
+    let o = p
+        .cmd(&["--runtime"])
+        .arg(runtime)
+        .args(["run", "-d", IMAGE, "/bin/sh", "-c"])
+        .arg("trap 'exit 0' TERM; while :; do sleep 0.05; done")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{r}: run -d: {}", text(&o.stderr));
+    let cid = text(&o.stdout).trim().to_owned();
+    let o = p
+        .cmd(&["--runtime"])
+        .arg(runtime)
+        .args([
+            "exec",
+            &cid,
+            "/bin/sh",
+            "-c",
+            "echo exec in $(hostname); exit 4",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4), "{r}: exec: {}", text(&o.stderr));
+    // The container's UTS namespace: podman names it after the container's short ID.
+    assert_eq!(
+        text(&o.stdout).trim(),
+        format!("exec in {}", &cid[..12]),
+        "{r}"
+    );
+    for op in ["stop", "rm"] {
+        let o = p
+            .cmd(&["--runtime"])
+            .arg(runtime)
+            .args([op, &cid])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{r}: {op}: {}", text(&o.stderr));
+    }
+    let o = p.cmd(&["ps", "-a", "-q"]).output().unwrap();
+    assert_eq!(text(&o.stdout).trim(), "", "{r}: containers left");
+}
+
 #[test]
 fn podman_runs_the_guest_with_runc_as_control() {
     if !ready("podman with runc") {
@@ -144,7 +191,9 @@ fn podman_runs_the_guest_with_runc_as_control() {
         test_support::skip("podman with runc", "runc is not on PATH");
         return;
     };
-    hello_and_status(&Podman::new(), &runc);
+    let p = Podman::new();
+    hello_and_status(&p, &runc);
+    detached_exec_stop_rm(&p, &runc);
 }
 
 #[test]
@@ -157,4 +206,5 @@ fn podman_runs_the_guest_with_bootlab_runc() {
     let link = p.dir.join("bootlab-runc");
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_bootlab"), &link).unwrap();
     hello_and_status(&p, &link);
+    detached_exec_stop_rm(&p, &link);
 }

@@ -135,12 +135,22 @@ fn first_unsupported(value: &serde_json::Value, path: &str) -> Option<String> {
     }
 }
 
+/// Parses a process JSON (`runc exec --process FILE`), refusing unknown keys.
+pub fn parse_process(text: &str) -> std::result::Result<oci_spec::runtime::Process, String> {
+    strict::<oci_spec::runtime::Process>(text)
+}
+
 /// Deserialises the runtime spec from `text`, refusing every key oci-spec's types
 /// do not have (they would otherwise be dropped without a word).
 fn deserialize_strict(text: &str) -> std::result::Result<Spec, String> {
+    strict::<Spec>(text)
+}
+
+/// Deserialises `T` from JSON `text`, refusing every key `T` does not have.
+fn strict<T: serde::de::DeserializeOwned>(text: &str) -> std::result::Result<T, String> {
     let mut unknown = Vec::new();
     let mut de = serde_json::Deserializer::from_str(text);
-    let spec: Spec = serde_ignored::deserialize(&mut de, |p| {
+    let spec: T = serde_ignored::deserialize(&mut de, |p| {
         // serde_ignored writes `?` for the inside of an Option: not a key.
         let path: Vec<String> = p
             .to_string()
@@ -340,7 +350,7 @@ pub fn parse_bundle(text: &str, bundle: &Path) -> std::result::Result<Bundle, St
 }
 
 /// The sandbox a parsed (and checked) config describes.
-fn convert(cfg: &Spec, bundle: &Path) -> std::result::Result<SandboxSpec, String> {
+pub fn convert(cfg: &Spec, bundle: &Path) -> std::result::Result<SandboxSpec, String> {
     if cfg.version().is_empty() {
         return Err("missing field `ociVersion`".into());
     }

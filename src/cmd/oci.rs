@@ -134,8 +134,51 @@ pub enum OciCommand {
         /// The container's ID.
         id: String,
     },
+    /// Run another process in a created or running container (exits with its
+    /// status unless --detach).
+    Exec(ExecArgs),
     /// Print the runtime's features (runtime-spec features JSON).
     Features,
+}
+
+/// Options of `exec`, as runc has them (podman's conmon sends `--process FILE
+/// --detach --pid-file F`).
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// A process JSON (runtime-spec `process`) to run instead of COMMAND.
+    #[arg(long, short = 'p', value_name = "FILE")]
+    pub process: Option<PathBuf>,
+    /// Allocate a terminal (not supported: stdio is passed through).
+    #[arg(long, short = 't')]
+    pub tty: bool,
+    /// Unix socket for the terminal's master (with --tty).
+    #[arg(long, value_name = "SOCKET")]
+    pub console_socket: Option<PathBuf>,
+    /// Return once the process runs.
+    #[arg(long, short = 'd')]
+    pub detach: bool,
+    /// Write the process's pid to this file.
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Working directory (with COMMAND).
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// Extra environment variable KEY=VALUE (with COMMAND; repeatable).
+    #[arg(long, short = 'e', value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// uid[:gid] to run as (with COMMAND).
+    #[arg(long, short = 'u', value_name = "UID[:GID]")]
+    pub user: Option<String>,
+    /// The container's ID.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// The command and its arguments (without --process).
+    #[arg(
+        value_name = "COMMAND",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<String>,
 }
 
 /// Output format of `list` and `ps`.
@@ -146,6 +189,9 @@ pub enum ListFormat {
     /// JSON.
     Json,
 }
+
+/// Exit status of an `exec` that failed before its process ran (runc's).
+const EXEC_FAILED: u8 = 255;
 
 /// The `--log` destination.
 struct Log {
@@ -216,6 +262,12 @@ pub fn run(a: OciArgs) -> anyhow::Result<u8> {
         Ok(code) => Ok(code),
         Err(e) => {
             log.line("error", &format!("{e:#}"));
+            // As runc: exec's own failures are 255, apart from the statuses its
+            // process can exit with.
+            if matches!(a.command, Some(OciCommand::Exec(_))) {
+                eprintln!("bootlab: error: {e:#}");
+                return Ok(EXEC_FAILED);
+            }
             Err(e)
         }
     }
@@ -264,6 +316,7 @@ fn dispatch(a: &OciArgs) -> anyhow::Result<u8> {
                 }
             }
         }
+        OciCommand::Exec(e) => return exec(root, e),
         OciCommand::Features => println!("{}", serde_json::to_string_pretty(&features())?),
     }
     Ok(0)
@@ -283,15 +336,7 @@ fn create_options(root: &Path, c: &CreateArgs) -> CreateOptions {
 /// `run`: create, start, then (in the foreground) forward signals to the init until
 /// it ends, delete, and exit with its status.
 fn run_container(root: &Path, c: &CreateArgs, detach: bool) -> anyhow::Result<u8> {
-    use nix::sys::signal::{SigSet, SigmaskHow, Signal};
-    use nix::sys::wait::{waitpid, WaitStatus};
-    // Blocked before the init exists, so no signal meant for it is lost; the init
-    // restores the mask it inherits (the original one) before its execve.
-    let mut block = SigSet::empty();
-    block.add(Signal::SIGCHLD);
-    for s in container::process::FORWARDED {
-        block.add(s);
-    }
+    let block = forwarded_set();
     let state = lifecycle::create(&create_options(root, c))?;
     let started = lifecycle::start(root, &c.id);
     if let Err(e) = started {
@@ -301,17 +346,34 @@ fn run_container(root: &Path, c: &CreateArgs, detach: bool) -> anyhow::Result<u8
     if detach {
         return Ok(0);
     }
-    nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&block), None)?;
-    let pid = nix::unistd::Pid::from_raw(state.pid);
+    let code = wait_forwarding(state.pid, &block);
+    lifecycle::delete(root, &c.id, true)?;
+    code
+}
+
+/// Signals the runtime forwards to a foreground process, plus SIGCHLD.
+fn forwarded_set() -> nix::sys::signal::SigSet {
+    let mut block = nix::sys::signal::SigSet::empty();
+    block.add(nix::sys::signal::Signal::SIGCHLD);
+    for s in container::process::FORWARDED {
+        block.add(s);
+    }
+    block
+}
+
+/// Waits for our child `pid`, forwarding the signals of `block` to it, and returns
+/// its exit status (128 + N when killed by signal N).
+fn wait_forwarding(pid: i32, block: &nix::sys::signal::SigSet) -> anyhow::Result<u8> {
+    use nix::sys::signal::SigmaskHow;
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(block), None)?;
+    let npid = nix::unistd::Pid::from_raw(pid);
     let code = loop {
-        match waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+        match waitpid(npid, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(_, code)) => break code,
             Ok(WaitStatus::Signaled(_, sig, _)) => break 128 + sig as i32,
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => {
-                let _ = lifecycle::delete(root, &c.id, true);
-                return Err(anyhow!("waiting for the container's init: {e}"));
-            }
+            Err(e) => return Err(anyhow!("waiting for pid {pid}: {e}")),
         }
         let timeout = libc::timespec {
             tv_sec: 0,
@@ -322,11 +384,53 @@ fn run_container(root: &Path, c: &CreateArgs, detach: bool) -> anyhow::Result<u8
         let sig = unsafe { libc::sigtimedwait(block.as_ref(), std::ptr::null_mut(), &timeout) };
         if sig > 0 && sig != libc::SIGCHLD {
             // SAFETY: kill has no memory-safety preconditions.
-            unsafe { libc::kill(state.pid, sig) };
+            unsafe { libc::kill(pid, sig) };
         }
     };
-    lifecycle::delete(root, &c.id, true)?;
     Ok(u8::try_from(code.clamp(0, 255)).unwrap_or(u8::MAX))
+}
+
+/// `exec`: start the process, write its pid file, then wait for it unless detached.
+fn exec(root: &Path, e: &ExecArgs) -> anyhow::Result<u8> {
+    if e.tty || e.console_socket.is_some() {
+        bail!("exec --tty / --console-socket is not supported: stdio is passed through");
+    }
+    if e.process.is_some() && !e.command.is_empty() {
+        bail!("exec: give either --process FILE or a COMMAND, not both");
+    }
+    let user = match &e.user {
+        None => None,
+        Some(u) => {
+            let (uid, gid) = u.split_once(':').unwrap_or((u, "0"));
+            let parse = |s: &str| {
+                s.parse::<u32>()
+                    .map_err(|_| anyhow!("--user `{u}` is not UID[:GID] (numbers)"))
+            };
+            Some((parse(uid)?, parse(gid)?))
+        }
+    };
+    for kv in &e.env {
+        if !kv.contains('=') {
+            bail!("--env `{kv}` is not KEY=VALUE");
+        }
+    }
+    let opts = lifecycle::ExecOptions {
+        process: e.process.clone(),
+        args: e.command.clone(),
+        env: e.env.clone(),
+        cwd: e.cwd.clone(),
+        user,
+    };
+    // The process takes the signal mask it finds: nothing is blocked before it runs.
+    let pid = lifecycle::exec(root, &e.id, &opts)?;
+    let block = forwarded_set();
+    if let Some(f) = &e.pid_file {
+        lifecycle::write_pid_file(f, pid)?;
+    }
+    if e.detach {
+        return Ok(0);
+    }
+    wait_forwarding(pid, &block)
 }
 
 fn list(root: &Path, format: ListFormat, quiet: bool) -> anyhow::Result<()> {

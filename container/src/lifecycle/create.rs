@@ -130,7 +130,7 @@ fn create_in(
 }
 
 /// Writes `pid` to `path` atomically (temporary file in the same folder, rename).
-fn write_pid_file(path: &Path, pid: i32) -> Result<(), LifecycleError> {
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), LifecycleError> {
     let err = |e: std::io::Error| LifecycleError::Io {
         what: format!("writing the pid file {}", path.display()),
         source: e,

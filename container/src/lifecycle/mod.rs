@@ -1,20 +1,22 @@
 //! The OCI runtime lifecycle (runc's command line drives it): `create` sets a
 //! container up and leaves its init waiting before the workload's execve, `start`
-//! releases it, `state`, `kill`, `delete`, `list`, `ps`. No runtime process stays
+//! releases it, `state`, `kill`, `delete`, `list`, `ps`, `exec`. No runtime process stays
 //! between commands: what a later command needs is in the container's folder under
 //! the runtime's root ([`state`]), and its status is observed, not remembered
 //! ([`status`]). One file per operation.
 
 mod create;
 mod delete;
+mod exec;
 mod kill;
 mod query;
 mod start;
 pub mod state;
 pub mod status;
 
-pub use create::{create, CreateOptions};
+pub use create::{create, write_pid_file, CreateOptions};
 pub use delete::delete;
+pub use exec::{exec, ExecOptions};
 pub use kill::kill;
 pub use query::{list, ps, state};
 pub use start::start;
