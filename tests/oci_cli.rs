@@ -523,6 +523,35 @@ fn bad_input_is_one_line_and_exit_1_like_runc() {
             &["create", "--bundle", bundle.to_str().unwrap(), "../x"],
         );
         assert_refused(rt, &o, "unsafe ID", "../x");
+        // A terminal without a console socket, a console socket that is not one.
+        let tty = f.dir.join("tty");
+        std::fs::create_dir_all(&tty).unwrap();
+        let mut cfg: Value =
+            serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+        cfg["process"]["terminal"] = json!(true);
+        std::fs::write(tty.join("config.json"), cfg.to_string()).unwrap();
+        let o = rt.out(&root, &["create", "--bundle", tty.to_str().unwrap(), "t1"]);
+        assert_refused(
+            rt,
+            &o,
+            "terminal without --console-socket",
+            "console-socket",
+        );
+        let not_socket = f.file("not-a-socket");
+        std::fs::write(&not_socket, "").unwrap();
+        let o = rt.out(
+            &root,
+            &[
+                "create",
+                "--console-socket",
+                not_socket.to_str().unwrap(),
+                "--bundle",
+                tty.to_str().unwrap(),
+                "t2",
+            ],
+        );
+        assert_refused(rt, &o, "--console-socket of a file", "not-a-socket");
+        assert!(!root.join("t1").exists() && !root.join("t2").exists());
         // Start of a stopped container.
         let id = format!("stopped-{}", std::process::id());
         create(rt, &f, &bundle, &id, &[]);

@@ -2,7 +2,8 @@
 //! image imported from guest-images/out/rootfs, `podman run --rm IMAGE
 //! /sbin/guest-init hello` prints the hello line, and the workload's exit status comes
 //! back through conmon and podman; `podman run -d`, `exec` (its status, the
-//! container's hostname), `stop`, `rm`. The same cases run with runc as the control,
+//! container's hostname), `stop`, `rm`; `podman run -t` (the pty the runtime sends
+//! to conmon's console socket, `/dev/pts/0` inside). The same cases run with runc as the control,
 //! so a host problem is told apart from ours.
 //!
 //! podman gets a private storage root, run root and tmpdir under a temporary folder
@@ -182,6 +183,22 @@ fn detached_exec_stop_rm(p: &Podman, runtime: &Path) {
     assert_eq!(text(&o.stdout).trim(), "", "{r}: containers left");
 }
 
+/// `podman run -t`: the workload's stdio is a terminal of the container's own devpts.
+fn terminal(p: &Podman, runtime: &Path) {
+    let o = p
+        .cmd(&["--runtime"])
+        .arg(runtime)
+        .args(["run", "--rm", "-t", IMAGE, "/bin/sh", "-c"])
+        .arg("tty; [ -t 0 ] && [ -t 1 ] && echo both-ttys; exit 6")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let r = runtime.display();
+    assert_eq!(o.status.code(), Some(6), "{r}: run -t: {}", text(&o.stderr));
+    // A terminal ends lines with \r\n.
+    assert_eq!(text(&o.stdout), "/dev/pts/0\r\nboth-ttys\r\n", "{r}");
+}
+
 #[test]
 fn podman_runs_the_guest_with_runc_as_control() {
     if !ready("podman with runc") {
@@ -194,6 +211,7 @@ fn podman_runs_the_guest_with_runc_as_control() {
     let p = Podman::new();
     hello_and_status(&p, &runc);
     detached_exec_stop_rm(&p, &runc);
+    terminal(&p, &runc);
 }
 
 #[test]
@@ -207,4 +225,5 @@ fn podman_runs_the_guest_with_bootlab_runc() {
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_bootlab"), &link).unwrap();
     hello_and_status(&p, &link);
     detached_exec_stop_rm(&p, &link);
+    terminal(&p, &link);
 }

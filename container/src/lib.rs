@@ -13,6 +13,7 @@
 //! maps), cgroups only when limits or a timeout are asked for.
 
 pub mod cgroups;
+pub mod console;
 pub mod devices;
 mod error;
 pub mod lifecycle;

@@ -40,6 +40,7 @@ pub const SUPPORTED: &[&str] = &[
     "root.path",
     "root.readonly",
     "process.terminal",
+    "process.consoleSize",
     "process.user.uid",
     "process.user.gid",
     "process.user.umask",
@@ -355,12 +356,6 @@ pub fn convert(cfg: &Spec, bundle: &Path) -> std::result::Result<SandboxSpec, St
         return Err("missing field `ociVersion`".into());
     }
     let p = cfg.process().as_ref().ok_or("missing field `process`")?;
-    if p.terminal() == Some(true) {
-        return Err(
-            "process.terminal=true is not supported: stdio is passed through (set it to false)"
-                .into(),
-        );
-    }
     let args = p.args().clone().ok_or("missing field `process.args`")?;
     if args.is_empty() {
         return Err("process.args is empty".into());
@@ -386,6 +381,11 @@ pub fn convert(cfg: &Spec, bundle: &Path) -> std::result::Result<SandboxSpec, St
     let mut spec = SandboxSpec::new(Some(root_path), args);
     spec.env = p.env().clone().unwrap_or_default();
     spec.cwd = p.cwd().clone();
+    spec.terminal = p.terminal() == Some(true);
+    spec.console_size = p.console_size().map(|b| {
+        let clamp = |v: u64| u16::try_from(v).unwrap_or(u16::MAX);
+        (clamp(b.height()), clamp(b.width()))
+    });
     spec.readonly_root = root.readonly().unwrap_or(false);
     spec.default_mounts = false;
     spec.hostname = cfg.hostname().clone();
@@ -726,12 +726,13 @@ mod tests {
             let e = parse(&RUNC_LIKE.replace(from, to), Path::new("/b")).unwrap_err();
             assert!(e.contains(want), "{to}: {e}");
         }
-        let e = parse(
+        // A terminal is the runtime's to make (`oci create --console-socket`).
+        let t = parse(
             &RUNC_LIKE.replace("\"terminal\": false", "\"terminal\": true"),
             Path::new("/b"),
         )
-        .unwrap_err();
-        assert!(e.contains("terminal"), "{e}");
+        .unwrap();
+        assert!(t.terminal);
     }
 
     #[test]

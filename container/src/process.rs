@@ -183,6 +183,11 @@ struct Prepared {
     netns: Option<NetnsHandle>,
     /// Set by [`create`]: the init stops before its execve until `start`.
     hold: Option<Hold>,
+    /// The connection to the engine's console socket: the child opens a pty in the
+    /// container, sends the master there and takes the slave as its stdio.
+    console: Option<RawFd>,
+    /// The terminal's size (rows, columns).
+    console_size: Option<(u16, u16)>,
     /// The child dies with the runtime (parent-death signal). Not for [`exec`]'s
     /// process, which outlives a runtime that returned with `--detach`.
     pdeath: bool,
@@ -299,6 +304,8 @@ impl Prepared {
             alive: (-1, -1),
             netns: None,
             hold: None,
+            console: None,
+            console_size: spec.console_size,
             pdeath: true,
         })
     }
@@ -323,6 +330,12 @@ struct Launch {
 
 /// [`run`] with the bundle directory for relative mount sources.
 pub fn run_in(spec: &SandboxSpec, bundle_dir: Option<&Path>) -> Result<Outcome> {
+    if spec.terminal {
+        return Err(Error::Config(
+            "process.terminal=true needs a console socket to send the terminal to (bootlab oci create --console-socket); `sandbox run` passes its stdio through"
+                .into(),
+        ));
+    }
     // SAFETY: geteuid cannot fail.
     let euid = unsafe { libc::geteuid() };
     // As root without a user namespace, a thread makes the network namespace while
@@ -473,6 +486,7 @@ pub fn create(
     cgroup: &Cgroup,
     exec_fifo: RawFd,
     preserve_fds: u32,
+    console: Option<RawFd>,
 ) -> Result<libc::pid_t> {
     // SAFETY: geteuid cannot fail.
     let euid = unsafe { libc::geteuid() };
@@ -488,6 +502,7 @@ pub fn create(
         fifo: exec_fifo,
         preserve_fds,
     });
+    prep.console = console;
     let (alive_r, alive_w) = alive_pipe(&mut prep)?;
     identity_steps(&mut prep, spec, euid)?;
     let mut mask = SigSet::empty();
@@ -1173,6 +1188,7 @@ fn child_setup(
     let mut keep = vec![
         Some(p.alive.0),
         exec_w,
+        p.console,
         p.netns.as_ref().map(NetnsHandle::pidfd),
         p.hold.map(|h| h.fifo),
     ];
@@ -1216,6 +1232,7 @@ fn child_setup(
     }
     // New session: no controlling terminal, so no TIOCSTI injection into the host's.
     step("setsid", nix::unistd::setsid())?;
+
     if !p.cgroup_procs.is_empty() {
         step("joining the cgroup", cgroups::join(&p.cgroup_procs))?;
         if p.late_cgroupns {
@@ -1231,6 +1248,9 @@ fn child_setup(
     let old_umask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     if let Some(plan) = &p.rootfs {
         plan.apply()?;
+    }
+    if let Some(sock) = p.console {
+        step("the terminal", container_terminal(sock, p.console_size))?;
     }
     steps.stamp(2);
     if let Some(h) = &p.hostname {
@@ -1322,6 +1342,20 @@ fn child_setup(
     };
     step("close_range", crate::sys::cvt_long(rc))?;
     Ok(path)
+}
+
+/// Opens a pty on the container's devpts, sends its master on the console
+/// connection `sock` and makes the slave this process's terminal and stdio.
+fn container_terminal(sock: RawFd, size: Option<(u16, u16)>) -> std::io::Result<()> {
+    let pty = crate::console::Pty::open()?;
+    if let Some((rows, cols)) = size {
+        pty.set_size(rows, cols)?;
+    }
+    pty.send_master(sock)?;
+    pty.take_slave()?;
+    // SAFETY: closing our copy of the connection; the engine holds the master.
+    unsafe { libc::close(sock) };
+    Ok(())
 }
 
 /// Arms `PR_SET_PDEATHSIG` = SIGKILL, then checks that the runtime did not die before

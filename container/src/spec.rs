@@ -196,6 +196,12 @@ pub struct SandboxSpec {
     pub seccomp_profile: Option<Filter>,
     /// Kill the whole sandbox after this long.
     pub timeout: Option<Duration>,
+    /// The workload's stdio is a terminal made by the runtime (OCI
+    /// `process.terminal`; only `bootlab oci create`, which sends its master to the
+    /// engine's console socket).
+    pub terminal: bool,
+    /// The terminal's size (rows, columns), OCI `process.consoleSize`.
+    pub console_size: Option<(u16, u16)>,
 }
 
 impl SandboxSpec {
@@ -233,6 +239,8 @@ impl SandboxSpec {
             seccomp: true,
             seccomp_profile: None,
             timeout: None,
+            terminal: false,
+            console_size: None,
         }
     }
 }

@@ -45,11 +45,19 @@ pub fn create(opts: &CreateOptions) -> Result<State, LifecycleError> {
     })?;
     // Read before the folder is made: a bad bundle leaves nothing behind.
     let config = crate::oci::load(&bundle)?;
-    if opts.console_socket.is_some() {
-        return Err(LifecycleError::Invalid(
-            "--console-socket is for process.terminal=true, which this bundle does not ask for"
-                .into(),
-        ));
+    match (config.sandbox.terminal, opts.console_socket.is_some()) {
+        (true, false) => {
+            return Err(LifecycleError::Invalid(
+                "process.terminal=true needs --console-socket (where to send the terminal)".into(),
+            ))
+        }
+        (false, true) => {
+            return Err(LifecycleError::Invalid(
+                "--console-socket is for process.terminal=true, which this bundle does not ask for"
+                    .into(),
+            ))
+        }
+        _ => {}
     }
     let dir = ContainerDir::make(&opts.root, &opts.id)?;
     match create_in(&dir, opts, &bundle, &config) {
@@ -109,14 +117,25 @@ fn create_in(
             what: format!("opening {}", fifo_path.display()),
             source: e,
         })?;
+    let console = match &opts.console_socket {
+        Some(socket) => Some(
+            crate::console::connect(socket).map_err(|e| LifecycleError::Io {
+                what: format!("connecting to --console-socket {}", socket.display()),
+                source: e,
+            })?,
+        ),
+        None => None,
+    };
     let pid = crate::process::create(
         &config.sandbox,
         Some(bundle),
         &cgroup,
         fifo.as_raw_fd(),
         opts.preserve_fds,
+        console.as_ref().map(AsRawFd::as_raw_fd),
     )?;
     drop(fifo);
+    drop(console);
     state.pid = pid;
     state.start_time = proc_stat(pid).map_or(0, |(_, t)| t);
     state.ready = true;
