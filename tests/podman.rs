@@ -3,7 +3,8 @@
 //! /sbin/guest-init hello` prints the hello line, and the workload's exit status comes
 //! back through conmon and podman; `podman run -d`, `exec` (its status, the
 //! container's hostname), `stop`, `rm`; `podman run -t` (the pty the runtime sends
-//! to conmon's console socket, `/dev/pts/0` inside). The same cases run with runc as the control,
+//! to conmon's console socket, `/dev/pts/0` inside); `--memory` and `--pids-limit`
+//! enforced. The same cases run with runc as the control,
 //! so a host problem is told apart from ours.
 //!
 //! podman gets a private storage root, run root and tmpdir under a temporary folder
@@ -199,6 +200,58 @@ fn terminal(p: &Podman, runtime: &Path) {
     assert_eq!(text(&o.stdout), "/dev/pts/0\r\nboth-ttys\r\n", "{r}");
 }
 
+/// `--memory` and `--pids-limit` hold: a 96 MiB buffer under a 32 MiB limit is
+/// OOM-killed (137), the 11th process under a limit of 10 cannot fork.
+fn limits(p: &Podman, runtime: &Path) {
+    let r = runtime.display();
+    let run = |opts: &[&str], args: &[&str]| {
+        p.cmd(&["--runtime"])
+            .arg(runtime)
+            .args(["run", "--rm"])
+            .args(opts)
+            .arg(IMAGE)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let o = run(
+        &["--memory", "32m"],
+        &[
+            "/bin/dd",
+            "if=/dev/zero",
+            "of=/dev/null",
+            "bs=96M",
+            "count=1",
+        ],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(137),
+        "{r}: --memory: {}",
+        text(&o.stderr)
+    );
+    let o = run(
+        &["--pids-limit", "10"],
+        &[
+            "/bin/sh",
+            "-c",
+            "for i in $(seq 30); do sleep 2 & done; echo all-started",
+        ],
+    );
+    assert!(
+        !o.status.success(),
+        "{r}: --pids-limit: {}",
+        text(&o.stdout)
+    );
+    assert!(
+        text(&o.stderr).contains("can't fork"),
+        "{r}: {}",
+        text(&o.stderr)
+    );
+    assert!(!text(&o.stdout).contains("all-started"), "{r}");
+}
+
 #[test]
 fn podman_runs_the_guest_with_runc_as_control() {
     if !ready("podman with runc") {
@@ -212,6 +265,7 @@ fn podman_runs_the_guest_with_runc_as_control() {
     hello_and_status(&p, &runc);
     detached_exec_stop_rm(&p, &runc);
     terminal(&p, &runc);
+    limits(&p, &runc);
 }
 
 #[test]
@@ -226,4 +280,5 @@ fn podman_runs_the_guest_with_bootlab_runc() {
     hello_and_status(&p, &link);
     detached_exec_stop_rm(&p, &link);
     terminal(&p, &link);
+    limits(&p, &link);
 }
