@@ -7,8 +7,9 @@ PACKAGES=(
   # guest images: busybox rootfs, initramfs, kernel build from Debian's source
   busybox-static cpio gzip xz-utils linux-source-6.1 bc bison flex libelf-dev libssl-dev
   build-essential
-  # peers and tools the harness drives
-  qemu-system-x86 crun runc bubblewrap hyperfine strace iproute2
+  # peers and tools the harness drives (seabios: qemu-pc-seabios's firmware, named
+  # because the lane copies it)
+  qemu-system-x86 seabios crun runc bubblewrap hyperfine strace iproute2
   # engines that drive the OCI runtime (issue 14), and libseccomp's static archive
   # (container/src/security/oci_seccomp.rs links it, see .cargo/config.toml)
   podman containerd libseccomp-dev

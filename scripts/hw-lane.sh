@@ -255,6 +255,10 @@ add_program "$bootlab" bootlab
 add_program "$qemu" qemu-system-x86_64
 # QEMU finds its firmware relative to its executable (/lane/bin/../share/qemu).
 cp -rL /usr/share/qemu "$R/lane/share/qemu" 2>/dev/null || die "cannot copy /usr/share/qemu"
+# Debian's QEMU takes SeaBIOS (bios-256k.bin, -M pc's BIOS) from /usr/share/seabios.
+if [[ -d /usr/share/seabios ]]; then
+  cp -nL /usr/share/seabios/*.bin "$R/lane/share/qemu/" 2>/dev/null || die "cannot copy /usr/share/seabios"
+fi
 have_fc=no
 if [[ -n "$firecracker" && -x "$firecracker" ]]; then
   add_program "$firecracker" firecracker
