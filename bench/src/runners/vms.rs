@@ -176,8 +176,8 @@ impl Runner for QemuMicrovm {
             "-cpu host,-arch-capabilities (else QEMU fails to set MSR 0x10a on PVM hosts)".into(),
             "not firmware-free: QEMU 7.2's microvm always loads its BIOS, qboot (with \
              `-bios /nonexistent` it refuses to start), which loads the `-kernel` and jumps to \
-             it; qboot's few milliseconds are inside vmm+kernel here and are shown as a \
-             phase by qemu-microvm-qboot"
+             it; qboot's time, the kernel's loading included, is inside vmm+kernel here \
+             and is its own phase in qemu-microvm-qboot"
                 .into(),
         ]
     }
