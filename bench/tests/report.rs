@@ -580,3 +580,85 @@ fn no_runtime_label_is_cut_off_in_headless_chromium() {
         assert!(n >= 3, "{name} checked {n} times: {checked:#?}");
     }
 }
+
+/// The fixture plus a VM with firmware (`qemu-pc-seabios`, three runs by hand: the
+/// firmware 40..60 ms, its longest phase) for the verdict and the seed's picture.
+fn with_firmware_vm() -> Results {
+    use bench::results::{RunRecord, RuntimeInfo, RuntimeKind, RuntimeStatus};
+    use timeline::{event, EventSource, Timeline};
+    let mut r = fixture();
+    r.runtimes.push(RuntimeInfo {
+        name: "qemu-pc-seabios".into(),
+        kind: RuntimeKind::FirmwareVm,
+        ours: false,
+        version: None,
+        command: String::new(),
+        status: RuntimeStatus::Ran,
+        unobservable: Vec::new(),
+        notes: Vec::new(),
+    });
+    let ms = 1_000_000;
+    for (round, fw) in [(0u32, 40u64), (1, 50), (2, 60)] {
+        let spawn = 1_000 * ms;
+        let mut t = Timeline::new("qemu-pc-seabios", spawn);
+        // vmm 10 ms, firmware `fw`, kernel 20, init 5, process 1, teardown 4.
+        for (name, at, source) in [
+            (event::SPAWN, 0, EventSource::Harness),
+            (event::FIRMWARE_START, 10, EventSource::Console),
+            (event::FIRMWARE_HANDOVER, 10 + fw, EventSource::Console),
+            (event::INIT_START, 30 + fw, EventSource::Console),
+            (event::EXEC, 35 + fw, EventSource::Console),
+            (event::DONE, 36 + fw, EventSource::Console),
+            (event::EXIT, 40 + fw, EventSource::Harness),
+        ] {
+            t.push(name, spawn + at * ms, source);
+        }
+        r.runs.push(RunRecord {
+            round,
+            load: 0,
+            timeline: t,
+        });
+    }
+    r
+}
+
+#[test]
+fn a_vm_with_firmware_gets_its_place_colour_and_verdict() {
+    use report::verdict::{Outcome, Role};
+    let r = with_firmware_vm();
+    let rep = report::build(&r);
+    // The verdict names it, its time to the process (35 + 50 ms) and its firmware.
+    let Some(Outcome::Measured(m)) = rep.verdict.get(Role::FirmwareVm) else {
+        panic!("{:?}", rep.verdict);
+    };
+    assert_eq!(m.runtime, "qemu-pc-seabios");
+    assert_eq!(m.to_process.median, 85e6);
+    assert_eq!((m.largest.0.as_str(), m.largest.1), ("firmware", 50e6));
+    let text = rep.verdict.sentences().join(" ");
+    assert!(
+        text.contains("a traditional VM with firmware 85.0 ms (qemu-pc-seabios)"),
+        "{text}"
+    );
+    assert!(text.contains("largest phase `firmware` 50.0 ms"), "{text}");
+    // Medians: firmware between vmm and kernel.
+    let medians = rep
+        .tables
+        .iter()
+        .find(|t| t.title.starts_with("Medians"))
+        .unwrap();
+    let at = |c: &str| medians.header.iter().position(|h| h == c).unwrap();
+    assert!(at("vmm") < at("firmware") && at("firmware") < at("kernel"));
+    // The seed's picture: vmm, firmware, kernel, init, process in the firmware colour.
+    let html = report::html(&rep);
+    let seed = svgs(&html)[0];
+    let tag = "<title>qemu-pc-seabios ";
+    let fw: Vec<&str> = seed
+        .match_indices(tag)
+        .map(|(i, _)| {
+            let rest = &seed[i + tag.len()..];
+            &rest[..rest.find(':').unwrap()]
+        })
+        .collect();
+    assert_eq!(fw, ["vmm", "firmware", "kernel", "init", "process"]);
+    assert!(seed.contains("fill=\"#edc948\"><title>qemu-pc-seabios firmware"));
+}
