@@ -16,13 +16,14 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 /// Every runtime the harness knows, in report order.
-pub const RUNTIMES: [&str; 19] = [
+pub const RUNTIMES: [&str; 20] = [
     "bootlab-vm-lab",
     "bootlab-vm-lab-kernel-irqchip",
     "bootlab-vm-lab-restore",
     "bootlab-vm-linux-restore",
     "bootlab-vm-linux",
     "bootlab-sandbox",
+    "bootlab-oci",
     "fork-exec",
     "sandbox-floor",
     "bwrap",
@@ -67,7 +68,8 @@ pub struct BenchArgs {
     /// guest rows only on hardware KVM, but bootlab-vm-linux-restore everywhere: its
     /// snapshot is taken once and cached). Known: bootlab-vm-lab,
     /// bootlab-vm-lab-kernel-irqchip, bootlab-vm-lab-restore, bootlab-vm-linux,
-    /// bootlab-vm-linux-restore, bootlab-sandbox, fork-exec, sandbox-floor, bwrap, runc,
+    /// bootlab-vm-linux-restore, bootlab-sandbox, bootlab-oci (`bootlab oci run` of a
+    /// bundle, driven like runc), fork-exec, sandbox-floor, bwrap, runc,
     /// crun, kvm-floor, qemu-microvm, qemu-microvm-linux, qemu-microvm-qboot and
     /// qemu-pc-seabios (the Linux guest through firmware: qboot, SeaBIOS; a firmware
     /// phase), firecracker,
@@ -263,6 +265,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
             }),
             "sandbox-floor" => Box::new(SandboxFloor::new(workload.clone())),
             "bwrap" => Box::new(Bwrap::new(workload.clone())),
+            "bootlab-oci" => Box::new(Oci::bootlab(bin.clone(), workload.clone())),
             "runc" => Box::new(Oci::new(OciFlavor::Runc, workload.clone())),
             "crun" => Box::new(Oci::new(OciFlavor::Crun, workload.clone())),
             "kvm-floor" => Box::new(KvmFloor::new()),

@@ -1,5 +1,6 @@
-//! runc and crun: an OCI bundle (config.json over the shared rootfs) generated once
-//! per session in the scratch dir, then `<runtime> run --bundle B <unique id>` per run.
+//! runc, crun and ours (`bootlab oci`, row bootlab-oci): an OCI bundle (config.json
+//! over the shared rootfs) generated once per session in the scratch dir, then
+//! `<runtime> run --bundle B <unique id>` per run (create, start, wait, delete).
 //! On a hybrid-cgroup host crun runs in a mount namespace where the cgroup2 mount's
 //! controller list reads empty (see [`controllers_mask`]).
 
@@ -28,6 +29,8 @@ pub fn controllers_mask(flavor: OciFlavor, controllers: Option<&str>) -> bool {
 pub enum OciFlavor {
     Runc,
     Crun,
+    /// `bootlab oci`, our runtime with runc's command line.
+    Bootlab,
 }
 
 impl OciFlavor {
@@ -35,6 +38,15 @@ impl OciFlavor {
         match self {
             OciFlavor::Runc => "runc",
             OciFlavor::Crun => "crun",
+            OciFlavor::Bootlab => "bootlab-oci",
+        }
+    }
+
+    /// What comes before runc's command line (`bootlab oci ...`).
+    fn prefix(self) -> &'static [&'static str] {
+        match self {
+            OciFlavor::Bootlab => &["oci"],
+            OciFlavor::Runc | OciFlavor::Crun => &[],
         }
     }
 }
@@ -55,6 +67,17 @@ impl Oci {
         Oci {
             flavor,
             bin: which(flavor.name()),
+            workload,
+            bundle: None,
+            masked: None,
+        }
+    }
+
+    /// Our runtime: the bootlab binary `bin` as `bootlab oci`.
+    pub fn bootlab(bin: PathBuf, workload: Workload) -> Self {
+        Oci {
+            flavor: OciFlavor::Bootlab,
+            bin: Some(bin),
             workload,
             bundle: None,
             masked: None,
@@ -97,6 +120,10 @@ impl Runner for Oci {
         self.flavor.name()
     }
 
+    fn ours(&self) -> bool {
+        self.flavor == OciFlavor::Bootlab
+    }
+
     fn check(&self) -> Result<(), String> {
         self.bin.as_ref().ok_or_else(|| {
             format!(
@@ -134,6 +161,7 @@ impl Runner for Oci {
         let bundle = self.bundle.clone().unwrap_or_default();
         let id = format!("bootlab-{}-{}", std::process::id(), ctx.id);
         let mut spec = RunSpec::new(bin, ConsoleMap::Container)
+            .args(self.flavor.prefix().iter().copied())
             .args(["run", "--bundle"])
             .arg(bundle)
             .arg(id);
@@ -143,7 +171,9 @@ impl Runner for Oci {
     }
 
     fn version(&self) -> Option<String> {
-        version_of(self.bin.as_ref()?, &["--version"])
+        let mut args = self.flavor.prefix().to_vec();
+        args.push("--version");
+        version_of(self.bin.as_ref()?, &args)
     }
 
     fn notes(&self) -> Vec<String> {
@@ -179,6 +209,16 @@ mod tests {
         assert_eq!(c["root"]["readonly"], true);
         assert_eq!(c["process"]["args"][1], "hello");
         assert_eq!(c["linux"]["namespaces"].as_array().unwrap().len(), 6);
+    }
+
+    #[test]
+    fn bootlab_oci_is_ours_and_runs_runc_s_command_line_after_oci() {
+        let w = Workload::guest_init("/img/rootfs");
+        let ours = Oci::bootlab("/b/bootlab".into(), w.clone());
+        assert!(ours.ours() && !Oci::new(OciFlavor::Runc, w).ours());
+        assert_eq!(ours.name(), "bootlab-oci");
+        assert_eq!(OciFlavor::Bootlab.prefix(), ["oci"]);
+        assert!(OciFlavor::Runc.prefix().is_empty());
     }
 
     #[test]
