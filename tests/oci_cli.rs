@@ -683,7 +683,7 @@ fn exec_cases(rt: &Runtime, tag: &str) {
     let proc_json = f.file("process.json");
     std::fs::write(
         &proc_json,
-        r#"{"args": ["/bin/sh", "-c", "sleep 0.2"], "cwd": "/", "env": ["PATH=/bin"],
+        r#"{"args": ["/bin/sh", "-c", "sleep 5"], "cwd": "/", "env": ["PATH=/bin"],
             "user": {"uid": 0, "gid": 0}}"#,
     )
     .unwrap();
@@ -750,4 +750,73 @@ fn runc_control_runs_the_same_exec() {
         return;
     };
     exec_cases(&runc, "oci-exec-runc");
+}
+
+/// A bundle over the sandbox tests' busybox rootfs with the `probe` helper.
+fn probe_bundle(f: &Fixture, name: &str, args: &[&str]) -> PathBuf {
+    let b = f.bundle(name, args);
+    let path = b.join("config.json");
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    cfg["root"]["path"] = json!(test_support::sandbox::rootfs());
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    b
+}
+
+#[test]
+fn runtime_binary_and_runtime_fds_stay_out_of_reach_on_the_fifo_path_and_in_exec() {
+    if !ready("oci security") || !test_support::sandbox::require_root() {
+        return;
+    }
+    let rt = Runtime::bootlab();
+    let f = Fixture::new("oci-sec");
+    let root = f.root();
+    // CVE-2019-5736: the runtime's binary as the workload is refused by create.
+    let evil = probe_bundle(&f, "evil", &["/proc/self/exe", "--version"]);
+    let o = rt.out(
+        &root,
+        &["create", "--bundle", evil.to_str().unwrap(), "evil"],
+    );
+    assert_refused(&rt, &o, "the runtime as workload", "runtime's own binary");
+    assert!(!root.join("evil").exists());
+    // A created container's init waits on the exec FIFO as the runtime's binary:
+    // a process exec'd next to it cannot open that binary through /proc/1/exe
+    // (the init is non-dumpable), for writing, reading or as a path.
+    let b = probe_bundle(
+        &f,
+        "idle",
+        &["/bin/sh", "-c", "while :; do sleep 0.05; done"],
+    );
+    let id = format!("sec-{}", std::process::id());
+    create(&rt, &f, &b, &id, &[]);
+    let ops = [
+        "open:/proc/1/exe:w",
+        "open:/proc/1/exe:r",
+        "open:/proc/1/exe:path",
+    ];
+    let o = rt.out(
+        &root,
+        &[&["exec", &id, "probe", "attack"][..], &ops].concat(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let got: Vec<String> = text(&o.stdout).lines().map(str::to_owned).collect();
+    for op in ops {
+        assert!(
+            got.contains(&format!("{op}=EACCES")),
+            "{op}: {got:?} (the init before start)"
+        );
+    }
+    // exec of the runtime's binary is refused like create's (255: exec's own
+    // failure).
+    let o = rt.out(&root, &["exec", &id, "/proc/self/exe", "--version"]);
+    assert_refused_with(&rt, &o, 255, "exec of the runtime", "runtime's own binary");
+    // CVE-2024-21626: no descriptor of the runtime is open when the exec'd process
+    // changes to its working directory.
+    for fd in 3..8 {
+        let cwd = format!("/proc/self/fd/{fd}");
+        let o = rt.out(&root, &["exec", "--cwd", &cwd, &id, "/bin/true"]);
+        // Refused because nothing is open there (ENOENT), not for another reason.
+        assert_refused_with(&rt, &o, 255, &format!("--cwd {cwd}"), "ENOENT");
+    }
+    assert!(rt.out(&root, &["start", &id]).status.success());
+    assert!(rt.out(&root, &["delete", "--force", &id]).status.success());
 }
