@@ -11,6 +11,9 @@
 #   initramfs.cpio[.gz]   newc: /init = guest-init, /dev/console, empty /proc /sys /dev /tmp
 #   initramfs-full.cpio.gz  the whole rootfs/ as an initramfs (larger: slower to boot emulated)
 #   initramfs32.cpio[.gz] /init = guest-init32, /bin/hello -> /init, /dev/console, empty dirs
+#   rootfs.ext4           rootfs/ as an ext4 image (mkfs.ext4 -d, no loop mount), plus
+#                         /sbin/guest-init32 for an emulated /dev/kvm: the root disk of
+#                         `bootlab vm run --guest linux --disk rootfs.ext4`
 #   vmlinux               Linux 6.1 (Debian linux-source-6.1), tinyconfig + kernel/*.config
 #
 # Environment:
@@ -159,6 +162,32 @@ step_initramfs() {
   note "initramfs32.cpio" "$(size_of "$OUT/initramfs32.cpio") bytes (in $(elapsed "$t0") s)"
 }
 
+# rootfs/ (the container's tree) as an ext4 image, without a loop mount: mkfs.ext4
+# -d copies the tree in. No journal (a read-only root by default, and a smaller
+# image); root-owned files; a fixed UUID. guest-init32 goes in beside it (/sbin/guest-init32), the init for
+# an emulated /dev/kvm (see initramfs32 above).
+step_disk() {
+  local t0 stage kib
+  t0=$(now)
+  command -v mkfs.ext4 >/dev/null || die "mkfs.ext4 not found (apt-get install e2fsprogs)"
+  [[ -d "$OUT/rootfs" ]] || step_rootfs
+  [[ -x "$OUT/guest-init32" ]] || step_init32
+  stage=$(mktemp -d)
+  # shellcheck disable=SC2064
+  trap "rm -rf '$stage'" RETURN
+  cp -a "$OUT/rootfs/." "$stage/"
+  install -m 0755 "$OUT/guest-init32" "$stage/sbin/guest-init32"
+  # Twice the tree plus 4 MiB for the file system's own tables, in KiB.
+  kib=$(($(du -sk "$stage" | cut -f1) * 2 + 4096))
+  rm -f "$OUT/rootfs.ext4.tmp"
+  truncate -s "${kib}k" "$OUT/rootfs.ext4.tmp"
+  mkfs.ext4 -q -F -L bootlab-root -O ^has_journal \
+    -U 0b1ab000-0000-4000-8000-000000000001 -E root_owner=0:0,hash_seed=0b1ab000-0000-4000-8000-000000000002 \
+    -d "$stage" "$OUT/rootfs.ext4.tmp" "${kib}k"
+  mv -f "$OUT/rootfs.ext4.tmp" "$OUT/rootfs.ext4"
+  note "rootfs.ext4" "$(size_of "$OUT/rootfs.ext4") bytes in $(elapsed "$t0") s"
+}
+
 # The fragments and patches the kernel is built from, in the order they apply.
 kernel_inputs() {
   echo "$HERE/kernel/microvm.config"
@@ -263,12 +292,12 @@ step_kernel() {
 main() {
   local steps=("$@") s t0
   t0=$(now)
-  ((${#steps[@]})) || steps=(deps init init32 rootfs initramfs kernel)
+  ((${#steps[@]})) || steps=(deps init init32 rootfs initramfs disk kernel)
   for s in "${steps[@]}"; do
     case "$s" in
-      deps | init | init32 | rootfs | initramfs | kernel) "step_$s" ;;
-      all) step_deps; step_init; step_init32; step_rootfs; step_initramfs; step_kernel ;;
-      *) die "unknown step '$s' (steps: deps init init32 rootfs initramfs kernel all)" ;;
+      deps | init | init32 | rootfs | initramfs | disk | kernel) "step_$s" ;;
+      all) step_deps; step_init; step_init32; step_rootfs; step_initramfs; step_disk; step_kernel ;;
+      *) die "unknown step '$s' (steps: deps init init32 rootfs initramfs disk kernel all)" ;;
     esac
   done
   log "done in $(elapsed "$t0") s; output in $OUT"

@@ -4,8 +4,9 @@
 set -euo pipefail
 
 PACKAGES=(
-  # guest images: busybox rootfs, initramfs, kernel build from Debian's source
-  busybox-static cpio gzip xz-utils linux-source-6.1 bc bison flex libelf-dev libssl-dev
+  # guest images: busybox rootfs, initramfs, the rootfs as ext4 (mkfs.ext4 -d),
+  # kernel build from Debian's source
+  busybox-static cpio gzip xz-utils e2fsprogs linux-source-6.1 bc bison flex libelf-dev libssl-dev
   build-essential
   # peers and tools the harness drives (seabios: qemu-pc-seabios's firmware, named
   # because the lane copies it)

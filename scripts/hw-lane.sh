@@ -268,7 +268,7 @@ else
 fi
 
 mkdir -p "$R/lane/images"
-for f in vmlinux initramfs.cpio.gz initramfs.cpio guest-init; do
+for f in vmlinux initramfs.cpio.gz initramfs.cpio guest-init rootfs.ext4; do
   [[ -f "$IMAGES/$f" ]] && cp "$IMAGES/$f" "$R/lane/images/"
 done
 [[ -d "$IMAGES/rootfs" ]] && cp -a "$IMAGES/rootfs" "$R/lane/images/rootfs"
@@ -279,7 +279,7 @@ if ((plain)); then
     die "cannot build the guest kernel without workarounds"
   mkdir -p "$R/lane/images-plain"
   cp "$plain_dir/vmlinux" "$R/lane/images-plain/vmlinux"
-  for f in initramfs.cpio.gz initramfs.cpio guest-init rootfs; do
+  for f in initramfs.cpio.gz initramfs.cpio guest-init rootfs rootfs.ext4; do
     [[ -e "$R/lane/images/$f" ]] && ln -s "../images/$f" "$R/lane/images-plain/$f"
   done
 fi

@@ -32,6 +32,8 @@ no-kvmclock tsc=reliable nowatchdog rodata=off";
 pub struct LinuxGuest {
     /// File name in the images directory.
     pub initrd: &'static str,
+    /// The init on the root disk (rootfs.ext4) when the root is a `--disk`.
+    pub disk_init: &'static str,
     pub cpu_vendor: CpuVendor,
     pub cmdline: &'static str,
 }
@@ -39,6 +41,7 @@ pub struct LinuxGuest {
 /// Hardware KVM: the 64-bit guest-init, the host's CPU vendor, a plain command line.
 pub const LINUX_GUEST: LinuxGuest = LinuxGuest {
     initrd: "initramfs.cpio.gz",
+    disk_init: "/sbin/guest-init",
     cpu_vendor: CpuVendor::Host,
     cmdline: LINUX_CMDLINE,
 };
@@ -50,6 +53,7 @@ pub const LINUX_GUEST: LinuxGuest = LinuxGuest {
 /// hardware KVM: on AMD (SVM) the 32-bit SYSENTER path double-faults at "Run /init".
 pub const LINUX_GUEST_EMULATED_KVM: LinuxGuest = LinuxGuest {
     initrd: "initramfs32.cpio",
+    disk_init: "/sbin/guest-init32",
     cpu_vendor: CpuVendor::Intel,
     cmdline: LINUX_CMDLINE_EMULATED_KVM,
 };
@@ -79,6 +83,15 @@ pub struct VmChoice<'a> {
     pub irqchip: IrqChip,
     pub cpu_vendor: Option<VendorArg>,
     pub snapshot_at: Option<SnapshotAt>,
+    /// The first `--disk`, if any: whether it is read-only.
+    pub first_disk_read_only: Option<bool>,
+}
+
+/// The kernel parameters that make the first disk (/dev/vda, ext4) the root and
+/// `init` on it the init.
+pub fn disk_root_params(read_only: bool, init: &str) -> String {
+    let mode = if read_only { "ro" } else { "rw" };
+    format!("root=/dev/vda rootfstype=ext4 {mode} init={init}")
 }
 
 /// What a plan may ask of the host; each is asked only when a rule needs it, so the
@@ -174,12 +187,30 @@ pub fn vm(choice: &VmChoice<'_>, host: &dyn Host) -> Result<VmPlan, NoKernel> {
             let dir = host.images();
             let vmlinux = dir.join("vmlinux");
             let preset = LinuxGuest::for_host(host.emulated_kvm());
-            let default_initrd = given_initrd.is_none().then(|| dir.join(preset.initrd));
+            // With a disk and no --initrd, the root is the first disk and init
+            // comes from it: no initramfs at all.
+            let disk_root = choice
+                .first_disk_read_only
+                .filter(|_| given_initrd.is_none());
+            let default_initrd =
+                (given_initrd.is_none() && disk_root.is_none()).then(|| dir.join(preset.initrd));
+            let cmdline = match disk_root {
+                Some(ro) => format!(
+                    "{} {}",
+                    preset.cmdline,
+                    disk_root_params(ro, preset.disk_init)
+                ),
+                None => preset.cmdline.to_owned(),
+            };
             VmPlan {
                 kernel: KernelSource::File(vmlinux.clone()),
                 initrd: given_initrd.or_else(|| default_initrd.clone()),
-                cmdline: given_cmdline.unwrap_or_else(|| preset.cmdline.to_owned()),
-                name: "bootlab-vm-linux",
+                cmdline: given_cmdline.unwrap_or(cmdline),
+                name: if disk_root.is_some() {
+                    "bootlab-vm-linux-disk"
+                } else {
+                    "bootlab-vm-linux"
+                },
                 irqchip: IrqChipKind::Kernel,
                 cpu_vendor: preset.cpu_vendor,
                 linux: Some(LinuxFiles {
@@ -291,7 +322,46 @@ mod tests {
             irqchip: IrqChip::Auto,
             cpu_vendor: None,
             snapshot_at: None,
+            first_disk_read_only: None,
         }
+    }
+
+    #[test]
+    fn a_linux_guest_with_a_disk_and_no_initrd_boots_from_the_disk() {
+        for (emulated, init) in [(false, "/sbin/guest-init"), (true, "/sbin/guest-init32")] {
+            for ro in [true, false] {
+                let c = VmChoice {
+                    first_disk_read_only: Some(ro),
+                    ..choice(Some(Guest::Linux))
+                };
+                let p = vm(&c, &FakeHost::new(emulated)).unwrap();
+                let preset = LinuxGuest::for_host(emulated).cmdline;
+                let mode = if ro { "ro" } else { "rw" };
+                assert_eq!(
+                    p.cmdline,
+                    format!("{preset} root=/dev/vda rootfstype=ext4 {mode} init={init}")
+                );
+                assert_eq!((p.initrd, p.name), (None, "bootlab-vm-linux-disk"));
+                assert_eq!(p.linux.unwrap().default_initrd, None);
+            }
+        }
+        // An --initrd keeps the initramfs boot; the disk is only a device.
+        let c = VmChoice {
+            first_disk_read_only: Some(true),
+            initrd: Some(Path::new("/my/initrd")),
+            ..choice(Some(Guest::Linux))
+        };
+        let p = vm(&c, &FakeHost::new(false)).unwrap();
+        assert_eq!(
+            (p.cmdline.as_str(), p.name),
+            (LINUX_CMDLINE, "bootlab-vm-linux")
+        );
+        // Other guests take a disk without any change to their command line.
+        let c = VmChoice {
+            first_disk_read_only: Some(true),
+            ..choice(Some(Guest::Lab))
+        };
+        assert_eq!(vm(&c, &FakeHost::new(false)).unwrap().cmdline, "");
     }
 
     #[test]

@@ -11,7 +11,7 @@ const BUILD_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/guest-images/bu
 
 #[derive(Debug, Subcommand)]
 pub enum ImagesCommand {
-    /// Build (or reuse from cache) the kernel, initramfs and rootfs.
+    /// Build (or reuse from cache) the kernel, initramfs, rootfs and its ext4 image.
     ///
     /// Output goes to guest-images/out/ or $BOOTLAB_IMAGES; the kernel is cached in
     /// /var/cache/bootlab (or $BOOTLAB_CACHE) keyed by its config and patches.
@@ -41,6 +41,8 @@ pub enum Step {
     Rootfs,
     /// Pack initramfs.cpio[.gz], initramfs-full.cpio.gz and initramfs32.cpio[.gz].
     Initramfs,
+    /// Make rootfs.ext4, the root disk, from rootfs/ (mkfs.ext4 -d).
+    Disk,
     /// Build or fetch from cache the vmlinux.
     Kernel,
 }
@@ -53,6 +55,7 @@ impl Step {
             Step::Init32 => "init32",
             Step::Rootfs => "rootfs",
             Step::Initramfs => "initramfs",
+            Step::Disk => "disk",
             Step::Kernel => "kernel",
         }
     }

@@ -160,7 +160,9 @@ pub struct RunArgs {
     #[arg(long, requires = "snapshot_at")]
     snapshot_continue: bool,
     /// A raw disk image as a virtio-blk device, read-only unless `,rw` follows
-    /// (repeatable; the first is the guest's /dev/vda).
+    /// (repeatable; the first is the guest's /dev/vda). With --guest linux and no
+    /// --initrd the first disk is the root (ext4, e.g. the images' rootfs.ext4) and
+    /// its /sbin/guest-init the init.
     #[arg(long, value_name = "PATH[,ro|,rw]")]
     disk: Vec<String>,
 }
@@ -258,6 +260,11 @@ pub fn run(cmd: VmCommand) -> anyhow::Result<u8> {
 
 fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
     let spawn_ns = timeline::clock::spawn_ns_from_env().unwrap_or_else(timeline::now_ns);
+    let disks = args
+        .disk
+        .iter()
+        .map(|d| parse_disk(d))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let plan = crate::plan::vm(
         &crate::plan::VmChoice {
             guest: args.guest,
@@ -267,6 +274,7 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
             irqchip: args.irqchip,
             cpu_vendor: args.cpu_vendor,
             snapshot_at: args.snapshot_at,
+            first_disk_read_only: disks.first().map(|d| d.read_only),
         },
         &crate::plan::ThisHost,
     )?;
@@ -301,11 +309,6 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
         .timeout
         .map(|s| super::timeout("--timeout", s))
         .transpose()?;
-    let disks = args
-        .disk
-        .iter()
-        .map(|d| parse_disk(d))
-        .collect::<anyhow::Result<Vec<_>>>()?;
     for d in &disks {
         check_disk(d)?;
     }
