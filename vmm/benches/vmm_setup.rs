@@ -147,7 +147,7 @@ fn disk_costs(c: &mut Criterion) {
             })
         });
     }
-    for cmdline in ["rtdisk 1", "rtdisk 2001", "rtport 1", "rtport 2001"] {
+    for cmdline in ["rtdisk 1", "rtdisk 10001", "rtport 1", "rtport 10001"] {
         g.bench_function(format!("fuzz guest run ({cmdline}, split irqchip)"), |b| {
             b.iter(|| {
                 let mut config =
