@@ -16,12 +16,13 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 /// Every runtime the harness knows, in report order.
-pub const RUNTIMES: [&str; 20] = [
+pub const RUNTIMES: [&str; 21] = [
     "bootlab-vm-lab",
     "bootlab-vm-lab-kernel-irqchip",
     "bootlab-vm-lab-restore",
     "bootlab-vm-linux-restore",
     "bootlab-vm-linux",
+    "bootlab-vm-linux-disk",
     "bootlab-sandbox",
     "bootlab-oci",
     "fork-exec",
@@ -41,8 +42,9 @@ pub const RUNTIMES: [&str; 20] = [
 
 /// The Linux-guest rows: on an emulated host one boot takes about a minute (through
 /// SeaBIOS about three), so they run there only when named in `--runtimes`.
-const LINUX_ROWS: [&str; 5] = [
+const LINUX_ROWS: [&str; 6] = [
     "bootlab-vm-linux",
+    "bootlab-vm-linux-disk",
     "qemu-microvm-linux",
     "qemu-microvm-qboot",
     "qemu-pc-seabios",
@@ -68,6 +70,7 @@ pub struct BenchArgs {
     /// guest rows only on hardware KVM, but bootlab-vm-linux-restore everywhere: its
     /// snapshot is taken once and cached). Known: bootlab-vm-lab,
     /// bootlab-vm-lab-kernel-irqchip, bootlab-vm-lab-restore, bootlab-vm-linux,
+    /// bootlab-vm-linux-disk (its root on rootfs.ext4 through virtio-blk),
     /// bootlab-vm-linux-restore, bootlab-sandbox, bootlab-oci (`bootlab oci run` of a
     /// bundle, driven like runc), fork-exec, sandbox-floor, bwrap, runc,
     /// crun, kvm-floor, qemu-microvm, qemu-microvm-linux, qemu-microvm-qboot and
@@ -236,6 +239,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
             kernel_irqchip: false,
             emulated: host.emulated(),
             images: images.clone(),
+            root_disk: false,
         };
         match name {
             "bootlab-vm-lab" => Box::new(vm(Guest::Lab)),
@@ -256,6 +260,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
                 ..vm(Guest::Lab)
             }),
             "bootlab-vm-linux" => Box::new(vm(Guest::Linux)),
+            "bootlab-vm-linux-disk" => Box::new(BootlabVm {
+                root_disk: true,
+                ..vm(Guest::Linux)
+            }),
             "bootlab-sandbox" => Box::new(BootlabSandbox {
                 bin: bin.clone(),
                 workload: workload.clone(),

@@ -121,6 +121,7 @@ pub const SIDE_BY_SIDE: [(&str, &[&str]); 2] = [
         "linux",
         &[
             "bootlab-vm-linux",
+            "bootlab-vm-linux-disk",
             "bootlab-vm-linux-restore",
             "bootlab-sandbox",
         ],

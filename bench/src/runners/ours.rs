@@ -39,7 +39,13 @@ pub struct BootlabVm {
     pub emulated: bool,
     /// Passed to the child as BOOTLAB_IMAGES.
     pub images: PathBuf,
+    /// The Linux guest's root on a virtio-blk disk (the images' rootfs.ext4,
+    /// `--disk`) instead of the initramfs.
+    pub root_disk: bool,
 }
+
+/// The Linux guest's root disk, in the images folder.
+const ROOT_DISK: &str = "rootfs.ext4";
 
 impl BootlabVm {
     fn guest_timeout_s(&self) -> u64 {
@@ -56,6 +62,7 @@ impl Runner for BootlabVm {
         match (self.guest, self.kernel_irqchip) {
             (Guest::Lab, false) => "bootlab-vm-lab",
             (Guest::Lab, true) => "bootlab-vm-lab-kernel-irqchip",
+            (Guest::Linux, _) if self.root_disk => "bootlab-vm-linux-disk",
             (Guest::Linux, _) => "bootlab-vm-linux",
         }
     }
@@ -71,7 +78,12 @@ impl Runner for BootlabVm {
     fn check(&self) -> Result<(), String> {
         kvm_present()?;
         if self.guest == Guest::Linux {
-            for f in ["vmlinux", "initramfs.cpio.gz"] {
+            let root = if self.root_disk {
+                ROOT_DISK
+            } else {
+                "initramfs.cpio.gz"
+            };
+            for f in ["vmlinux", root] {
                 if !self.images.join(f).is_file() {
                     return Err(format!("{} not built", self.images.join(f).display()));
                 }
@@ -93,6 +105,9 @@ impl Runner for BootlabVm {
             .arg(&out);
         if self.kernel_irqchip {
             spec = spec.args(["--irqchip", "kernel"]);
+        }
+        if self.root_disk {
+            spec = spec.arg("--disk").arg(self.images.join(ROOT_DISK));
         }
         spec.env
             .push(("BOOTLAB_IMAGES".into(), self.images.clone().into()));
@@ -383,6 +398,7 @@ mod tests {
             kernel_irqchip: false,
             emulated,
             images: "/img".into(),
+            root_disk: false,
         }
     }
 
@@ -432,6 +448,21 @@ mod tests {
         // The emulated host gets the long timeout.
         let slow = vm(Guest::Linux, true).spec(ctx());
         assert!(slow.command_line().contains("--guest linux --timeout 600"));
+        // The root on the disk: the same protocol, the images' rootfs.ext4.
+        let disk = BootlabVm {
+            root_disk: true,
+            ..vm(Guest::Linux, false)
+        };
+        assert_eq!(disk.name(), "bootlab-vm-linux-disk");
+        let s = disk.spec(ctx());
+        assert!(
+            s.command_line()
+                .ends_with("bootlab-vm-linux-disk-7.timeline.json --disk /img/rootfs.ext4"),
+            "{}",
+            s.command_line()
+        );
+        assert_eq!(s.required.len(), 4);
+        assert!(disk.check().is_err(), "no /img here");
     }
 
     #[test]
