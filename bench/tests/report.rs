@@ -662,3 +662,82 @@ fn a_vm_with_firmware_gets_its_place_colour_and_verdict() {
     assert_eq!(fw, ["vmm", "firmware", "kernel", "init", "process"]);
     assert!(seed.contains("fill=\"#edc948\"><title>qemu-pc-seabios firmware"));
 }
+
+#[test]
+fn a_loaded_run_is_reported_beside_the_quiet_one() {
+    // Every run again with two workers beside it, each event twice as far from the spawn.
+    let mut r = fixture();
+    r.method.load = 2;
+    let loaded: Vec<_> = r
+        .runs
+        .iter()
+        .map(|run| {
+            let mut run = run.clone();
+            run.load = 2;
+            let spawn = run.timeline.spawn_ns;
+            for e in &mut run.timeline.events {
+                e.t_ns = spawn + 2 * (e.t_ns - spawn);
+            }
+            run
+        })
+        .collect();
+    r.runs.extend(loaded);
+    let rep = report::build(&r);
+    // The quiet tables are those of the fixture alone.
+    let quiet = report::build(&fixture());
+    let medians = |rep: &report::Report| {
+        rep.tables
+            .iter()
+            .find(|t| t.title.starts_with("Medians"))
+            .unwrap()
+            .rows
+            .clone()
+    };
+    assert_eq!(medians(&rep), medians(&quiet));
+    // The verdict: the loaded medians of results.json and 2x the quiet ones.
+    let (n, rows) = rep.verdict.loaded.as_ref().expect("loaded verdict");
+    assert_eq!(*n, 2);
+    assert!(!rows.is_empty());
+    for l in rows {
+        let hand = hand_median(
+            r.runs_under(&l.runtime, 2)
+                .filter(|run| run.timeline.error.is_none())
+                .filter_map(|run| {
+                    let model = r.runtime(&l.runtime).unwrap().kind.model();
+                    run.timeline
+                        .phases(model)
+                        .into_iter()
+                        .find(|p| p.name == "process")
+                        .map(|p| p.start_ns as f64)
+                })
+                .collect(),
+        );
+        assert_eq!(l.to_process.median, hand, "{}", l.runtime);
+        assert!((l.vs_quiet.as_ref().unwrap().value - 2.0).abs() < 1e-6);
+    }
+    let text = rep.verdict.sentences().join(" ");
+    assert!(
+        text.contains("Beside 2 CPU-bound workers (--load 2)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("bootlab-sandbox 2.00 ms, 2.00x quiet"),
+        "{text}"
+    );
+    // The quiet/loaded table: whole runs 2x slower.
+    let t = rep
+        .tables
+        .iter()
+        .find(|t| t.title.starts_with("Quiet vs loaded: 2"))
+        .unwrap();
+    let lab = t
+        .rows
+        .iter()
+        .find(|row| row[0] == "bootlab-vm-lab")
+        .unwrap();
+    assert_eq!(lab[5], "2.000");
+    assert!(rep
+        .tables
+        .iter()
+        .any(|t| t.title.starts_with("Ratios ours / peer, quiet and loaded")));
+}

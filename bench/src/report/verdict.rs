@@ -89,6 +89,17 @@ pub enum Outcome {
 pub struct Verdict {
     pub host: String,
     pub roles: Vec<(Role, Outcome)>,
+    /// With `--load N`: N, and for each measured role's runtime its time to the
+    /// process beside the workers and the ratio loaded / quiet.
+    pub loaded: Option<(u32, Vec<Loaded>)>,
+}
+
+/// One runtime's time to its process on the loaded host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    pub runtime: String,
+    pub to_process: Summary,
+    pub vs_quiet: Option<Ratio>,
 }
 
 fn status_word(s: &RuntimeStatus) -> &'static str {
@@ -170,7 +181,7 @@ impl Verdict {
                 .or(named)
         };
         let container = pick(Role::Container);
-        let roles = Role::ALL
+        let roles: Vec<(Role, Outcome)> = Role::ALL
             .into_iter()
             .map(|role| {
                 let outcome = match pick(role).and_then(|s| measure(s, container)) {
@@ -184,9 +195,30 @@ impl Verdict {
                 (role, outcome)
             })
             .collect();
+        let loaded = (results.method.load > 0).then(|| {
+            let under = super::summary::runtimes_under(results, results.method.load);
+            let rows = roles
+                .iter()
+                .filter_map(|(_, o)| match o {
+                    Outcome::Measured(m) => Some(m),
+                    Outcome::NotMeasured(_) => None,
+                })
+                .filter_map(|m| {
+                    let quiet = summaries.iter().find(|s| s.name == m.runtime)?;
+                    let l = under.iter().find(|s| s.name == m.runtime)?;
+                    Some(Loaded {
+                        runtime: m.runtime.clone(),
+                        to_process: stats::summarize(&l.to_process)?,
+                        vs_quiet: stats::ratio_of_medians(&l.to_process, &quiet.to_process),
+                    })
+                })
+                .collect();
+            (results.method.load, rows)
+        });
         Verdict {
             host: host_text(results),
             roles,
+            loaded,
         }
     }
 
@@ -271,6 +303,24 @@ impl Verdict {
             out.push(format!(
                 "The VM pays for what runs before its process{container}: {}.",
                 pays.join("; ")
+            ));
+        }
+        if let Some((n, rows)) = self.loaded.as_ref().filter(|(_, r)| !r.is_empty()) {
+            let parts: Vec<String> = rows
+                .iter()
+                .map(|l| {
+                    let ratio = l.vs_quiet.as_ref().map_or(String::new(), |r| {
+                        format!(
+                            ", {:.2}x quiet (95% CI {:.2}–{:.2})",
+                            r.value, r.ci[0], r.ci[1]
+                        )
+                    });
+                    format!("{} {}{ratio}", l.runtime, duration(l.to_process.median))
+                })
+                .collect();
+            out.push(format!(
+                "Beside {n} CPU-bound workers (--load {n}) the same starts take: {}.",
+                parts.join("; ")
             ));
         }
         if !missing.is_empty() {
