@@ -343,35 +343,9 @@ pub fn run_in(spec: &SandboxSpec, bundle_dir: Option<&Path>) -> Result<Outcome> 
     // longest step of a start, so it starts first. Not when the rootfs gets a sysfs:
     // mounted before the child joins the new namespace, it would show the host's
     // interfaces.
-    let ns = spec.namespaces;
-    let sysfs = spec.rootfs.is_some()
-        && spec
-            .mounts
-            .iter()
-            .any(|m| m.fstype.as_deref() == Some("sysfs"));
-    // Likewise a net.* sysctl, written before the rootfs set-up.
-    let net_sysctl = spec.sysctl.iter().any(|(k, _)| k.starts_with("net"));
-    let joined_net = spec
-        .namespace_paths
-        .iter()
-        .any(|(n, _)| *n == Namespace::Net);
-    let parallel_net = if ns.contains(Namespace::Net)
-        && !joined_net
-        && !ns.contains(Namespace::User)
-        && euid == 0
-        && !sysfs
-        && !net_sysctl
-    {
-        ParallelNetns::start()
-    } else {
-        None
-    };
+    let parallel_net = parallel_netns(spec, euid);
     let mut prep = Prepared::new(spec, bundle_dir)?;
-    if let Some(n) = &parallel_net {
-        prep.flags &= !libc::CLONE_NEWNET;
-        prep.lo_up = false;
-        prep.netns = Some(n.handle());
-    }
+    use_parallel_netns(&mut prep, parallel_net.as_ref());
     let cgroup = if spec.resources.any() || spec.timeout.is_some() || spec.cgroups_path.is_some() {
         if euid != 0 && (spec.resources.any() || spec.cgroups_path.is_some()) {
             return Err(Error::Cgroup(
@@ -435,6 +409,44 @@ fn cgroup_steps(prep: &mut Prepared, spec: &SandboxSpec, cg: &Cgroup) -> Result<
     Ok(())
 }
 
+/// The network namespace made by a runtime thread while the child sets up (see
+/// [`crate::netns`]), when `spec` allows it: as root, a new network namespace, no
+/// user namespace, and neither a sysfs mount nor a net.* sysctl (both made before
+/// the child joins the namespace, they would see or change the host's).
+fn parallel_netns(spec: &SandboxSpec, euid: u32) -> Option<ParallelNetns> {
+    let ns = spec.namespaces;
+    let sysfs = spec.rootfs.is_some()
+        && spec
+            .mounts
+            .iter()
+            .any(|m| m.fstype.as_deref() == Some("sysfs"));
+    let net_sysctl = spec.sysctl.iter().any(|(k, _)| k.starts_with("net"));
+    let joined_net = spec
+        .namespace_paths
+        .iter()
+        .any(|(n, _)| *n == Namespace::Net);
+    if ns.contains(Namespace::Net)
+        && !joined_net
+        && !ns.contains(Namespace::User)
+        && euid == 0
+        && !sysfs
+        && !net_sysctl
+    {
+        ParallelNetns::start()
+    } else {
+        None
+    }
+}
+
+/// The child joins `net` instead of cloning a network namespace itself.
+fn use_parallel_netns(prep: &mut Prepared, net: Option<&ParallelNetns>) {
+    if let Some(n) = net {
+        prep.flags &= !libc::CLONE_NEWNET;
+        prep.lo_up = false;
+        prep.netns = Some(n.handle());
+    }
+}
+
 /// The parent-alive pipe, held (write end) by the runtime while the child sets up:
 /// the child's way to notice that the runtime died before the parent-death signal
 /// was armed.
@@ -490,6 +502,8 @@ pub fn create(
 ) -> Result<libc::pid_t> {
     // SAFETY: geteuid cannot fail.
     let euid = unsafe { libc::geteuid() };
+    // No network namespace made in parallel here: the child learns of it through
+    // memory it shares with the runtime, which only the vfork start has.
     let mut prep = Prepared::new(spec, bundle_dir)?;
     if euid != 0 && spec.resources.any() {
         return Err(Error::Cgroup(

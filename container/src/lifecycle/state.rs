@@ -211,8 +211,12 @@ impl ContainerDir {
         if !md.is_file() || md.len() > MAX_STATE_BYTES {
             return Err(bad("not a regular file of at most 1 MiB".into()));
         }
-        serde_json::from_reader(std::io::Read::take(f, MAX_STATE_BYTES))
-            .map_err(|e| bad(format!("malformed: {e}")))
+        // Read whole, then parsed: serde_json reading from the file itself would
+        // make one read(2) per byte.
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_STATE_BYTES), &mut text)
+            .map_err(|e| bad(format!("cannot read: {e}")))?;
+        serde_json::from_str(&text).map_err(|e| bad(format!("malformed: {e}")))
     }
 
     /// Writes state.json atomically (temporary file, then rename).
