@@ -16,6 +16,7 @@ pub mod cgroups;
 pub mod console;
 pub mod devices;
 mod error;
+pub mod hooks;
 pub mod lifecycle;
 pub mod namespaces;
 mod netns;
