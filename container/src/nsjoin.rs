@@ -100,7 +100,7 @@ mod tests {
         assert!(check(Namespace::Ipc, p).is_ok());
         let e = check(Namespace::Pid, p).unwrap_err();
         assert!(
-            e.contains("pid namespace (/run/netns/x) is not supported"),
+            e.contains("pid namespace by path (/run/netns/x) is not supported"),
             "{e}"
         );
         assert!(check(Namespace::User, p).is_err() && check(Namespace::Mount, p).is_err());

@@ -15,8 +15,8 @@
 //!   `linux.cgroupsPath`, `linux.resources` (memory limit/reservation/swap, pids,
 //!   cpu quota/period/shares/cpus/mems, device rules: [`crate::cgroups`]),
 //!   `linux.devices` ([`crate::devices`]), `linux.uidMappings`,
-//!   `linux.gidMappings`, `linux.maskedPaths`, `linux.readonlyPaths`, `ociVersion`
-//!   and `annotations`. What `runc spec`, podman 4.3 and containerd 1.6 write by
+//!   `linux.gidMappings`, `linux.maskedPaths`, `linux.readonlyPaths`, `hooks`
+//!   ([`crate::hooks`]), `ociVersion` and `annotations`. What `runc spec`, podman 4.3 and containerd 1.6 write by
 //!   default is accepted (container/tests/fixtures holds captured configs).
 //!
 //! Differences from runc, on purpose: without `linux.seccomp` our default filter is
@@ -36,6 +36,7 @@ use std::path::{Path, PathBuf};
 pub const SUPPORTED: &[&str] = &[
     "ociVersion",
     "annotations",
+    "hooks",
     "hostname",
     "root.path",
     "root.readonly",
@@ -480,6 +481,11 @@ pub fn convert(cfg: &Spec, bundle: &Path) -> std::result::Result<SandboxSpec, St
             Some(crate::security::oci_seccomp::compile(profile).map_err(|e| e.to_string())?);
     }
     spec.cgroups_path = linux.cgroups_path().clone();
+    if let Some(h) = cfg.hooks() {
+        crate::hooks::check(h).map_err(|e| e.to_string())?;
+        spec.hooks = Some(h.clone());
+    }
+    spec.annotations = cfg.annotations().clone().unwrap_or_default();
     spec.devices = linux
         .devices()
         .iter()

@@ -140,8 +140,28 @@ impl Steps {
     }
 }
 
+/// What the hooks of a bundle need: the hooks and the state's fixed parts.
+struct HookCtx {
+    hooks: oci_spec::runtime::Hooks,
+    id: String,
+    bundle: PathBuf,
+    annotations: std::collections::HashMap<String, String>,
+}
+
+impl HookCtx {
+    fn state(
+        &self,
+        status: oci_spec::runtime::ContainerState,
+        pid: libc::pid_t,
+    ) -> oci_spec::runtime::State {
+        crate::hooks::state(&self.id, status, Some(pid), &self.bundle, &self.annotations)
+    }
+}
+
 /// Everything the child needs, computed before the clone.
 struct Prepared {
+    /// A bundle's hooks: the start goes through the forked path.
+    hooks: Option<HookCtx>,
     flags: libc::c_int,
     userns: Option<(String, String)>,
     rootfs: Option<RootfsPlan>,
@@ -265,6 +285,12 @@ impl Prepared {
                 .collect()
         };
         Ok(Prepared {
+            hooks: spec.hooks.clone().map(|hooks| HookCtx {
+                hooks,
+                id: format!("bootlab-{}", std::process::id()),
+                bundle: bundle_dir.map_or_else(|| PathBuf::from("/"), Path::to_path_buf),
+                annotations: spec.annotations.clone(),
+            }),
             argv_ptrs: ptrs(&argv),
             envp_ptrs: ptrs(&envp),
             own_maps: false,
@@ -375,7 +401,8 @@ pub fn run_in(spec: &SandboxSpec, bundle_dir: Option<&Path>) -> Result<Outcome> 
     let mut old_mask = SigSet::empty();
     nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&block), Some(&mut old_mask))
         .map_err(|e| Error::sys("sigprocmask", e))?;
-    let launched = if parent_maps {
+    // Hooks run between the steps of the start: the forked path stops there.
+    let launched = if parent_maps || prep.hooks.is_some() {
         spawn_forked(&prep, &old_mask)
     } else {
         spawn_vfork(&prep, &old_mask)
@@ -383,7 +410,8 @@ pub fn run_in(spec: &SandboxSpec, bundle_dir: Option<&Path>) -> Result<Outcome> 
     drop(alive_r);
     // The child has exec'd (or failed): the thread is done and its fds can go.
     drop(parallel_net);
-    let result = launched.and_then(|l| parent(l, cgroup, spec, self_exe, &block));
+    let result =
+        launched.and_then(|l| parent(l, cgroup, spec, self_exe, &block, prep.hooks.as_ref()));
     drop(alive_w);
     let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
     result
@@ -566,6 +594,8 @@ pub fn exec(target: &ExecTarget, spec: &SandboxSpec) -> Result<libc::pid_t> {
     plan.namespaces = crate::namespaces::NamespaceSet::empty();
     plan.namespace_paths.clear();
     plan.sysctl.clear();
+    // The container's hooks ran for its init, not for an exec.
+    plan.hooks = None;
     plan.hostname = None;
     let mut prep = Prepared::new(&plan, None)?;
     prep.runtime_exe = security::exe_identity("/proc/self/exe");
@@ -878,8 +908,26 @@ fn spawn_forked(prep: &Prepared, old_mask: &SigSet) -> Result<Launch> {
             });
         }
     }
-    // The child proceeds when it reads this byte.
-    let _ = nix::unistd::write(&go_w, b"g");
+    if let Some(h) = &prep.hooks {
+        use oci_spec::runtime::ContainerState;
+        let st = h.state(ContainerState::Creating, pid);
+        let ran = crate::hooks::prestart(Some(&h.hooks), &st)
+            .and_then(|()| crate::hooks::create_runtime(Some(&h.hooks), &st));
+        if let Err(e) = ran {
+            return Ok(Launch {
+                pid,
+                exec: Err(Error::Setup(e.to_string())),
+                steps: Steps::default(),
+            });
+        }
+    }
+    // The child proceeds when it reads this byte (and, with hooks, its pid as the
+    // runtime sees it, for their state).
+    let mut go = vec![b'g'];
+    if prep.hooks.is_some() {
+        go.extend_from_slice(&pid.to_le_bytes());
+    }
+    let _ = nix::unistd::write(&go_w, &go);
     drop(go_w);
     let msg = read_all(exec_r.as_raw_fd());
     let mut exec_ns = None;
@@ -933,6 +981,7 @@ fn parent(
     spec: &SandboxSpec,
     self_exe: Option<(u64, u64)>,
     block: &SigSet,
+    hooks: Option<&HookCtx>,
 ) -> Result<Outcome> {
     let pid = launch.pid;
     let npid = nix::unistd::Pid::from_raw(pid);
@@ -954,6 +1003,12 @@ fn parent(
     if self_exe.is_some() && security::exe_identity(&format!("/proc/{pid}/exe")) == self_exe {
         kill_now(&cgroup);
         return Err(Error::RuntimeExe);
+    }
+    if let Some(h) = hooks {
+        let st = h.state(oci_spec::runtime::ContainerState::Running, pid);
+        if let Err(e) = crate::hooks::poststart(Some(&h.hooks), &st) {
+            log::warn!("{e}");
+        }
     }
     let deadline = spec.timeout.map(|t| std::time::Instant::now() + t);
     let mut timed_out = false;
@@ -1012,6 +1067,12 @@ fn parent(
     let backend = cgroup.as_ref().map(|c| c.backend().name());
     if let Some(cg) = cgroup.as_mut() {
         cg.remove()?;
+    }
+    if let Some(h) = hooks {
+        let st = h.state(oci_spec::runtime::ContainerState::Stopped, pid);
+        if let Err(e) = crate::hooks::poststop(Some(&h.hooks), &st) {
+            log::warn!("{e}");
+        }
     }
     Ok(Outcome {
         status,
@@ -1158,6 +1219,13 @@ fn hold_then_exec(p: &Prepared, path: &CString, exec_w: RawFd, old_mask: &SigSet
     }
     // SAFETY: closing our own descriptor once, before the execve.
     unsafe { libc::close(fifo) };
+    if let Some(h) = &p.hooks {
+        let pid = HOST_PID.load(std::sync::atomic::Ordering::Relaxed);
+        let st = h.state(oci_spec::runtime::ContainerState::Running, pid);
+        if let Err(e) = crate::hooks::start_container(Some(&h.hooks), &st) {
+            fail(e.to_string());
+        }
+    }
     prepare_exec(old_mask);
     // SAFETY: path and the prepared argv/envp arrays are valid, NUL- and
     // null-terminated, and outlive the call.
@@ -1169,6 +1237,11 @@ fn hold_then_exec(p: &Prepared, path: &CString, exec_w: RawFd, old_mask: &SigSet
     ))
 }
 
+/// The child's pid as the runtime sees it (from the go byte; 0 without hooks), for
+/// the state of the startContainer hooks that run after `start` (the child is a
+/// process of its own: this static is its copy).
+static HOST_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
 fn child_setup(
     p: &Prepared,
     go_r: Option<OwnedFd>,
@@ -1178,13 +1251,19 @@ fn child_setup(
     // Our copy of the write end would keep the pipe open after the runtime's death.
     // SAFETY: closing the child's own copy of a descriptor (no CLONE_FILES).
     unsafe { libc::close(p.alive.1) };
+    // The sandbox's pid as the runtime sees it (sent with the go byte when there
+    // are hooks, whose state carries it).
+    let mut host_pid = 0;
     if p.pdeath {
         arm_parent_death(p.alive.0)?;
     }
     if let Some(r) = go_r {
-        let mut b = [0u8; 1];
-        match nix::unistd::read(&r, &mut b) {
-            Ok(1) => {}
+        let mut b = [0u8; 5];
+        let want = if p.hooks.is_some() { 5 } else { 1 };
+        match nix::unistd::read(&r, &mut b[..want]) {
+            Ok(n) if n == want => {
+                host_pid = i32::from_le_bytes([b[1], b[2], b[3], b[4]]);
+            }
             _ => {
                 return Err(ChildFail::Msg(
                     "the runtime went away before the sandbox was ready".into(),
@@ -1217,11 +1296,9 @@ fn child_setup(
     if p.clear_groups {
         // Custom maps: become root of the new user namespace before touching files
         // (our host ids are not mapped there; creating a file would fail EOVERFLOW).
-        step("setgroups", nix::unistd::setgroups(&[]))?;
-        let root_g = nix::unistd::Gid::from_raw(0);
-        let root_u = nix::unistd::Uid::from_raw(0);
-        step("setresgid", nix::unistd::setresgid(root_g, root_g, root_g))?;
-        step("setresuid", nix::unistd::setresuid(root_u, root_u, root_u))?;
+        step("setgroups", ids::setgroups(&[]))?;
+        step("setresgid", ids::setresgid(0))?;
+        step("setresuid", ids::setresuid(0))?;
     }
     if p.own_maps {
         if let Some((uid_map, gid_map)) = &p.userns {
@@ -1260,8 +1337,14 @@ fn child_setup(
         crate::sysctl::apply(&p.sysctls)?;
     }
     let old_umask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    let hook_state = |status| p.hooks.as_ref().map(|h| (h, h.state(status, host_pid)));
     if let Some(plan) = &p.rootfs {
-        plan.apply()?;
+        match hook_state(oci_spec::runtime::ContainerState::Creating) {
+            Some((h, st)) => plan.apply_with(Some(&|| {
+                crate::hooks::create_container(Some(&h.hooks), &st).map_err(|e| e.to_string())
+            }))?,
+            None => plan.apply()?,
+        }
     }
     if let Some(sock) = p.console {
         step("the terminal", container_terminal(sock, p.console_size))?;
@@ -1311,6 +1394,17 @@ fn child_setup(
         Some(m) => nix::sys::stat::Mode::from_bits_truncate(m),
         None => old_umask,
     });
+    // startContainer hooks; on the create path they wait for `start` (see
+    // hold_then_exec).
+    HOST_PID.store(host_pid, std::sync::atomic::Ordering::Relaxed);
+    if p.hold.is_none() {
+        if let Some((h, st)) = hook_state(oci_spec::runtime::ContainerState::Running) {
+            step(
+                "startContainer hooks",
+                crate::hooks::start_container(Some(&h.hooks), &st),
+            )?;
+        }
+    }
     step(
         "dropping the capability bounding set",
         caps::drop_bounding(&p.caps),
@@ -1325,17 +1419,10 @@ fn child_setup(
         step("prctl(PR_SET_KEEPCAPS)", caps::keep_caps())?;
         let u = &p.user;
         if !u.additional_gids.is_empty() || p.clear_groups {
-            let g: Vec<nix::unistd::Gid> = u
-                .additional_gids
-                .iter()
-                .map(|g| nix::unistd::Gid::from_raw(*g))
-                .collect();
-            step("setgroups", nix::unistd::setgroups(&g))?;
+            step("setgroups", ids::setgroups(&u.additional_gids))?;
         }
-        let gid = nix::unistd::Gid::from_raw(u.gid);
-        let uid = nix::unistd::Uid::from_raw(u.uid);
-        step("setresgid", nix::unistd::setresgid(gid, gid, gid))?;
-        step("setresuid", nix::unistd::setresuid(uid, uid, uid))?;
+        step("setresgid", ids::setresgid(u.gid))?;
+        step("setresuid", ids::setresuid(u.uid))?;
     }
     step("setting capabilities", caps::apply(&p.caps))?;
     if p.change_user && p.pdeath {
@@ -1370,6 +1457,31 @@ fn container_terminal(sock: RawFd, size: Option<(u16, u16)>) -> std::io::Result<
     // SAFETY: closing our copy of the connection; the engine holds the master.
     unsafe { libc::close(sock) };
     Ok(())
+}
+
+/// Identity changes of the child as raw system calls. glibc's wrappers apply a
+/// uid/gid change to every thread it knows of (a SIGSETXID broadcast); a child made
+/// by a raw `clone` of a multi-threaded runtime inherits that thread list without
+/// the threads, and waited forever for one that was starting or exiting at the
+/// clone (seen in container/tests/sandbox.rs). The child has one thread, and the
+/// kernel changes the calling thread's credentials: that is all it needs.
+mod ids {
+    use crate::sys::cvt_long;
+
+    pub(super) fn setgroups(gids: &[u32]) -> std::io::Result<()> {
+        // SAFETY: `gids` is valid for its length; the kernel copies it.
+        cvt_long(unsafe { libc::syscall(libc::SYS_setgroups, gids.len(), gids.as_ptr()) }).map(drop)
+    }
+
+    pub(super) fn setresgid(g: u32) -> std::io::Result<()> {
+        // SAFETY: integer arguments only.
+        cvt_long(unsafe { libc::syscall(libc::SYS_setresgid, g, g, g) }).map(drop)
+    }
+
+    pub(super) fn setresuid(u: u32) -> std::io::Result<()> {
+        // SAFETY: integer arguments only.
+        cvt_long(unsafe { libc::syscall(libc::SYS_setresuid, u, u, u) }).map(drop)
+    }
 }
 
 /// Arms `PR_SET_PDEATHSIG` = SIGKILL, then checks that the runtime did not die before

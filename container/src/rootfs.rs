@@ -326,6 +326,15 @@ impl RootfsPlan {
     /// Runs the set-up. Only for a child inside its own new mount namespace (it
     /// pivots the caller's root); public for the benchmarks.
     pub fn apply(&self) -> std::result::Result<(), String> {
+        self.apply_with(None)
+    }
+
+    /// [`RootfsPlan::apply`], calling `before_pivot` once everything is mounted and
+    /// before the pivot (the `createContainer` hooks).
+    pub fn apply_with(
+        &self,
+        before_pivot: Option<&dyn Fn() -> std::result::Result<(), String>>,
+    ) -> std::result::Result<(), String> {
         mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE, None)
             .map_err(|e| format!("making / private: {e}"))?;
         mount(
@@ -352,6 +361,9 @@ impl RootfsPlan {
         if !self.devices.is_empty() {
             crate::devices::create(&self.devices, self.bind_devices)
                 .map_err(|e| format!("creating linux.devices: {e}"))?;
+        }
+        if let Some(f) = before_pivot {
+            f()?;
         }
         nix::unistd::chdir(&self.root).map_err(|e| format!("chdir to the rootfs: {e}"))?;
         nix::unistd::pivot_root(".", ".").map_err(|e| format!("pivot_root: {e}"))?;

@@ -202,6 +202,11 @@ pub struct SandboxSpec {
     pub terminal: bool,
     /// The terminal's size (rows, columns), OCI `process.consoleSize`.
     pub console_size: Option<(u16, u16)>,
+    /// OCI hooks (config.json `hooks`, run by [`crate::hooks`]); their presence
+    /// sends the start through the forked path, which can stop between steps.
+    pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// config.json `annotations`, passed to hooks in the state.
+    pub annotations: std::collections::HashMap<String, String>,
 }
 
 impl SandboxSpec {
@@ -241,6 +246,8 @@ impl SandboxSpec {
             timeout: None,
             terminal: false,
             console_size: None,
+            hooks: None,
+            annotations: std::collections::HashMap::new(),
         }
     }
 }

@@ -434,3 +434,82 @@ fn without_a_filter_the_kernel_answers() {
         s.report
     );
 }
+
+/// A hook that appends its stage name and the state it was given to `log`.
+fn logging_hook(stage: &str, log: &str) -> Value {
+    json!({"path": "/bin/sh", "args": ["sh", "-c", format!("echo \"$0 $(cat)\" >> {log}"), stage], "timeout": 10})
+}
+
+#[test]
+fn hooks_run_in_order_with_the_state_and_a_failing_one_stops_the_start() {
+    if !require() {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut r = adapt("containerd-1.6-default.json");
+    let host_log = r.out.join("hooks.log").display().to_string();
+    let mut hooks = json!({});
+    for stage in [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "poststart",
+        "poststop",
+    ] {
+        hooks[stage] = json!([logging_hook(stage, &host_log)]);
+    }
+    // After the pivot: the container's /bin/sh, its /out.
+    hooks["startContainer"] = json!([logging_hook("startContainer", "/out/hooks.log")]);
+    r.spec.hooks = Some(serde_json::from_value(hooks.clone()).unwrap());
+    r.spec
+        .annotations
+        .insert("org.example/k".into(), "v".into());
+    r.spec.args = vec!["true".into()];
+    let out = container::run(&r.spec).expect("the sandbox runs");
+    assert_eq!(out.status, ExitStatus::Exited(0));
+    let log = std::fs::read_to_string(&host_log).unwrap();
+    let lines: Vec<(&str, Value)> = log
+        .lines()
+        .map(|l| {
+            let (stage, state) = l.split_once(' ').unwrap();
+            (stage, serde_json::from_str(state).unwrap())
+        })
+        .collect();
+    let stages: Vec<&str> = lines.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        stages,
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop"
+        ],
+        "{log}"
+    );
+    let pid = lines[0].1["pid"].as_i64().unwrap();
+    assert!(pid > 1, "{log}");
+    for (stage, st) in &lines {
+        assert_eq!(st["pid"].as_i64(), Some(pid), "{stage}: {log}");
+        assert_eq!(st["annotations"]["org.example/k"], "v", "{stage}: {log}");
+        let want = match *stage {
+            "prestart" | "createRuntime" | "createContainer" => "creating",
+            "poststop" => "stopped",
+            _ => "running",
+        };
+        assert_eq!(st["status"], want, "{stage}: {log}");
+    }
+    // A failing createRuntime hook: the start fails with its message, the later
+    // stages never run, and nothing is left behind.
+    std::fs::remove_file(&host_log).unwrap();
+    hooks["createRuntime"] = json!([{"path": "/bin/false"}]);
+    r.spec.hooks = Some(serde_json::from_value(hooks).unwrap());
+    let e = container::run(&r.spec).unwrap_err().to_string();
+    assert!(e.contains("createRuntime hook /bin/false failed"), "{e}");
+    let log = std::fs::read_to_string(&host_log).unwrap_or_default();
+    assert_eq!(log.lines().count(), 1, "only prestart ran: {log}");
+    remove_cgroup_parents();
+    let leaf = Path::new("/sys/fs/cgroup/pids").join(r.cgroup.trim_start_matches('/'));
+    assert!(!leaf.exists());
+}
