@@ -182,9 +182,14 @@ fn report_regenerates_markdown_and_html() {
         String::from_utf8_lossy(&o.stderr)
     );
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
-    assert_eq!(html.matches("<svg").count(), 3);
+    // The seed's picture, phase bars, CDF, concurrency.
+    assert_eq!(html.matches("<svg").count(), 4);
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(md.contains("bootlab-vm-lab") && md.contains("vmm+kernel"));
+    assert!(
+        md.contains("## Verdict\n\nOn this host (emulated KVM"),
+        "{md}"
+    );
 }
 
 /// Whether `bootlab <sub> run` is implemented yet (the monitor and sandbox land in

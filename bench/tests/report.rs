@@ -479,7 +479,10 @@ fn the_verdict_names_what_was_not_measured_and_why() {
     // Nothing at all: one sentence that says so.
     r.runs.clear();
     let text = report::build(&r).verdict.sentences().join(" ");
-    assert!(text.contains("no runtime ran its process"), "{text}");
+    assert!(
+        text.contains("none of the containers and VMs the verdict compares reached its process"),
+        "{text}"
+    );
 }
 
 /// Renames runtime `from` to `to` in the runtimes and every run.

@@ -339,6 +339,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         eprintln!("bootlab bench: interrupted; wrote what was measured");
     }
     let report = bench::report::build(&results);
+    println!("Verdict\n  {}", report.verdict.sentences().join("\n  "));
     for t in report.tables.iter().filter(|t| {
         t.title == "Runtimes"
             || t.title.starts_with("Medians")

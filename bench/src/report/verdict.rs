@@ -260,7 +260,7 @@ impl Verdict {
         let mut out = Vec::new();
         if starts.is_empty() {
             out.push(format!(
-                "On this host ({}) no runtime ran its process: see the Runtimes table.",
+                "On this host ({}) none of the containers and VMs the verdict compares reached its process: see the Runtimes table.",
                 self.host
             ));
         } else {
