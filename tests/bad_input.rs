@@ -219,6 +219,13 @@ fn cases(f: &Fixture) -> Vec<Case> {
     std::os::unix::fs::symlink(f.dir.join("nowhere"), &dangling).unwrap();
     let dangling = dangling.display().to_string();
     let rootfs = f.rootfs.display().to_string();
+    // A runtime root with a container folder whose state.json is not JSON, and one
+    // owned by another user (chown needs root; without it the row is skipped).
+    let state_root = f.p("oci-root");
+    f.write("oci-root/broken/state.json", b"{ not json");
+    let foreign_root = f.p("oci-foreign-root");
+    std::fs::create_dir_all(&foreign_root).unwrap();
+    let _ = std::os::unix::fs::chown(&foreign_root, Some(65534), Some(65534));
     let long_cmdline = "a".repeat(5000);
     let long_host = "h".repeat(100);
     let trunc = |at: usize| f.write(&format!("lab-trunc-{at}"), &lab[..at]);
@@ -556,6 +563,24 @@ fn cases(f: &Fixture) -> Vec<Case> {
         c(Nothing, &["images", "build", "--out", &file], &file),
         c(Nothing, &["images", "build", "--out", &format!("{file}/sub")], &file),
         c(Nothing, &["bogus-command"], "bogus-command"),
+        // ---- bootlab oci (runc's command line; exit status 1 as runc's) ----
+        c(Nothing, &["oci", "--root", &state_root, "state", "nope"], "container `nope` does not exist"),
+        c(Nothing, &["oci", "--root", &state_root, "start", "nope"], "container `nope` does not exist"),
+        c(Nothing, &["oci", "--root", &state_root, "delete", "nope"], "container `nope` does not exist"),
+        c(Nothing, &["oci", "--root", &state_root, "kill", "nope"], "container `nope` does not exist"),
+        c(Nothing, &["oci", "--root", &state_root, "state", "../x"], "invalid container ID `../x`"),
+        c(Nothing, &["oci", "--root", &state_root, "create", "--bundle", &dir, "a/b"], "invalid container ID `a/b`"),
+        c(Nothing, &["oci", "--root", &state_root, "kill", "nope", "SIGBOGUS"], "unknown signal `SIGBOGUS`"),
+        c(Nothing, &["oci", "--root", &state_root, "kill", "nope", "65"], "signal 65"),
+        c(Nothing, &["oci", "--root", &state_root, "state", "broken"], "malformed"),
+        c(Nothing, &["oci", "--root", &state_root, "create", "--bundle", &missing, "m"], &missing),
+        c(Nothing, &["oci", "--root", &state_root, "create", "--bundle", &dir, "m"], "config.json"),
+        c(Nothing, &["oci", "--root", &state_root, "create", "--console-socket", &file, "--bundle", &dir, "m"], "not a socket"),
+        c(Nothing, &["oci", "--root", &file, "state", "x"], "a-file"),
+        c(Nothing, &["oci", "--systemd-cgroup", "list"], "--systemd-cgroup is not supported"),
+        c(Nothing, &["oci", "--log-format", "xml", "list"], "xml"),
+        c(Nothing, &["oci"], "no command given"),
+        c(Root, &["oci", "--root", &foreign_root, "create", "--bundle", &f.bundle("oci-foreign", |_| {}), "x"], "owned by uid 65534"),
     ];
     if let Some(vmlinux) = &f.vmlinux {
         let real = std::fs::read(vmlinux).unwrap();
@@ -767,13 +792,14 @@ fn every_bad_input_gets_one_clear_line_and_exit_1() {
     }
     let per = |cmd: &str| rows.iter().filter(|r| r.args[0] == cmd).count();
     eprintln!(
-        "bad input: {} rows ({} vm, {} sandbox, {} bench, {} report, {} images), {ran} run, {skipped} skipped, {} failed",
+        "bad input: {} rows ({} vm, {} sandbox, {} bench, {} report, {} images, {} oci), {ran} run, {skipped} skipped, {} failed",
         rows.len(),
         per("vm"),
         per("sandbox"),
         per("bench"),
         per("report"),
         per("images"),
+        per("oci"),
         failures.len()
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -36,6 +36,7 @@ fn cgroup_name(id: &str) -> String {
 
 /// Creates the container: returns its state, with the init waiting for `start`.
 pub fn create(opts: &CreateOptions) -> Result<State, LifecycleError> {
+    super::state::check_id(&opts.id)?;
     if let Some(s) = &opts.console_socket {
         check_socket(s)?;
     }
