@@ -132,6 +132,8 @@ pub struct Vm {
     /// What a snapshot records about the machine.
     config: MachineConfig,
     snapshot: Option<SnapshotRequest>,
+    /// How many virtio devices the machine has: a snapshot does not save them yet.
+    virtio_devices: usize,
 }
 
 impl std::fmt::Debug for Vm {
@@ -407,9 +409,9 @@ impl Vm {
             name: config.name,
             spawn_ns: config.spawn_ns,
         };
-        Ok(Vm::assemble(
-            machine, cpuids, mem, recorder, settings, record,
-        ))
+        let mut vm = Vm::assemble(machine, cpuids, mem, recorder, settings, record);
+        vm.virtio_devices = plan.slots().len();
+        Ok(vm)
     }
 
     /// A machine made of built parts, ready to run.
@@ -432,6 +434,7 @@ impl Vm {
             settings,
             config,
             snapshot: None,
+            virtio_devices: 0,
         }
     }
 
@@ -462,7 +465,13 @@ impl Vm {
             settings,
             config,
             mut snapshot,
+            virtio_devices,
         } = self;
+        if snapshot.is_some() && virtio_devices > 0 {
+            return Err(Error::Snapshot(
+                "a machine with virtio devices cannot be saved yet".into(),
+            ));
+        }
         install_kick_handler();
         // Blocked here, before any other thread exists, so that every thread
         // inherits the mask and only the signal thread's signalfd sees it.
