@@ -428,7 +428,10 @@ fn the_verdicts_numbers_are_the_medians_of_results_json() {
                 let ratio = m.vs_container.as_ref().expect("a ratio to the container");
                 assert_eq!(ratio.value, median / container);
                 assert!(ratio.ci[0] <= ratio.value && ratio.value <= ratio.ci[1]);
-                assert!(text.contains(&format!("{:.2}x the container's time", ratio.value)));
+                assert!(text.contains(&format!(
+                    "{}x the container's time",
+                    report::verdict::factor(ratio.value)
+                )));
             }
         }
         assert!(measured >= 2, "{path}: {text}");

@@ -277,8 +277,10 @@ impl Verdict {
                 Outcome::Measured(m) if *role != Role::Container => {
                     let ratio = m.vs_container.as_ref().map_or(String::new(), |r| {
                         format!(
-                            "{:.2}x the container's time (95% CI {:.2}–{:.2}), ",
-                            r.value, r.ci[0], r.ci[1]
+                            "{}x the container's time (95% CI {}–{}), ",
+                            factor(r.value),
+                            factor(r.ci[0]),
+                            factor(r.ci[1])
                         )
                     });
                     Some(format!(
@@ -311,8 +313,10 @@ impl Verdict {
                 .map(|l| {
                     let ratio = l.vs_quiet.as_ref().map_or(String::new(), |r| {
                         format!(
-                            ", {:.2}x quiet (95% CI {:.2}–{:.2})",
-                            r.value, r.ci[0], r.ci[1]
+                            ", {}x quiet (95% CI {}–{})",
+                            factor(r.value),
+                            factor(r.ci[0]),
+                            factor(r.ci[1])
                         )
                     });
                     format!("{} {}{ratio}", l.runtime, duration(l.to_process.median))
@@ -339,6 +343,17 @@ pub fn duration(ns: f64) -> String {
     }
 }
 
+/// A ratio with three significant figures or its whole part: 1.54, 15.4, 7807.
+pub fn factor(x: f64) -> String {
+    if x >= 100.0 {
+        format!("{x:.0}")
+    } else if x >= 10.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
 fn join_and(parts: &[String]) -> String {
     match parts {
         [] => String::new(),
@@ -356,6 +371,13 @@ mod tests {
         assert_eq!(duration(2_090_000.0), "2.09 ms");
         assert_eq!(duration(999_000_000.0), "999 ms");
         assert_eq!(duration(58_600_000_000.0), "58.6 s");
+    }
+
+    #[test]
+    fn factors_keep_three_figures_or_their_whole_part() {
+        assert_eq!(factor(1.5412), "1.54");
+        assert_eq!(factor(15.44), "15.4");
+        assert_eq!(factor(7807.15), "7807");
     }
 
     #[test]
