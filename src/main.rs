@@ -31,7 +31,8 @@ enum Command {
     Sandbox(cmd::sandbox::SandboxCommand),
     /// Benchmark the microVM, the sandbox and installed peers, side by side.
     Bench(cmd::bench::BenchArgs),
-    /// Regenerate report.md and report.html from a results.json.
+    /// Regenerate report.md and report.html from a results.json, or compare hosts
+    /// (`--compare A/results.json B/results.json ...`).
     Report(cmd::report::ReportArgs),
     /// Build the guest images (kernel, initramfs, rootfs).
     #[command(subcommand)]
