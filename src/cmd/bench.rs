@@ -303,8 +303,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         let mut e = Entry::new(make(name));
         if !explicit && LINUX_ROWS.contains(&name) && host.emulated() {
             e.status = RuntimeStatus::Skipped(
-                "emulated KVM host: one Linux boot + init + workload takes about a minute \
-                 here; name it in --runtimes to measure it"
+                "emulated KVM host: one Linux boot + init + workload takes one to a few \
+                 minutes here (through SeaBIOS about three); name it in --runtimes to \
+                 measure it"
                     .into(),
             );
         }
