@@ -820,3 +820,101 @@ fn runtime_binary_and_runtime_fds_stay_out_of_reach_on_the_fifo_path_and_in_exec
     assert!(rt.out(&root, &["start", &id]).status.success());
     assert!(rt.out(&root, &["delete", "--force", &id]).status.success());
 }
+
+/// Live (non-zombie) processes whose command line holds `marker`.
+fn processes_with(marker: &str) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+                && alive(p.parse().unwrap_or(0))
+        })
+        .collect()
+}
+
+#[test]
+fn a_create_killed_at_any_moment_leaves_what_delete_force_removes() {
+    if !ready("oci create killed") {
+        return;
+    }
+    let rt = Runtime::bootlab();
+    let f = Fixture::new("oci-killed");
+    let me = std::process::id();
+    for i in 0..24u64 {
+        let id = format!("killed-{i}-{me}");
+        // The ID in the workload's arguments too: its processes are found by it
+        // before and after the execve.
+        let b = f.bundle(&id, &["/bin/sh", "-c", "while :; do sleep 0.05; done", &id]);
+        let mut child = rt
+            .cmd(&f.root(), &["create", "--bundle"])
+            .arg(&b)
+            .arg(&id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // From right after the spawn to past the end of a create (15-30 ms here):
+        // before the folder, before the cgroup is recorded (seen: the cgroup then
+        // is found by its name), while the init sets up, and after.
+        std::thread::sleep(Duration::from_micros(i * 2000));
+        let _ = child.kill();
+        let _ = child.wait();
+        if f.root().join(&id).exists() {
+            let o = rt.out(&f.root(), &["delete", "--force", &id]);
+            assert!(o.status.success(), "{id}: {}", text(&o.stderr));
+        }
+        assert!(!f.root().join(&id).exists(), "{id}: state left");
+        assert_eq!(
+            cgroups_named(&id),
+            Vec::<PathBuf>::new(),
+            "{id}: cgroup left"
+        );
+        let t = Instant::now();
+        while !processes_with(&id).is_empty() {
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "{id}: processes left: {:?}",
+                processes_with(&id)
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+#[test]
+fn a_second_runtime_on_the_same_container_waits_for_the_first() {
+    if !ready("oci lock") {
+        return;
+    }
+    let rt = Runtime::bootlab();
+    let f = Fixture::new("oci-lock");
+    let b = f.bundle("idle", &["/bin/sh", "-c", "while :; do sleep 0.05; done"]);
+    let id = format!("lock-{}", std::process::id());
+    create(&rt, &f, &b, &id, &[]);
+    // Hold the container's lock as a runtime in the middle of a command would.
+    let dir = File::open(f.root().join(&id)).unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&dir);
+    // SAFETY: flock on a descriptor this test owns.
+    assert_eq!(unsafe { libc::flock(fd, libc::LOCK_EX) }, 0);
+    let mut waiting = rt
+        .cmd(&f.root(), &["kill", &id, "KILL"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        waiting.try_wait().unwrap().is_none(),
+        "kill did not wait for the lock"
+    );
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::flock(fd, libc::LOCK_UN) }, 0);
+    assert!(waiting.wait().unwrap().success());
+    wait_status(&rt, &f.root(), &id, "stopped");
+    assert!(rt.out(&f.root(), &["delete", &id]).status.success());
+}

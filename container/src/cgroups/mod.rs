@@ -326,6 +326,37 @@ impl Cgroup {
         Cgroup::create_in(Backend::detect(), res, true, &Place::Own(name.to_owned()))
     }
 
+    /// The folders a [`Cgroup::create_named`] cgroup `name` of this host has, as
+    /// seen from the calling process's own cgroups: for a runtime that was killed
+    /// before it recorded them.
+    pub fn find_named(name: &str) -> Vec<PathBuf> {
+        let mut candidates = Vec::new();
+        match Backend::detect() {
+            Backend::V2 => {
+                candidates.push(Path::new(CGROUP_ROOT).join(rel(&own_path(None))).join(name))
+            }
+            Backend::V1 { hybrid } => {
+                for ctrl in v1::CONTROLLERS {
+                    candidates.push(
+                        Path::new(CGROUP_ROOT)
+                            .join(ctrl)
+                            .join(rel(&own_path(Some(ctrl))))
+                            .join(name),
+                    );
+                }
+                if hybrid {
+                    candidates.push(
+                        Path::new(HYBRID_UNIFIED)
+                            .join(rel(&own_path(None)))
+                            .join(name),
+                    );
+                }
+            }
+        }
+        candidates.retain(|d| d.join("cgroup.procs").exists());
+        candidates
+    }
+
     /// The cgroup made earlier with these directories (by [`Cgroup::into_dirs`]), to
     /// list, kill and remove its processes from another runtime process.
     pub fn reopen(dirs: Vec<PathBuf>) -> Result<Cgroup> {

@@ -30,7 +30,7 @@ pub struct CreateOptions {
 
 /// Name of a container's cgroup: no runtime pid in it, so the sweep of dead
 /// runtimes' cgroups leaves it alone (see [`crate::cgroups`]).
-fn cgroup_name(id: &str) -> String {
+pub(super) fn cgroup_name(id: &str) -> String {
     format!("{}oci-{id}", crate::cgroups::NAME_PREFIX)
 }
 
@@ -93,6 +93,9 @@ fn create_in(
         cgroup_dirs: Vec::new(),
         ready: false,
     };
+    // Written before the cgroup exists: a runtime killed from here on leaves a
+    // state that `delete --force` cleans up (it also looks for the cgroup by name).
+    dir.write(&state)?;
     let res = &config.sandbox.resources;
     let cgroup = match &config.sandbox.cgroups_path {
         Some(p) => Cgroup::create_at(res, true, Some(p))?,

@@ -14,12 +14,17 @@ const KILL_WAIT: Duration = Duration::from_secs(2);
 /// Deletes the container `id`; a running one only with `force`.
 pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), LifecycleError> {
     let dir = ContainerDir::open(root, id)?;
+    let named = || Cgroup::find_named(&super::create::cgroup_name(id));
     let state = match dir.read() {
         Ok(s) => s,
         // A create killed before its first state write, or a damaged file: with
-        // --force the folder goes (nothing recorded can be cleaned up).
+        // --force the folder goes, and a cgroup of the container's name with
+        // whatever runs in it.
         Err(e) if force => {
-            log::warn!("{e}; removing the folder only");
+            log::warn!("{e}; removing the folder and any cgroup named after the container");
+            let mut cg = Cgroup::reopen(named())?;
+            cg.kill_all();
+            cg.remove()?;
             return dir.remove();
         }
         Err(e) => return Err(e),
@@ -32,7 +37,16 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), LifecycleError> 
             status,
         });
     }
-    let mut cg = Cgroup::reopen(state.cgroup_dirs.clone())?;
+    let mut dirs = state.cgroup_dirs.clone();
+    if !state.ready {
+        // Killed during create: the cgroup may exist before it was recorded.
+        for d in named() {
+            if !dirs.contains(&d) {
+                dirs.push(d);
+            }
+        }
+    }
+    let mut cg = Cgroup::reopen(dirs)?;
     if status != Status::Stopped {
         cg.kill_all();
         // Only the recorded init (pid and start time): never pid 0 (our process
