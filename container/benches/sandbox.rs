@@ -13,7 +13,9 @@
 //! - `seccomp/podman_profile`: podman 4.3's default profile (the `linux.seccomp` of
 //!   container/tests/fixtures/podman-4.3-default.json) compiled with libseccomp, a
 //!   step on the start path of every bundle that carries a profile, beside
-//!   `seccomp/default_filter`, our own filter (no root needed for either).
+//!   `seccomp/default_filter`, our own filter (no root needed for either), and
+//!   `seccomp/podman_profile_cached`, the same program read back from the cache
+//!   (`security::seccomp_cache`; root).
 //!
 //! The rootfs is `$BOOTLAB_IMAGES/rootfs` when it exists, else a busybox-static tree
 //! built in a temp dir. Whole-process comparisons with bwrap and runc are in
@@ -159,6 +161,18 @@ fn seccomp_benches(c: &mut Criterion) {
     g.bench_function("default_filter", |b| {
         b.iter(container::security::seccomp::Filter::default_filter)
     });
+    // The same profile read back from the cache (root only: the folder must be
+    // root's).
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        let dir = std::env::temp_dir().join(format!("bootlab-bench-scmp-{}", std::process::id()));
+        let cached = |d: &Path| {
+            container::security::seccomp_cache::compile_cached(&profile, Some(d)).unwrap()
+        };
+        cached(&dir);
+        g.bench_function("podman_profile_cached", |b| b.iter(|| cached(&dir)));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     g.finish();
 }
 

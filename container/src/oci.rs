@@ -477,8 +477,13 @@ pub fn convert(cfg: &Spec, bundle: &Path) -> std::result::Result<SandboxSpec, St
     })?;
     spec.sysctl = sysctl;
     if let Some(profile) = linux.seccomp() {
-        spec.seccomp_profile =
-            Some(crate::security::oci_seccomp::compile(profile).map_err(|e| e.to_string())?);
+        spec.seccomp_profile = Some(
+            crate::security::seccomp_cache::compile_cached(
+                profile,
+                crate::security::seccomp_cache::default_dir().as_deref(),
+            )
+            .map_err(|e| e.to_string())?,
+        );
     }
     spec.cgroups_path = linux.cgroups_path().clone();
     if let Some(h) = cfg.hooks() {

@@ -25,6 +25,7 @@
 pub mod caps;
 pub mod oci_seccomp;
 pub mod seccomp;
+pub mod seccomp_cache;
 
 use crate::sys::cvt;
 use std::io;

@@ -281,6 +281,16 @@ impl Filter {
         Filter { prog, flags }
     }
 
+    /// The instructions.
+    pub fn program(&self) -> &[libc::sock_filter] {
+        &self.prog
+    }
+
+    /// The `SECCOMP_FILTER_FLAG_*` bits it is installed with.
+    pub fn flags(&self) -> u32 {
+        self.flags
+    }
+
     /// Number of BPF instructions.
     pub fn len(&self) -> usize {
         self.prog.len()
