@@ -208,6 +208,10 @@ struct Prepared {
     console: Option<RawFd>,
     /// The terminal's size (rows, columns).
     console_size: Option<(u16, u16)>,
+    /// A cgroup2 folder the child is cloned straight into (`CLONE_INTO_CGROUP`),
+    /// as an open descriptor, with its `cgroup.procs` for the fallback join when
+    /// the kernel lacks clone3.
+    into_cgroup: Option<(RawFd, CString)>,
     /// The child dies with the runtime (parent-death signal). Not for [`exec`]'s
     /// process, which outlives a runtime that returned with `--detach`.
     pdeath: bool,
@@ -332,6 +336,7 @@ impl Prepared {
             hold: None,
             console: None,
             console_size: spec.console_size,
+            into_cgroup: None,
             pdeath: true,
         })
     }
@@ -539,6 +544,24 @@ pub fn create(
         ));
     }
     cgroup_steps(&mut prep, spec, cgroup)?;
+    // The cgroup2 folder (the only one on a v2 host, the one for cgroup.kill on a
+    // hybrid host) is entered by the clone itself.
+    let into = cgroup.dirs().iter().position(|d| cgroups::is_cgroup2(d));
+    let into_fd = match into {
+        Some(i) => {
+            let dir = &cgroup.dirs()[i];
+            use std::os::unix::fs::OpenOptionsExt;
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+                .open(dir)
+                .map_err(|e| Error::sys(format!("opening {}", dir.display()), e))?;
+            let procs = prep.cgroup_procs.remove(i);
+            Some((OwnedFd::from(f), procs))
+        }
+        None => None,
+    };
+    prep.into_cgroup = into_fd.as_ref().map(|(f, p)| (f.as_raw_fd(), p.clone()));
     prep.runtime_exe = security::exe_identity("/proc/self/exe");
     prep.hold = Some(Hold {
         fifo: exec_fifo,
@@ -755,6 +778,74 @@ fn exec_child(p: &Prepared, report: RawFd, old_mask: &SigSet) -> ! {
     unsafe { libc::_exit(127) }
 }
 
+/// `CLONE_INTO_CGROUP` (linux/sched.h).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// clone3's argument block (`struct clone_args`, its version 2 with `cgroup`).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// A fork-style clone with `flags` (and SIGCHLD), straight into the cgroup2 folder
+/// `cgroup` when given: no later move into it, whose first one costs an RCU grace
+/// period (about 15 ms here, docs/HOSTS.md). Returns the clone's result (0 in the
+/// child, the pid or -1 with errno in the parent) and whether the child was placed
+/// in `cgroup` (false when clone3 is missing: the child must join itself).
+fn fork_clone(flags: libc::c_int, cgroup: Option<RawFd>) -> (libc::c_long, bool) {
+    if let Some(fd) = cgroup.and_then(|fd| u64::try_from(fd).ok()) {
+        let args = CloneArgs {
+            flags: u64::from(flags.cast_unsigned()) | CLONE_INTO_CGROUP,
+            exit_signal: u64::from(libc::SIGCHLD.cast_unsigned()),
+            cgroup: fd,
+            ..CloneArgs::default()
+        };
+        // SAFETY: a fork-style clone3 (no stack given: the child continues on a copy
+        // of this single-threaded process's memory); `args` is a valid clone_args
+        // of the size passed.
+        let pid = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &args as *const CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        };
+        let missing = pid < 0
+            && matches!(
+                std::io::Error::last_os_error().raw_os_error(),
+                Some(libc::ENOSYS | libc::E2BIG)
+            );
+        if !missing {
+            return (pid, true);
+        }
+    }
+    // SAFETY: a fork-style clone (no new stack): the child continues on a copy of
+    // this single-threaded process's memory and never returns into the caller's
+    // frames (it execs or _exits).
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::c_ulong::from((flags | libc::SIGCHLD).cast_unsigned()),
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    (pid, false)
+}
+
 fn clone_error(e: std::io::Error) -> Error {
     let hint = if e.raw_os_error() == Some(libc::EPERM) {
         " (creating namespaces without root needs the user namespace)"
@@ -875,21 +966,21 @@ fn spawn_forked(prep: &Prepared, old_mask: &SigSet) -> Result<Launch> {
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
     let (go_r, go_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
-    // SAFETY: a fork-style clone (no new stack): the child continues on a copy of
-    // this single-threaded process's memory and never returns from `child_main`.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            libc::c_ulong::from((prep.flags | libc::SIGCHLD).cast_unsigned()),
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
+    let (pid, placed) = fork_clone(prep.flags, prep.into_cgroup.as_ref().map(|c| c.0));
     if pid == 0 {
         drop(exec_r);
         drop(go_w);
+        if let (Some((_, procs)), false) = (&prep.into_cgroup, placed) {
+            // clone3 is missing: join like the other hierarchies, first thing.
+            if let Err(e) = cgroups::join(std::slice::from_ref(procs)) {
+                write_fd(
+                    exec_w.as_raw_fd(),
+                    format!("Ejoining the cgroup: {e}").as_bytes(),
+                );
+                // SAFETY: _exit in the forked child.
+                unsafe { libc::_exit(127) }
+            }
+        }
         child_main(prep, exec_w.as_raw_fd(), go_r, old_mask);
     }
     if pid < 0 {
@@ -1326,12 +1417,14 @@ fn child_setup(
 
     if !p.cgroup_procs.is_empty() {
         step("joining the cgroup", cgroups::join(&p.cgroup_procs))?;
-        if p.late_cgroupns {
-            step(
-                "unshare(CLONE_NEWCGROUP)",
-                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP),
-            )?;
-        }
+    }
+    // Once in the sandbox's cgroup (joined, or cloned into it), so the namespace
+    // is rooted there.
+    if p.late_cgroupns {
+        step(
+            "unshare(CLONE_NEWCGROUP)",
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP),
+        )?;
     }
     if !p.sysctls.is_empty() {
         crate::sysctl::apply(&p.sysctls)?;

@@ -75,7 +75,8 @@ impl Backend {
     }
 }
 
-fn is_cgroup2(path: &Path) -> bool {
+/// Whether `path` is on a cgroup2 filesystem.
+pub(crate) fn is_cgroup2(path: &Path) -> bool {
     let Ok(c) = cpath(path) else { return false };
     // SAFETY: an all-zero statfs is a valid out-parameter.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
