@@ -261,6 +261,21 @@ pub fn poststop(hooks: Option<&Hooks>, state: &State) -> Result<(), HookError> {
     run(Stage::Poststop, hooks, state)
 }
 
+/// The `hooks` of `BUNDLE/config.json`, for the lifecycle steps after `create`
+/// (`start` runs poststart, `delete` poststop); `Ok(None)` when there are none.
+pub fn from_bundle(bundle: &std::path::Path) -> Result<Option<Hooks>, String> {
+    let path = bundle.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    match v.get("hooks") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(h) => serde_json::from_value(h.clone())
+            .map(Some)
+            .map_err(|e| format!("{}: hooks: {e}", path.display())),
+    }
+}
+
 /// The runtime-spec state of a container.
 pub fn state(
     id: &str,

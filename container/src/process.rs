@@ -291,7 +291,10 @@ impl Prepared {
         Ok(Prepared {
             hooks: spec.hooks.clone().map(|hooks| HookCtx {
                 hooks,
-                id: format!("bootlab-{}", std::process::id()),
+                id: spec
+                    .container_id
+                    .clone()
+                    .unwrap_or_else(|| format!("bootlab-{}", std::process::id())),
                 bundle: bundle_dir.map_or_else(|| PathBuf::from("/"), Path::to_path_buf),
                 annotations: spec.annotations.clone(),
             }),

@@ -207,6 +207,9 @@ pub struct SandboxSpec {
     pub hooks: Option<oci_spec::runtime::Hooks>,
     /// config.json `annotations`, passed to hooks in the state.
     pub annotations: std::collections::HashMap<String, String>,
+    /// The OCI container ID hooks see in the state (`bootlab oci create`'s ID;
+    /// `None`: `bootlab-<runtime pid>`, for `sandbox run`).
+    pub container_id: Option<String>,
 }
 
 impl SandboxSpec {
@@ -248,6 +251,7 @@ impl SandboxSpec {
             console_size: None,
             hooks: None,
             annotations: std::collections::HashMap::new(),
+            container_id: None,
         }
     }
 }

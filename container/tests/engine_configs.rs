@@ -513,3 +513,77 @@ fn hooks_run_in_order_with_the_state_and_a_failing_one_stops_the_start() {
     let leaf = Path::new("/sys/fs/cgroup/pids").join(r.cgroup.trim_start_matches('/'));
     assert!(!leaf.exists());
 }
+
+/// The create/start/delete steps (what `bootlab oci` runs for an engine) run the
+/// same hooks, each at its step, with the container's ID in the state.
+#[test]
+fn lifecycle_steps_run_the_hooks_with_the_container_id() {
+    if !require() {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let r = adapt("containerd-1.6-default.json");
+    let bundle = r.out.join("bundle");
+    let host_log = r.out.join("hooks.log").display().to_string();
+    let cfg_path = bundle.join("config.json");
+    let mut cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    for stage in ["createRuntime", "createContainer", "poststart", "poststop"] {
+        cfg["hooks"][stage] = json!([logging_hook(stage, &host_log)]);
+    }
+    cfg["hooks"]["startContainer"] = json!([logging_hook("startContainer", "/out/hooks.log")]);
+    cfg["process"]["args"] = json!(["true"]);
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let root = r.out.join("state");
+    let id = format!("hooks-{}", std::process::id());
+    let opts = container::lifecycle::CreateOptions {
+        root: root.clone(),
+        id: id.clone(),
+        bundle: bundle.clone(),
+        pid_file: None,
+        console_socket: None,
+        preserve_fds: 0,
+    };
+    let state = container::lifecycle::create(&opts).expect("create");
+    let after_create = std::fs::read_to_string(&host_log).unwrap_or_default();
+    container::lifecycle::start(&root, &id).expect("start");
+    // The init is our child: reap it.
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(state.pid, &mut status, 0) };
+    container::lifecycle::delete(&root, &id, false).expect("delete");
+    remove_cgroup_parents();
+    let log = std::fs::read_to_string(&host_log).unwrap();
+    let lines: Vec<(&str, Value)> = log
+        .lines()
+        .map(|l| {
+            let (stage, state) = l.split_once(' ').unwrap();
+            (stage, serde_json::from_str(state).unwrap())
+        })
+        .collect();
+    let stages: Vec<&str> = lines.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        stages,
+        [
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop"
+        ],
+        "{log}"
+    );
+    assert_eq!(
+        after_create.lines().count(),
+        2,
+        "create ran createRuntime and createContainer only: {after_create}"
+    );
+    for (stage, st) in &lines {
+        assert_eq!(st["id"], id.as_str(), "{stage}: {log}");
+        assert_eq!(
+            st["pid"].as_i64(),
+            Some(i64::from(state.pid)),
+            "{stage}: {log}"
+        );
+    }
+}

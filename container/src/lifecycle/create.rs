@@ -45,7 +45,9 @@ pub fn create(opts: &CreateOptions) -> Result<State, LifecycleError> {
         source: e,
     })?;
     // Read before the folder is made: a bad bundle leaves nothing behind.
-    let config = crate::oci::load(&bundle)?;
+    let mut config = crate::oci::load(&bundle)?;
+    // The hooks' state names the container by its ID.
+    config.sandbox.container_id = Some(opts.id.clone());
     match (config.sandbox.terminal, opts.console_socket.is_some()) {
         (true, false) => {
             return Err(LifecycleError::Invalid(

@@ -1,5 +1,6 @@
 //! `delete`: kills what is left of a container (its waiting init, or with `force`
-//! a running one), removes its cgroup and its folder.
+//! a running one), removes its cgroup and its folder, then runs the bundle's
+//! poststop hooks.
 
 use super::state::{init_alive, ContainerDir};
 use super::status::Status;
@@ -61,5 +62,11 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), LifecycleError> 
         }
     }
     cg.remove()?;
-    dir.remove()
+    dir.remove()?;
+    super::start::run_hooks(
+        crate::hooks::Stage::Poststop,
+        &state,
+        oci_spec::runtime::ContainerState::Stopped,
+    );
+    Ok(())
 }
