@@ -30,7 +30,7 @@ grep -E '^Max (open files|processes)' /proc/self/limits
 probe call kexec_load:246 add_key:248 getpid:39 ptrace_traceme:101
 echo timer_list=$(wc -c < /proc/timer_list) version=$(wc -c < /proc/version)
 echo sysfw=$(ls -A /sys/firmware | wc -l)
-awk '$2 == "/proc/sys" || $2 == "/sys" || $2 == "/sys/fs/cgroup" || $2 == "/dev/mqueue" || $2 == "/dev/pts" {print "mount " $2 " " $3 " " $4}' /proc/mounts
+awk '$2 == "/proc/sys" || $2 == "/sys" || $2 == "/sys/fs/cgroup" || $2 == "/dev/mqueue" || $2 == "/dev/pts" || $2 == "/dev/shm" {print "mount " $2 " " $3 " " $4}' /proc/mounts
 echo ip_forward=$(cat /proc/sys/net/ipv4/ip_forward)
 echo ttl=$(cat /proc/sys/net/ipv4/ip_default_ttl)
 echo ptmx=$(readlink /dev/ptmx)
@@ -396,6 +396,12 @@ fn containerd_configs_run_with_our_filter_or_theirs() {
         s.report
     );
     assert_eq!(s.line("ttl="), "ttl=64", "a fresh network namespace");
+    // containerd's /dev/shm: a tmpfs with its size and mode (podman binds its own).
+    let shm = s.line("mount /dev/shm tmpfs ");
+    assert!(
+        shm.contains("size=65536k") && shm.contains("nosuid,nodev,noexec"),
+        "{shm}"
+    );
     assert!(
         s.line("Groups:").contains('0'),
         "additionalGids [0]: {}",
