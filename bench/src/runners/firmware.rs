@@ -137,6 +137,9 @@ impl Runner for QemuFirmware {
             log: FirmwareLog::FwCfgTrace,
         });
         if self.firmware == Firmware::SeaBios {
+            // `-M pc`'s TPR-patching option ROM (kvmvapic, for old 32-bit Windows) made
+            // the 64-bit guest-init's first port write fault (#GP) on hardware KVM.
+            spec = spec.args(["-global", "kvm-apic.vapic=false"]);
             let debugcon = self.fifo(ctx, "debugcon");
             let mut chardev = std::ffi::OsString::from("file,id=fwlog,path=");
             chardev.push(&debugcon);
@@ -203,6 +206,12 @@ impl Runner for QemuFirmware {
                  -nographic SeaBIOS also prints on the serial console (sercon)"
                     .into(),
             );
+            notes.push(
+                "-global kvm-apic.vapic=false: with `-M pc`'s TPR-patching option ROM \
+                 (kvmvapic, made for 32-bit Windows) the 64-bit guest-init's first port write \
+                 took a general protection fault on hardware KVM (nested-SVM lane)"
+                    .into(),
+            );
         }
         notes
     }
@@ -243,7 +252,8 @@ mod tests {
         assert!(cl.contains("-cpu host,-arch-capabilities,vendor=GenuineIntel"));
         assert!(cl.contains(" -trace fw_cfg_select -D /scratch/qemu-pc-seabios-7.fw_cfg-trace "));
         assert!(cl.contains(
-            " -chardev file,id=fwlog,path=/scratch/qemu-pc-seabios-7.debugcon \
+            " -global kvm-apic.vapic=false -chardev file,id=fwlog,\
+             path=/scratch/qemu-pc-seabios-7.debugcon \
              -device isa-debugcon,chardev=fwlog,iobase=0x402"
         ));
         assert_eq!(
