@@ -129,8 +129,8 @@ const TWO_VCPUS: &str = "bootlab vm run --guest linux --vcpus 2 --timeline-out l
 
 /// In one L1: the lab guest, the Linux guest with `vm run --guest linux` and default
 /// arguments (64-bit init, host CPU vendor, kvmclock), the same with two vCPUs, the
-/// kernel built without the emulated-KVM workarounds, and a snapshot and restore of
-/// both guests.
+/// kernel built without the emulated-KVM workarounds, a snapshot and restore of
+/// both guests, and the Linux guest with its root on rootfs.ext4 (`--disk`).
 #[test]
 fn hardware_kvm_path_boots_linux_with_defaults_in_the_nested_svm_lane() {
     if !lane_or_skip("hardware_kvm_path_boots_linux_with_defaults_in_the_nested_svm_lane") {
@@ -201,6 +201,15 @@ fn hardware_kvm_path_boots_linux_with_defaults_in_the_nested_svm_lane() {
             "linux.snap",
             "--timeline-out",
             "linux-restore.json",
+            "--",
+            "vm",
+            "run",
+            "--guest",
+            "linux",
+            "--disk",
+            "/lane/images/rootfs.ext4",
+            "--timeline-out",
+            "linux-disk.json",
         ],
     );
     let stderr = text(&out.stderr);
@@ -213,7 +222,7 @@ fn hardware_kvm_path_boots_linux_with_defaults_in_the_nested_svm_lane() {
     assert!(stderr.contains("EMULATED hardware"), "{stderr}");
     let res = dir.join("out");
     let cmd_out = |n: u32| std::fs::read_to_string(res.join(format!("lane/{n}.out"))).unwrap();
-    for n in 1..=8 {
+    for n in 1..=9 {
         let status = std::fs::read_to_string(res.join(format!("lane/{n}.status"))).unwrap();
         assert_eq!(status.trim(), "0", "command {n}");
     }
@@ -277,6 +286,28 @@ fn hardware_kvm_path_boots_linux_with_defaults_in_the_nested_svm_lane() {
         assert_eq!(names, ["restore", "process", "teardown"], "{what}");
         assert_eq!(t.exit_code, Some(0), "{what}");
     }
+
+    // Linux with its root on the virtio-blk disk (rootfs.ext4): no initramfs, the
+    // kernel finds /dev/vda through the virtio_mmio.device= entry, mounts the ext4
+    // root and runs guest-init from it, which runs the workload from the disk.
+    let disk = cmd_out(9);
+    let mut from_disk = test_support::LINUX_RUN_LINES;
+    from_disk[0] = "Run /sbin/guest-init as init process";
+    assert_in_order(&disk, &from_disk, "linux from the disk");
+    for line in [
+        "virtio_blk virtio0: [vda]",
+        "VFS: Mounted root (ext4 filesystem) readonly",
+    ] {
+        assert!(
+            disk.contains(line),
+            "linux from the disk: no {line:?}:\n{disk}"
+        );
+    }
+    assert!(!disk.contains("Freeing initrd memory"), "{disk}");
+    assert_every_phase(
+        &timeline(&res.join("linux-disk.json")),
+        "linux from the disk",
+    );
     assert_nothing_left(dir);
 }
 
