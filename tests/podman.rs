@@ -2,7 +2,7 @@
 //! image imported from guest-images/out/rootfs, `podman run --rm IMAGE
 //! /sbin/guest-init hello` prints the hello line, and the workload's exit status comes
 //! back through conmon and podman; `podman run -d`, `exec` (its status, the
-//! container's hostname), `stop`, `rm`; `podman run -t` (the pty the runtime sends
+//! container's hostname), `exec -t`, `stop`, `rm`; `podman run -t` (the pty the runtime sends
 //! to conmon's console socket, `/dev/pts/0` inside); `--memory` and `--pids-limit`
 //! enforced. The same cases run with runc as the control,
 //! so a host problem is told apart from ours.
@@ -171,6 +171,22 @@ fn detached_exec_stop_rm(p: &Podman, runtime: &Path) {
         format!("exec in {}", &cid[..12]),
         "{r}"
     );
+    // exec -t: a terminal of the container's devpts for the exec'd process.
+    let o = p
+        .cmd(&["--runtime"])
+        .arg(runtime)
+        .args(["exec", "-t", &cid, "/bin/sh", "-c"])
+        .arg("tty; [ -t 0 ] && [ -t 1 ] && echo both-ttys; exit 7")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(7),
+        "{r}: exec -t: {}",
+        text(&o.stderr)
+    );
+    assert_eq!(text(&o.stdout), "/dev/pts/0\r\nboth-ttys\r\n", "{r}");
     for op in ["stop", "rm"] {
         let o = p
             .cmd(&["--runtime"])

@@ -605,13 +605,18 @@ pub struct ExecTarget {
 const EXEC_NAMESPACES: [&str; 7] = ["user", "ipc", "uts", "net", "pid", "cgroup", "mnt"];
 
 /// Starts `spec`'s process (args, env, cwd, user, capabilities, rlimits,
-/// no_new_privs; the default seccomp filter) inside the running container `target`:
+/// no_new_privs; the bundle's seccomp filter) inside the running container `target`
+/// (with a terminal when `console` is a connection to a console socket):
 /// what `runc exec` does. The process joins the container's cgroup and every
 /// namespace of its init that differs from ours, then, as a child of the calling
 /// process (a second clone with `CLONE_PARENT` puts it in the PID namespace), takes
 /// the same security steps as the container's init and execs. Returns its pid once
 /// it has exec'd.
-pub fn exec(target: &ExecTarget, spec: &SandboxSpec) -> Result<libc::pid_t> {
+pub fn exec(
+    target: &ExecTarget,
+    spec: &SandboxSpec,
+    console: Option<RawFd>,
+) -> Result<libc::pid_t> {
     // SAFETY: geteuid cannot fail.
     let euid = unsafe { libc::geteuid() };
     let mut plan = spec.clone();
@@ -624,6 +629,8 @@ pub fn exec(target: &ExecTarget, spec: &SandboxSpec) -> Result<libc::pid_t> {
     plan.hooks = None;
     plan.hostname = None;
     let mut prep = Prepared::new(&plan, None)?;
+    // With a terminal: a pty of the container's devpts, sent on this connection.
+    prep.console = console;
     prep.runtime_exe = security::exe_identity("/proc/self/exe");
     prep.change_user = true;
     prep.pdeath = false;

@@ -148,7 +148,8 @@ pub struct ExecArgs {
     /// A process JSON (runtime-spec `process`) to run instead of COMMAND.
     #[arg(long, short = 'p', value_name = "FILE")]
     pub process: Option<PathBuf>,
-    /// Allocate a terminal (not supported: stdio is passed through).
+    /// Give the process a terminal (with --console-socket; with --process, its
+    /// `terminal` field decides).
     #[arg(long, short = 't')]
     pub tty: bool,
     /// Unix socket for the terminal's master (with --tty).
@@ -392,8 +393,8 @@ fn wait_forwarding(pid: i32, block: &nix::sys::signal::SigSet) -> anyhow::Result
 
 /// `exec`: start the process, write its pid file, then wait for it unless detached.
 fn exec(root: &Path, e: &ExecArgs) -> anyhow::Result<u8> {
-    if e.tty || e.console_socket.is_some() {
-        bail!("exec --tty / --console-socket is not supported: stdio is passed through");
+    if e.tty != e.console_socket.is_some() && e.process.is_none() {
+        bail!("exec: --tty and --console-socket go together (the terminal's master is sent there)");
     }
     if e.process.is_some() && !e.command.is_empty() {
         bail!("exec: give either --process FILE or a COMMAND, not both");
@@ -420,6 +421,7 @@ fn exec(root: &Path, e: &ExecArgs) -> anyhow::Result<u8> {
         env: e.env.clone(),
         cwd: e.cwd.clone(),
         user,
+        console_socket: e.console_socket.clone(),
     };
     // The process takes the signal mask it finds: nothing is blocked before it runs.
     let pid = lifecycle::exec(root, &e.id, &opts)?;

@@ -22,6 +22,8 @@ pub struct ExecOptions {
     pub cwd: Option<PathBuf>,
     /// `uid[:gid]`, with `args`.
     pub user: Option<(u32, u32)>,
+    /// A terminal for the process, its master sent to this console socket.
+    pub console_socket: Option<PathBuf>,
 }
 
 /// Starts the process in the container `id`; returns its pid (a child of the
@@ -71,8 +73,7 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOptions) -> Result<i32, LifecycleE
                 u.set_gid(gid);
                 p.set_user(u);
             }
-            // The terminal is the caller's business here: none is made.
-            p.set_terminal(Some(false));
+            p.set_terminal(Some(opts.console_socket.is_some()));
             p
         }
     };
@@ -85,6 +86,33 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOptions) -> Result<i32, LifecycleE
         cgroup_procs: cg.procs_files().to_vec(),
     };
     let _ = cg.into_dirs();
+    let console = match (&opts.console_socket, spec.terminal) {
+        (Some(socket), true) => {
+            Some(
+                crate::console::connect(socket).map_err(|e| LifecycleError::Io {
+                    what: format!("connecting to --console-socket {}", socket.display()),
+                    source: e,
+                })?,
+            )
+        }
+        (None, false) => None,
+        (None, true) => {
+            return Err(LifecycleError::Invalid(
+                "the process asks for a terminal: give --console-socket".into(),
+            ))
+        }
+        (Some(_), false) => {
+            return Err(LifecycleError::Invalid(
+                "--console-socket is for a process with a terminal (--tty or process.terminal)"
+                    .into(),
+            ))
+        }
+    };
     drop(dir);
-    Ok(crate::process::exec(&target, &spec)?)
+    let pid = crate::process::exec(
+        &target,
+        &spec,
+        console.as_ref().map(std::os::fd::AsRawFd::as_raw_fd),
+    )?;
+    Ok(pid)
 }
