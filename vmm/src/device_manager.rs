@@ -7,8 +7,10 @@
 use crate::devices::irq::{IrqLine, SplitIrqChip};
 use crate::devices::mmio::{AttachError, MmioBus, MmioDevice, Window};
 pub use crate::devices::virtio::block::DiskConfig;
+use crate::devices::virtio::{block::Block, mmio::MmioTransport, VirtioDevice};
 use crate::error::Error;
 use crate::layout::{MMIO_DEVICES_END, MMIO_DEVICES_START, MMIO_DEVICE_SIZE};
+use crate::memory::GuestMemory;
 use kvm_ioctls::VmFd;
 use std::sync::Arc;
 
@@ -182,6 +184,27 @@ impl<'a> DeviceManager<'a> {
         self.mmio
             .attach(window, device)
             .map_err(|e: AttachError| Error::Device(e.to_string()))
+    }
+
+    /// Makes the devices of `plan` (opening their files) and attaches each at its
+    /// place, raising its line, reaching `mem`.
+    pub fn attach_plan(&mut self, plan: &DevicePlan, mem: &GuestMemory) -> Result<(), Error> {
+        for (index, (slot, spec)) in plan.devices().enumerate() {
+            let device: Box<dyn VirtioDevice> = match spec {
+                DeviceSpec::Block(disk) => {
+                    let (file, len) = disk.open().map_err(|source| Error::Disk {
+                        path: disk.path.clone(),
+                        source,
+                    })?;
+                    let id = format!("bootlab-disk{index}");
+                    Box::new(Block::new(file, len, disk.read_only, &id))
+                }
+            };
+            let irq = self.irq_line(slot.irq)?;
+            let transport = MmioTransport::new(device, irq, mem.clone());
+            self.attach(slot.window, Arc::new(transport))?;
+        }
+        Ok(())
     }
 
     /// The split irqchip, if the VM has one.

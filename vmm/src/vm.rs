@@ -13,7 +13,6 @@ use crate::devices::boot_timer::{self, BootTimer};
 use crate::devices::console::Console;
 pub use crate::devices::irq::IrqChipKind;
 use crate::devices::irq::{SplitIrqChip, IOAPIC_WINDOW};
-use crate::devices::virtio::{block::Block, mmio::MmioTransport, VirtioDevice};
 use crate::devices::{ioapic, serial, Bus, Recorder};
 use crate::error::{Error, MemoryError};
 pub use crate::exit::ExitReason;
@@ -284,7 +283,7 @@ impl Machine {
         if let Some(chip) = &split {
             devices.attach(IOAPIC_WINDOW, chip.clone())?;
         }
-        attach_planned(&mut devices, plan, mem)?;
+        devices.attach_plan(plan, mem)?;
         let console = Console::new(console, recorder.clone());
         let bus = Arc::new(Bus::new(console, line, devices.into_mmio(), split));
         let mut fds = Vec::with_capacity(vcpus as usize);
@@ -301,34 +300,6 @@ impl Machine {
             vcpus: fds,
         })
     }
-}
-
-/// Makes the devices of `plan` and attaches each at its place.
-fn attach_planned(
-    devices: &mut DeviceManager<'_>,
-    plan: &DevicePlan,
-    mem: &memory::GuestMemory,
-) -> Result<(), Error> {
-    for (index, (slot, spec)) in plan.devices().enumerate() {
-        let device: Box<dyn VirtioDevice> = match spec {
-            DeviceSpec::Block(disk) => {
-                let (file, len) = disk.open().map_err(|source| Error::Disk {
-                    path: disk.path.clone(),
-                    source,
-                })?;
-                Box::new(Block::new(
-                    file,
-                    len,
-                    disk.read_only,
-                    &format!("bootlab-disk{index}"),
-                ))
-            }
-        };
-        let irq = devices.irq_line(slot.irq)?;
-        let transport = MmioTransport::new(device, irq, mem.clone());
-        devices.attach(slot.window, Arc::new(transport))?;
-    }
-    Ok(())
 }
 
 impl Vm {
