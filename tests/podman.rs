@@ -66,7 +66,10 @@ impl Podman {
 
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new("podman");
-        c.env("CONTAINERS_CONF", self.dir.join("containers.conf"))
+        // conmon writes an `oom` file into its working directory when the container
+        // was OOM-killed (with runc too): the temporary folder, not the checkout.
+        c.current_dir(self.dir.path())
+            .env("CONTAINERS_CONF", self.dir.join("containers.conf"))
             .arg("--root")
             .arg(self.dir.join("root"))
             .arg("--runroot")
