@@ -918,3 +918,57 @@ fn a_second_runtime_on_the_same_container_waits_for_the_first() {
     wait_status(&rt, &f.root(), &id, "stopped");
     assert!(rt.out(&f.root(), &["delete", &id]).status.success());
 }
+
+/// `run --preserve-fds N` (N given or not) with a pipe's write end as fd 3; returns
+/// the exit status and what arrived on the pipe.
+fn run_with_fd3(
+    rt: &Runtime,
+    f: &Fixture,
+    bundle: &Path,
+    id: &str,
+    preserve: &[&str],
+) -> (i32, String) {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let (r, w) = nix::unistd::pipe().unwrap();
+    let w_raw = std::os::fd::AsRawFd::as_raw_fd(&w);
+    let mut cmd = rt.cmd(&f.root(), &["run"]);
+    cmd.args(preserve).arg("--bundle").arg(bundle).arg(id);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: only dup2 between fork and exec (async-signal-safe).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(w_raw, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    drop(w);
+    let mut got = String::new();
+    File::from(r).read_to_string(&mut got).unwrap();
+    let code = child.wait().unwrap().code().unwrap_or(-1);
+    (code, got)
+}
+
+#[test]
+fn preserve_fds_passes_the_callers_descriptors_on_and_only_those() {
+    if !ready("oci preserve-fds") {
+        return;
+    }
+    let mut runtimes = vec![Runtime::bootlab()];
+    runtimes.extend(Runtime::runc());
+    for rt in &runtimes {
+        let f = Fixture::new("oci-fds");
+        let b = f.bundle("fd3", &["/bin/sh", "-c", "echo via-fd3 >&3"]);
+        let me = std::process::id();
+        let (code, got) = run_with_fd3(rt, &f, &b, &format!("fds1-{me}"), &["--preserve-fds", "1"]);
+        assert_eq!((code, got.as_str()), (0, "via-fd3\n"), "{}", rt.name);
+        // Without it the workload finds no fd 3 (and the pipe gets nothing).
+        let (code, got) = run_with_fd3(rt, &f, &b, &format!("fds0-{me}"), &[]);
+        assert!(code != 0 && got.is_empty(), "{}: {code} {got:?}", rt.name);
+    }
+}
