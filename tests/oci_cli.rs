@@ -972,3 +972,37 @@ fn preserve_fds_passes_the_callers_descriptors_on_and_only_those() {
         assert!(code != 0 && got.is_empty(), "{}: {code} {got:?}", rt.name);
     }
 }
+
+#[test]
+fn state_is_root_only_and_never_read_through_a_symlink() {
+    use std::os::unix::fs::PermissionsExt;
+    if !ready("oci state files") {
+        return;
+    }
+    let rt = Runtime::bootlab();
+    let f = Fixture::new("oci-state");
+    let root = f.root();
+    let b = f.bundle("idle", &["/bin/sh", "-c", "while :; do sleep 0.05; done"]);
+    let id = format!("st-{}", std::process::id());
+    create(&rt, &f, &b, &id, &[]);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&root), 0o700);
+    assert_eq!(mode(&root.join(&id)), 0o700);
+    assert_eq!(mode(&root.join(&id).join("state.json")), 0o600);
+    // A container folder that is a symlink (to the real one) is not followed.
+    let link = format!("{id}-link");
+    std::os::unix::fs::symlink(root.join(&id), root.join(&link)).unwrap();
+    let o = rt.out(&root, &["state", &link]);
+    assert_refused(&rt, &o, "a symlinked container folder", &link);
+    std::fs::remove_file(root.join(&link)).unwrap();
+    // Nor is a state.json that is a symlink.
+    let real = root.join(&id).join("state.json");
+    let moved = f.file("state.json.real");
+    std::fs::rename(&real, &moved).unwrap();
+    std::os::unix::fs::symlink(&moved, &real).unwrap();
+    let o = rt.out(&root, &["state", &id]);
+    assert_refused(&rt, &o, "a symlinked state.json", "state.json");
+    std::fs::remove_file(&real).unwrap();
+    std::fs::rename(&moved, &real).unwrap();
+    assert!(rt.out(&root, &["delete", "--force", &id]).status.success());
+}
