@@ -1006,3 +1006,43 @@ fn state_is_root_only_and_never_read_through_a_symlink() {
     std::fs::rename(&moved, &real).unwrap();
     assert!(rt.out(&root, &["delete", "--force", &id]).status.success());
 }
+
+#[test]
+fn mount_pivot_root_chroot_and_file_handles_fail_in_a_container_made_by_create_and_start() {
+    if !ready("oci escape") || !test_support::sandbox::require_root() {
+        return;
+    }
+    // The attacks of tests/sandbox_escape.rs's mount test, through the lifecycle
+    // (`run` = create + start) with a bundle that carries no seccomp profile: our
+    // default filter answers first (EPERM), as for `sandbox run`.
+    let ops = [
+        "mount:tmpfs:/tmp",
+        "mount:proc:/mnt",
+        "umount:/proc",
+        "umount:/",
+        "pivot_root",
+        "chroot:/tmp",
+        "open_by_handle_at",
+        "fsopen",
+        "open_tree:/",
+    ];
+    let rt = Runtime::bootlab();
+    let f = Fixture::new("oci-escape");
+    let args: Vec<&str> = ["probe", "attack"].into_iter().chain(ops).collect();
+    let b = probe_bundle(&f, "attack", &args);
+    let o = rt
+        .cmd(&f.root(), &["run", "--bundle"])
+        .arg(&b)
+        .arg(format!("escape-{}", std::process::id()))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let got = text(&o.stdout);
+    for op in ops {
+        assert!(
+            got.lines().any(|l| l == format!("{op}=EPERM")),
+            "{op}: {got}"
+        );
+    }
+}
