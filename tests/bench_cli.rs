@@ -489,3 +489,93 @@ fn ctrl_c_or_a_killed_harness_leaves_no_load_worker() {
         }
     }
 }
+
+/// Lines of `text` that name an engine folder of the harness (`/tmp/bl-eng-*`).
+fn engine_traces(text: &str) -> Vec<String> {
+    let prefix = format!("/{}", bench::runners::ENGINE_DIR_PREFIX);
+    text.lines()
+        .filter(|l| l.contains(&prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Processes (podman, conmon, containerd, the shim) whose command line names an
+/// engine folder.
+fn engine_processes() -> Vec<String> {
+    let mut left = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            left.extend(engine_traces(&cmd));
+        }
+    }
+    left
+}
+
+#[test]
+fn podman_rows_run_the_workload_through_bootlab_and_runc_and_leave_nothing() {
+    let images = Path::new(env!("CARGO_MANIFEST_DIR")).join("guest-images/out");
+    let init = images.join("rootfs/sbin/guest-init");
+    if !test_support::need(
+        "bench podman rows",
+        &[
+            test_support::Need::Root,
+            test_support::Need::Tool("podman"),
+            test_support::Need::Tool("conmon"),
+            test_support::Need::Tool("runc"),
+            test_support::Need::Path(&init, "run `bootlab images build` (guest-images/build.sh)"),
+        ],
+    ) {
+        return;
+    }
+    let out = temp_dir("engines");
+    let (o, results) = bench(
+        &images,
+        &out,
+        &[
+            "--runtimes",
+            "podman+bootlab,podman+runc",
+            "--runs",
+            "2",
+            "--warmup",
+            "1",
+            "--concurrency",
+            "1",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "bench: {stderr}");
+    let r = results.expect("results.json");
+    for row in ["podman+bootlab", "podman+runc"] {
+        let info = r.runtime(row).expect(row);
+        assert_eq!(info.status, RuntimeStatus::Ran, "{row}: {:?}", info.status);
+        let runs: Vec<_> = r.runs_of(row).collect();
+        assert_eq!(runs.len(), 2, "{row}");
+        for run in &runs {
+            assert!(
+                run.timeline.error.is_none(),
+                "{row}: {:?}",
+                run.timeline.error
+            );
+        }
+        for phases in phase_names(&r, row) {
+            assert!(phases.iter().any(|p| p == "process"), "{row}: {phases:?}");
+        }
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert_eq!(engine_traces(&mounts), Vec::<String>::new(), "mounts left");
+    assert_eq!(engine_processes(), Vec::<String>::new(), "processes left");
+    let tmp = std::env::temp_dir();
+    let dirs: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(bench::runners::ENGINE_DIR_PREFIX))
+        .collect();
+    assert_eq!(
+        dirs,
+        Vec::<String>::new(),
+        "engine folders left in {}",
+        tmp.display()
+    );
+}

@@ -242,6 +242,9 @@ pub fn run(mut entries: Vec<Entry>, plan: &Plan, stop: &AtomicBool) -> std::io::
         }
     }
     session.bar.finish_and_clear();
+    for e in &mut entries {
+        e.runner.teardown();
+    }
     let _ = std::fs::remove_dir_all(&scratch);
 
     let runtimes = entries

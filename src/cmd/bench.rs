@@ -7,16 +7,16 @@ use bench::harness::{self, Entry, Plan};
 use bench::host::HostFacts;
 use bench::results::RuntimeStatus;
 use bench::runners::{
-    BootlabSandbox, BootlabVm, BootlabVmRestore, Bwrap, Firecracker, FirecrackerRestore, Firmware,
-    FirmwareGuest, ForkExec, Guest, KvmFloor, LinuxBoot, Oci, OciFlavor, QemuFirmware, QemuMicrovm,
-    Runner, SandboxFloor, Workload,
+    BootlabSandbox, BootlabVm, BootlabVmRestore, Bwrap, Engine, EngineRow, EngineRuntime,
+    Firecracker, FirecrackerRestore, Firmware, FirmwareGuest, ForkExec, Guest, KvmFloor, LinuxBoot,
+    Oci, OciFlavor, QemuFirmware, QemuMicrovm, Runner, SandboxFloor, Workload,
 };
 use clap::Args;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
 /// Every runtime the harness knows, in report order.
-pub const RUNTIMES: [&str; 21] = [
+pub const RUNTIMES: [&str; 25] = [
     "bootlab-vm-lab",
     "bootlab-vm-lab-kernel-irqchip",
     "bootlab-vm-lab-restore",
@@ -30,6 +30,10 @@ pub const RUNTIMES: [&str; 21] = [
     "bwrap",
     "runc",
     "crun",
+    "podman+bootlab",
+    "podman+runc",
+    "containerd+bootlab",
+    "containerd+runc",
     "kvm-floor",
     "qemu-microvm",
     "qemu-microvm-linux",
@@ -49,6 +53,16 @@ const LINUX_ROWS: [&str; 6] = [
     "qemu-microvm-qboot",
     "qemu-pc-seabios",
     "firecracker-linux",
+];
+
+/// The container-engine rows: a podman run is ~0.5 s and a ctr run more, so the
+/// four with their warm-up and concurrency batches would add minutes to the default
+/// comparison; they run when named in `--runtimes`.
+const ENGINE_ROWS: [&str; 4] = [
+    "podman+bootlab",
+    "podman+runc",
+    "containerd+bootlab",
+    "containerd+runc",
 ];
 
 /// Where the project keeps peers Debian does not package, beside the checkout.
@@ -73,7 +87,8 @@ pub struct BenchArgs {
     /// bootlab-vm-linux-disk (its root on rootfs.ext4 through virtio-blk),
     /// bootlab-vm-linux-restore, bootlab-sandbox, bootlab-oci (`bootlab oci run` of a
     /// bundle, driven like runc), fork-exec, sandbox-floor, bwrap, runc,
-    /// crun, kvm-floor, qemu-microvm, qemu-microvm-linux, qemu-microvm-qboot and
+    /// crun, podman+bootlab, podman+runc, containerd+bootlab and containerd+runc (the
+    /// engines driving our runtime or runc; only when named here), kvm-floor, qemu-microvm, qemu-microvm-linux, qemu-microvm-qboot and
     /// qemu-pc-seabios (the Linux guest through firmware: qboot, SeaBIOS; a firmware
     /// phase), firecracker,
     /// firecracker-lab-restore (Firecracker's own snapshot of the lab guest, restored
@@ -276,6 +291,24 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
             "bootlab-oci" => Box::new(Oci::bootlab(bin.clone(), workload.clone())),
             "runc" => Box::new(Oci::new(OciFlavor::Runc, workload.clone())),
             "crun" => Box::new(Oci::new(OciFlavor::Crun, workload.clone())),
+            "podman+bootlab" | "podman+runc" | "containerd+bootlab" | "containerd+runc" => {
+                let engine = if name.starts_with("podman") {
+                    Engine::Podman
+                } else {
+                    Engine::Containerd
+                };
+                let runtime = if name.ends_with("bootlab") {
+                    EngineRuntime::Bootlab
+                } else {
+                    EngineRuntime::Runc
+                };
+                Box::new(EngineRow::new(
+                    engine,
+                    runtime,
+                    bin.clone(),
+                    workload.clone(),
+                ))
+            }
             "kvm-floor" => Box::new(KvmFloor::new()),
             "qemu-microvm" => Box::new(QemuMicrovm::new(lab_elf.clone())),
             "qemu-microvm-linux" => Box::new(QemuMicrovm::linux(linux.clone())),
@@ -306,6 +339,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
                 "emulated KVM host: one Linux boot + init + workload takes one to a few \
                  minutes here (through SeaBIOS about three); name it in --runtimes to \
                  measure it"
+                    .into(),
+            );
+        }
+        if !explicit && ENGINE_ROWS.contains(&name) {
+            e.status = RuntimeStatus::Skipped(
+                "container-engine row: about 0.5-1 s a run, with warm-up and concurrency \
+                 batches minutes for the four; name it in --runtimes to measure it"
                     .into(),
             );
         }

@@ -2,6 +2,7 @@
 //! instance (a [`RunSpec`]), whether it can run here at all, and which phases it
 //! cannot expose; [`crate::exec::execute`] does the timing for all of them alike.
 
+mod engines;
 mod firmware;
 mod floors;
 mod oci;
@@ -9,6 +10,7 @@ mod ours;
 mod peers;
 mod vms;
 
+pub use engines::{Engine, EngineRow, EngineRuntime, ENGINE_DIR_PREFIX};
 pub use firmware::{Firmware, FirmwareGuest, QemuFirmware};
 pub use floors::{KvmFloor, SandboxFloor};
 pub use oci::{Oci, OciFlavor};
@@ -95,6 +97,9 @@ pub trait Runner: Send + Sync {
     fn prepare(&mut self, _scratch: &Path) -> Result<(), String> {
         Ok(())
     }
+    /// Undoes `prepare` at the end of the session (a daemon stopped, a store
+    /// removed); also what dropping the runner does.
+    fn teardown(&mut self) {}
     /// How to start one instance.
     fn spec(&self, ctx: RunCtx<'_>) -> RunSpec;
     /// Version of the runtime binary, first line of its `--version`.
