@@ -79,6 +79,7 @@ fn run_program(program: &str, args: &[String], env: &[Vec<u8>]) -> u8 {
 /// monitor saves the machine (the line belongs to the run that is saved).
 fn announce_snapshot(ports: Option<PortIo>) {
     let _ = sys::write_all(STDOUT, MarkerLine::new(Marker::Snapshot).as_bytes());
+    let _ = sys::drain(STDOUT);
     if let Some(p) = ports {
         p.outb(MARKER_PORT, Marker::Snapshot.code());
     }
@@ -128,6 +129,9 @@ fn vm_main(env: Vec<Vec<u8>>) -> ! {
         announce_snapshot(ports);
     }
     let code = run_workload(&spec, &env, ports);
+    // The workload's last lines and `done` must be on the console before the
+    // exit port ends the VM (seen cut mid-line in the nested lane under load).
+    let _ = sys::drain(STDOUT);
     if let Some(p) = ports {
         p.outb(EXIT_PORT, code);
     }

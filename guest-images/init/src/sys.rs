@@ -272,6 +272,24 @@ pub fn spawn_and_wait(
     Ok(status)
 }
 
+/// Waits until the terminal on `fd` has sent everything written to it (tcdrain:
+/// TCSBRK with a non-zero argument sends no break). The monitor ends the VM at the
+/// exit-port write and saves it at the snapshot-port write, so a console line still
+/// in the serial driver's buffer then would be cut short. Fails harmlessly (ENOTTY)
+/// when `fd` is not a terminal.
+pub fn drain(fd: i32) -> SysResult<()> {
+    /// ioctl number of TCSBRK on x86 (asm-generic/ioctls.h).
+    const TCSBRK: usize = 0x5409;
+    // SAFETY: TCSBRK takes an integer argument, no pointer.
+    unsafe {
+        sys(
+            libc::SYS_ioctl,
+            [fd.cast_unsigned() as usize, TCSBRK, 1, 0, 0, 0],
+        )
+    }
+    .map(|_| ())
+}
+
 /// Flushes file systems, then ends the VM with reboot(2). Returns only on failure.
 pub fn end_vm(method: ExitMethod) -> Errno {
     let cmd = match method {
