@@ -406,10 +406,17 @@ impl Runner for EngineRow {
              cannot time the workload itself); `teardown` = done -> the CLI's exit (the \
              runtime's delete and the engine's --rm clean-up)"
                 .into(),
-            "set-up (image import, containerd start) happens once per session in prepare, \
-             untimed; podman runs with --network none, ctr with its default (a new netns \
-             with only lo), as the bundle of the runc/bootlab-oci rows"
-                .into(),
+            match self.engine {
+                Engine::Podman => "set-up (a private store, `podman import` of the rootfs) \
+                                   happens once per session, untimed; --network none: a new \
+                                   netns with only lo, as the runc/bootlab-oci bundle"
+                    .into(),
+                Engine::Containerd => "set-up (a containerd of the session's own, `ctr image \
+                                       import` of a podman-saved OCI archive) happens once per \
+                                       session, untimed; ctr's default network: a new netns \
+                                       with only lo, as the runc/bootlab-oci bundle"
+                    .into(),
+            },
         ]
     }
 }
