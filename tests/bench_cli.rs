@@ -391,7 +391,12 @@ fn wait_for(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
 }
 
 fn loaded_bench(images: &Path, out: &Path, runs: &str) -> std::process::Child {
+    // The harness's scratch folder goes under `out`: a SIGKILLed harness cannot
+    // remove it, and the test's own clean-up then does.
+    let tmp = out.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
     Command::new(BOOTLAB)
+        .env("TMPDIR", &tmp)
         .args(["bench", "--no-progress", "--name", "t", "--images"])
         .arg(images)
         .arg("--out-root")

@@ -73,6 +73,16 @@ pub fn concurrency_levels(k: u32) -> Vec<u32> {
     v
 }
 
+/// The session's scratch folder, removed when the session ends by any way out
+/// (an error while starting the load workers included).
+struct ScratchDir(PathBuf);
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 struct Session<'a> {
     scratch: PathBuf,
     next_id: AtomicU64,
@@ -130,7 +140,8 @@ fn unix_now() -> u64 {
 pub fn run(mut entries: Vec<Entry>, plan: &Plan, stop: &AtomicBool) -> std::io::Result<Results> {
     let host = HostFacts::detect();
     let loadavg_start = crate::load::loadavg();
-    let scratch = crate::runners::scratch_dir(&format!("bench-{}", now_ns()))?;
+    let scratch_guard = ScratchDir(crate::runners::scratch_dir(&format!("bench-{}", now_ns()))?);
+    let scratch = scratch_guard.0.clone();
     let started_unix = unix_now();
 
     for e in entries
@@ -245,7 +256,7 @@ pub fn run(mut entries: Vec<Entry>, plan: &Plan, stop: &AtomicBool) -> std::io::
     for e in &mut entries {
         e.runner.teardown();
     }
-    let _ = std::fs::remove_dir_all(&scratch);
+    drop(scratch_guard);
 
     let runtimes = entries
         .iter()
