@@ -200,11 +200,26 @@ pub fn runtimes_under(results: &Results, load: u32) -> Vec<RuntimeSummary> {
         .collect()
 }
 
+/// The engine that drives a row named `engine+runtime` (`podman+bootlab`), if any.
+fn engine_of(name: &str) -> Option<&str> {
+    name.split_once('+').map(|(engine, _)| engine)
+}
+
+/// Whether a ratio of `ours` to `peer` compares like with like: rows driven by an
+/// engine only against the same engine's other rows, the others among themselves
+/// (podman+bootlab against containerd+runc or bwrap says nothing).
+pub fn comparable(ours: &str, peer: &str) -> bool {
+    engine_of(ours) == engine_of(peer)
+}
+
 /// Ratios ours/peer of the total and of every phase both runtimes have.
 pub fn ratios(summaries: &[RuntimeSummary]) -> Vec<RatioRow> {
     let mut out = Vec::new();
     for ours in summaries.iter().filter(|s| s.ours) {
-        for peer in summaries.iter().filter(|s| !s.ours) {
+        for peer in summaries
+            .iter()
+            .filter(|s| !s.ours && comparable(&ours.name, &s.name))
+        {
             if let Some(ratio) = stats::ratio_of_medians(&ours.totals, &peer.totals) {
                 out.push(RatioRow {
                     ours: ours.name.clone(),
@@ -279,4 +294,20 @@ pub fn concurrency(results: &Results) -> Vec<ConcurrencyRow> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::comparable;
+
+    #[test]
+    fn engine_rows_pair_only_with_the_same_engine() {
+        assert!(comparable("podman+bootlab", "podman+runc"));
+        assert!(comparable("containerd+bootlab", "containerd+runc"));
+        assert!(!comparable("podman+bootlab", "containerd+runc"));
+        assert!(!comparable("podman+bootlab", "runc"));
+        assert!(!comparable("bootlab-oci", "podman+runc"));
+        assert!(comparable("bootlab-oci", "runc"));
+        assert!(comparable("bootlab-vm-lab", "firecracker"));
+    }
 }
