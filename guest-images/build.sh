@@ -2,7 +2,8 @@
 # Builds bootlab's guest images. Idempotent; safe to re-run (a cached kernel makes a
 # second run take seconds, also from a fresh clone on the same machine).
 #
-#   guest-images/build.sh [STEP...]     STEP: deps init init32 rootfs initramfs kernel (default: all)
+#   guest-images/build.sh [STEP...]     STEP: deps init init32 rootfs initramfs kernel kernel-efi
+#                                       (default: all but kernel-efi)
 #
 # Output in $BOOTLAB_IMAGES (default guest-images/out/):
 #   guest-init            the static init, ~25 KB (also inside rootfs/ and the initramfs)
@@ -15,6 +16,9 @@
 #                         /sbin/guest-init32 for an emulated /dev/kvm: the root disk of
 #                         `bootlab vm run --guest linux --disk rootfs.ext4`
 #   vmlinux               Linux 6.1 (Debian linux-source-6.1), tinyconfig + kernel/*.config
+#   bzImage-efi           step kernel-efi only: the same kernel config plus kernel/efi.config
+#                         (CONFIG_EFI, CONFIG_EFI_STUB) as a bzImage, for UEFI firmware
+#                         (qemu-q35-ovmf); its own cache key, vmlinux is unchanged
 #
 # Environment:
 #   BOOTLAB_IMAGES=DIR               output directory
@@ -37,6 +41,8 @@ KSRC_TAR=/usr/src/linux-source-6.1.tar.xz
 TARGET=x86_64-unknown-linux-gnu
 # Bump when the kernel recipe below changes in a way the hashed inputs do not show.
 KERNEL_RECIPE=1
+# vmlinux (the PVH ELF every monitor boots) or efi (bzImage with the EFI stub).
+KERNEL_VARIANT=vmlinux
 
 declare -a SUMMARY=()
 log() { echo "images: $*" >&2; }
@@ -195,6 +201,9 @@ kernel_inputs() {
     echo "$HERE/kernel/emulated-kvm.config"
     find "$HERE/kernel/patches" -name '*.patch' | LC_ALL=C sort
   fi
+  if [[ "$KERNEL_VARIANT" == efi ]]; then
+    echo "$HERE/kernel/efi.config"
+  fi
 }
 
 kernel_key() {
@@ -202,6 +211,7 @@ kernel_key() {
     echo "recipe $KERNEL_RECIPE"
     echo "source $(dpkg-query -W -f='${Version}' "$KSRC_PKG") $(size_of "$KSRC_TAR")"
     echo "workarounds $WORKAROUNDS"
+    [[ "$KERNEL_VARIANT" == vmlinux ]] || echo "variant $KERNEL_VARIANT"
     local f
     while read -r f; do
       echo "$(basename "$f") $(sha256sum <"$f" | cut -d' ' -f1)"
@@ -228,7 +238,8 @@ verify_config() {
 }
 
 build_kernel() {
-  local dest=$1 build=$2 frags p t0
+  local dest=$1 build=$2 frags p t0 target=vmlinux
+  [[ "$KERNEL_VARIANT" == efi ]] && target=bzImage
   t0=$(now)
   rm -rf "$build"
   mkdir -p "$build"
@@ -245,8 +256,8 @@ build_kernel() {
   (cd "$build" && ./scripts/kconfig/merge_config.sh -m .config "${frags[@]}" >/dev/null)
   make -C "$build" -s ARCH=x86_64 olddefconfig >/dev/null
   (verify_config "$build/.config") || { rm -rf "$build"; die "kernel config check failed"; }
-  log "kernel: make -j$JOBS vmlinux (a few minutes)"
-  if ! make -C "$build" -s ARCH=x86_64 -j"$JOBS" vmlinux >"$build/make.log" 2>&1; then
+  log "kernel: make -j$JOBS $target (a few minutes)"
+  if ! make -C "$build" -s ARCH=x86_64 -j"$JOBS" "$target" >"$build/make.log" 2>&1; then
     tail -n 40 "$build/make.log" >&2
     cp "$build/make.log" "$dest.make.log"
     rm -rf "$build"
@@ -254,8 +265,12 @@ build_kernel() {
   fi
   mkdir -p "$dest"
   cp "$build/.config" "$dest/config"
+  if [[ "$KERNEL_VARIANT" == efi ]]; then
+    cp "$build/arch/x86/boot/bzImage" "$dest/bzImage.tmp"
+  fi
   cp "$build/vmlinux" "$dest/vmlinux.tmp"
   elapsed "$t0" >"$dest/build-seconds"
+  [[ "$KERNEL_VARIANT" == efi ]] && mv "$dest/bzImage.tmp" "$dest/bzImage"
   mv "$dest/vmlinux.tmp" "$dest/vmlinux"
   # Deleting the tree takes minutes on a busy disk: do it in the background.
   mv "$build" "$build.trash"
@@ -289,6 +304,36 @@ step_kernel() {
   note "vmlinux" "$(size_of "$OUT/vmlinux") bytes, workarounds=$WORKAROUNDS ($how) in $(elapsed "$t0") s"
 }
 
+# The same kernel with the EFI stub, as a bzImage (kernel/efi.config on top of the
+# vmlinux recipe), in its own cache entry: for UEFI firmware (qemu-q35-ovmf, OVMF
+# starts it as an EFI application). ~4-7 min cold on 2 cores.
+step_kernel_efi() {
+  local t0 key dest how
+  t0=$(now)
+  [[ -f "$KSRC_TAR" ]] || die "$KSRC_TAR missing (apt-get install $KSRC_PKG)"
+  KERNEL_VARIANT=efi
+  key=$(kernel_key)
+  dest="$CACHE/kernel/$key"
+  mkdir -p "$CACHE/kernel"
+  how="cached"
+  (
+    flock 9
+    if [[ ! -f "$dest/bzImage" ]]; then
+      build_kernel "$dest" "$CACHE/kernel/$key.build"
+    fi
+  ) 9>"$CACHE/kernel/$key.lock"
+  KERNEL_VARIANT=vmlinux
+  [[ -f "$dest/build-seconds" ]] && how="cache $key, cold build took $(cat "$dest/build-seconds") s"
+  # A PE/COFF image: the bzImage starts with "MZ" and has a "PE\0\0" header.
+  [[ "$(head -c2 "$dest/bzImage")" == MZ ]] || die "$dest/bzImage has no MZ header (no EFI stub)"
+  grep -qx 'CONFIG_EFI_STUB=y' "$dest/config" || die "$dest/config lacks CONFIG_EFI_STUB=y"
+  mkdir -p "$OUT"
+  cp "$dest/bzImage" "$OUT/bzImage-efi.tmp"
+  cp "$dest/config" "$OUT/bzImage-efi.config"
+  mv -f "$OUT/bzImage-efi.tmp" "$OUT/bzImage-efi"
+  note "bzImage-efi" "$(size_of "$OUT/bzImage-efi") bytes, workarounds=$WORKAROUNDS ($how) in $(elapsed "$t0") s"
+}
+
 main() {
   local steps=("$@") s t0
   t0=$(now)
@@ -296,8 +341,9 @@ main() {
   for s in "${steps[@]}"; do
     case "$s" in
       deps | init | init32 | rootfs | initramfs | disk | kernel) "step_$s" ;;
+      kernel-efi) step_kernel_efi ;;
       all) step_deps; step_init; step_init32; step_rootfs; step_initramfs; step_disk; step_kernel ;;
-      *) die "unknown step '$s' (steps: deps init init32 rootfs initramfs disk kernel all)" ;;
+      *) die "unknown step '$s' (steps: deps init init32 rootfs initramfs disk kernel kernel-efi all)" ;;
     esac
   done
   log "done in $(elapsed "$t0") s; output in $OUT"

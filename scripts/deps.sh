@@ -9,8 +9,8 @@ PACKAGES=(
   busybox-static cpio gzip xz-utils e2fsprogs linux-source-6.1 bc bison flex libelf-dev libssl-dev
   build-essential
   # peers and tools the harness drives (seabios: qemu-pc-seabios's firmware, named
-  # because the lane copies it)
-  qemu-system-x86 seabios crun runc bubblewrap hyperfine strace iproute2
+  # because the lane copies it; ovmf: qemu-q35-ovmf's UEFI firmware, OVMF.fd)
+  qemu-system-x86 seabios ovmf crun runc bubblewrap hyperfine strace iproute2
   # engines that drive the OCI runtime (issue 14), and libseccomp's static archive
   # (container/src/security/oci_seccomp.rs links it, see .cargo/config.toml)
   podman containerd libseccomp-dev

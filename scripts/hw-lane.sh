@@ -268,7 +268,7 @@ else
 fi
 
 mkdir -p "$R/lane/images"
-for f in vmlinux initramfs.cpio.gz initramfs.cpio guest-init rootfs.ext4; do
+for f in vmlinux bzImage-efi initramfs.cpio.gz initramfs.cpio guest-init rootfs.ext4; do
   [[ -f "$IMAGES/$f" ]] && cp "$IMAGES/$f" "$R/lane/images/"
 done
 [[ -d "$IMAGES/rootfs" ]] && cp -a "$IMAGES/rootfs" "$R/lane/images/rootfs"
