@@ -7,7 +7,7 @@
 //! console is watched. Whatever goes wrong becomes the run's error;
 //! the timeline is always returned.
 
-use crate::firmware::{is_kernel_line, FirmwareLog};
+use crate::firmware::{is_efi_stub_line, is_kernel_line, FirmwareLog};
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -35,8 +35,9 @@ pub enum ConsoleMap {
     /// Guest serial console: markers by their own names, the kernel's "Run /init"
     /// line as `kernel-run-init`.
     Vm,
-    /// A VM with firmware: as `Vm`, and the first kernel printk line is
-    /// `kernel-console`. Firmware may print on the same serial port and leave a line
+    /// A VM with firmware: as `Vm`, the first kernel printk line is
+    /// `kernel-console`, and the kernel's EFI stub's first line (after UEFI firmware)
+    /// is `firmware-handover`. Firmware may print on the same serial port and leave a line
     /// unfinished (SeaBIOS's `Booting from ROM..`), so a marker is also found after
     /// such text.
     FirmwareVm,
@@ -64,7 +65,14 @@ impl ConsoleMap {
         if vm && line.contains(KERNEL_RUN_INIT_LINE) {
             return Some(event::KERNEL_RUN_INIT);
         }
-        (self == ConsoleMap::FirmwareVm && is_kernel_line(line)).then_some(event::KERNEL_CONSOLE)
+        if self != ConsoleMap::FirmwareVm {
+            return None;
+        }
+        if is_efi_stub_line(line) {
+            Some(event::FIRMWARE_HANDOVER)
+        } else {
+            is_kernel_line(line).then_some(event::KERNEL_CONSOLE)
+        }
     }
 }
 
@@ -760,6 +768,13 @@ mod tests {
             Some(event::INIT_START)
         );
         assert_eq!(ConsoleMap::Vm.event(behind), None);
+        // After OVMF: the EFI stub's line (behind OVMF's escapes) hands over.
+        let stub = "\u{1b}[2J\u{1b}[01;01HEFI stub: Loaded initrd from LINUX_EFI_INITRD_MEDIA_GUID device path\r";
+        assert_eq!(
+            ConsoleMap::FirmwareVm.event(stub),
+            Some(event::FIRMWARE_HANDOVER)
+        );
+        assert_eq!(ConsoleMap::Vm.event(stub), None);
     }
 
     #[test]

@@ -54,6 +54,16 @@ impl FirmwareLog {
     }
 }
 
+/// Whether a serial-console line is the kernel's EFI stub speaking: OVMF starts the
+/// kernel (QEMU's `-kernel`, loaded through fw_cfg at DXE) as an EFI application, and
+/// the stub's first line, `EFI stub: Loaded initrd from LINUX_EFI_INITRD_MEDIA_GUID
+/// device path`, is the first output of the kernel's own code. OVMF prints nothing of
+/// its own there (no `BdsDxe:` boot-option lines on a `-kernel` boot); its console's
+/// screen-control escapes come before the text on the same line.
+pub fn is_efi_stub_line(line: &str) -> bool {
+    line.contains("EFI stub: ")
+}
+
 /// Whether a serial-console line holds a kernel printk line (`[    0.000000] ...`,
 /// the kernel's printk time stamp). Firmware that also prints on the serial port
 /// (SeaBIOS with `-nographic`) leaves its text on the same line before it, e.g.
@@ -80,6 +90,8 @@ mod tests {
     const SEABIOS_SERIAL: &str = include_str!("../tests/fixtures/seabios-serial.txt");
     const SEABIOS_TRACE: &str = include_str!("../tests/fixtures/seabios-fw_cfg-trace.txt");
     const QBOOT_TRACE: &str = include_str!("../tests/fixtures/qboot-fw_cfg-trace.txt");
+    const OVMF_TRACE: &str = include_str!("../tests/fixtures/ovmf-fw_cfg-trace.txt");
+    const OVMF_SERIAL: &str = include_str!("../tests/fixtures/ovmf-serial.txt");
 
     /// The first line of each event a log names: (event, line number from 1).
     fn first_events(log: FirmwareLog, text: &str) -> Vec<(&'static str, usize)> {
@@ -155,5 +167,43 @@ mod tests {
         assert!(!is_kernel_line("[ 1.] x"));
         assert!(!is_kernel_line("[abc] [ 12 ]"));
         assert!(is_kernel_line("[   12.345678] Run /init as init process"));
+    }
+
+    #[test]
+    fn ovmf_starts_at_its_first_fw_cfg_selection_and_never_selects_kernel_entry() {
+        let lines: Vec<&str> = OVMF_TRACE.lines().collect();
+        let ev = first_events(FirmwareLog::FwCfgTrace, OVMF_TRACE);
+        // The EFI path loads the kernel as a PE image: no `kernel_entry` selection, so
+        // the hand-over is not in this log (it is the EFI stub's serial line).
+        assert_eq!(ev, [(event::FIRMWARE_START, 1)]);
+        assert!(lines[0].contains("'signature'"));
+        // OVMF read the kernel through fw_cfg (at DXE), long before it started it.
+        let kernel = lines
+            .iter()
+            .position(|l| l.contains("'kernel_data'"))
+            .unwrap();
+        assert!(kernel > 0 && kernel + 1 < lines.len());
+        assert!(!OVMF_TRACE.contains("'kernel_entry'"));
+    }
+
+    #[test]
+    fn after_ovmf_the_efi_stubs_line_comes_first_then_the_kernels() {
+        let lines: Vec<&str> = OVMF_SERIAL.lines().collect();
+        // The first serial line: OVMF's console escapes, then the EFI stub.
+        assert!(lines[0].starts_with('\u{1b}'));
+        assert!(is_efi_stub_line(lines[0]));
+        assert!(!is_kernel_line(lines[0]));
+        assert!(lines[0].contains("EFI stub: Loaded initrd from LINUX_EFI_INITRD_MEDIA_GUID"));
+        let stub = lines.iter().filter(|l| is_efi_stub_line(l)).count();
+        assert_eq!(stub, 1);
+        let first = lines.iter().position(|l| is_kernel_line(l)).unwrap();
+        assert_eq!(first, 1);
+        assert!(lines[first].contains("] Linux version 6.1"));
+        // The same guest-init markers as every row follow.
+        let init = lines
+            .iter()
+            .position(|l| l.starts_with("@@bootlab init-start"))
+            .unwrap();
+        assert!(init > first);
     }
 }

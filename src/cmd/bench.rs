@@ -16,7 +16,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 /// Every runtime the harness knows, in report order.
-pub const RUNTIMES: [&str; 25] = [
+pub const RUNTIMES: [&str; 26] = [
     "bootlab-vm-lab",
     "bootlab-vm-lab-kernel-irqchip",
     "bootlab-vm-lab-restore",
@@ -39,6 +39,7 @@ pub const RUNTIMES: [&str; 25] = [
     "qemu-microvm-linux",
     "qemu-microvm-qboot",
     "qemu-pc-seabios",
+    "qemu-q35-ovmf",
     "firecracker",
     "firecracker-lab-restore",
     "firecracker-linux",
@@ -46,12 +47,13 @@ pub const RUNTIMES: [&str; 25] = [
 
 /// The Linux-guest rows: on an emulated host one boot takes about a minute (through
 /// SeaBIOS about three), so they run there only when named in `--runtimes`.
-const LINUX_ROWS: [&str; 6] = [
+const LINUX_ROWS: [&str; 7] = [
     "bootlab-vm-linux",
     "bootlab-vm-linux-disk",
     "qemu-microvm-linux",
     "qemu-microvm-qboot",
     "qemu-pc-seabios",
+    "qemu-q35-ovmf",
     "firecracker-linux",
 ];
 
@@ -64,6 +66,9 @@ const ENGINE_ROWS: [&str; 4] = [
     "containerd+bootlab",
     "containerd+runc",
 ];
+
+/// The EFI kernel `qemu-q35-ovmf` boots (guest-images/build.sh kernel-efi).
+const EFI_KERNEL: &str = "bzImage-efi";
 
 /// Where the project keeps peers Debian does not package, beside the checkout.
 const SHARED_FIRECRACKER: &str = "../shared/peers/firecracker";
@@ -88,9 +93,9 @@ pub struct BenchArgs {
     /// bootlab-vm-linux-restore, bootlab-sandbox, bootlab-oci (`bootlab oci run` of a
     /// bundle, driven like runc), fork-exec, sandbox-floor, bwrap, runc,
     /// crun, podman+bootlab, podman+runc, containerd+bootlab and containerd+runc (the
-    /// engines driving our runtime or runc; only when named here), kvm-floor, qemu-microvm, qemu-microvm-linux, qemu-microvm-qboot and
-    /// qemu-pc-seabios (the Linux guest through firmware: qboot, SeaBIOS; a firmware
-    /// phase), firecracker,
+    /// engines driving our runtime or runc; only when named here), kvm-floor, qemu-microvm, qemu-microvm-linux, qemu-microvm-qboot,
+    /// qemu-pc-seabios, qemu-q35-ovmf (the Linux guest through firmware: qboot,
+    /// SeaBIOS, OVMF; a firmware phase), firecracker,
     /// firecracker-lab-restore (Firecracker's own snapshot of the lab guest, restored
     /// through its API), firecracker-linux (the `bootlab-` prefix may be left out).
     #[arg(long, value_delimiter = ',')]
@@ -319,6 +324,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
             "qemu-pc-seabios" => Box::new(QemuFirmware::new(
                 Firmware::SeaBios,
                 FirmwareGuest::Linux(linux.clone()),
+            )),
+            // The same kernel configuration with the EFI stub, as a bzImage.
+            "qemu-q35-ovmf" => Box::new(QemuFirmware::new(
+                Firmware::Ovmf,
+                FirmwareGuest::Linux(LinuxBoot {
+                    kernel: images.join(EFI_KERNEL),
+                    ..linux.clone()
+                }),
             )),
             "firecracker-linux" => Box::new(Firecracker::linux(firecracker.clone(), linux.clone())),
             "firecracker-lab-restore" => Box::new(FirecrackerRestore::new(

@@ -46,7 +46,7 @@ impl Role {
                 "firecracker-linux",
                 "qemu-microvm-linux",
             ],
-            Role::FirmwareVm => &["qemu-pc-seabios", "qemu-microvm-qboot"],
+            Role::FirmwareVm => &["qemu-pc-seabios", "qemu-q35-ovmf", "qemu-microvm-qboot"],
         }
     }
 
