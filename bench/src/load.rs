@@ -42,14 +42,30 @@ impl Load {
         };
         for _ in 0..spec.workers {
             use std::os::unix::process::CommandExt;
-            let child = Command::new(program)
+            let mut command = Command::new(program);
+            command
                 .args(args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 // Its own process group: the terminal's Ctrl-C goes to the harness,
                 // which stops the session and kills the workers itself.
-                .process_group(0)
-                .spawn()?;
+                .process_group(0);
+            // SAFETY: the closure runs in the forked child before execve and makes
+            // only prctl(2), which is async-signal-safe and touches no memory of
+            // ours. The death signal is asked for here, before execve (which keeps
+            // it), and not only in the worker: `pause` stops a worker right after
+            // spawn, possibly before its own prctl ran, and a harness killed then
+            // left that worker stopped for good.
+            unsafe {
+                command.pre_exec(|| {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+            let child = command.spawn()?;
             load.children.push(child);
         }
         load.pause();
