@@ -9,6 +9,7 @@
 //! - a field of the spec that the sandbox does not honour yet is an error naming it
 //!   ([`SUPPORTED`] lists what is honoured): `process` (args, env, cwd, user with
 //!   umask and additionalGids, capabilities, rlimits, noNewPrivileges,
+//!   apparmorProfile where AppArmor is enabled ([`crate::security::apparmor`]),
 //!   terminal=false), `root`, `hostname`, `mounts`, `linux.namespaces` (a `path`
 //!   joins an engine's namespace, [`crate::nsjoin`]), `linux.seccomp`
 //!   ([`crate::security::oci_seccomp`]), `linux.sysctl` ([`crate::sysctl`]),
@@ -58,6 +59,7 @@ pub const SUPPORTED: &[&str] = &[
     "process.rlimits[].hard",
     "process.rlimits[].soft",
     "process.noNewPrivileges",
+    "process.apparmorProfile",
     "mounts[].destination",
     "mounts[].type",
     "mounts[].source",
@@ -391,6 +393,14 @@ pub fn convert(cfg: &Spec, bundle: &Path) -> std::result::Result<SandboxSpec, St
     spec.default_mounts = false;
     spec.hostname = cfg.hostname().clone();
     spec.no_new_privs = p.no_new_privileges().unwrap_or(false);
+    spec.apparmor_profile = p.apparmor_profile().clone().filter(|a| !a.is_empty());
+    if let Some(profile) = &spec.apparmor_profile {
+        if !crate::security::apparmor::enabled() {
+            return Err(format!(
+                "process.apparmorProfile `{profile}`: AppArmor is not enabled on this host"
+            ));
+        }
+    }
     let u = p.user();
     spec.user = User {
         uid: u.uid(),
@@ -744,6 +754,31 @@ mod tests {
         )
         .unwrap();
         assert!(t.terminal);
+    }
+
+    #[test]
+    fn an_apparmor_profile_is_taken_where_apparmor_is_enabled_and_refused_elsewhere() {
+        let cfg = RUNC_LIKE.replace(
+            "\"cwd\"",
+            "\"apparmorProfile\": \"containers-default-0.50.1\", \"cwd\"",
+        );
+        let got = parse(&cfg, Path::new("/b"));
+        if crate::security::apparmor::enabled() {
+            let s = got.unwrap();
+            assert_eq!(
+                s.apparmor_profile.as_deref(),
+                Some("containers-default-0.50.1")
+            );
+        } else {
+            let e = got.unwrap_err();
+            assert!(e.contains("AppArmor is not enabled on this host"), "{e}");
+        }
+        // An empty profile asks for nothing (runc's reading).
+        let empty = RUNC_LIKE.replace("\"cwd\"", "\"apparmorProfile\": \"\", \"cwd\"");
+        assert_eq!(
+            parse(&empty, Path::new("/b")).unwrap().apparmor_profile,
+            None
+        );
     }
 
     #[test]

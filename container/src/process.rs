@@ -187,6 +187,9 @@ struct Prepared {
     caps: caps::CapSets,
     rlimits: Vec<(u32, u64, u64)>,
     no_new_privs: bool,
+    /// What the child writes to its AppArmor exec attribute (made here: no
+    /// allocation in the child).
+    apparmor: Option<Vec<u8>>,
     filter: Option<Filter>,
     /// Namespaces the child joins by path, first thing.
     joins: Joins,
@@ -327,6 +330,10 @@ impl Prepared {
             caps: spec.capabilities,
             rlimits: spec.rlimits.clone(),
             no_new_privs: spec.no_new_privs,
+            apparmor: spec
+                .apparmor_profile
+                .as_deref()
+                .map(security::apparmor::exec_request),
             filter: match &spec.seccomp_profile {
                 Some(f) => Some(f.clone()),
                 None => spec.seccomp.then(Filter::default_filter),
@@ -1507,6 +1514,12 @@ fn child_setup(
                 crate::hooks::start_container(Some(&h.hooks), &st),
             )?;
         }
+    }
+    if let Some(request) = &p.apparmor {
+        step(
+            "setting the AppArmor profile",
+            security::apparmor::change_on_exec(request),
+        )?;
     }
     step(
         "dropping the capability bounding set",

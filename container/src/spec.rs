@@ -189,6 +189,8 @@ pub struct SandboxSpec {
     pub rlimits: Vec<(u32, u64, u64)>,
     /// Set `no_new_privs` (default true).
     pub no_new_privs: bool,
+    /// The AppArmor profile the workload runs in (`process.apparmorProfile`).
+    pub apparmor_profile: Option<String>,
     /// Install the default seccomp filter (default true).
     pub seccomp: bool,
     /// A bundle's own seccomp program (`linux.seccomp`, compiled by
@@ -244,6 +246,7 @@ impl SandboxSpec {
             capabilities: caps::CapSets::default_set(),
             rlimits: Vec::new(),
             no_new_privs: true,
+            apparmor_profile: None,
             seccomp: true,
             seccomp_profile: None,
             timeout: None,

@@ -22,6 +22,7 @@
 //! 3. Every descriptor of the runtime is close-on-exec in the child
 //!    (`close_range(CLOSE_RANGE_CLOEXEC)`), so no fd of the runtime leaks in.
 
+pub mod apparmor;
 pub mod caps;
 pub mod oci_seccomp;
 pub mod seccomp;
