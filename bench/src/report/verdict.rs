@@ -35,7 +35,8 @@ impl Role {
     ];
 
     /// The runtimes that can stand for this role, preferred first (ours, then peers).
-    /// Any runtime with a `firmware` phase can also stand for [`Role::FirmwareVm`].
+    /// Any runtime with a `firmware` phase can also stand for [`Role::FirmwareVm`]
+    /// when none of these ran.
     pub fn candidates(self) -> &'static [&'static str] {
         match self {
             Role::Container => &["bootlab-sandbox", "crun", "runc", "bwrap"],
@@ -170,15 +171,19 @@ impl Verdict {
             if role != Role::FirmwareVm {
                 return named;
             }
-            // Any runtime with a firmware phase: the quickest to its process.
-            summaries
-                .iter()
-                .filter(|s| has_firmware(s) && !s.to_process.is_empty())
-                .min_by(|a, b| {
-                    let m = |s: &RuntimeSummary| stats::summarize(&s.to_process).map(|x| x.median);
-                    m(a).partial_cmp(&m(b)).unwrap_or(std::cmp::Ordering::Equal)
-                })
-                .or(named)
+            // The named ones first (a PC with SeaBIOS is the traditional VM; qboot
+            // in a microvm is the least of firmware), then any other runtime with a
+            // firmware phase: the quickest to its process.
+            named.or_else(|| {
+                summaries
+                    .iter()
+                    .filter(|s| has_firmware(s) && !s.to_process.is_empty())
+                    .min_by(|a, b| {
+                        let m =
+                            |s: &RuntimeSummary| stats::summarize(&s.to_process).map(|x| x.median);
+                        m(a).partial_cmp(&m(b)).unwrap_or(std::cmp::Ordering::Equal)
+                    })
+            })
         };
         let container = pick(Role::Container);
         let roles: Vec<(Role, Outcome)> = Role::ALL
