@@ -647,6 +647,16 @@ fn features_is_the_runtime_spec_features_document() {
     assert!(ns.contains(&oci_spec::runtime::LinuxNamespaceType::Pid));
     let caps = linux.capabilities().as_ref().expect("capabilities");
     assert!(caps.iter().any(|c| c == "CAP_SYS_ADMIN"));
+    // What the runtime honours: a bundle's seccomp profile (with every operator),
+    // all six hook stages, AppArmor where the host has it.
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["linux"]["seccomp"]["enabled"], true, "{v}");
+    let ops = v["linux"]["seccomp"]["operators"].as_array().unwrap();
+    assert!(ops.iter().any(|o| o == "SCMP_CMP_MASKED_EQ"), "{v}");
+    let hooks = v["hooks"].as_array().unwrap();
+    assert_eq!(hooks.len(), 6, "{v}");
+    assert!(hooks.iter().any(|h| h == "createRuntime"), "{v}");
+    assert_eq!(v["linux"]["apparmor"]["enabled"], true, "{v}");
 }
 
 /// `exec` under `rt`: a command in the container's namespaces with its status, a

@@ -503,14 +503,45 @@ fn features() -> serde_json::Value {
     serde_json::json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
-        "hooks": [],
+        "hooks": [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop"
+        ],
         "mountOptions": MOUNT_OPTIONS,
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
             "capabilities": container::security::caps::NAMES.to_vec(),
             "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false},
-            "seccomp": {"enabled": false},
-            "apparmor": {"enabled": false},
+            // What container/src/security/oci_seccomp.rs compiles (libseccomp).
+            "seccomp": {
+                "enabled": true,
+                "actions": [
+                    "SCMP_ACT_ALLOW",
+                    "SCMP_ACT_ERRNO",
+                    "SCMP_ACT_KILL",
+                    "SCMP_ACT_KILL_PROCESS",
+                    "SCMP_ACT_KILL_THREAD",
+                    "SCMP_ACT_LOG",
+                    "SCMP_ACT_TRACE",
+                    "SCMP_ACT_TRAP"
+                ],
+                "operators": [
+                    "SCMP_CMP_EQ",
+                    "SCMP_CMP_GE",
+                    "SCMP_CMP_GT",
+                    "SCMP_CMP_LE",
+                    "SCMP_CMP_LT",
+                    "SCMP_CMP_MASKED_EQ",
+                    "SCMP_CMP_NE"
+                ],
+                "archs": ["SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32"]
+            },
+            // process.apparmorProfile is applied where the host enables AppArmor.
+            "apparmor": {"enabled": true},
             "selinux": {"enabled": false}
         },
         "annotations": {
