@@ -125,9 +125,7 @@ impl Runner for QemuFirmware {
     }
 
     fn check(&self) -> Result<(), String> {
-        self.bin.as_ref().ok_or_else(|| {
-            "qemu-system-x86_64 not found on PATH (Debian package qemu-system-x86)".to_string()
-        })?;
+        super::qemu_found(self.bin.as_deref())?;
         if self.firmware == Firmware::Ovmf && self.ovmf.is_none() {
             return Err(format!(
                 "{OVMF_IMAGE} not found in QEMU's firmware folder, /usr/share/qemu or \

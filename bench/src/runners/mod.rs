@@ -142,6 +142,13 @@ pub const LINUX_HARDWARE_TIMEOUT_S: u64 = 120;
 pub const NO_FIRMWARE_NOTE: &str = "no firmware: the `firmware` phase is absent; `vmm` \
                                     (spawn -> the guest's first instruction) is its whole POST";
 
+/// The QEMU binary a QEMU row found, or why the row cannot run.
+pub fn qemu_found(bin: Option<&Path>) -> Result<&Path, String> {
+    bin.ok_or_else(|| {
+        "qemu-system-x86_64 not found on PATH (Debian package qemu-system-x86)".to_string()
+    })
+}
+
 /// The check every VM runtime makes first: `Err` when /dev/kvm is not there.
 pub fn kvm_present() -> Result<(), String> {
     if Path::new("/dev/kvm").exists() {

@@ -110,9 +110,7 @@ impl Runner for QemuMicrovm {
     }
 
     fn check(&self) -> Result<(), String> {
-        self.bin.as_ref().ok_or_else(|| {
-            "qemu-system-x86_64 not found on PATH (Debian package qemu-system-x86)".to_string()
-        })?;
+        super::qemu_found(self.bin.as_deref())?;
         kvm_present()?;
         if let Some(linux) = &self.linux {
             return linux.check();
