@@ -1025,17 +1025,7 @@ fn mount_pivot_root_chroot_and_file_handles_fail_in_a_container_made_by_create_a
     // The attacks of tests/sandbox_escape.rs's mount test, through the lifecycle
     // (`run` = create + start) with a bundle that carries no seccomp profile: our
     // default filter answers first (EPERM), as for `sandbox run`.
-    let ops = [
-        "mount:tmpfs:/tmp",
-        "mount:proc:/mnt",
-        "umount:/proc",
-        "umount:/",
-        "pivot_root",
-        "chroot:/tmp",
-        "open_by_handle_at",
-        "fsopen",
-        "open_tree:/",
-    ];
+    let ops = test_support::sandbox::MOUNT_ESCAPES;
     let rt = Runtime::bootlab();
     let f = Fixture::new("oci-escape");
     let args: Vec<&str> = ["probe", "attack"].into_iter().chain(ops).collect();

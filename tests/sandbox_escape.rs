@@ -267,17 +267,7 @@ fn mount_umount_pivot_root_chroot_and_file_handles_fail() {
     if !require_root() {
         return;
     }
-    let ops = [
-        "mount:tmpfs:/tmp",
-        "mount:proc:/mnt",
-        "umount:/proc",
-        "umount:/",
-        "pivot_root",
-        "chroot:/tmp",
-        "open_by_handle_at",
-        "fsopen",
-        "open_tree:/",
-    ];
+    let ops = test_support::sandbox::MOUNT_ESCAPES;
     // Seccomp answers first (EPERM); without the user namespace the bounding set has
     // no CAP_SYS_ADMIN either; with it (`--unshare all`) the same.
     for extra in [&[][..], &["--unshare", "all"][..]] {
@@ -739,18 +729,7 @@ fn start_live(mut cmd: Command) -> Live {
     assert!(netns.starts_with("net:["), "{netns}");
     assert_eq!(ready.trim(), "ready");
     let cgroups = cgroup_dirs_of(runtime.id());
-    let mut host_pids: Vec<i32> = cgroups
-        .iter()
-        .flat_map(|d| {
-            std::fs::read_to_string(d.join("cgroup.procs"))
-                .unwrap_or_default()
-                .lines()
-                .filter_map(|l| l.trim().parse().ok())
-                .collect::<Vec<i32>>()
-        })
-        .collect();
-    host_pids.sort_unstable();
-    host_pids.dedup();
+    let host_pids = container::cgroups::pids_in(&cgroups);
     Live {
         runtime,
         netns: netns.trim().to_owned(),

@@ -128,3 +128,18 @@ pub fn copy_executable(src: &Path, dst: &Path) {
         .expect("running cp");
     assert!(st.success(), "cp {} {}: {st}", src.display(), dst.display());
 }
+
+/// The probe's mount-escape attacks (container/tests/probe: `OP[:ARGS]`), run by
+/// tests/sandbox_escape.rs through `sandbox run` and by tests/oci_cli.rs through
+/// create + start; each must fail with EPERM.
+pub const MOUNT_ESCAPES: [&str; 9] = [
+    "mount:tmpfs:/tmp",
+    "mount:proc:/mnt",
+    "umount:/proc",
+    "umount:/",
+    "pivot_root",
+    "chroot:/tmp",
+    "open_by_handle_at",
+    "fsopen",
+    "open_tree:/",
+];

@@ -387,20 +387,7 @@ impl Cgroup {
     /// The processes in the cgroup (host pids, from `cgroup.procs` of every
     /// directory, without repeats).
     pub fn pids(&self) -> Vec<i32> {
-        let mut pids: Vec<i32> = self
-            .dirs
-            .iter()
-            .flat_map(|d| {
-                std::fs::read_to_string(d.join("cgroup.procs"))
-                    .unwrap_or_default()
-                    .lines()
-                    .filter_map(|l| l.trim().parse().ok())
-                    .collect::<Vec<i32>>()
-            })
-            .collect();
-        pids.sort_unstable();
-        pids.dedup();
-        pids
+        pids_in(&self.dirs)
     }
 
     fn create_in(
@@ -535,6 +522,24 @@ impl Drop for Cgroup {
     fn drop(&mut self) {
         let _ = self.remove();
     }
+}
+
+/// The processes in the cgroup directories `dirs` (every hierarchy's
+/// `cgroup.procs`, sorted, without repeats); an unreadable directory adds none.
+pub fn pids_in(dirs: &[PathBuf]) -> Vec<i32> {
+    let mut pids: Vec<i32> = dirs
+        .iter()
+        .flat_map(|d| {
+            std::fs::read_to_string(d.join("cgroup.procs"))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
 }
 
 /// Moves the calling process into every `cgroup.procs` in `procs` (writes `0`).
