@@ -164,7 +164,7 @@ fn disk_costs(c: &mut Criterion) {
                 let chip = std::sync::Arc::new(SplitIrqChip::new(vmfd.clone()));
                 let mut devices = DeviceManager::new(&vmfd, Some(chip));
                 devices.attach_plan(&plan, &mem).unwrap();
-                criterion::black_box((cmdline, devices.into_mmio()));
+                criterion::black_box((cmdline, devices.into_parts()));
             })
         },
     );

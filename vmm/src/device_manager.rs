@@ -150,6 +150,11 @@ pub struct DeviceManager<'a> {
     vm: &'a VmFd,
     split: Option<Arc<SplitIrqChip>>,
     mmio: MmioBus,
+    /// The virtio devices, for the event loop that serves their host side.
+    virtio: Vec<Arc<MmioTransport>>,
+    /// What their queue notifications write to wake that loop (made with the
+    /// first virtio device: a machine without any has no such loop).
+    io_wake: Option<vmm_sys_util::eventfd::EventFd>,
 }
 
 impl<'a> DeviceManager<'a> {
@@ -160,6 +165,8 @@ impl<'a> DeviceManager<'a> {
             vm,
             split,
             mmio: MmioBus::default(),
+            virtio: Vec::new(),
+            io_wake: None,
         }
     }
 
@@ -201,8 +208,18 @@ impl<'a> DeviceManager<'a> {
                 }
             };
             let irq = self.irq_line(slot.irq)?;
-            let transport = MmioTransport::new(device, irq, mem.clone());
-            self.attach(slot.window, Arc::new(transport))?;
+            let wake = match &self.io_wake {
+                Some(w) => w,
+                None => self.io_wake.insert(
+                    vmm_sys_util::eventfd::EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)
+                        .map_err(Error::Thread)?,
+                ),
+            }
+            .try_clone()
+            .map_err(Error::Thread)?;
+            let transport = Arc::new(MmioTransport::new(device, irq, mem.clone()).with_wake(wake));
+            self.attach(slot.window, transport.clone())?;
+            self.virtio.push(transport);
         }
         Ok(())
     }
@@ -212,9 +229,37 @@ impl<'a> DeviceManager<'a> {
         self.split.as_ref()
     }
 
-    /// The MMIO bus with every attached device.
-    pub fn into_mmio(self) -> MmioBus {
-        self.mmio
+    /// The MMIO bus with every attached device, and the virtio devices with the
+    /// descriptor that wakes their event loop.
+    pub fn into_parts(self) -> (MmioBus, DeviceIo) {
+        (
+            self.mmio,
+            DeviceIo {
+                virtio: self.virtio,
+                wake: self.io_wake,
+            },
+        )
+    }
+}
+
+/// The virtio devices of a machine, for the loop that serves their host side
+/// (input on a tap or a socket), and the eventfd their queue notifications write
+/// when the set of host descriptors to poll may have changed.
+#[derive(Debug, Default)]
+pub struct DeviceIo {
+    pub virtio: Vec<Arc<MmioTransport>>,
+    /// `None` when there is no virtio device.
+    pub wake: Option<vmm_sys_util::eventfd::EventFd>,
+}
+
+impl DeviceIo {
+    /// Every host descriptor the devices wait on now, with the device's index.
+    pub fn host_fds(&self) -> Vec<(usize, std::os::fd::RawFd)> {
+        self.virtio
+            .iter()
+            .enumerate()
+            .flat_map(|(i, t)| t.host_fds().into_iter().map(move |fd| (i, fd)))
+            .collect()
     }
 }
 

@@ -27,7 +27,7 @@ use kvm_bindings::{
 };
 use kvm_ioctls::{Kvm, VmFd};
 use std::io::Write;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::thread::JoinHandleExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -285,7 +285,8 @@ impl Machine {
         }
         devices.attach_plan(plan, mem)?;
         let console = Console::new(console, recorder.clone());
-        let bus = Arc::new(Bus::new(console, line, devices.into_mmio(), split));
+        let (mmio, device_io) = devices.into_parts();
+        let bus = Arc::new(Bus::new(console, line, mmio, split, device_io));
         let mut fds = Vec::with_capacity(vcpus as usize);
         for id in 0..vcpus {
             fds.push(
@@ -561,6 +562,11 @@ fn run_vcpus(
             .threads
             .push((sig.spawn_watch(stop.clone(), tx.clone())?, None));
     }
+    if bus.device_io.wake.is_some() {
+        others
+            .threads
+            .push((spawn_device_io(bus.clone(), stop.clone())?, None));
+    }
     let (boot_control, boot_channel) = vcpu::control_channel();
     let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
     let supervisor = if timeout.is_some() || !others.threads.is_empty() || console_input.is_some() {
@@ -806,6 +812,54 @@ fn spawn_input_thread(
                     }
                 }
             }
+        })
+        .map_err(Error::Thread)
+}
+
+/// Serves the host side of the virtio devices (input on their taps and sockets)
+/// until `stop`: polls every descriptor they wait on plus their wake eventfd, hands
+/// each ready one to its device, and gathers the set again after every round.
+/// Returns no vCPU: it is joined with the vCPU threads.
+fn spawn_device_io(
+    bus: Arc<Bus>,
+    stop: Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<Option<kvm_ioctls::VcpuFd>>, Error> {
+    std::thread::Builder::new()
+        .name("device-io".into())
+        .spawn(move || {
+            let io = &bus.device_io;
+            let wake = io.wake.as_ref().map(AsRawFd::as_raw_fd);
+            let mut pfds = Vec::new();
+            while !stop.load(Ordering::Acquire) {
+                let fds = io.host_fds();
+                pfds.clear();
+                pfds.extend(
+                    wake.into_iter()
+                        .chain(fds.iter().map(|&(_, fd)| fd))
+                        .map(|fd| libc::pollfd {
+                            fd,
+                            events: libc::POLLIN,
+                            revents: 0,
+                        }),
+                );
+                let n = libc::nfds_t::try_from(pfds.len()).unwrap_or(0);
+                // SAFETY: `pfds` holds `n` valid pollfds for the duration of the call.
+                if unsafe { libc::poll(pfds.as_mut_ptr(), n, 50) } <= 0 {
+                    continue;
+                }
+                let skip = usize::from(wake.is_some());
+                if skip == 1 && pfds[0].revents != 0 {
+                    if let Some(w) = &io.wake {
+                        let _ = w.read();
+                    }
+                }
+                for (p, &(device, fd)) in pfds[skip..].iter().zip(&fds) {
+                    if p.revents != 0 {
+                        io.virtio[device].host_event(fd);
+                    }
+                }
+            }
+            None
         })
         .map_err(Error::Thread)
 }

@@ -97,6 +97,8 @@ pub struct Bus {
     pub mmio: mmio::MmioBus,
     /// The monitor's IO-APIC when the VM uses the split irqchip.
     pub irqchip: Option<Arc<irq::SplitIrqChip>>,
+    /// The virtio devices, whose host side (taps, sockets) the event loop serves.
+    pub device_io: crate::device_manager::DeviceIo,
     pub recorder: Arc<Recorder>,
     pub unhandled_pio: AtomicU64,
     pub unhandled_mmio: AtomicU64,
@@ -113,12 +115,14 @@ impl Bus {
         irq: irq::IrqLine,
         mmio: mmio::MmioBus,
         irqchip: Option<Arc<irq::SplitIrqChip>>,
+        device_io: crate::device_manager::DeviceIo,
     ) -> Self {
         let recorder = console.recorder();
         Bus {
             serial: Mutex::new(serial::Serial::new(irq, console)),
             mmio,
             irqchip,
+            device_io,
             recorder,
             unhandled_pio: AtomicU64::new(0),
             unhandled_mmio: AtomicU64::new(0),
@@ -255,7 +259,13 @@ mod tests {
         let console = console::Console::new(Box::new(std::io::sink()), rec);
         let line =
             irq::IrqLine::Irqfd(vmm_sys_util::eventfd::EventFd::new(libc::EFD_NONBLOCK).unwrap());
-        Bus::new(console, line, mmio::MmioBus::default(), None)
+        Bus::new(
+            console,
+            line,
+            mmio::MmioBus::default(),
+            None,
+            Default::default(),
+        )
     }
 
     #[test]

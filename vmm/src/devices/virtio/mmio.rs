@@ -69,6 +69,10 @@ pub struct MmioTransport {
     state: Mutex<Transport>,
     irq: IrqLine,
     mem: GuestMemory,
+    /// Wakes the monitor's event loop after a queue notification of a device with
+    /// host descriptors, so that it polls the device's new set (an RX queue that
+    /// had no buffers now has some).
+    wake: Option<vmm_sys_util::eventfd::EventFd>,
 }
 
 /// The transport's registers and the device behind them.
@@ -108,12 +112,45 @@ impl MmioTransport {
             }),
             irq,
             mem,
+            wake: None,
         }
+    }
+
+    /// Makes queue notifications of a device with host descriptors write `wake`.
+    #[must_use]
+    pub fn with_wake(mut self, wake: vmm_sys_util::eventfd::EventFd) -> Self {
+        self.wake = Some(wake);
+        self
     }
 
     /// The device status register (for tests and debugging).
     pub fn status(&self) -> u32 {
         self.state.lock().map(|s| s.status).unwrap_or(0)
+    }
+
+    /// The host descriptors the device waits on ([`VirtioDevice::host_fds`]).
+    pub fn host_fds(&self) -> Vec<std::os::fd::RawFd> {
+        self.state
+            .lock()
+            .map(|t| t.device.host_fds())
+            .unwrap_or_default()
+    }
+
+    /// Host-side input on `fd` is ready: the device serves it (if the driver has it
+    /// running) and the driver gets an interrupt if a used ring changed.
+    pub fn host_event(&self, fd: std::os::fd::RawFd) {
+        let Ok(mut t) = self.state.lock() else {
+            return;
+        };
+        if t.failed || t.status & VIRTIO_CONFIG_S_DRIVER_OK == 0 {
+            return;
+        }
+        let Transport { device, queues, .. } = &mut *t;
+        match device.process_host_event(fd, queues, &self.mem) {
+            Ok(true) => self.interrupt(&mut t, INT_VRING),
+            Ok(false) => {}
+            Err(e) => self.fail(&mut t, &e),
+        }
     }
 
     fn interrupt(&self, t: &mut Transport, bits: u32) {
@@ -151,6 +188,11 @@ impl MmioTransport {
             Ok(true) => self.interrupt(t, INT_VRING),
             Ok(false) => {}
             Err(e) => self.fail(t, &e),
+        }
+        if let Some(wake) = &self.wake {
+            if !t.device.host_fds().is_empty() {
+                let _ = wake.write(1);
+            }
         }
     }
 

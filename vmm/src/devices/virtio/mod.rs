@@ -8,6 +8,7 @@ pub mod block;
 pub mod mmio;
 
 use crate::memory::GuestMemory;
+use std::os::fd::RawFd;
 use virtio_queue::Queue;
 
 /// The feature bit every device offers: the virtio 1.x interface (no legacy).
@@ -46,6 +47,26 @@ pub trait VirtioDevice: std::fmt::Debug + Send {
         queue: &mut Queue,
         mem: &GuestMemory,
     ) -> Result<bool, DeviceError>;
+    /// The host descriptors the device waits on (a tap, a listening or connected
+    /// socket): the monitor's event loop polls them for input and calls
+    /// [`VirtioDevice::process_host_event`] when one is readable. Asked again after
+    /// every such call, since the set may change (a new connection). None by default.
+    fn host_fds(&self) -> Vec<RawFd> {
+        Vec::new()
+    }
+    /// Serves host-side input on `fd` (one of [`VirtioDevice::host_fds`]), with the
+    /// device's queues in queue order. Returns whether it put anything in a used
+    /// ring (an interrupt is due). Called only while the driver has the device
+    /// running (DRIVER_OK, not failed).
+    fn process_host_event(
+        &mut self,
+        fd: RawFd,
+        queues: &mut [Queue],
+        mem: &GuestMemory,
+    ) -> Result<bool, DeviceError> {
+        let _ = (fd, queues, mem);
+        Ok(false)
+    }
 }
 
 #[cfg(test)]
