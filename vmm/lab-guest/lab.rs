@@ -9,8 +9,8 @@
 //! (Firecracker, paused through its API) saves it in that loop, and the restored
 //! guest is released by one console byte.
 //!
-//! With a virtio-blk device in the first virtio-mmio slot (`bootlab vm run --disk`)
-//! its workload also reads sector 0 through a minimal virtio driver and prints the
+//! With a virtio-blk device in one of the first virtio-mmio slots (`bootlab vm run
+//! --disk`) its workload also reads sector 0 through a minimal virtio driver and prints the
 //! sector's first line (`lab: disk sector 0: ...`).
 //!
 //! Every instruction runs under KVM's instruction emulator on PVM hosts, at about a
@@ -30,9 +30,12 @@ global_asm!(
     .set EXIT_PORT, 0x501
     .set COM1_LSR, 0x3fd
     .set SI_CMDLINE, 24
-    /* The first virtio-mmio slot the monitor's device manager hands out, and the
-       registers of the virtio-mmio layout (version 2) the driver below uses. */
+    /* The virtio-mmio slots the monitor's device manager hands out (the first
+       VIRTIO_SLOTS of them are probed), and the registers of the virtio-mmio
+       layout (version 2) the drivers below use. */
     .set VIRTIO, 0xd0001000
+    .set VIRTIO_SLOT_SIZE, 0x1000
+    .set VIRTIO_SLOTS, 4
     .set VIRTIO_MAGIC, 0x74726976
     .set VIRTIO_ID_BLOCK, 2
     .set VM_VERSION, 0x04
@@ -129,19 +132,33 @@ hold:
     in %dx, %al
 9:  ret
 
-    /* disk: if a virtio-blk device sits in the first virtio-mmio slot, set it up
-       with one queue of VQ_SIZE, read sector 0 with one request (header, 512-byte
-       buffer, status byte), and print the sector's text up to its first NUL or
-       newline. The device serves the request during the notify write, so the
-       used ring is complete when that write returns. Without a device the one
-       magic read finds nothing and costs one MMIO exit. */
-disk:
+    /* find_virtio: the base of the first virtio-mmio slot whose device has type
+       eax, in ebx (0 and ZF set if none). The monitor fills its slots in order,
+       so the first empty one ends the search: without devices it costs one MMIO
+       exit. Clobbers ecx. */
+find_virtio:
     mov $VIRTIO, %ebx
-    cmpl $VIRTIO_MAGIC, (%ebx)
-    jne 9f
-    cmpl $2, VM_VERSION(%ebx)
+    mov $VIRTIO_SLOTS, %ecx
+1:  cmpl $VIRTIO_MAGIC, (%ebx)
     jne 8f
-    cmpl $VIRTIO_ID_BLOCK, VM_DEVICE_ID(%ebx)
+    cmpl %eax, VM_DEVICE_ID(%ebx)
+    je 9f
+    add $VIRTIO_SLOT_SIZE, %ebx
+    loop 1b
+8:  xor %ebx, %ebx
+9:  test %ebx, %ebx
+    ret
+
+    /* disk: if a virtio-blk device sits in one of the first virtio-mmio slots,
+       set it up with one queue of VQ_SIZE, read sector 0 with one request
+       (header, 512-byte buffer, status byte), and print the sector's text up to
+       its first NUL or newline. The device serves the request during the notify
+       write, so the used ring is complete when that write returns. */
+disk:
+    mov $VIRTIO_ID_BLOCK, %eax
+    call find_virtio
+    jz 9f
+    cmpl $2, VM_VERSION(%ebx)
     jne 8f
     movl $0, VM_STATUS(%ebx)
     movl $S_ACK_DRIVER, VM_STATUS(%ebx)
