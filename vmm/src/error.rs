@@ -76,6 +76,8 @@ pub enum Error {
     SnapshotEncode(#[source] postcard::Error),
     #[error("cannot start a vCPU thread")]
     Thread(#[source] std::io::Error),
+    #[error("the monitor's event loop")]
+    EventLoop(#[source] std::io::Error),
     #[error("cannot open the disk {}", path.display())]
     Disk {
         path: PathBuf,

@@ -17,6 +17,7 @@ pub mod cpuid_cache;
 pub mod device_manager;
 pub mod devices;
 pub mod error;
+mod event_loop;
 pub mod exit;
 pub mod lab;
 pub mod memory;

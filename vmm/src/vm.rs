@@ -15,6 +15,7 @@ pub use crate::devices::irq::IrqChipKind;
 use crate::devices::irq::{SplitIrqChip, IOAPIC_WINDOW};
 use crate::devices::{ioapic, serial, Bus, Recorder};
 use crate::error::{Error, MemoryError};
+use crate::event_loop::{self, EventLoop, VcpuEnds};
 pub use crate::exit::ExitReason;
 use crate::layout::KVM_TSS_ADDR;
 use crate::memory;
@@ -27,7 +28,7 @@ use kvm_bindings::{
 };
 use kvm_ioctls::{Kvm, VmFd};
 use std::io::Write;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::os::unix::thread::JoinHandleExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -286,7 +287,7 @@ impl Machine {
         devices.attach_plan(plan, mem)?;
         let console = Console::new(console, recorder.clone());
         let (mmio, device_io) = devices.into_parts();
-        let bus = Arc::new(Bus::new(console, line, mmio, split, device_io));
+        let bus = Arc::new(Bus::new(console, line, mmio, split, device_io)?);
         let mut fds = Vec::with_capacity(vcpus as usize);
         for id in 0..vcpus {
             fds.push(
@@ -520,8 +521,9 @@ impl Vm {
 /// vCPU 0 runs on the calling thread: its first KVM_RUN then follows the set-up
 /// at once, instead of after a new thread has been scheduled on another CPU
 /// (0.05-0.1 ms on our hosts). Other vCPUs get a thread each. When there is
-/// something to wait for besides vCPU 0 (a timeout, other vCPUs, console input),
-/// a supervisor thread waits for it and then stops vCPU 0.
+/// something to wait for besides vCPU 0 (a timeout, other vCPUs, console input,
+/// the snapshot signal, virtio devices), the event loop's thread waits for it and
+/// stops vCPU 0 when it ends the run.
 fn run_vcpus(
     vcpus: Vec<kvm_ioctls::VcpuFd>,
     bus: &Arc<Bus>,
@@ -531,61 +533,52 @@ fn run_vcpus(
     console_input: Option<RawFd>,
     signal: Option<&SnapshotSignal>,
 ) -> Result<(ExitReason, Vec<kvm_ioctls::VcpuFd>), Error> {
-    // Ends the threads that are not vCPUs (supervisor, console input, signal
-    // watch); the vCPUs are stopped through their control channels.
-    let stop = Arc::new(AtomicBool::new(false));
-    // Each vCPU thread sends why its loop ended; this thread sends `None` when
-    // vCPU 0's loop has ended.
-    let (tx, rx) = mpsc::channel::<Option<ExitReason>>();
     let mut vcpus = vcpus.into_iter();
     let mut boot_vcpu = vcpus.next().ok_or(Error::VcpuCount(0, mptable::MAX_CPUS))?;
+    let vcpu_ends = match vcpus.len() {
+        0 => None,
+        _ => Some(Arc::new(VcpuEnds::new()?)),
+    };
     // Stops and joins the threads started so far when dropped, also on an early
     // return below.
-    let mut others = VcpuThreads {
-        stop: stop.clone(),
-        threads: Vec::with_capacity(vcpus.len()),
-    };
-    for (id, mut fd) in (1..).zip(vcpus) {
-        let (bus, mem, tx) = (bus.clone(), mem.clone(), tx.clone());
+    let mut others = VcpuThreads(Vec::with_capacity(vcpus.len()));
+    for ((id, mut fd), ends) in (1..).zip(vcpus).zip(std::iter::repeat(vcpu_ends.clone())) {
+        let (bus, mem) = (bus.clone(), mem.clone());
         let (control, channel) = vcpu::control_channel();
         let t = std::thread::Builder::new()
             .name(format!("vcpu{id}"))
             .spawn(move || {
-                let _ = tx.send(vcpu::run_loop(&mut fd, &bus, &mem, &channel, || {}));
-                Some(fd)
+                let end = vcpu::run_loop(&mut fd, &bus, &mem, &channel, || {});
+                if let Some(ends) = ends {
+                    ends.report(end);
+                }
+                fd
             })
             .map_err(Error::Thread)?;
-        others.threads.push((t, Some(control)));
-    }
-    if let Some(sig) = signal {
-        others
-            .threads
-            .push((sig.spawn_watch(stop.clone(), tx.clone())?, None));
-    }
-    if bus.device_io.wake.is_some() {
-        others
-            .threads
-            .push((spawn_device_io(bus.clone(), stop.clone())?, None));
+        others.0.push((t, control));
     }
     let (boot_control, boot_channel) = vcpu::control_channel();
-    let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-    let supervisor = if timeout.is_some() || !others.threads.is_empty() || console_input.is_some() {
-        let watch = Supervisor {
-            rx,
-            timeout,
-            stop: stop.clone(),
-            boot_control: boot_control.events.clone(),
-            // SAFETY: pthread_self has no preconditions.
-            boot_thread: unsafe { libc::pthread_self() },
-            boot_done: Arc::new(AtomicBool::new(false)),
+    let boot_done = Arc::new(AtomicBool::new(false));
+    let needs_loop = deadline.is_some()
+        || vcpu_ends.is_some()
+        || console_input.is_some()
+        || signal.is_some()
+        || bus.device_io.wake.is_some();
+    let event_loop = if needs_loop {
+        let sources = event_loop::Sources {
+            bus: bus.clone(),
+            deadline,
+            console_input,
+            snapshot_signal: signal.map(|s| s.0),
+            vcpu_ends,
         };
-        let boot_done = watch.boot_done.clone();
-        let input = console_input.map(|fd| (fd, bus.clone()));
-        let t = std::thread::Builder::new()
-            .name("vm-supervisor".into())
-            .spawn(move || watch.run(input))
-            .map_err(Error::Thread)?;
-        Some((t, boot_done))
+        let stop_boot = StopBoot {
+            control: boot_control.events.clone(),
+            // SAFETY: pthread_self has no preconditions.
+            thread: unsafe { libc::pthread_self() },
+            done: boot_done.clone(),
+        };
+        Some(EventLoop::spawn(sources, move || stop_boot.stop())?)
     } else {
         None
     };
@@ -594,33 +587,35 @@ fn run_vcpus(
     let boot_end = vcpu::run_loop(&mut boot_vcpu, bus, mem, &boot_channel, || {
         rec.stamp(event::FIRST_KVM_RUN, EventSource::Monitor)
     });
-    drop(boot_control);
-    stop.store(true, Ordering::Release);
-    // What ended the run: vCPU 0's own exit, else what the supervisor saw first
-    // (another vCPU's exit; nothing within the timeout).
-    let first = match supervisor {
-        Some((t, boot_done)) => {
-            boot_done.store(true, Ordering::Release);
-            let _ = tx.send(None);
-            t.join().unwrap_or_else(|_| {
-                Some(Some(ExitReason::RunError(
-                    "the supervisor thread panicked".into(),
-                )))
-            })
-        }
-        None => None,
-    };
-    let reason = match (boot_end, first) {
-        (Some(r), _) | (None, Some(Some(r))) => r,
-        (None, None) => ExitReason::Timeout,
-        (None, Some(None)) => ExitReason::Halted,
-    };
+    boot_done.store(true, Ordering::Release);
+    // What ended the run: vCPU 0's own exit, else what the event loop saw first
+    // (another vCPU's exit, the timeout, the snapshot signal).
+    let loop_end = event_loop.and_then(EventLoop::finish);
+    let reason = boot_end.or(loop_end).unwrap_or(ExitReason::Halted);
     let mut fds = vec![boot_vcpu];
     fds.extend(others.stop_and_join());
     Ok((reason, fds))
 }
 
-/// [`SNAPSHOT_SIGNAL`], blocked in every thread of the run and read from a signalfd.
+/// How the event loop stops vCPU 0, which runs on the monitor's calling thread:
+/// `Stop` on its control channel, then kicks until its loop has ended.
+struct StopBoot {
+    control: mpsc::Sender<vcpu::VcpuEvent>,
+    thread: libc::pthread_t,
+    done: Arc<AtomicBool>,
+}
+
+impl StopBoot {
+    fn stop(self) {
+        let _ = self.control.send(vcpu::VcpuEvent::Stop);
+        while !self.done.load(Ordering::Acquire) {
+            kick(self.thread);
+        }
+    }
+}
+
+/// [`SNAPSHOT_SIGNAL`], blocked in every thread of the run and read from a signalfd
+/// by the event loop.
 struct SnapshotSignal(RawFd);
 
 impl SnapshotSignal {
@@ -637,44 +632,9 @@ impl SnapshotSignal {
             libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC)
         };
         if fd < 0 {
-            return Err(Error::Thread(std::io::Error::last_os_error()));
+            return Err(Error::EventLoop(std::io::Error::last_os_error()));
         }
         Ok(SnapshotSignal(fd))
-    }
-
-    /// A thread that reports [`ExitReason::Snapshotted`] on `tx` when the signal
-    /// arrives, or ends when `stop` is set. Returns no vCPU: it is joined with the
-    /// vCPU threads, which give theirs back.
-    fn spawn_watch(
-        &self,
-        stop: Arc<AtomicBool>,
-        tx: mpsc::Sender<Option<ExitReason>>,
-    ) -> Result<std::thread::JoinHandle<Option<kvm_ioctls::VcpuFd>>, Error> {
-        let fd = self.0;
-        std::thread::Builder::new()
-            .name("snapshot-signal".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Acquire) {
-                    let mut pfd = libc::pollfd {
-                        fd,
-                        events: libc::POLLIN,
-                        revents: 0,
-                    };
-                    // SAFETY: one valid pollfd, for the duration of the call.
-                    if unsafe { libc::poll(&mut pfd, 1, 50) } <= 0 {
-                        continue;
-                    }
-                    let mut info = [0u8; std::mem::size_of::<libc::signalfd_siginfo>()];
-                    // SAFETY: reading into a live buffer of the given length.
-                    let n = unsafe { libc::read(fd, info.as_mut_ptr().cast(), info.len()) };
-                    if usize::try_from(n) == Ok(info.len()) {
-                        let _ = tx.send(Some(ExitReason::Snapshotted));
-                        break;
-                    }
-                }
-                None
-            })
-            .map_err(Error::Thread)
     }
 }
 
@@ -685,35 +645,28 @@ impl Drop for SnapshotSignal {
     }
 }
 
-/// The threads of vCPUs 1..N, each with its control channel, and the snapshot
-/// signal's thread. Dropping it stops them: sends each vCPU `Stop` (and sets
-/// `stop` for the signal thread), kicks each thread out of KVM_RUN until it has
+/// The threads of vCPUs 1..N, each with its control channel. Dropping it stops
+/// them: sends each vCPU `Stop`, kicks each thread out of KVM_RUN until it has
 /// left its loop, and joins it.
-struct VcpuThreads {
-    stop: Arc<AtomicBool>,
-    /// Each vCPU thread gives its vCPU back when it ends (the snapshot-signal
-    /// thread, which runs none and has no control channel, gives `None`).
-    threads: Vec<(
-        std::thread::JoinHandle<Option<kvm_ioctls::VcpuFd>>,
-        Option<vcpu::VcpuControl>,
+struct VcpuThreads(
+    Vec<(
+        std::thread::JoinHandle<kvm_ioctls::VcpuFd>,
+        vcpu::VcpuControl,
     )>,
-}
+);
 
 impl VcpuThreads {
     /// Stops every thread and returns the vCPUs of those that did not panic.
     fn stop_and_join(&mut self) -> Vec<kvm_ioctls::VcpuFd> {
-        self.stop.store(true, Ordering::Release);
-        for (_, control) in &self.threads {
-            if let Some(c) = control {
-                let _ = c.events.send(vcpu::VcpuEvent::Stop);
-            }
+        for (_, control) in &self.0 {
+            let _ = control.events.send(vcpu::VcpuEvent::Stop);
         }
-        let mut fds = Vec::with_capacity(self.threads.len());
-        for (t, _) in self.threads.drain(..) {
+        let mut fds = Vec::with_capacity(self.0.len());
+        for (t, _) in self.0.drain(..) {
             while !t.is_finished() {
                 kick(t.as_pthread_t());
             }
-            fds.extend(t.join().ok().flatten());
+            fds.extend(t.join().ok());
         }
         fds
     }
@@ -734,134 +687,6 @@ fn kick(thread: libc::pthread_t) {
     // call (KVM_RUN) with EINTR.
     unsafe { libc::pthread_kill(thread, kick_signal()) };
     std::thread::sleep(Duration::from_micros(200));
-}
-
-/// The thread that waits, beside vCPU 0's thread, for what else can end a run: the
-/// first exit of another vCPU, or the timeout. Then it stops vCPU 0.
-struct Supervisor {
-    rx: mpsc::Receiver<Option<ExitReason>>,
-    timeout: Option<Duration>,
-    /// Ends the console input thread.
-    stop: Arc<AtomicBool>,
-    /// vCPU 0's control channel.
-    boot_control: mpsc::Sender<vcpu::VcpuEvent>,
-    /// The thread running vCPU 0, and whether its loop has ended.
-    boot_thread: libc::pthread_t,
-    boot_done: Arc<AtomicBool>,
-}
-
-impl Supervisor {
-    /// Feeds console input (if any) from its own thread, waits for the first message
-    /// (`None` if the timeout came first), stops vCPU 0, and returns the message once
-    /// the input thread has ended.
-    fn run(self, input: Option<(RawFd, Arc<Bus>)>) -> Option<Option<ExitReason>> {
-        let input = input.and_then(|(fd, bus)| {
-            spawn_input_thread(fd, bus, self.stop.clone())
-                .map_err(|e| log::warn!("no console input (cannot start its thread): {e}"))
-                .ok()
-        });
-        let first = match self.timeout {
-            Some(d) => self.rx.recv_timeout(d).ok(),
-            None => self.rx.recv().ok(),
-        };
-        self.stop.store(true, Ordering::Release);
-        let _ = self.boot_control.send(vcpu::VcpuEvent::Stop);
-        while !self.boot_done.load(Ordering::Acquire) {
-            kick(self.boot_thread);
-        }
-        if let Some(t) = input {
-            let _ = t.join();
-        }
-        first
-    }
-}
-
-/// Feeds bytes read from `fd` to the serial port until EOF or `stop`. Polls with a
-/// short timeout so the thread notices `stop` and can be joined.
-fn spawn_input_thread(
-    fd: RawFd,
-    bus: Arc<Bus>,
-    stop: Arc<AtomicBool>,
-) -> Result<std::thread::JoinHandle<()>, Error> {
-    std::thread::Builder::new()
-        .name("console-in".into())
-        .spawn(move || {
-            let mut buf = [0u8; 64];
-            while !stop.load(Ordering::Acquire) {
-                let mut pfd = libc::pollfd {
-                    fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                // SAFETY: one valid pollfd, for the duration of the call.
-                let n = unsafe { libc::poll(&mut pfd, 1, 50) };
-                if n <= 0 {
-                    continue;
-                }
-                // SAFETY: reading into a live buffer of the given length.
-                let got = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-                if got <= 0 {
-                    return; // EOF or error: no more input.
-                }
-                let mut rest = &buf[..got.unsigned_abs()];
-                while !rest.is_empty() && !stop.load(Ordering::Acquire) {
-                    let taken = bus.serial.lock().map(|mut s| s.input(rest)).unwrap_or(0);
-                    rest = &rest[taken..];
-                    if taken == 0 {
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                }
-            }
-        })
-        .map_err(Error::Thread)
-}
-
-/// Serves the host side of the virtio devices (input on their taps and sockets)
-/// until `stop`: polls every descriptor they wait on plus their wake eventfd, hands
-/// each ready one to its device, and gathers the set again after every round.
-/// Returns no vCPU: it is joined with the vCPU threads.
-fn spawn_device_io(
-    bus: Arc<Bus>,
-    stop: Arc<AtomicBool>,
-) -> Result<std::thread::JoinHandle<Option<kvm_ioctls::VcpuFd>>, Error> {
-    std::thread::Builder::new()
-        .name("device-io".into())
-        .spawn(move || {
-            let io = &bus.device_io;
-            let wake = io.wake.as_ref().map(AsRawFd::as_raw_fd);
-            let mut pfds = Vec::new();
-            while !stop.load(Ordering::Acquire) {
-                let fds = io.host_fds();
-                pfds.clear();
-                pfds.extend(
-                    wake.into_iter()
-                        .chain(fds.iter().map(|&(_, fd)| fd))
-                        .map(|fd| libc::pollfd {
-                            fd,
-                            events: libc::POLLIN,
-                            revents: 0,
-                        }),
-                );
-                let n = libc::nfds_t::try_from(pfds.len()).unwrap_or(0);
-                // SAFETY: `pfds` holds `n` valid pollfds for the duration of the call.
-                if unsafe { libc::poll(pfds.as_mut_ptr(), n, 50) } <= 0 {
-                    continue;
-                }
-                let skip = usize::from(wake.is_some());
-                if skip == 1 && pfds[0].revents != 0 {
-                    if let Some(w) = &io.wake {
-                        let _ = w.read();
-                    }
-                }
-                for (p, &(device, fd)) in pfds[skip..].iter().zip(&fds) {
-                    if p.revents != 0 {
-                        io.virtio[device].host_event(fd);
-                    }
-                }
-            }
-            None
-        })
-        .map_err(Error::Thread)
 }
 
 extern "C" fn kick_handler(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}

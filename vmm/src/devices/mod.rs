@@ -116,10 +116,10 @@ impl Bus {
         mmio: mmio::MmioBus,
         irqchip: Option<Arc<irq::SplitIrqChip>>,
         device_io: crate::device_manager::DeviceIo,
-    ) -> Self {
+    ) -> Result<Self, Error> {
         let recorder = console.recorder();
-        Bus {
-            serial: Mutex::new(serial::Serial::new(irq, console)),
+        Ok(Bus {
+            serial: Mutex::new(serial::Serial::new(irq, console)?),
             mmio,
             irqchip,
             device_io,
@@ -127,7 +127,7 @@ impl Bus {
             unhandled_pio: AtomicU64::new(0),
             unhandled_mmio: AtomicU64::new(0),
             snapshot_at: AtomicU8::new(0),
-        }
+        })
     }
 
     /// Makes the marker with `code` (once) end the run with [`Request::Snapshot`];
@@ -266,6 +266,7 @@ mod tests {
             None,
             Default::default(),
         )
+        .unwrap()
     }
 
     #[test]

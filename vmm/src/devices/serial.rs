@@ -1,10 +1,14 @@
 //! The 8250 UART on COM1 (ports 0x3f8-0x3ff, IRQ 4), from vm-superio; its interrupt
-//! goes out on an [`IrqLine`].
+//! goes out on an [`IrqLine`]. When console input finds the receive FIFO full, the
+//! event loop waits on [`InputDrained`] until the guest has read the FIFO empty.
 
 use super::console::Console;
 use super::irq::IrqLine;
 use crate::error::Error;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use vmm_sys_util::eventfd::EventFd;
 
 /// First port of COM1.
 pub const COM1_BASE: u16 = 0x3f8;
@@ -35,8 +39,48 @@ pub struct SerialState {
     pub in_buffer: Vec<u8>,
 }
 
+/// Tells the monitor's event loop that the guest has read COM1's receive FIFO
+/// empty, once it asked ([`InputDrained::arm`]): the eventfd is written only then,
+/// so a guest reading the data register costs no system call otherwise.
+#[derive(Debug)]
+pub struct InputDrained {
+    fd: EventFd,
+    armed: AtomicBool,
+}
+
+impl InputDrained {
+    fn new() -> Result<Self, Error> {
+        Ok(InputDrained {
+            fd: EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC).map_err(Error::EventLoop)?,
+            armed: AtomicBool::new(false),
+        })
+    }
+
+    /// Asks for one write of the eventfd the next time the FIFO becomes empty.
+    /// Called with the serial port locked, after input found the FIFO full.
+    pub fn arm(&self) {
+        self.armed.store(true, Ordering::Release);
+    }
+
+    /// The eventfd to wait on; read it to clear it.
+    pub fn eventfd(&self) -> &EventFd {
+        &self.fd
+    }
+}
+
+impl vm_superio::serial::SerialEvents for InputDrained {
+    fn buffer_read(&self) {}
+    fn out_byte(&self) {}
+    fn tx_lost_byte(&self) {}
+    fn in_buffer_empty(&self) {
+        if self.armed.swap(false, Ordering::AcqRel) {
+            let _ = self.fd.write(1);
+        }
+    }
+}
+
 /// COM1.
-pub struct Serial(vm_superio::Serial<IrqLine, vm_superio::serial::NoEvents, Console>);
+pub struct Serial(vm_superio::Serial<IrqLine, Arc<InputDrained>, Console>);
 
 impl std::fmt::Debug for Serial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -46,8 +90,16 @@ impl std::fmt::Debug for Serial {
 
 impl Serial {
     /// COM1 raising `irq` and writing to `console`.
-    pub fn new(irq: IrqLine, console: Console) -> Self {
-        Serial(vm_superio::Serial::new(irq, console))
+    pub fn new(irq: IrqLine, console: Console) -> Result<Self, Error> {
+        let events = Arc::new(InputDrained::new()?);
+        Ok(Serial(vm_superio::Serial::with_events(
+            irq, events, console,
+        )))
+    }
+
+    /// What tells the event loop that the guest has drained the receive FIFO.
+    pub fn input_drained(&self) -> Arc<InputDrained> {
+        self.0.events().clone()
     }
 
     /// A write to `port`.
@@ -112,9 +164,9 @@ impl Serial {
             self.0.writer_mut(),
             Console::new(Box::new(std::io::sink()), recorder),
         );
-        self.0 =
-            vm_superio::Serial::from_state(&state, line, vm_superio::serial::NoEvents, console)
-                .map_err(Error::SerialState)?;
+        let events = self.0.events().clone();
+        self.0 = vm_superio::Serial::from_state(&state, line, events, console)
+            .map_err(Error::SerialState)?;
         Ok(())
     }
 }
