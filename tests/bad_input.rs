@@ -364,6 +364,17 @@ fn cases(f: &Fixture) -> Vec<Case> {
         vm(Nothing, &["--guest", "lab", "--disk", ",rw"], "no image path"),
         vm(Nothing, &["--guest", "lab", "--disk", &format!("{read_only},rw")], "read-only"),
         vm(Nothing, &["--guest", "lab", "--disk", &file, "--snapshot-at", "snapshot", "--snapshot-out", &dir], "cannot be saved"),
+        // ---- vm run --vsock ----
+        vm(Nothing, &["--guest", "lab", "--vsock", &format!("3,{file}")], "exists"),
+        vm(Nothing, &["--guest", "lab", "--vsock", &format!("0,{dir}/v.sock")], "CID 0 is reserved"),
+        vm(Nothing, &["--guest", "lab", "--vsock", &format!("1,{dir}/v.sock")], "CID 1 is reserved"),
+        vm(Nothing, &["--guest", "lab", "--vsock", &format!("2,{dir}/v.sock")], "CID 2 is reserved"),
+        vm(Nothing, &["--guest", "lab", "--vsock", &format!("4294967296,{dir}/v.sock")], "32 bits"),
+        vm(Nothing, &["--guest", "lab", "--vsock", &format!("three,{dir}/v.sock")], "not a number"),
+        vm(Nothing, &["--guest", "lab", "--vsock", "3"], "CID,PATH"),
+        vm(Nothing, &["--guest", "lab", "--vsock", "3,"], "no socket path"),
+        vm(Nothing, &["--guest", "lab", "--vsock", &format!("3,{missing}/v.sock")], "no such folder"),
+        vm(Nothing, &["--guest", "lab", "--vsock", &format!("3,{dir}/v.sock"), "--snapshot-at", "snapshot", "--snapshot-out", &dir], "cannot be saved"),
         // ---- vm restore: the folder and its files ----
         c(Nothing, &["vm", "restore"], "<DIR>"),
         restore(Nothing, &missing, &[], &missing),

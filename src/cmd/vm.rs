@@ -165,6 +165,49 @@ pub struct RunArgs {
     /// its /sbin/guest-init the init.
     #[arg(long, value_name = "PATH[,ro|,rw]")]
     disk: Vec<String>,
+    /// A virtio-vsock device for guest CID `CID` (3 up to 2^32-2) whose host side is
+    /// the Unix socket PATH (Firecracker's hybrid vsock): a host program connects to
+    /// PATH and writes `CONNECT <port>\n` to reach a guest port; guest connections
+    /// to host port P go to the socket `PATH_P`. PATH must not exist; it is
+    /// removed when the VM ends.
+    #[arg(long, value_name = "CID,PATH")]
+    vsock: Option<String>,
+}
+
+/// A `--vsock` value: the guest's CID and the socket path.
+fn parse_vsock(value: &str) -> anyhow::Result<vmm::VsockConfig> {
+    let Some((cid, path)) = value.split_once(',') else {
+        anyhow::bail!("--vsock `{value}`: expected CID,PATH");
+    };
+    let cid: u64 = cid
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--vsock `{value}`: the CID `{cid}` is not a number"))?;
+    let guest_cid = vmm::devices::virtio::vsock::guest_cid(cid)
+        .map_err(|e| anyhow::anyhow!("--vsock `{value}`: {e}"))?;
+    if path.is_empty() {
+        anyhow::bail!("--vsock `{value}`: no socket path");
+    }
+    Ok(vmm::VsockConfig {
+        guest_cid,
+        path: PathBuf::from(path),
+    })
+}
+
+/// Checks a vsock socket path before any work: nothing there yet (we would not
+/// remove someone else's file), in a folder that exists.
+fn check_vsock(vsock: &vmm::VsockConfig) -> anyhow::Result<()> {
+    let path = &vsock.path;
+    if path.symlink_metadata().is_ok() {
+        anyhow::bail!(
+            "--vsock: {} exists (a stale socket? remove it first)",
+            path.display()
+        );
+    }
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(dir) = parent.filter(|d| !d.is_dir()) {
+        anyhow::bail!("--vsock: {}: no such folder", dir.display());
+    }
+    Ok(())
 }
 
 /// A `--disk` value: the image and whether the guest may write it.
@@ -211,6 +254,7 @@ impl RunArgs {
             "timeline",
             "timeline-out",
             "disk",
+            "vsock",
         ],
         repeatable: &["disk"],
     };
@@ -247,6 +291,7 @@ impl RunArgs {
             snapshot_out: s.value("snapshot-out").map(PathBuf::from),
             snapshot_continue: s.flag("snapshot-continue"),
             disk: s.values("disk"),
+            vsock: s.value("vsock").map(str::to_owned),
         })
     }
 }
@@ -265,6 +310,7 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
         .iter()
         .map(|d| parse_disk(d))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let vsock = args.vsock.as_deref().map(parse_vsock).transpose()?;
     let plan = crate::plan::vm(
         &crate::plan::VmChoice {
             guest: args.guest,
@@ -315,6 +361,17 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
     if !disks.is_empty() && args.snapshot_at.is_some() {
         anyhow::bail!("--snapshot-at: a machine with --disk cannot be saved yet");
     }
+    if let Some(v) = &vsock {
+        if args.snapshot_at.is_some() {
+            anyhow::bail!("--snapshot-at: a machine with --vsock cannot be saved yet");
+        }
+        check_vsock(v)?;
+    }
+    let devices = disks
+        .into_iter()
+        .map(vmm::DeviceSpec::Block)
+        .chain(vsock.map(vmm::DeviceSpec::Vsock))
+        .collect();
     let config = VmConfig {
         kernel: plan.kernel,
         initrd: plan.initrd,
@@ -328,7 +385,7 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
         name: plan.name.into(),
         spawn_ns,
         cpu_vendor: plan.cpu_vendor,
-        devices: disks.into_iter().map(vmm::DeviceSpec::Block).collect(),
+        devices,
     };
     let mut vm = vmm::Vm::build(config).context("cannot run the microVM")?;
     if let (Some(at), Some(dir)) = (args.snapshot_at, &args.snapshot_out) {

@@ -7,6 +7,8 @@
 use crate::devices::irq::{IrqLine, SplitIrqChip};
 use crate::devices::mmio::{AttachError, MmioBus, MmioDevice, Window};
 pub use crate::devices::virtio::block::DiskConfig;
+use crate::devices::virtio::vsock::Vsock;
+pub use crate::devices::virtio::vsock::VsockConfig;
 use crate::devices::virtio::{block::Block, mmio::MmioTransport, VirtioDevice};
 use crate::error::Error;
 use crate::layout::{MMIO_DEVICES_END, MMIO_DEVICES_START, MMIO_DEVICE_SIZE};
@@ -57,6 +59,8 @@ pub const MAX_DEVICES: usize = (IRQ_LAST - IRQ_FIRST + 1) as usize;
 pub enum DeviceSpec {
     /// A virtio-blk disk over an image file.
     Block(DiskConfig),
+    /// A virtio-vsock device whose host side is a Unix socket.
+    Vsock(VsockConfig),
 }
 
 /// The MMIO devices of a machine and their places, in the order they were planned
@@ -205,6 +209,9 @@ impl<'a> DeviceManager<'a> {
                     })?;
                     let id = format!("bootlab-disk{index}");
                     Box::new(Block::new(file, len, disk.read_only, &id))
+                }
+                DeviceSpec::Vsock(config) => {
+                    Box::new(Vsock::new(config).map_err(|e| Error::Device(e.to_string()))?)
                 }
             };
             let irq = self.irq_line(slot.irq)?;

@@ -32,5 +32,5 @@ pub use error::{CmdlineError, Error, MemoryError};
 pub use snapshot::RestoreOptions;
 pub use vm::{
     run, CpuVendor, DeviceSpec, DiskConfig, ExitReason, IrqChipKind, KernelSource, SnapshotPoint,
-    SnapshotRequest, Vm, VmConfig, VmOutcome, SNAPSHOT_SIGNAL,
+    SnapshotRequest, Vm, VmConfig, VmOutcome, VsockConfig, SNAPSHOT_SIGNAL,
 };

@@ -8,7 +8,7 @@ use crate::boot;
 pub use crate::boot::KernelSource;
 use crate::cpuid_cache;
 use crate::device_manager::{DeviceManager, DevicePlan};
-pub use crate::device_manager::{DeviceSpec, DiskConfig};
+pub use crate::device_manager::{DeviceSpec, DiskConfig, VsockConfig};
 use crate::devices::boot_timer::{self, BootTimer};
 use crate::devices::console::Console;
 pub use crate::devices::irq::IrqChipKind;

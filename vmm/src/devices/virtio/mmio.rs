@@ -129,9 +129,13 @@ impl MmioTransport {
     }
 
     /// The host descriptors the device waits on ([`VirtioDevice::host_fds`]).
+    /// None while the driver does not have the device running: [`Self::host_event`]
+    /// would not serve them, and a level-triggered loop would spin on them.
     pub fn host_fds(&self) -> Vec<std::os::fd::RawFd> {
         self.state
             .lock()
+            .ok()
+            .filter(|t| !t.failed && t.status & VIRTIO_CONFIG_S_DRIVER_OK != 0)
             .map(|t| t.device.host_fds())
             .unwrap_or_default()
     }
@@ -189,8 +193,13 @@ impl MmioTransport {
             Ok(false) => {}
             Err(e) => self.fail(t, &e),
         }
+        self.wake_host_side(t);
+    }
+
+    /// Wakes the event loop if the device has host descriptors to poll now.
+    fn wake_host_side(&self, t: &Transport) {
         if let Some(wake) = &self.wake {
-            if !t.device.host_fds().is_empty() {
+            if !t.failed && !t.device.host_fds().is_empty() {
                 let _ = wake.write(1);
             }
         }
@@ -288,6 +297,9 @@ impl MmioTransport {
         }
         // The device's own bit is not the driver's to clear.
         t.status = v | (t.status & VIRTIO_CONFIG_S_NEEDS_RESET);
+        if new & v & VIRTIO_CONFIG_S_DRIVER_OK != 0 {
+            self.wake_host_side(t);
+        }
         if v & VIRTIO_CONFIG_S_FAILED != 0 {
             log::debug!(
                 "virtio driver gave up on device type {}",
@@ -307,6 +319,7 @@ impl MmioTransport {
         t.status = 0;
         t.interrupt_status = 0;
         t.failed = false;
+        t.device.reset();
     }
 
     fn read_register(t: &Transport, offset: u64) -> u32 {

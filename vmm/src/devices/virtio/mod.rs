@@ -1,11 +1,12 @@
 //! Virtio devices: what a device offers its transport ([`VirtioDevice`]: its type,
 //! features, configuration space and how it serves a queue), the virtio-mmio
 //! transport that puts any of them on the MMIO bus ([`mmio`]), and the devices
-//! themselves, one file each ([`block`]). Queues are the rust-vmm `virtio-queue`
+//! themselves, one file or folder each ([`block`], [`vsock`]). Queues are the rust-vmm `virtio-queue`
 //! crate's.
 
 pub mod block;
 pub mod mmio;
+pub mod vsock;
 
 use crate::memory::GuestMemory;
 use std::os::fd::RawFd;
@@ -67,6 +68,9 @@ pub trait VirtioDevice: std::fmt::Debug + Send {
         let _ = (fd, queues, mem);
         Ok(false)
     }
+    /// The driver reset the device (status 0): it forgets what it had with the
+    /// driver (a vsock device's streams). Nothing by default.
+    fn reset(&mut self) {}
 }
 
 #[cfg(test)]
