@@ -10,8 +10,14 @@
 //! guest is released by one console byte.
 //!
 //! With a virtio-blk device in one of the first virtio-mmio slots (`bootlab vm run
-//! --disk`) its workload also reads sector 0 through a minimal virtio driver and prints the
-//! sector's first line (`lab: disk sector 0: ...`).
+//! --disk`) its workload also reads sector 0 through a minimal virtio driver and
+//! prints the sector's first line (`lab: disk sector 0: ...`).
+//!
+//! With a virtio-vsock device (`--vsock`) it opens one stream to host CID 2 port
+//! 1234, sends `bootlab lab vsock\n` (`lab: vsock sent`), prints the one reply it
+//! reads (`lab: vsock got: ...`) and shuts the stream down. A reply that starts
+//! with `listen` makes it then accept one host connection (`lab: vsock
+//! listening`), send the same line on it (`lab: vsock accepted`) and shut it down.
 //!
 //! Every instruction runs under KVM's instruction emulator on PVM hosts, at about a
 //! microsecond each, so the program is kept to plain `lodsb`/`out`/`loop` sequences.
@@ -91,6 +97,7 @@ lab_pvh_entry:
     mov $(msg_hello_end - msg_hello), %ecx
     call puts
     call disk
+    call vsock
 
     mov $3, %bl
     lea msg_done, %esi
@@ -214,6 +221,200 @@ disk:
     call puts
 9:  ret
 
+    /* ---- vsock: one stream to the host, and one from it when asked ---- */
+    .set VIRTIO_ID_VSOCK, 19
+    .set VM_CONFIG, 0x100
+    .set VS_QSIZE, 4
+    .set VS_HDR, 44
+    .set VS_RX_LEN, 128
+    /* Our receive buffer for a stream (the host's credit): a reply fits one RX
+       buffer. */
+    .set VS_BUF_ALLOC, 64
+    .set VS_HOST_CID, 2
+    .set VS_HOST_PORT, 1234
+    .set VS_LOCAL_PORT, 1024
+    .set OP_REQUEST, 1
+    .set OP_RESPONSE, 2
+    .set OP_SHUTDOWN, 4
+    .set OP_RW, 5
+    .set SHUT_BOTH, 3
+    /* Waiting for a packet ends after this many 2^32 TSC ticks (seconds). */
+    .set VS_WAIT_TSC_HI, 8
+
+    /* vsock: if a virtio-vsock device is there, set up its RX (0) and TX (1)
+       queues, connect to the host's port VS_HOST_PORT, send msg_vs, print the
+       reply, shut the stream down; with a reply starting "listen", accept one
+       host connection and do the same on it. */
+vsock:
+    mov $VIRTIO_ID_VSOCK, %eax
+    call find_virtio
+    jz 9f
+    cmpl $2, VM_VERSION(%ebx)
+    jne 8f
+    movl $0, VM_STATUS(%ebx)
+    movl $S_ACK_DRIVER, VM_STATUS(%ebx)
+    movl $1, VM_DRIVER_FEATURES_SEL(%ebx)
+    movl $1, VM_DRIVER_FEATURES(%ebx) /* VIRTIO_F_VERSION_1, bit 32 */
+    movl $(S_ACK_DRIVER | S_FEATURES_OK), VM_STATUS(%ebx)
+    testl $S_FEATURES_OK, VM_STATUS(%ebx)
+    jz 8f
+    movl $0, VM_QUEUE_SEL(%ebx)
+    movl $VS_QSIZE, VM_QUEUE_NUM(%ebx)
+    movl $vs_rx_desc, VM_QUEUE_DESC(%ebx)
+    movl $vs_rx_avail, VM_QUEUE_AVAIL(%ebx)
+    movl $vs_rx_used, VM_QUEUE_USED(%ebx)
+    movl $1, VM_QUEUE_READY(%ebx)
+    movl $1, VM_QUEUE_SEL(%ebx)
+    movl $VS_QSIZE, VM_QUEUE_NUM(%ebx)
+    movl $vs_tx_desc, VM_QUEUE_DESC(%ebx)
+    movl $vs_tx_avail, VM_QUEUE_AVAIL(%ebx)
+    movl $vs_tx_used, VM_QUEUE_USED(%ebx)
+    movl $1, VM_QUEUE_READY(%ebx)
+    movl $(S_ACK_DRIVER | S_FEATURES_OK | S_DRIVER_OK), VM_STATUS(%ebx)
+    /* What stays the same in every packet and descriptor: our CID (below 2^32),
+       the host's, the stream type, our buffer; RX descriptor 0 is the one receive
+       buffer, TX descriptor 0 the header, chained to 1, the payload. Every ring
+       entry is descriptor 0: zero, as .bss starts. */
+    mov VM_CONFIG(%ebx), %eax
+    mov %eax, vs_tx_hdr
+    movl $VS_HOST_CID, vs_tx_hdr + 8
+    movw $1, vs_tx_hdr + 28
+    movl $VS_BUF_ALLOC, vs_tx_hdr + 36
+    movl $vs_rx_buf, vs_rx_desc
+    movl $VS_RX_LEN, vs_rx_desc + 8
+    movw $D_WRITE, vs_rx_desc + 12
+    movl $vs_tx_hdr, vs_tx_desc
+    movl $VS_HDR, vs_tx_desc + 8
+    movw $1, vs_tx_desc + 14
+    movl $msg_vs, vs_tx_desc + 16
+    movl $VS_LOCAL_PORT, vs_lport
+    movl $VS_HOST_PORT, vs_pport
+
+    mov $OP_REQUEST, %eax
+    call vs_send0
+    call vs_recv
+    cmp $OP_RESPONSE, %eax
+    jne 8f
+    call vs_send_msg
+    lea msg_vs_sent, %esi
+    mov $(msg_vs_sent_end - msg_vs_sent), %ecx
+    call puts
+    call vs_recv
+    cmp $OP_RW, %eax
+    jne 8f
+    lea msg_vs_got, %esi
+    mov $(msg_vs_got_end - msg_vs_got), %ecx
+    call puts
+    call vs_print
+    movzbl vs_rx_buf + VS_HDR, %eax
+    push %eax
+    call vs_shutdown
+    pop %eax
+    cmp $0x6c, %al /* 'l': "listen" */
+    jne 9f
+
+    lea msg_vs_listen, %esi
+    mov $(msg_vs_listen_end - msg_vs_listen), %ecx
+    call puts
+    mov $4, %edi /* packets to look at (our first stream's RST comes too) */
+1:  call vs_recv
+    cmp $OP_REQUEST, %eax
+    je 2f
+    test %eax, %eax
+    jz 8f
+    dec %edi
+    jnz 1b
+    jmp 8f
+2:  mov vs_rx_buf + 16, %eax /* the host's port */
+    mov %eax, vs_pport
+    mov vs_rx_buf + 20, %eax /* ours */
+    mov %eax, vs_lport
+    mov $OP_RESPONSE, %eax
+    call vs_send0
+    call vs_send_msg
+    lea msg_vs_accepted, %esi
+    mov $(msg_vs_accepted_end - msg_vs_accepted), %ecx
+    call puts
+    call vs_shutdown
+    ret
+8:  lea msg_vs_failed, %esi
+    mov $(msg_vs_failed_end - msg_vs_failed), %ecx
+    call puts
+9:  ret
+
+vs_send_msg:
+    mov $OP_RW, %eax
+    mov $(msg_vs_end - msg_vs), %ecx
+    xor %edx, %edx
+    jmp vs_send
+vs_shutdown:
+    mov $OP_SHUTDOWN, %eax
+    mov $SHUT_BOTH, %edx
+    xor %ecx, %ecx
+    jmp vs_send
+vs_send0:
+    xor %ecx, %ecx
+    xor %edx, %edx
+    /* vs_send: a packet of op eax, flags edx and ecx bytes of msg_vs on the stream
+       vs_lport -> vs_pport. The device serves it during the notify write. */
+vs_send:
+    mov vs_lport, %esi
+    mov %esi, vs_tx_hdr + 16
+    mov vs_pport, %esi
+    mov %esi, vs_tx_hdr + 20
+    mov %ecx, vs_tx_hdr + 24
+    mov %ax, vs_tx_hdr + 30
+    mov %edx, vs_tx_hdr + 32
+    mov %ecx, vs_tx_desc + 24
+    xor %eax, %eax
+    test %ecx, %ecx
+    setnz %al /* D_NEXT with a payload */
+    mov %ax, vs_tx_desc + 12
+    incw vs_tx_avail + 2
+    movl $1, VM_QUEUE_NOTIFY(%ebx)
+    ret
+
+    /* vs_recv: offer the receive buffer and wait for the next packet in it; eax =
+       its op, or 0 after VS_WAIT_TSC_HI * 2^32 TSC ticks. */
+vs_recv:
+    incw vs_rx_avail + 2
+    movl $0, VM_QUEUE_NOTIFY(%ebx)
+    incw vs_rx_seen
+    rdtsc
+    mov %edx, %esi
+1:  mov vs_rx_used + 2, %ax
+    cmp vs_rx_seen, %ax
+    je 2f
+    pause
+    rdtsc
+    sub %esi, %edx
+    cmp $VS_WAIT_TSC_HI, %edx
+    jb 1b
+    xor %eax, %eax
+    ret
+2:  movzwl vs_rx_buf + 30, %eax
+    ret
+
+    /* vs_print: the received payload to COM1, up to SECTOR_PRINT_MAX bytes or a
+       newline, then a newline. */
+vs_print:
+    lea vs_rx_buf + VS_HDR, %esi
+    mov vs_rx_buf + 24, %ecx
+    cmp $SECTOR_PRINT_MAX, %ecx
+    jbe 1f
+    mov $SECTOR_PRINT_MAX, %ecx
+1:  mov $COM1, %dx
+    jecxz 3f
+2:  lodsb
+    cmp $10, %al
+    je 3f
+    out %al, %dx
+    loop 2b
+3:  mov $10, %al
+    out %al, %dx
+    ret
+    /* ---- end of vsock ---- */
+
     /* puts: ecx bytes at esi to COM1 */
 puts:
     mov $COM1, %dx
@@ -239,6 +440,18 @@ msg_disk: .ascii "lab: disk sector 0: "
 msg_disk_end:
 msg_disk_failed: .ascii "lab: disk failed\n"
 msg_disk_failed_end:
+msg_vs: .ascii "bootlab lab vsock\n"
+msg_vs_end:
+msg_vs_sent: .ascii "lab: vsock sent\n"
+msg_vs_sent_end:
+msg_vs_got: .ascii "lab: vsock got: "
+msg_vs_got_end:
+msg_vs_listen: .ascii "lab: vsock listening\n"
+msg_vs_listen_end:
+msg_vs_accepted: .ascii "lab: vsock accepted\n"
+msg_vs_accepted_end:
+msg_vs_failed: .ascii "lab: vsock failed\n"
+msg_vs_failed_end:
 
     /* The virtqueue (descriptor table, available and used rings) and the
        request's header, status byte and data buffer. */
@@ -256,6 +469,27 @@ vq_used: .skip 6 + 8 * VQ_SIZE
 vq_hdr: .skip 16
 vq_status: .skip 16
 vq_data: .skip 512
+    /* vsock: the RX and TX queues, the one receive buffer, the packet header, the
+       stream's ports and how many packets were received. */
+    .balign 16
+vs_rx_desc: .skip 16 * VS_QSIZE
+    .balign 16
+vs_rx_avail: .skip 6 + 2 * VS_QSIZE
+    .balign 16
+vs_rx_used: .skip 6 + 8 * VS_QSIZE
+    .balign 16
+vs_tx_desc: .skip 16 * VS_QSIZE
+    .balign 16
+vs_tx_avail: .skip 6 + 2 * VS_QSIZE
+    .balign 16
+vs_tx_used: .skip 6 + 8 * VS_QSIZE
+    .balign 16
+vs_rx_buf: .skip VS_RX_LEN
+vs_tx_hdr: .skip VS_HDR
+    .balign 4
+vs_lport: .skip 4
+vs_pport: .skip 4
+vs_rx_seen: .skip 2
 
     .section .bss.stack, "aw", @nobits
     .balign 16
