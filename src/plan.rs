@@ -73,6 +73,10 @@ impl LinuxGuest {
 /// point right before the workload (guest-images/init/src/cmdline.rs).
 pub const GUEST_INIT_SNAPSHOT: &str = "bootlab.snapshot";
 
+/// guest-init's kernel-command-line parameter that brings eth0 up with an IPv4
+/// address: `bootlab.ip=ADDR/PREFIX` (guest-images/init/src/cmdline.rs).
+pub const GUEST_INIT_IP: &str = "bootlab.ip";
+
 /// What `vm run` was asked for, as parsed (fast scanner or clap).
 #[derive(Debug, Clone, Copy)]
 pub struct VmChoice<'a> {
@@ -85,6 +89,8 @@ pub struct VmChoice<'a> {
     pub snapshot_at: Option<SnapshotAt>,
     /// The first `--disk`, if any: whether it is read-only.
     pub first_disk_read_only: Option<bool>,
+    /// The guest's address on its network card (`--net ...,ip=ADDR/PREFIX`).
+    pub net_ip: Option<&'a str>,
 }
 
 /// The kernel parameters that make the first disk (/dev/vda, ext4) the root and
@@ -240,6 +246,20 @@ pub fn vm(choice: &VmChoice<'_>, host: &dyn Host) -> Result<VmPlan, NoKernel> {
     {
         plan.cmdline = format!("{} {GUEST_INIT_SNAPSHOT}", plan.cmdline);
     }
+    // An address given with --net goes to the guest, unless its command line
+    // already has one.
+    if let Some(ip) = choice.net_ip {
+        let prefix = format!("{GUEST_INIT_IP}=");
+        if !plan
+            .cmdline
+            .split_whitespace()
+            .any(|p| p.starts_with(&prefix))
+        {
+            plan.cmdline = format!("{} {prefix}{ip}", plan.cmdline)
+                .trim_start()
+                .to_owned();
+        }
+    }
     match choice.cpu_vendor {
         Some(VendorArg::Host) => plan.cpu_vendor = CpuVendor::Host,
         Some(VendorArg::Intel) => plan.cpu_vendor = CpuVendor::Intel,
@@ -323,6 +343,7 @@ mod tests {
             cpu_vendor: None,
             snapshot_at: None,
             first_disk_read_only: None,
+            net_ip: None,
         }
     }
 
@@ -444,6 +465,43 @@ mod tests {
             ..choice(Some(Guest::Lab))
         };
         assert_eq!(vm(&c, &FakeHost::new(false)).unwrap().cmdline, "");
+    }
+
+    #[test]
+    fn a_net_address_goes_on_the_command_line_once_for_any_guest() {
+        let ip = Some("10.0.2.15/24");
+        let c = VmChoice {
+            net_ip: ip,
+            ..choice(Some(Guest::Linux))
+        };
+        let p = vm(&c, &FakeHost::new(false)).unwrap();
+        assert_eq!(
+            p.cmdline,
+            format!("{LINUX_CMDLINE} bootlab.ip=10.0.2.15/24")
+        );
+        let lab = VmChoice {
+            net_ip: ip,
+            ..choice(Some(Guest::Lab))
+        };
+        assert_eq!(
+            vm(&lab, &FakeHost::new(false)).unwrap().cmdline,
+            "bootlab.ip=10.0.2.15/24"
+        );
+        let given = VmChoice {
+            cmdline: Some("console=ttyS0 bootlab.ip=10.9.9.9/8"),
+            ..c
+        };
+        assert_eq!(
+            vm(&given, &FakeHost::new(false)).unwrap().cmdline,
+            "console=ttyS0 bootlab.ip=10.9.9.9/8"
+        );
+        // Without an address the command line is left alone.
+        assert_eq!(
+            vm(&choice(Some(Guest::Lab)), &FakeHost::new(false))
+                .unwrap()
+                .cmdline,
+            ""
+        );
     }
 
     #[test]

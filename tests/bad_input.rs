@@ -41,6 +41,8 @@ struct Case {
     args: Vec<String>,
     needle: String,
     env: Vec<(&'static str, String)>,
+    /// Run as this user and group id instead of ours (rows about privileges).
+    uid: Option<u32>,
 }
 
 fn c(needs: Needs, args: &[&str], needle: &str) -> Case {
@@ -49,12 +51,19 @@ fn c(needs: Needs, args: &[&str], needle: &str) -> Case {
         args: args.iter().map(|s| s.to_string()).collect(),
         needle: needle.to_owned(),
         env: Vec::new(),
+        uid: None,
     }
 }
 
 impl Case {
     fn env(mut self, key: &'static str, value: &Path) -> Case {
         self.env.push((key, value.display().to_string()));
+        self
+    }
+
+    /// The row as the unprivileged user `nobody` (65534).
+    fn by_nobody(mut self) -> Case {
+        self.uid = Some(65534);
         self
     }
 }
@@ -68,6 +77,8 @@ struct Fixture {
     rootfs: PathBuf,
     /// A snapshot of the lab guest at its snapshot point, if /dev/kvm is usable.
     snapshot: Option<PathBuf>,
+    /// A tap held open here, so that it is in use (as root only).
+    busy_tap: Option<vmm::tap::Tap>,
 }
 
 impl Fixture {
@@ -375,6 +386,15 @@ fn cases(f: &Fixture) -> Vec<Case> {
         vm(Nothing, &["--guest", "lab", "--vsock", "3,"], "no socket path"),
         vm(Nothing, &["--guest", "lab", "--vsock", &format!("3,{missing}/v.sock")], "no such folder"),
         vm(Nothing, &["--guest", "lab", "--vsock", &format!("3,{dir}/v.sock"), "--snapshot-at", "snapshot", "--snapshot-out", &dir], "cannot be saved"),
+        // ---- vm run --net ----
+        vm(Nothing, &["--guest", "lab", "--net", "tap=bootlab-too-long0"], "longer than 15 bytes"),
+        vm(Nothing, &["--guest", "lab", "--net", "tap=a/b"], "holds one of"),
+        vm(Nothing, &["--guest", "lab", "--net", "bridge"], "expected tap"),
+        vm(Nothing, &["--guest", "lab", "--net", "tap,ip=10.0.2.15"], "no /PREFIX"),
+        vm(Nothing, &["--guest", "lab", "--net", "tap,ip=10.0.2.300/24"], "not an IPv4 address"),
+        vm(Nothing, &["--guest", "lab", "--net", "tap", "--snapshot-at", "snapshot", "--snapshot-out", &dir], "--net cannot be saved"),
+        vm(Root, &["--guest", "lab", "--net", "tap"], "needs root").by_nobody(),
+        vm(Root, &["--guest", "lab", "--net", &format!("tap={}", f.busy_tap.as_ref().map_or("", |t| t.name()))], "in use"),
         // ---- vm restore: the folder and its files ----
         c(Nothing, &["vm", "restore"], "<DIR>"),
         restore(Nothing, &missing, &[], &missing),
@@ -669,8 +689,13 @@ fn check(case: &Case, out: &Output) -> Result<(), String> {
 
 /// Runs the binary with a wall-clock limit (a row that boots or runs something by
 /// mistake must fail, not hang the suite).
-fn run(args: &[String], env: &[(&str, String)], images: &Path) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bootlab"))
+fn run(args: &[String], env: &[(&str, String)], uid: Option<u32>, images: &Path) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootlab"));
+    if let Some(id) = uid {
+        std::os::unix::process::CommandExt::uid(&mut cmd, id);
+        std::os::unix::process::CommandExt::gid(&mut cmd, id);
+    }
+    let mut child = cmd
         .args(args)
         .env("BOOTLAB_IMAGES", images)
         .env_remove("BOOTLAB_SPAWN_NS")
@@ -710,10 +735,11 @@ fn lab_snapshot(dir: &Path, images: &Path) -> PathBuf {
             &s,
         ]),
         &[],
+        None,
         images,
     );
     assert_eq!(out.status.code(), Some(0), "lab snapshot: {out:?}");
-    let out = run(&args(&["vm", "restore", &s]), &[], images);
+    let out = run(&args(&["vm", "restore", &s]), &[], None, images);
     assert_eq!(out.status.code(), Some(0), "lab restore: {out:?}");
     snap
 }
@@ -745,11 +771,16 @@ fn every_bad_input_gets_one_clear_line_and_exit_1() {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("guest-images/out"));
     let vmlinux = Some(images.join("vmlinux")).filter(|p| p.is_file());
     let snapshot = kvm_usable().then(|| lab_snapshot(&dir, &images));
+    let busy_tap = is_root().then(|| {
+        let name = format!("blbusy{}", std::process::id() % 100_000);
+        vmm::tap::Tap::open(Some(&name)).expect("a tap to hold")
+    });
     let f = Fixture {
         rootfs: dir.join("rootfs"),
         vmlinux,
         dir,
         snapshot,
+        busy_tap,
     };
     tiny_rootfs(&f.rootfs);
     let have = |n: Needs| match n {
@@ -773,6 +804,7 @@ fn every_bad_input_gets_one_clear_line_and_exit_1() {
         let out = run(
             &["sandbox".into(), "run".into(), "--bundle".into(), ok],
             &[],
+            None,
             &f.dir,
         );
         assert_eq!(out.status.code(), Some(0), "base bundle: {out:?}");
@@ -782,6 +814,7 @@ fn every_bad_input_gets_one_clear_line_and_exit_1() {
         let out = run(
             &["vm".into(), "run".into(), "--kernel".into(), lab],
             &[],
+            None,
             &f.dir,
         );
         assert_eq!(out.status.code(), Some(0), "lab ELF: {out:?}");
@@ -796,7 +829,7 @@ fn every_bad_input_gets_one_clear_line_and_exit_1() {
             continue;
         }
         ran += 1;
-        let out = run(&case.args, &case.env, &images_empty);
+        let out = run(&case.args, &case.env, case.uid, &images_empty);
         if let Err(why) = check(case, &out) {
             failures.push(format!("bootlab {}: {why}", case.args.join(" ")));
         }

@@ -172,6 +172,12 @@ pub struct RunArgs {
     /// removed when the VM ends.
     #[arg(long, value_name = "CID,PATH")]
     vsock: Option<String>,
+    /// A virtio-net card over a tap: `tap` creates one the kernel names
+    /// (bootlab0, ...), `tap=NAME` attaches to tap NAME or creates it; a tap
+    /// made here is removed when the VM ends. `,ip=ADDR/PREFIX` gives the guest
+    /// `bootlab.ip=ADDR/PREFIX` (guest-init brings eth0 up with it). Needs root.
+    #[arg(long, value_name = "tap[=NAME][,ip=ADDR/PREFIX]")]
+    net: Option<String>,
 }
 
 /// A `--vsock` value: the guest's CID and the socket path.
@@ -208,6 +214,52 @@ fn check_vsock(vsock: &vmm::VsockConfig) -> anyhow::Result<()> {
         anyhow::bail!("--vsock: {}: no such folder", dir.display());
     }
     Ok(())
+}
+
+/// A `--net` value: the tap (None: the kernel names a new one) and the guest's
+/// address, if given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct NetArg {
+    tap: Option<String>,
+    ip: Option<String>,
+}
+
+fn parse_net(value: &str) -> anyhow::Result<NetArg> {
+    let mut parts = value.split(',');
+    let first = parts.next().unwrap_or_default();
+    let tap = match first.split_once('=') {
+        None if first == "tap" => None,
+        Some(("tap", name)) => {
+            vmm::tap::check_name(name).map_err(|e| anyhow::anyhow!("--net `{value}`: {e}"))?;
+            Some(name.to_owned())
+        }
+        _ => anyhow::bail!("--net `{value}`: expected tap or tap=NAME first"),
+    };
+    let mut ip = None;
+    for part in parts {
+        match part.split_once('=') {
+            Some(("ip", addr)) if ip.is_none() => {
+                check_ipv4_cidr(addr)
+                    .map_err(|why| anyhow::anyhow!("--net `{value}`: ip={addr}: {why}"))?;
+                ip = Some(addr.to_owned());
+            }
+            _ => anyhow::bail!(
+                "--net `{value}`: unknown or repeated option `{part}` (expected ip=ADDR/PREFIX)"
+            ),
+        }
+    }
+    Ok(NetArg { tap, ip })
+}
+
+/// Checks `ADDR/PREFIX`: an IPv4 address and a prefix length of 1 to 32.
+fn check_ipv4_cidr(value: &str) -> Result<(), &'static str> {
+    let (addr, prefix) = value.split_once('/').ok_or("no /PREFIX")?;
+    addr.parse::<std::net::Ipv4Addr>()
+        .map_err(|_| "not an IPv4 address")?;
+    match prefix.parse::<u8>() {
+        Ok(1..=32) => Ok(()),
+        _ => Err("the prefix length is not 1 to 32"),
+    }
 }
 
 /// A `--disk` value: the image and whether the guest may write it.
@@ -255,6 +307,7 @@ impl RunArgs {
             "timeline-out",
             "disk",
             "vsock",
+            "net",
         ],
         repeatable: &["disk"],
     };
@@ -292,6 +345,7 @@ impl RunArgs {
             snapshot_continue: s.flag("snapshot-continue"),
             disk: s.values("disk"),
             vsock: s.value("vsock").map(str::to_owned),
+            net: s.value("net").map(str::to_owned),
         })
     }
 }
@@ -311,6 +365,7 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
         .map(|d| parse_disk(d))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let vsock = args.vsock.as_deref().map(parse_vsock).transpose()?;
+    let net = args.net.as_deref().map(parse_net).transpose()?;
     let plan = crate::plan::vm(
         &crate::plan::VmChoice {
             guest: args.guest,
@@ -321,6 +376,7 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
             cpu_vendor: args.cpu_vendor,
             snapshot_at: args.snapshot_at,
             first_disk_read_only: disks.first().map(|d| d.read_only),
+            net_ip: net.as_ref().and_then(|n| n.ip.as_deref()),
         },
         &crate::plan::ThisHost,
     )?;
@@ -361,6 +417,16 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
     if !disks.is_empty() && args.snapshot_at.is_some() {
         anyhow::bail!("--snapshot-at: a machine with --disk cannot be saved yet");
     }
+    if net.is_some() && args.snapshot_at.is_some() {
+        anyhow::bail!("--snapshot-at: a machine with --net cannot be saved yet");
+    }
+    let kernel_named_tap = net.as_ref().is_some_and(|n| n.tap.is_none());
+    let net = net.map(|n| {
+        vmm::DeviceSpec::Net(vmm::NetConfig {
+            tap: n.tap,
+            mac: vmm::NetConfig::mac_for(std::process::id()),
+        })
+    });
     if let Some(v) = &vsock {
         if args.snapshot_at.is_some() {
             anyhow::bail!("--snapshot-at: a machine with --vsock cannot be saved yet");
@@ -371,6 +437,7 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
         .into_iter()
         .map(vmm::DeviceSpec::Block)
         .chain(vsock.map(vmm::DeviceSpec::Vsock))
+        .chain(net)
         .collect();
     let config = VmConfig {
         kernel: plan.kernel,
@@ -388,6 +455,11 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
         devices,
     };
     let mut vm = vmm::Vm::build(config).context("cannot run the microVM")?;
+    if kernel_named_tap {
+        for tap in vm.taps() {
+            eprintln!("bootlab: tap {tap} (removed when the VM ends)");
+        }
+    }
     if let (Some(at), Some(dir)) = (args.snapshot_at, &args.snapshot_out) {
         vm.snapshot_at(SnapshotRequest {
             at: at.point(),
@@ -481,5 +553,43 @@ impl std::io::Write for RawStdout {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn net_values_name_a_tap_and_maybe_an_address() {
+        let net = |tap: Option<&str>, ip: Option<&str>| NetArg {
+            tap: tap.map(str::to_owned),
+            ip: ip.map(str::to_owned),
+        };
+        assert_eq!(parse_net("tap").unwrap(), net(None, None));
+        assert_eq!(parse_net("tap=tap0").unwrap(), net(Some("tap0"), None));
+        assert_eq!(
+            parse_net("tap=t1,ip=10.0.2.15/24").unwrap(),
+            net(Some("t1"), Some("10.0.2.15/24"))
+        );
+        assert_eq!(
+            parse_net("tap,ip=192.168.1.2/32").unwrap(),
+            net(None, Some("192.168.1.2/32"))
+        );
+        for (bad, why) in [
+            ("user", "expected tap"),
+            ("tapx", "expected tap"),
+            ("tap=", "empty"),
+            ("tap=abcdefghijklmnop", "longer than 15 bytes"),
+            ("tap,ip=10.0.2.15", "no /PREFIX"),
+            ("tap,ip=10.0.2/24", "not an IPv4 address"),
+            ("tap,ip=10.0.2.15/33", "prefix length"),
+            ("tap,ip=10.0.2.15/0", "prefix length"),
+            ("tap,ip=1.2.3.4/8,ip=1.2.3.5/8", "repeated"),
+            ("tap,mtu=9000", "unknown"),
+        ] {
+            let e = parse_net(bad).unwrap_err().to_string();
+            assert!(e.contains(why) && e.starts_with("--net"), "{bad}: {e}");
+        }
     }
 }

@@ -19,6 +19,12 @@
 //! with `listen` makes it then accept one host connection (`lab: vsock
 //! listening`), send the same line on it (`lab: vsock accepted`) and shut it down.
 //!
+//! With a virtio-net device (`--net`) it sends one broadcast frame of ethertype
+//! 0x88b5 ("local experimental") carrying `bootlab lab frame`, prints `lab: net
+//! sent`, then waits (about 2^32 TSC cycles at most) for a frame of that ethertype
+//! and prints its payload (`lab: net got: ...`); other frames (IPv6 neighbour
+//! discovery, ...) are skipped.
+//!
 //! Every instruction runs under KVM's instruction emulator on PVM hosts, at about a
 //! microsecond each, so the program is kept to plain `lodsb`/`out`/`loop` sequences.
 //! Built by vmm/build.rs with the host target and a linker script (no other target
@@ -98,6 +104,7 @@ lab_pvh_entry:
     call puts
     call disk
     call vsock
+    call lab_net
 
     mov $3, %bl
     lea msg_done, %esi
@@ -508,6 +515,167 @@ lab_stack_top:
     .balign 4
     .long lab_pvh_entry
     .balign 4
+    .code64
+"#,
+    options(att_syntax)
+);
+
+/* The virtio-net driver: its own part, using find_virtio, puts and the register
+   names of the part above. */
+global_asm!(
+    r#"
+    .code32
+    .set VIRTIO_ID_NET, 1
+    .set VM_CONFIG, 0x100 /* the MAC address */
+    .set NQ_SIZE, 4
+    .set NET_HDR, 12 /* virtio_net_hdr_v1 */
+    .set ETH_HDR, 14
+    .set NET_RX_LEN, NET_HDR + 1514
+    .set NET_PRINT_MAX, 64
+
+    .section .text.net, "ax"
+    /* lab_net: if a virtio-net device sits in one of the first slots, set up its
+       receive (0) and transmit (1) queues, make one receive buffer available,
+       send net_frame (our MAC as its source), then wait until a frame of
+       ethertype 0x88b5 arrives or the TSC's high half has moved by 2, giving
+       other frames' buffer back. */
+    .globl lab_net
+lab_net:
+    mov $VIRTIO_ID_NET, %eax
+    call find_virtio
+    jz 9f
+    movl $0, VM_STATUS(%ebx)
+    movl $S_ACK_DRIVER, VM_STATUS(%ebx)
+    movl $1, VM_DRIVER_FEATURES_SEL(%ebx)
+    movl $1, VM_DRIVER_FEATURES(%ebx) /* VIRTIO_F_VERSION_1, bit 32 */
+    movl $(S_ACK_DRIVER | S_FEATURES_OK), VM_STATUS(%ebx)
+    testl $S_FEATURES_OK, VM_STATUS(%ebx)
+    jz 8f
+    movl $0, VM_QUEUE_SEL(%ebx)
+    movl $NQ_SIZE, VM_QUEUE_NUM(%ebx)
+    movl $nrx_desc, VM_QUEUE_DESC(%ebx)
+    movl $nrx_avail, VM_QUEUE_AVAIL(%ebx)
+    movl $nrx_used, VM_QUEUE_USED(%ebx)
+    movl $1, VM_QUEUE_READY(%ebx)
+    movl $1, VM_QUEUE_SEL(%ebx)
+    movl $NQ_SIZE, VM_QUEUE_NUM(%ebx)
+    movl $ntx_desc, VM_QUEUE_DESC(%ebx)
+    movl $ntx_avail, VM_QUEUE_AVAIL(%ebx)
+    movl $ntx_used, VM_QUEUE_USED(%ebx)
+    movl $1, VM_QUEUE_READY(%ebx)
+    movl $(S_ACK_DRIVER | S_FEATURES_OK | S_DRIVER_OK), VM_STATUS(%ebx)
+    /* the receive buffer: descriptor 0, available as entry 0 */
+    movl $net_rx_buf, nrx_desc
+    movl $NET_RX_LEN, nrx_desc + 8
+    movl $D_WRITE, nrx_desc + 12
+    movw $1, nrx_avail + 2
+    movl $0, VM_QUEUE_NOTIFY(%ebx)
+    /* the frame, with the device's MAC as its source */
+    mov VM_CONFIG(%ebx), %eax
+    mov %eax, net_frame_src
+    movw VM_CONFIG + 4(%ebx), %ax
+    movw %ax, net_frame_src + 4
+    movl $net_frame, ntx_desc
+    movl $(net_frame_end - net_frame), ntx_desc + 8
+    movw $1, ntx_avail + 2
+    movl $1, VM_QUEUE_NOTIFY(%ebx)
+    cmpw $1, ntx_used + 2
+    jne 8f
+    lea msg_net_sent, %esi
+    mov $(msg_net_sent_end - msg_net_sent), %ecx
+    call puts
+    /* wait: edi counts the used entries seen, ebp is the TSC deadline's high half */
+    xor %edi, %edi
+    rdtsc
+    lea 2(%edx), %ebp
+1:  movzwl nrx_used + 2, %eax
+    cmp %eax, %edi
+    jne 2f
+    rdtsc
+    cmp %ebp, %edx
+    jb 1b
+    lea msg_net_none, %esi
+    mov $(msg_net_none_end - msg_net_none), %ecx
+    jmp puts
+2:  inc %edi
+    cmpw $0xb588, net_rx_buf + NET_HDR + 12 /* 0x88b5, big-endian */
+    je 3f
+    mov %edi, %eax
+    and $(NQ_SIZE - 1), %eax
+    movw $0, nrx_avail + 4(,%eax,2)
+    lea 1(%edi), %eax
+    movw %ax, nrx_avail + 2
+    movl $0, VM_QUEUE_NOTIFY(%ebx)
+    jmp 1b
+3:  lea msg_net_got, %esi
+    mov $(msg_net_got_end - msg_net_got), %ecx
+    call puts
+    /* the payload: the used length less both headers, at most NET_PRINT_MAX,
+       up to a NUL or newline */
+    lea -1(%edi), %eax
+    and $(NQ_SIZE - 1), %eax
+    mov nrx_used + 8(,%eax,8), %ecx
+    sub $(NET_HDR + ETH_HDR), %ecx
+    jbe 5f
+    cmp $NET_PRINT_MAX, %ecx
+    jbe 4f
+    mov $NET_PRINT_MAX, %ecx
+4:  lea net_rx_buf + NET_HDR + ETH_HDR, %esi
+    mov $COM1, %dx
+6:  lodsb
+    test %al, %al
+    jz 5f
+    cmp $10, %al
+    je 5f
+    out %al, %dx
+    loop 6b
+5:  mov $COM1, %dx
+    mov $10, %al
+    out %al, %dx
+    ret
+8:  lea msg_net_failed, %esi
+    mov $(msg_net_failed_end - msg_net_failed), %ecx
+    call puts
+9:  ret
+
+    .section .rodata.net, "a"
+msg_net_sent: .ascii "lab: net sent\n"
+msg_net_sent_end:
+msg_net_got: .ascii "lab: net got: "
+msg_net_got_end:
+msg_net_none: .ascii "lab: net got nothing\n"
+msg_net_none_end:
+msg_net_failed: .ascii "lab: net failed\n"
+msg_net_failed_end:
+
+    /* The frame to send: an empty virtio-net header, the broadcast address, the
+       source (filled in), ethertype 0x88b5 and the payload. */
+    .section .data.net, "aw"
+net_frame:
+    .skip NET_HDR
+    .byte 0xff, 0xff, 0xff, 0xff, 0xff, 0xff
+net_frame_src:
+    .skip 6
+    .byte 0x88, 0xb5
+    .ascii "bootlab lab frame\n"
+net_frame_end:
+
+    /* Both queues (NQ_SIZE entries each) and the receive buffer. */
+    .section .bss.net, "aw", @nobits
+    .balign 16
+nrx_desc: .skip 16 * NQ_SIZE
+    .balign 16
+nrx_avail: .skip 6 + 2 * NQ_SIZE
+    .balign 16
+nrx_used: .skip 6 + 8 * NQ_SIZE
+    .balign 16
+ntx_desc: .skip 16 * NQ_SIZE
+    .balign 16
+ntx_avail: .skip 6 + 2 * NQ_SIZE
+    .balign 16
+ntx_used: .skip 6 + 8 * NQ_SIZE
+    .balign 16
+net_rx_buf: .skip NET_RX_LEN
     .code64
 "#,
     options(att_syntax)

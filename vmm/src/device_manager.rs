@@ -7,12 +7,14 @@
 use crate::devices::irq::{IrqLine, SplitIrqChip};
 use crate::devices::mmio::{AttachError, MmioBus, MmioDevice, Window};
 pub use crate::devices::virtio::block::DiskConfig;
+pub use crate::devices::virtio::net::NetConfig;
 use crate::devices::virtio::vsock::Vsock;
 pub use crate::devices::virtio::vsock::VsockConfig;
-use crate::devices::virtio::{block::Block, mmio::MmioTransport, VirtioDevice};
+use crate::devices::virtio::{block::Block, mmio::MmioTransport, net::Net, VirtioDevice};
 use crate::error::Error;
 use crate::layout::{MMIO_DEVICES_END, MMIO_DEVICES_START, MMIO_DEVICE_SIZE};
 use crate::memory::GuestMemory;
+use crate::tap::Tap;
 use kvm_ioctls::VmFd;
 use std::sync::Arc;
 
@@ -61,6 +63,8 @@ pub enum DeviceSpec {
     Block(DiskConfig),
     /// A virtio-vsock device whose host side is a Unix socket.
     Vsock(VsockConfig),
+    /// A virtio-net card over a tap.
+    Net(NetConfig),
 }
 
 /// The MMIO devices of a machine and their places, in the order they were planned
@@ -145,6 +149,53 @@ impl DevicePlan {
     pub fn highest_irq(&self) -> Option<u32> {
         self.slots.iter().map(|s| s.irq).max()
     }
+
+    /// Makes every planned device with its host side (an image file, a tap), not
+    /// yet on a bus: done before the VM exists, so that what the host cannot give
+    /// fails the run before any KVM work.
+    pub fn open(&self) -> Result<OpenDevices, Error> {
+        let mut open = OpenDevices {
+            slots: self.slots.clone(),
+            ..OpenDevices::default()
+        };
+        for (index, spec) in self.specs.iter().enumerate() {
+            let device: Box<dyn VirtioDevice> = match spec {
+                DeviceSpec::Block(disk) => {
+                    let (file, len) = disk.open().map_err(|source| Error::Disk {
+                        path: disk.path.clone(),
+                        source,
+                    })?;
+                    let id = format!("bootlab-disk{index}");
+                    Box::new(Block::new(file, len, disk.read_only, &id))
+                }
+                DeviceSpec::Net(net) => {
+                    let tap = Tap::open(net.tap.as_deref())?;
+                    open.taps.push(tap.name().to_owned());
+                    Box::new(Net::new(tap.into(), net.mac))
+                }
+                DeviceSpec::Vsock(config) => {
+                    Box::new(Vsock::new(config).map_err(|e| Error::Device(e.to_string()))?)
+                }
+            };
+            open.devices.push(device);
+        }
+        Ok(open)
+    }
+}
+
+/// The devices of a plan, made ([`DevicePlan::open`]) and waiting to be attached.
+#[derive(Debug, Default)]
+pub struct OpenDevices {
+    slots: Vec<MmioSlot>,
+    devices: Vec<Box<dyn VirtioDevice>>,
+    taps: Vec<String>,
+}
+
+impl OpenDevices {
+    /// The names of the taps the network cards use, in plan order.
+    pub fn taps(&self) -> &[String] {
+        &self.taps
+    }
 }
 
 /// Makes interrupt lines for the VM's irqchip and attaches devices to the MMIO
@@ -197,23 +248,15 @@ impl<'a> DeviceManager<'a> {
             .map_err(|e: AttachError| Error::Device(e.to_string()))
     }
 
-    /// Makes the devices of `plan` (opening their files) and attaches each at its
-    /// place, raising its line, reaching `mem`.
+    /// Makes the devices of `plan` (opening their files and taps) and attaches
+    /// each at its place, raising its line, reaching `mem`.
     pub fn attach_plan(&mut self, plan: &DevicePlan, mem: &GuestMemory) -> Result<(), Error> {
-        for (index, (slot, spec)) in plan.devices().enumerate() {
-            let device: Box<dyn VirtioDevice> = match spec {
-                DeviceSpec::Block(disk) => {
-                    let (file, len) = disk.open().map_err(|source| Error::Disk {
-                        path: disk.path.clone(),
-                        source,
-                    })?;
-                    let id = format!("bootlab-disk{index}");
-                    Box::new(Block::new(file, len, disk.read_only, &id))
-                }
-                DeviceSpec::Vsock(config) => {
-                    Box::new(Vsock::new(config).map_err(|e| Error::Device(e.to_string()))?)
-                }
-            };
+        self.attach_devices(plan.open()?, mem)
+    }
+
+    /// Attaches the opened devices, each at its place, raising its line, reaching `mem`.
+    pub fn attach_devices(&mut self, open: OpenDevices, mem: &GuestMemory) -> Result<(), Error> {
+        for (slot, device) in open.slots.iter().zip(open.devices) {
             let irq = self.irq_line(slot.irq)?;
             let wake = match &self.io_wake {
                 Some(w) => w,

@@ -84,6 +84,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Tap(#[from] crate::tap::TapError),
     #[error("cannot set up a device: {0}")]
     Device(String),
     #[error("cannot place the devices")]

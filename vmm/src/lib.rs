@@ -23,6 +23,7 @@ pub mod lab;
 pub mod memory;
 pub mod persist;
 pub mod snapshot;
+pub mod tap;
 pub mod vcpu;
 pub mod vm;
 
@@ -31,6 +32,6 @@ pub use arch::x86_64::{layout, mptable};
 pub use error::{CmdlineError, Error, MemoryError};
 pub use snapshot::RestoreOptions;
 pub use vm::{
-    run, CpuVendor, DeviceSpec, DiskConfig, ExitReason, IrqChipKind, KernelSource, SnapshotPoint,
-    SnapshotRequest, Vm, VmConfig, VmOutcome, VsockConfig, SNAPSHOT_SIGNAL,
+    run, CpuVendor, DeviceSpec, DiskConfig, ExitReason, IrqChipKind, KernelSource, NetConfig,
+    SnapshotPoint, SnapshotRequest, Vm, VmConfig, VmOutcome, VsockConfig, SNAPSHOT_SIGNAL,
 };

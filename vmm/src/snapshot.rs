@@ -5,7 +5,6 @@
 //! and loads the state in the order KVM needs, after the build steps a boot shares.
 
 use crate::cpuid_cache;
-use crate::device_manager::DevicePlan;
 use crate::devices::{DeviceState, Recorder};
 use crate::error::{Error, MemoryError};
 use crate::memory::{self, GuestMemory};
@@ -687,7 +686,7 @@ impl Vm {
             &mem,
             cfg.irqchip,
             cfg.vcpus,
-            &DevicePlan::default(),
+            crate::device_manager::OpenDevices::default(),
             opts.console,
             &recorder,
         )?;

@@ -7,8 +7,8 @@
 use crate::boot;
 pub use crate::boot::KernelSource;
 use crate::cpuid_cache;
-use crate::device_manager::{DeviceManager, DevicePlan};
-pub use crate::device_manager::{DeviceSpec, DiskConfig, VsockConfig};
+use crate::device_manager::{DeviceManager, DevicePlan, OpenDevices};
+pub use crate::device_manager::{DeviceSpec, DiskConfig, NetConfig, VsockConfig};
 use crate::devices::boot_timer::{self, BootTimer};
 use crate::devices::console::Console;
 pub use crate::devices::irq::IrqChipKind;
@@ -134,6 +134,8 @@ pub struct Vm {
     snapshot: Option<SnapshotRequest>,
     /// How many virtio devices the machine has: a snapshot does not save them yet.
     virtio_devices: usize,
+    /// The names of the network cards' taps.
+    taps: Vec<String>,
 }
 
 impl std::fmt::Debug for Vm {
@@ -226,7 +228,7 @@ impl Machine {
         mem: &memory::GuestMemory,
         irqchip: IrqChipKind,
         vcpus: u32,
-        plan: &DevicePlan,
+        devices: OpenDevices,
         console: Box<dyn Write + Send>,
         recorder: &Arc<Recorder>,
     ) -> Result<Machine, Error> {
@@ -278,15 +280,15 @@ impl Machine {
                 Some(Arc::new(SplitIrqChip::new(vm.clone())))
             }
         };
-        let mut devices = DeviceManager::new(&vm, split.clone());
-        let line = devices.irq_line(serial::COM1_IRQ)?;
-        devices.attach(boot_timer::WINDOW, Arc::new(BootTimer(recorder.clone())))?;
+        let mut manager = DeviceManager::new(&vm, split.clone());
+        let line = manager.irq_line(serial::COM1_IRQ)?;
+        manager.attach(boot_timer::WINDOW, Arc::new(BootTimer(recorder.clone())))?;
         if let Some(chip) = &split {
-            devices.attach(IOAPIC_WINDOW, chip.clone())?;
+            manager.attach(IOAPIC_WINDOW, chip.clone())?;
         }
-        devices.attach_plan(plan, mem)?;
+        manager.attach_devices(devices, mem)?;
         let console = Console::new(console, recorder.clone());
-        let (mmio, device_io) = devices.into_parts();
+        let (mmio, device_io) = manager.into_parts();
         let bus = Arc::new(Bus::new(console, line, mmio, split, device_io)?);
         let mut fds = Vec::with_capacity(vcpus as usize);
         for id in 0..vcpus {
@@ -312,6 +314,12 @@ impl Vm {
         check_vcpu_count(config.vcpus)?;
         let mem_bytes = memory::check_size(config.mem_mib, memory::host_mem_bytes())?;
         let recorder = Arc::new(Recorder::default());
+        // The devices are placed first (their entries end the command line) and
+        // their host sides opened before KVM: a tap or disk the host refuses ends
+        // the run before any VM work.
+        let plan = DevicePlan::new(&config.devices).map_err(Error::DevicePlan)?;
+        let devices = plan.open()?;
+        let taps = devices.taps().to_vec();
         let kvm = open_kvm(config.vcpus, &recorder)?;
         // KVM_GET_SUPPORTED_CPUID is one of the slowest set-up ioctls (0.25-0.3 ms on
         // our emulated-KVM hosts: each CPUID traps), so its table is kept between runs
@@ -327,8 +335,6 @@ impl Vm {
         } else {
             memory::create(mem_bytes)?
         };
-        // The devices are placed first: their entries end the command line.
-        let plan = DevicePlan::new(&config.devices).map_err(Error::DevicePlan)?;
         let cmdline = plan.cmdline(&config.cmdline);
         let setup = boot::load(
             &mem,
@@ -352,7 +358,7 @@ impl Vm {
             &mem,
             config.irqchip,
             config.vcpus,
-            &plan,
+            devices,
             config.console,
             &recorder,
         )?;
@@ -384,6 +390,7 @@ impl Vm {
         };
         let mut vm = Vm::assemble(machine, cpuids, mem, recorder, settings, record);
         vm.virtio_devices = plan.slots().len();
+        vm.taps = taps;
         Ok(vm)
     }
 
@@ -408,7 +415,14 @@ impl Vm {
             config,
             snapshot: None,
             virtio_devices: 0,
+            taps: Vec::new(),
         }
+    }
+
+    /// The names of the taps its network cards use, in device order (the
+    /// kernel's choice for a card asked for without a name).
+    pub fn taps(&self) -> &[String] {
+        &self.taps
     }
 
     /// Saves the machine into `request.dir` when the guest writes the marker
@@ -439,6 +453,7 @@ impl Vm {
             config,
             mut snapshot,
             virtio_devices,
+            taps: _,
         } = self;
         if snapshot.is_some() && virtio_devices > 0 {
             return Err(Error::Snapshot(

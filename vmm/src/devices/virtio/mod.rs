@@ -1,11 +1,12 @@
 //! Virtio devices: what a device offers its transport ([`VirtioDevice`]: its type,
 //! features, configuration space and how it serves a queue), the virtio-mmio
 //! transport that puts any of them on the MMIO bus ([`mmio`]), and the devices
-//! themselves, one file or folder each ([`block`], [`vsock`]). Queues are the rust-vmm `virtio-queue`
+//! themselves, one file or folder each ([`block`], [`net`], [`vsock`]). Queues are the rust-vmm `virtio-queue`
 //! crate's.
 
 pub mod block;
 pub mod mmio;
+pub mod net;
 pub mod vsock;
 
 use crate::memory::GuestMemory;
@@ -73,5 +74,7 @@ pub trait VirtioDevice: std::fmt::Debug + Send {
     fn reset(&mut self) {}
 }
 
+#[cfg(test)]
+mod net_tests;
 #[cfg(test)]
 mod tests;
