@@ -10,6 +10,7 @@
 
 pub mod clock;
 pub mod marker;
+pub mod measure;
 pub mod model;
 pub mod names;
 

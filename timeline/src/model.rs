@@ -5,6 +5,7 @@ use crate::names::event::{
     KERNEL_RUN_INIT, SPAWN,
 };
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Who took a timestamp. When the same event is stamped by several sources the most
 /// precise one wins, in this order: monitor, runtime, console, harness.
@@ -49,6 +50,10 @@ pub struct Timeline {
     /// Why the run failed, if it did; failed runs are kept and counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What the workload measured itself and printed (`crate::measure`), as
+    /// `NAME.KEY` (`seqread.ns`) -> value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub measured: BTreeMap<String, u64>,
 }
 
 /// A phase of a run, relative to the spawn.

@@ -2,7 +2,7 @@
 //! argv (outside a VM).
 //!
 //! Kernel parameters: `bootlab.workload=NAME_OR_PATH` (default: the built-in
-//! `hello`), `bootlab.args=a,b,c` (comma-separated arguments) and
+//! `hello`; `seqread` is the other built-in), `bootlab.args=a,b,c` (comma-separated arguments) and
 //! `bootlab.exit=reboot|poweroff` (how PID 1 ends the VM; default `reboot`), and
 //! the switch `bootlab.snapshot` (announce the snapshot point before the workload). Values
 //! may be double-quoted as the kernel allows (`bootlab.args="a b,c"`). Parsing stops
@@ -31,17 +31,20 @@ pub const HELLO: &str = "hello";
 pub enum Workload {
     /// Built in: prints [`crate::console::HELLO_LINE`] and succeeds.
     Hello,
+    /// Built in: reads a block device sequentially and prints what it measured
+    /// ([`crate::seqread`]; arguments `[DEVICE [MIB]]`).
+    SeqRead,
     /// A program: a path, or a name looked up in `PATH`.
     Program(String),
 }
 
 impl Workload {
-    /// `hello` (or nothing) is the built-in; anything else is a program.
+    /// `hello` (or nothing) and `seqread` are built in; anything else is a program.
     pub fn from_name(name: &str) -> Workload {
-        if name.is_empty() || name == HELLO {
-            Workload::Hello
-        } else {
-            Workload::Program(name.to_owned())
+        match name {
+            "" | HELLO => Workload::Hello,
+            crate::seqread::NAME => Workload::SeqRead,
+            _ => Workload::Program(name.to_owned()),
         }
     }
 }
@@ -185,6 +188,9 @@ mod tests {
         assert_eq!(spec.args, ["a", "b", "c"]);
         assert_eq!(spec.exit, ExitMethod::PowerOff);
         assert!(!spec.snapshot);
+        let seq = parse_cmdline("bootlab.workload=seqread bootlab.args=/dev/vda,8");
+        assert_eq!(seq.workload, Workload::SeqRead);
+        assert_eq!(seq.args, ["/dev/vda", "8"]);
         assert!(parse_cmdline("quiet bootlab.snapshot").snapshot);
         assert!(!parse_cmdline("bootlab.snapshotx bootlab.snapshot=").snapshot);
     }

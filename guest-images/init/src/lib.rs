@@ -16,6 +16,7 @@ pub mod cmdline;
 pub mod console;
 pub mod exec;
 pub mod mode;
+pub mod seqread;
 pub mod sys;
 
 /// The marker protocol: the very source file of `timeline::marker` (it only uses
@@ -23,3 +24,8 @@ pub mod sys;
 /// linking the std-based `timeline` crate.
 #[path = "../../../timeline/src/marker.rs"]
 pub mod marker;
+
+/// Workload measurement lines: the very source file of `timeline::measure`, compiled
+/// in as [`marker`] is.
+#[path = "../../../timeline/src/measure.rs"]
+pub mod measure;

@@ -30,7 +30,9 @@ use guest_init::cmdline::{self, RunSpec, Workload};
 use guest_init::console::{self, MarkerLine, EXIT_NOT_RUN, HELLO_LINE};
 use guest_init::exec;
 use guest_init::marker::{Marker, EXIT_PORT, MARKER_PORT};
+use guest_init::measure::MAX_LINE;
 use guest_init::mode::{self, Mode};
+use guest_init::seqread::{self, SeqRead};
 use guest_init::sys::{self, PortIo};
 
 const STDOUT: i32 = 1;
@@ -75,6 +77,22 @@ fn run_program(program: &str, args: &[String], env: &[Vec<u8>]) -> u8 {
     }
 }
 
+/// The built-in sequential read: its measurement line, or a warning and status 1.
+fn run_seqread(args: &[String]) -> u8 {
+    let spec = SeqRead::from_args(args);
+    match seqread::run(&spec) {
+        Ok(outcome) => {
+            let mut buf = [0u8; MAX_LINE];
+            let n = outcome.line(&mut buf);
+            u8::from(sys::write_all(STDOUT, &buf[..n]).is_err())
+        }
+        Err(e) => {
+            warn(&format!("seqread {}: {e}", spec.device));
+            1
+        }
+    }
+}
+
 /// The snapshot point: the console line first, then the port write at which the
 /// monitor saves the machine (the line belongs to the run that is saved).
 fn announce_snapshot(ports: Option<PortIo>) {
@@ -93,6 +111,7 @@ fn run_workload(spec: &RunSpec, env: &[Vec<u8>], ports: Option<PortIo>) -> u8 {
             Ok(()) => 0,
             Err(_) => 1,
         },
+        Workload::SeqRead => run_seqread(&spec.args),
         Workload::Program(program) => run_program(program, &spec.args, env),
     };
     announce(Marker::Done, ports);
@@ -141,7 +160,8 @@ fn vm_main(env: Vec<Vec<u8>>) -> ! {
 }
 
 const USAGE: &[u8] = b"usage: guest-init [WORKLOAD [ARGS...]]\n\
-WORKLOAD: `hello` (built-in, default) or a program path/name.\n\
+WORKLOAD: `hello` (built-in, default), `seqread [DEVICE [MIB]]` (built-in:\n\
+O_DIRECT 4 KiB reads of a block device, timed) or a program path/name.\n\
 Prints the @@bootlab markers init-start, exec, done around it and exits\n\
 with its status. As PID 1 of a VM it reads bootlab.workload=,\n\
 bootlab.args=a,b and bootlab.exit=reboot|poweroff from /proc/cmdline.\n";

@@ -139,6 +139,78 @@ pub fn read_file(path: &CStr) -> SysResult<Vec<u8>> {
     result
 }
 
+/// An open file descriptor, closed when dropped.
+#[derive(Debug)]
+pub struct Fd(usize);
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        // SAFETY: closing the descriptor this value owns.
+        let _ = unsafe { sys(libc::SYS_close, [self.0, 0, 0, 0, 0, 0]) };
+    }
+}
+
+/// Opens `path` read-only with O_DIRECT: reads bypass the page cache and go to the
+/// device (or file system) every time.
+pub fn open_direct(path: &CStr) -> SysResult<Fd> {
+    let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_DIRECT;
+    // SAFETY: valid NUL-terminated path.
+    unsafe {
+        sys(
+            libc::SYS_open,
+            [
+                ptr(path.as_ptr()),
+                flags.cast_unsigned() as usize,
+                0,
+                0,
+                0,
+                0,
+            ],
+        )
+    }
+    .map(Fd)
+}
+
+/// One read(2) into `buf`: the bytes read, 0 at the end.
+pub fn read(fd: &Fd, buf: &mut [u8]) -> SysResult<usize> {
+    // SAFETY: `buf` is a live, writable buffer of the given length.
+    unsafe {
+        sys(
+            libc::SYS_read,
+            [fd.0, ptr(buf.as_mut_ptr()), buf.len(), 0, 0, 0],
+        )
+    }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (0 if the clock cannot be read).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a live out pointer of the type clock_gettime writes.
+    let ok = unsafe {
+        sys(
+            libc::SYS_clock_gettime,
+            [
+                libc::CLOCK_MONOTONIC.cast_unsigned() as usize,
+                ptr(&mut ts as *mut libc::timespec),
+                0,
+                0,
+                0,
+                0,
+            ],
+        )
+    }
+    .is_ok();
+    if !ok {
+        return 0;
+    }
+    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+    let nanos = u64::try_from(ts.tv_nsec).unwrap_or(0);
+    secs.saturating_mul(1_000_000_000).saturating_add(nanos)
+}
+
 /// This process's PID.
 pub fn pid() -> i32 {
     // SAFETY: getpid takes no arguments and cannot fail.
