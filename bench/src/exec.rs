@@ -1,13 +1,15 @@
 //! One measured run of a runtime process: stamp `spawn` right before spawning (and
 //! hand it to the child in `BOOTLAB_SPAWN_NS`), stamp every console marker line on
-//! arrival, stamp `exit` when wait returns (all from one thread, see `watch`),
-//! enforce a timeout, then merge the
+//! arrival and keep the workload's measurement lines (`timeline::measure`), stamp
+//! `exit` when wait returns (all from one thread, see `watch`), enforce a timeout,
+//! then merge the
 //! runtime's own `--timeline-out` file. A runtime started through its API (a
 //! Firecracker snapshot load) gets its request right after the spawn, before the
 //! console is watched. Whatever goes wrong becomes the run's error;
 //! the timeline is always returned.
 
 use crate::firmware::{is_efi_stub_line, is_kernel_line, FirmwareLog};
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -18,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use timeline::clock::ENV_SPAWN_NS;
 use timeline::marker::{Marker, CONSOLE_PREFIX, KERNEL_RUN_INIT_LINE};
+use timeline::measure::Measure;
 use timeline::{event, step};
 use timeline::{now_ns, EventSource, Timeline};
 
@@ -108,6 +111,9 @@ pub struct RunSpec {
     pub expect: ExitExpect,
     /// Events without which the run counts as failed.
     pub required: Vec<&'static str>,
+    /// Values of the workload's measurement lines (`NAME.KEY`, [`timeline::measure`])
+    /// without which the run counts as failed.
+    pub required_measures: Vec<&'static str>,
     /// Kill the runtime when this event arrives (a VM that cannot power itself off).
     pub kill_on: Option<&'static str>,
     pub timeout: Duration,
@@ -143,6 +149,7 @@ impl RunSpec {
             console,
             expect: ExitExpect::Code(0),
             required: Vec::new(),
+            required_measures: Vec::new(),
             kill_on: None,
             timeout: Duration::from_secs(10),
             api: None,
@@ -280,6 +287,7 @@ fn execute_here(runtime: &str, spec: &RunSpec) -> Timeline {
     for (name, t) in seen.events {
         tl.push(name, t, EventSource::Console);
     }
+    tl.measured = seen.measured;
     let (status, timed_out, killed_by_us) = (seen.status, seen.timed_out, seen.killed_on_event);
     let timeout = spec.timeout;
     let stderr_tail = {
@@ -325,6 +333,11 @@ fn execute_here(runtime: &str, spec: &RunSpec) -> Timeline {
     for req in &spec.required {
         if tl.event_ns(req).is_none() {
             errors.push(format!("no `{req}` event observed"));
+        }
+    }
+    for key in &spec.required_measures {
+        if !tl.measured.contains_key(*key) {
+            errors.push(format!("the workload reported no `{key}`"));
         }
     }
     if !errors.is_empty() {
@@ -429,6 +442,8 @@ struct Seen {
     last_console_ns: u64,
     /// Console events, stamped when their line was read.
     events: Vec<(&'static str, u64)>,
+    /// The workload's measurement lines, as `NAME.KEY` -> value.
+    measured: BTreeMap<String, u64>,
     /// The end of the runtime's stderr.
     stderr: Vec<u8>,
     timed_out: bool,
@@ -483,6 +498,7 @@ fn watch(
         console_closed_ns: None,
         last_console_ns: 0,
         events: Vec::new(),
+        measured: BTreeMap::new(),
         stderr: Vec::new(),
         timed_out: false,
         killed_on_event: false,
@@ -684,7 +700,13 @@ fn console_lines(
         if b != b'\n' {
             continue;
         }
-        let ev = spec.console.event(&String::from_utf8_lossy(line));
+        let text = String::from_utf8_lossy(line);
+        if let Some(m) = Measure::parse_line(&text) {
+            for (key, value) in m.values() {
+                seen.measured.insert(format!("{}.{key}", m.name), value);
+            }
+        }
+        let ev = spec.console.event(&text);
         // Only the first kernel line matters, and a boot prints hundreds.
         let ev =
             ev.filter(|&e| e != event::KERNEL_CONSOLE || !seen.events.iter().any(|(n, _)| *n == e));
@@ -800,6 +822,20 @@ mod tests {
             .map(|p| p.name)
             .collect();
         assert_eq!(names, ["sandbox", "process", "teardown"]);
+    }
+
+    #[test]
+    fn measurement_lines_are_kept_and_can_be_required() {
+        let mut spec = sh("echo '@@bootlab-measure seqread bytes=4096 ns=77'; echo 'x=1'");
+        spec.required_measures = vec!["seqread.ns"];
+        let t = execute("sh", &spec);
+        assert_eq!(t.error, None);
+        assert_eq!(t.measured.get("seqread.ns"), Some(&77));
+        assert_eq!(t.measured.get("seqread.bytes"), Some(&4096));
+        assert_eq!(t.measured.len(), 2);
+        spec.required_measures = vec!["seqread.requests"];
+        let err = execute("sh", &spec).error.unwrap();
+        assert!(err.contains("reported no `seqread.requests`"), "{err}");
     }
 
     #[test]

@@ -747,3 +747,89 @@ fn a_loaded_run_is_reported_beside_the_quiet_one() {
         .iter()
         .any(|t| t.title.starts_with("Ratios ours / peer, quiet and loaded")));
 }
+
+#[test]
+fn the_root_disks_cost_and_the_guests_reads_are_reported_with_their_ratios() {
+    let mut r = fixture();
+    r.runtimes.retain(|rt| rt.name != "bootlab-vm-linux");
+    r.runs
+        .retain(|run| run.timeline.runtime != "bootlab-vm-linux");
+    // The lab rows stand in: bootlab-vm-lab as the initramfs boot, a copy of it whose
+    // guest starts its workload 2.5 ms later (its exec at 2.3..2.7 ms, median 2.5)
+    // as the root-disk boot, and QEMU as the peer's root-disk row.
+    rename(&mut r, "bootlab-vm-lab", "bootlab-vm-linux");
+    rename(&mut r, "qemu-microvm", "qemu-microvm-disk");
+    let mut info = r.runtime("bootlab-vm-linux").unwrap().clone();
+    info.name = "bootlab-vm-linux-disk".into();
+    r.runtimes.push(info);
+    let mut disk_runs: Vec<_> = r.runs_of("bootlab-vm-linux").cloned().collect();
+    for run in &mut disk_runs {
+        let tl = &mut run.timeline;
+        tl.runtime = "bootlab-vm-linux-disk".into();
+        let exec = tl.event_ns("exec").unwrap();
+        for e in tl.events.iter_mut().filter(|e| e.t_ns >= exec) {
+            e.t_ns += 2_500_000;
+        }
+        // 8 MiB in 100 ms: 80 MiB/s.
+        tl.measured.insert("seqread.bytes".into(), 8 << 20);
+        tl.measured.insert("seqread.ns".into(), 100_000_000);
+    }
+    r.runs.extend(disk_runs);
+    for run in r.runs.iter_mut() {
+        if run.timeline.runtime == "qemu-microvm-disk" {
+            // 8 MiB in 200 ms: 40 MiB/s.
+            run.timeline
+                .measured
+                .insert("seqread.bytes".into(), 8 << 20);
+            run.timeline
+                .measured
+                .insert("seqread.ns".into(), 200_000_000);
+        }
+    }
+    let rep = report::build(&r);
+    let table = |title: &str| {
+        rep.tables
+            .iter()
+            .find(|t| t.title.starts_with(title))
+            .unwrap_or_else(|| panic!("no table {title}"))
+    };
+    let cost = table("What the root disk costs");
+    assert_eq!(cost.rows.len(), 1, "{:?}", cost.rows);
+    assert_eq!(
+        cost.rows[0][..4],
+        [
+            "bootlab-vm-linux-disk / bootlab-vm-linux",
+            "2.50",
+            "5.00",
+            "2.000"
+        ]
+    );
+    let reads = table("Sequential reads in the guest");
+    let row = |rt: &str| reads.rows.iter().find(|row| row[0] == rt).unwrap().clone();
+    assert_eq!(row("bootlab-vm-linux-disk")[2..4], ["8388608", "80.0"]);
+    assert_eq!(row("qemu-microvm-disk")[3], "40.0");
+    assert_eq!(row("qemu-microvm-disk")[5], "200.0");
+    let ratios = table("Sequential reads: ours / peer");
+    assert_eq!(
+        ratios.rows,
+        [[
+            "bootlab-vm-linux-disk",
+            "qemu-microvm-disk",
+            "2.000",
+            "2.000–2.000"
+        ]]
+    );
+    let text = rep.verdict.sentences().join(" ");
+    assert!(
+        text.contains("bootlab-vm-linux-disk 2.00x its initramfs boot"),
+        "{text}"
+    );
+    assert!(text.contains("at 2.00x qemu-microvm-disk's"), "{text}");
+    // Without the disk rows neither table nor sentence appears.
+    let plain = report::build(&fixture());
+    assert!(!plain
+        .tables
+        .iter()
+        .any(|t| t.title.starts_with("What the root disk") || t.title.starts_with("Sequential")));
+    assert!(!plain.verdict.sentences().join(" ").contains("root disk"));
+}

@@ -7,7 +7,7 @@ use bench::harness::{self, Entry, Plan};
 use bench::host::HostFacts;
 use bench::results::RuntimeStatus;
 use bench::runners::{
-    BootlabSandbox, BootlabVm, BootlabVmRestore, Bwrap, Engine, EngineRow, EngineRuntime,
+    seqread, BootlabSandbox, BootlabVm, BootlabVmRestore, Bwrap, Engine, EngineRow, EngineRuntime,
     Firecracker, FirecrackerRestore, Firmware, FirmwareGuest, ForkExec, Guest, KvmFloor, LinuxBoot,
     Oci, OciFlavor, QemuFirmware, QemuMicrovm, Runner, SandboxFloor, Workload,
 };
@@ -16,7 +16,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 /// Every runtime the harness knows, in report order.
-pub const RUNTIMES: [&str; 26] = [
+pub const RUNTIMES: [&str; 28] = [
     "bootlab-vm-lab",
     "bootlab-vm-lab-kernel-irqchip",
     "bootlab-vm-lab-restore",
@@ -37,24 +37,36 @@ pub const RUNTIMES: [&str; 26] = [
     "kvm-floor",
     "qemu-microvm",
     "qemu-microvm-linux",
+    "qemu-microvm-disk",
     "qemu-microvm-qboot",
     "qemu-pc-seabios",
     "qemu-q35-ovmf",
     "firecracker",
     "firecracker-lab-restore",
     "firecracker-linux",
+    "firecracker-linux-disk",
 ];
 
 /// The Linux-guest rows: on an emulated host one boot takes about a minute (through
 /// SeaBIOS about three), so they run there only when named in `--runtimes`.
-const LINUX_ROWS: [&str; 7] = [
+const LINUX_ROWS: [&str; 9] = [
     "bootlab-vm-linux",
     "bootlab-vm-linux-disk",
     "qemu-microvm-linux",
+    "qemu-microvm-disk",
     "qemu-microvm-qboot",
     "qemu-pc-seabios",
     "qemu-q35-ovmf",
     "firecracker-linux",
+    "firecracker-linux-disk",
+];
+
+/// The rows whose Linux guest has its root on rootfs.ext4: the ones `--seqread`
+/// gives the sequential-read workload.
+const DISK_ROWS: [&str; 3] = [
+    "bootlab-vm-linux-disk",
+    "qemu-microvm-disk",
+    "firecracker-linux-disk",
 ];
 
 /// The container-engine rows: a podman run is ~0.5 s and a ctr run more, so the
@@ -89,7 +101,8 @@ pub struct BenchArgs {
     /// guest rows only on hardware KVM, but bootlab-vm-linux-restore everywhere: its
     /// snapshot is taken once and cached). Known: bootlab-vm-lab,
     /// bootlab-vm-lab-kernel-irqchip, bootlab-vm-lab-restore, bootlab-vm-linux,
-    /// bootlab-vm-linux-disk (its root on rootfs.ext4 through virtio-blk),
+    /// bootlab-vm-linux-disk (its root on rootfs.ext4 through virtio-blk; the peers'
+    /// qemu-microvm-disk and firecracker-linux-disk boot from the same image),
     /// bootlab-vm-linux-restore, bootlab-sandbox, bootlab-oci (`bootlab oci run` of a
     /// bundle, driven like runc), fork-exec, sandbox-floor, bwrap, runc,
     /// crun, podman+bootlab, podman+runc, containerd+bootlab and containerd+runc (the
@@ -97,7 +110,8 @@ pub struct BenchArgs {
     /// qemu-pc-seabios, qemu-q35-ovmf (the Linux guest through firmware: qboot,
     /// SeaBIOS, OVMF; a firmware phase), firecracker,
     /// firecracker-lab-restore (Firecracker's own snapshot of the lab guest, restored
-    /// through its API), firecracker-linux (the `bootlab-` prefix may be left out).
+    /// through its API), firecracker-linux, firecracker-linux-disk (the `bootlab-`
+    /// prefix may be left out).
     #[arg(long, value_delimiter = ',')]
     runtimes: Vec<String>,
     /// Report name: written to <out-root>/<name>/.
@@ -126,6 +140,13 @@ pub struct BenchArgs {
     /// quiet and loaded side by side. At most 4x the CPU count. 0: quiet only.
     #[arg(long, default_value_t = 0, value_name = "N")]
     load: u32,
+    /// The root-disk rows (bootlab-vm-linux-disk, qemu-microvm-disk,
+    /// firecracker-linux-disk) run guest-init's `seqread` workload instead of
+    /// `hello`: the first MIB MiB of /dev/vda, their root disk (the read stops at its
+    /// end), in 4 KiB O_DIRECT requests, timed by the guest; the report compares the
+    /// monitors' read throughput.
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=65536))]
+    seqread: Option<u32>,
     /// Never draw the progress bar.
     #[arg(long)]
     no_progress: bool,
@@ -169,6 +190,20 @@ fn firecracker_binary(
     shared: Option<PathBuf>,
 ) -> Option<PathBuf> {
     flag.or(env).or(shared)
+}
+
+/// The root-disk rows' command line: what `bootlab vm run --guest linux --disk`
+/// makes (a read-only root), with the sequential-read workload when asked.
+fn disk_cmdline(guest: &crate::plan::LinuxGuest, seqread_mib: Option<u32>) -> String {
+    let mut c = format!(
+        "{} {}",
+        guest.cmdline,
+        crate::plan::disk_root_params(true, guest.disk_init)
+    );
+    if let Some(mib) = seqread_mib {
+        c = format!("{c} {}", seqread::cmdline_params(mib));
+    }
+    c
 }
 
 fn canonical_name(name: &str) -> Option<&'static str> {
@@ -216,6 +251,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
     }
     let explicit = !selected.is_empty();
     let host = HostFacts::detect();
+    if args.seqread.is_some() && host.emulated() {
+        bail!(
+            "--seqread needs the 64-bit guest-init, which runs on hardware KVM only (this \
+             host's KVM is emulated: its Linux guest runs guest-init32); run it in the \
+             nested-SVM lane (scripts/hw-lane.sh)"
+        );
+    }
     check_load(args.load, u32::try_from(host.cpus).unwrap_or(u32::MAX))?;
     let images = args.images.unwrap_or_else(super::images_dir);
     let bin = match args.bootlab {
@@ -251,6 +293,20 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         cmdline: linux_guest.cmdline.to_owned(),
         intel_vendor: linux_guest.cpu_vendor == vmm::CpuVendor::Intel,
         emulated: host.emulated(),
+        root_disk: None,
+        measures: Vec::new(),
+    };
+    let disk_cmdline = disk_cmdline(&linux_guest, args.seqread);
+    let measures = if args.seqread.is_some() {
+        seqread::MEASURES.to_vec()
+    } else {
+        Vec::new()
+    };
+    let linux_disk = LinuxBoot {
+        root_disk: Some(images.join("rootfs.ext4")),
+        cmdline: disk_cmdline.clone(),
+        measures: measures.clone(),
+        ..linux.clone()
     };
     let make = |name: &str| -> Box<dyn Runner> {
         let vm = |guest| BootlabVm {
@@ -260,6 +316,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
             emulated: host.emulated(),
             images: images.clone(),
             root_disk: false,
+            cmdline: None,
+            measures: Vec::new(),
         };
         match name {
             "bootlab-vm-lab" => Box::new(vm(Guest::Lab)),
@@ -282,6 +340,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
             "bootlab-vm-linux" => Box::new(vm(Guest::Linux)),
             "bootlab-vm-linux-disk" => Box::new(BootlabVm {
                 root_disk: true,
+                // The default command line unless a workload is asked for.
+                cmdline: args.seqread.map(|_| disk_cmdline.clone()),
+                measures: measures.clone(),
                 ..vm(Guest::Linux)
             }),
             "bootlab-sandbox" => Box::new(BootlabSandbox {
@@ -317,6 +378,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
             "kvm-floor" => Box::new(KvmFloor::new()),
             "qemu-microvm" => Box::new(QemuMicrovm::new(lab_elf.clone())),
             "qemu-microvm-linux" => Box::new(QemuMicrovm::linux(linux.clone())),
+            "qemu-microvm-disk" => Box::new(QemuMicrovm::linux(linux_disk.clone())),
             "qemu-microvm-qboot" => Box::new(QemuFirmware::new(
                 Firmware::Qboot,
                 FirmwareGuest::Linux(linux.clone()),
@@ -334,6 +396,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
                 }),
             )),
             "firecracker-linux" => Box::new(Firecracker::linux(firecracker.clone(), linux.clone())),
+            "firecracker-linux-disk" => {
+                Box::new(Firecracker::linux(firecracker.clone(), linux_disk.clone()))
+            }
             "firecracker-lab-restore" => Box::new(FirecrackerRestore::new(
                 firecracker.clone(),
                 lab_elf.clone(),
@@ -370,7 +435,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         runs: args.runs,
         warmup: args.warmup,
         concurrency: args.concurrency,
-        workload: workload.argv.join(" "),
+        workload: match args.seqread {
+            Some(mib) => format!(
+                "{}; root-disk rows ({}): {}",
+                workload.argv.join(" "),
+                DISK_ROWS.join(", "),
+                seqread::cmdline_params(mib)
+            ),
+            None => workload.argv.join(" "),
+        },
         images: images.display().to_string(),
         progress: !args.no_progress && std::io::stderr().is_terminal(),
         load: (args.load > 0).then(|| bench::load::LoadSpec {
@@ -449,6 +522,24 @@ mod tests {
         let mut none = bench::runners::Firecracker::new(None, Some("/r/lab.elf".into()));
         none.bin = None;
         assert!(none.check().unwrap_err().contains("firecracker not found"));
+    }
+
+    #[test]
+    fn disk_rows_boot_the_root_disk_as_vm_run_does_and_read_it_when_asked() {
+        let guest = crate::plan::LinuxGuest::for_host(false);
+        assert_eq!(
+            disk_cmdline(&guest, None),
+            "console=ttyS0 reboot=k panic=-1 root=/dev/vda rootfstype=ext4 ro \
+             init=/sbin/guest-init"
+        );
+        assert!(disk_cmdline(&guest, Some(8))
+            .ends_with("init=/sbin/guest-init bootlab.workload=seqread bootlab.args=/dev/vda,8"));
+        for row in DISK_ROWS {
+            assert!(
+                LINUX_ROWS.contains(&row) && RUNTIMES.contains(&row),
+                "{row}"
+            );
+        }
     }
 
     #[test]

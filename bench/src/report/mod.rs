@@ -4,6 +4,7 @@
 //! report RESULTS.json` regenerates them exactly.
 
 pub mod compare;
+pub mod disk;
 mod loaded;
 pub mod summary;
 pub mod svg;
@@ -379,6 +380,7 @@ pub fn build(results: &Results) -> Report {
     }
     tables.push(t);
     tables.push(side_by_side(results, &summaries));
+    tables.extend(disk::tables(results, &summaries));
     if results.method.load > 0 {
         tables.extend(loaded::tables(results, &summaries));
     }

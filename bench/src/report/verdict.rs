@@ -93,6 +93,10 @@ pub struct Verdict {
     /// With `--load N`: N, and for each measured role's runtime its time to the
     /// process beside the workers and the ratio loaded / quiet.
     pub loaded: Option<(u32, Vec<Loaded>)>,
+    /// Each monitor's root-disk boot against its initramfs boot.
+    pub disk_costs: Vec<super::disk::DiskCost>,
+    /// Ours against each peer in the guest's sequential-read throughput.
+    pub reads: Vec<super::disk::ReadRatio>,
 }
 
 /// One runtime's time to its process on the loaded host.
@@ -224,6 +228,8 @@ impl Verdict {
             host: host_text(results),
             roles,
             loaded,
+            disk_costs: super::disk::costs(summaries),
+            reads: super::disk::read_ratios(&super::disk::reads(results)),
         }
     }
 
@@ -332,6 +338,7 @@ impl Verdict {
                 parts.join("; ")
             ));
         }
+        out.extend(super::disk::sentence(&self.disk_costs, &self.reads));
         if !missing.is_empty() {
             out.push(format!("Not measured here: {}.", join_and(&missing)));
         }

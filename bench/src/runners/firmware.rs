@@ -321,6 +321,8 @@ mod tests {
             cmdline: "console=ttyS0 reboot=k panic=-1".into(),
             intel_vendor: true,
             emulated: true,
+            root_disk: None,
+            measures: Vec::new(),
         }
     }
 

@@ -8,6 +8,7 @@ mod floors;
 mod oci;
 mod ours;
 mod peers;
+pub mod seqread;
 mod vms;
 
 pub use engines::{Engine, EngineRow, EngineRuntime, ENGINE_DIR_PREFIX};

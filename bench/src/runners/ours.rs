@@ -42,6 +42,11 @@ pub struct BootlabVm {
     /// The Linux guest's root on a virtio-blk disk (the images' rootfs.ext4,
     /// `--disk`) instead of the initramfs.
     pub root_disk: bool,
+    /// A whole kernel command line in place of the guest's default (`--cmdline`):
+    /// the default's parameters plus a workload's, e.g. `bootlab.workload=seqread`.
+    pub cmdline: Option<String>,
+    /// Values the workload must report (`timeline::measure`), e.g. `seqread.ns`.
+    pub measures: Vec<&'static str>,
 }
 
 /// The Linux guest's root disk, in the images folder.
@@ -109,6 +114,10 @@ impl Runner for BootlabVm {
         if self.root_disk {
             spec = spec.arg("--disk").arg(self.images.join(ROOT_DISK));
         }
+        if let Some(cmdline) = &self.cmdline {
+            spec = spec.arg("--cmdline").arg(cmdline);
+        }
+        spec.required_measures = self.measures.clone();
         spec.env
             .push(("BOOTLAB_IMAGES".into(), self.images.clone().into()));
         spec.timeline_out = Some(out);
@@ -399,6 +408,8 @@ mod tests {
             emulated,
             images: "/img".into(),
             root_disk: false,
+            cmdline: None,
+            measures: Vec::new(),
         }
     }
 
@@ -462,7 +473,23 @@ mod tests {
             s.command_line()
         );
         assert_eq!(s.required.len(), 4);
+        assert!(s.required_measures.is_empty());
         assert!(disk.check().is_err(), "no /img here");
+        // A workload on the disk: its command line whole, its values required.
+        let seq = BootlabVm {
+            cmdline: Some("root=/dev/vda bootlab.workload=seqread".into()),
+            measures: vec!["seqread.ns"],
+            ..disk
+        };
+        let s = seq.spec(ctx());
+        assert!(
+            s.command_line().ends_with(
+                "--disk /img/rootfs.ext4 --cmdline root=/dev/vda bootlab.workload=seqread"
+            ),
+            "{}",
+            s.command_line()
+        );
+        assert_eq!(s.required_measures, ["seqread.ns"]);
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //! `-linux` rows, with the Linux kernel, initramfs and command line `bootlab vm run
 //! --guest linux` uses on this host. Their phases come from the guest's console
 //! lines; their first KVM_RUN cannot be seen from outside, so `vmm` and `kernel` are
-//! reported merged (`vmm+kernel`). Firecracker also restores the lab guest from its
-//! own snapshot (`firecracker-lab-restore`), driven through its API socket. The
-//! peers that run firmware are in firmware.rs.
+//! reported merged (`vmm+kernel`). The `-disk` rows boot the same kernel with its
+//! root on the images' rootfs.ext4 over virtio-blk instead of an initramfs, as
+//! `bootlab vm run --guest linux --disk` does. Firecracker also restores the lab
+//! guest from its own snapshot (`firecracker-lab-restore`), driven through its API
+//! socket. The peers that run firmware are in firmware.rs.
 
 use super::{
     kvm_present, version_of, which, RunCtx, Runner, LINUX_EMULATED_TIMEOUT_S,
@@ -33,8 +35,17 @@ const LINUX_EMULATED_TIMEOUT: Duration = Duration::from_secs(LINUX_EMULATED_TIME
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinuxBoot {
     pub kernel: PathBuf,
+    /// The initramfs (not used with a `root_disk`).
     pub initrd: PathBuf,
+    /// The whole command line (with a `root_disk`: its `root=` parameters too).
     pub cmdline: String,
+    /// The root file system's image, attached read-only as the first virtio-blk
+    /// device (/dev/vda), in place of the initramfs. Read-only for every monitor,
+    /// so that all runs (the concurrent ones of the sweep too) share the one file
+    /// and none can change what the next one boots.
+    pub root_disk: Option<PathBuf>,
+    /// Values the workload must report (`timeline::measure`), e.g. `seqread.ns`.
+    pub measures: Vec<&'static str>,
     /// The guest must see a GenuineIntel CPU (the emulated-KVM configuration).
     pub intel_vendor: bool,
     /// The host's /dev/kvm is emulated: a boot takes about a minute.
@@ -43,7 +54,11 @@ pub struct LinuxBoot {
 
 impl LinuxBoot {
     pub(super) fn check(&self) -> Result<(), String> {
-        for (what, f) in [("kernel", &self.kernel), ("initramfs", &self.initrd)] {
+        let root = match &self.root_disk {
+            Some(disk) => ("root disk", disk),
+            None => ("initramfs", &self.initrd),
+        };
+        for (what, f) in [("kernel", &self.kernel), root] {
             if !f.is_file() {
                 return Err(format!("Linux guest {what} {} not built", f.display()));
             }
@@ -87,7 +102,7 @@ impl QemuMicrovm {
         }
     }
 
-    /// The `qemu-microvm-linux` row.
+    /// The `qemu-microvm-linux` row (`qemu-microvm-disk` with a root disk).
     pub fn linux(linux: LinuxBoot) -> Self {
         QemuMicrovm {
             linux: Some(linux),
@@ -98,10 +113,10 @@ impl QemuMicrovm {
 
 impl Runner for QemuMicrovm {
     fn name(&self) -> &str {
-        if self.linux.is_some() {
-            "qemu-microvm-linux"
-        } else {
-            "qemu-microvm"
+        match &self.linux {
+            Some(l) if l.root_disk.is_some() => "qemu-microvm-disk",
+            Some(_) => "qemu-microvm-linux",
+            None => "qemu-microvm",
         }
     }
 
@@ -143,12 +158,19 @@ impl Runner for QemuMicrovm {
                 "-kernel",
             ]);
         spec = match &self.linux {
-            Some(l) => spec
-                .arg(&l.kernel)
-                .arg("-initrd")
-                .arg(&l.initrd)
-                .arg("-append")
-                .arg(&l.cmdline),
+            Some(l) => {
+                let spec = spec.arg(&l.kernel);
+                let spec = match &l.root_disk {
+                    // On the microvm machine a virtio-blk-device sits on a
+                    // virtio-mmio transport, which QEMU adds to the command line.
+                    Some(disk) => spec
+                        .arg("-drive")
+                        .arg(qemu_root_drive(disk))
+                        .args(["-device", "virtio-blk-device,drive=root"]),
+                    None => spec.arg("-initrd").arg(&l.initrd),
+                };
+                spec.arg("-append").arg(&l.cmdline)
+            }
             None => spec.arg(self.kernel.clone().unwrap_or_default()),
         };
         spec = spec
@@ -157,6 +179,10 @@ impl Runner for QemuMicrovm {
         // isa-debug-exit ends QEMU with (status << 1) | 1; both guests write 0.
         spec.expect = ExitExpect::Code(1);
         spec.required = vec![event::INIT_START, event::EXEC, event::DONE];
+        spec.required_measures = self
+            .linux
+            .as_ref()
+            .map_or_else(Vec::new, |l| l.measures.clone());
         spec.timeout = self
             .linux
             .as_ref()
@@ -169,7 +195,7 @@ impl Runner for QemuMicrovm {
     }
 
     fn notes(&self) -> Vec<String> {
-        vec![
+        let mut notes = vec![
             MERGED_NOTE.into(),
             "-cpu host,-arch-capabilities (else QEMU fails to set MSR 0x10a on PVM hosts)".into(),
             "not firmware-free: QEMU 7.2's microvm always loads its BIOS, qboot (with \
@@ -177,8 +203,24 @@ impl Runner for QemuMicrovm {
              it; qboot's time, the kernel's loading included, is inside vmm+kernel here \
              and is its own phase in qemu-microvm-qboot"
                 .into(),
-        ]
+        ];
+        if self.linux.as_ref().is_some_and(|l| l.root_disk.is_some()) {
+            notes.push(
+                "root disk: `-drive if=none,format=raw,readonly=on` behind a \
+                 virtio-blk-device (virtio-mmio), QEMU's defaults otherwise (its \
+                 ioeventfd on: QEMU's main-loop thread serves the queue)"
+                    .into(),
+            );
+        }
+        notes
     }
+}
+
+/// QEMU's `-drive` value for a read-only raw root disk named `root`. QEMU splits
+/// the value at commas: one in the path is doubled, as QEMU's option syntax wants.
+fn qemu_root_drive(disk: &Path) -> String {
+    let path = disk.to_string_lossy().replace(',', ",,");
+    format!("id=root,file={path},format=raw,if=none,readonly=on")
 }
 
 /// Firecracker in config-file mode (`--no-api --config-file`, boot timer on). With
@@ -202,7 +244,7 @@ impl Firecracker {
         }
     }
 
-    /// The `firecracker-linux` row.
+    /// The `firecracker-linux` row (`firecracker-linux-disk` with a root disk).
     pub fn linux(bin: Option<PathBuf>, linux: LinuxBoot) -> Self {
         Firecracker {
             linux: Some(linux),
@@ -212,17 +254,34 @@ impl Firecracker {
 }
 
 /// The Firecracker VM config for the Linux guest: its kernel, initramfs and command
-/// line, one vCPU, no drives, no network.
+/// line, one vCPU, no network; with a root disk that drive (read-only, Firecracker's
+/// root device: it adds `root=/dev/vda ro` to the command line, which already says
+/// so) in place of the initramfs.
 pub fn firecracker_linux_config(linux: &LinuxBoot) -> serde_json::Value {
-    json!({
-        "boot-source": {
-            "kernel_image_path": linux.kernel,
-            "initrd_path": linux.initrd,
-            "boot_args": linux.cmdline
-        },
-        "drives": [],
-        "machine-config": { "vcpu_count": 1, "mem_size_mib": GUEST_MEM_MIB }
-    })
+    match &linux.root_disk {
+        Some(disk) => json!({
+            "boot-source": {
+                "kernel_image_path": linux.kernel,
+                "boot_args": linux.cmdline
+            },
+            "drives": [{
+                "drive_id": "root",
+                "path_on_host": disk,
+                "is_root_device": true,
+                "is_read_only": true
+            }],
+            "machine-config": { "vcpu_count": 1, "mem_size_mib": GUEST_MEM_MIB }
+        }),
+        None => json!({
+            "boot-source": {
+                "kernel_image_path": linux.kernel,
+                "initrd_path": linux.initrd,
+                "boot_args": linux.cmdline
+            },
+            "drives": [],
+            "machine-config": { "vcpu_count": 1, "mem_size_mib": GUEST_MEM_MIB }
+        }),
+    }
 }
 
 /// The lab guest's command line under Firecracker.
@@ -250,10 +309,10 @@ fn lab_config(kernel: &Path, boot_args: &str) -> serde_json::Value {
 
 impl Runner for Firecracker {
     fn name(&self) -> &str {
-        if self.linux.is_some() {
-            "firecracker-linux"
-        } else {
-            "firecracker"
+        match &self.linux {
+            Some(l) if l.root_disk.is_some() => "firecracker-linux-disk",
+            Some(_) => "firecracker-linux",
+            None => "firecracker",
         }
     }
 
@@ -283,11 +342,15 @@ impl Runner for Firecracker {
             Some(l) => {
                 let l = LinuxBoot {
                     kernel: canonical(&l.kernel)?,
-                    initrd: canonical(&l.initrd)?,
+                    initrd: match l.root_disk {
+                        Some(_) => l.initrd.clone(),
+                        None => canonical(&l.initrd)?,
+                    },
+                    root_disk: l.root_disk.as_deref().map(canonical).transpose()?,
                     ..l.clone()
                 };
                 (
-                    scratch.join("firecracker-linux.json"),
+                    scratch.join(format!("{}.json", self.name())),
                     firecracker_linux_config(&l),
                 )
             }
@@ -320,6 +383,10 @@ impl Runner for Firecracker {
         spec.kill_on = Some(event::DONE);
         spec.expect = ExitExpect::Any;
         spec.required = vec![event::INIT_START, event::EXEC, event::DONE];
+        spec.required_measures = self
+            .linux
+            .as_ref()
+            .map_or_else(Vec::new, |l| l.measures.clone());
         spec.timeout = self
             .linux
             .as_ref()
@@ -555,6 +622,8 @@ mod tests {
             cmdline: "console=ttyS0 reboot=k panic=-1".into(),
             intel_vendor: emulated,
             emulated,
+            root_disk: None,
+            measures: Vec::new(),
         }
     }
 
@@ -590,6 +659,79 @@ mod tests {
         let lab = QemuMicrovm::new(Some("/r/lab.elf".into()));
         assert_eq!(lab.name(), "qemu-microvm");
         assert!(!lab.spec(ctx()).command_line().contains("-initrd"));
+    }
+
+    #[test]
+    fn qemu_disk_row_boots_the_same_kernel_from_the_read_only_root_disk() {
+        let mut q = QemuMicrovm::linux(LinuxBoot {
+            root_disk: Some("/img/rootfs.ext4".into()),
+            cmdline: "console=ttyS0 root=/dev/vda ro bootlab.workload=seqread".into(),
+            measures: vec!["seqread.ns"],
+            ..linux(false)
+        });
+        q.bin = Some("/usr/bin/qemu-system-x86_64".into());
+        assert_eq!(q.name(), "qemu-microvm-disk");
+        let s = q.spec(ctx());
+        let line = s.command_line();
+        assert!(
+            line.contains(
+                " -kernel /img/vmlinux -drive id=root,file=/img/rootfs.ext4,format=raw,\
+                 if=none,readonly=on -device virtio-blk-device,drive=root -append \
+                 console=ttyS0 root=/dev/vda ro bootlab.workload=seqread "
+            ),
+            "{line}"
+        );
+        assert!(!line.contains("-initrd"), "{line}");
+        assert_eq!(s.required_measures, ["seqread.ns"]);
+        assert!(q.notes().iter().any(|n| n.contains("readonly=on")));
+        // A comma in the path is doubled, as QEMU's option syntax wants.
+        assert_eq!(
+            qemu_root_drive(Path::new("/a,b/r.ext4")),
+            "id=root,file=/a,,b/r.ext4,format=raw,if=none,readonly=on"
+        );
+        // Without the image the row cannot run, and says which file is missing.
+        let missing = LinuxBoot {
+            kernel: std::env::current_exe().unwrap(),
+            root_disk: Some("/no/rootfs.ext4".into()),
+            ..linux(false)
+        };
+        assert!(missing
+            .check()
+            .unwrap_err()
+            .contains("root disk /no/rootfs.ext4 not built"));
+    }
+
+    #[test]
+    fn firecracker_disk_row_gives_the_image_as_its_read_only_root_device() {
+        let dir = std::env::temp_dir().join(format!("bootlab-fc-disk-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (k, d) = (dir.join("vmlinux"), dir.join("rootfs.ext4"));
+        std::fs::write(&k, b"k").unwrap();
+        std::fs::write(&d, b"d").unwrap();
+        let mut fc = Firecracker::linux(
+            Some("/fc".into()),
+            LinuxBoot {
+                kernel: k.clone(),
+                initrd: "/not/used".into(),
+                root_disk: Some(d.clone()),
+                measures: vec!["seqread.ns"],
+                ..linux(false)
+            },
+        );
+        assert_eq!(fc.name(), "firecracker-linux-disk");
+        fc.prepare(&dir).unwrap();
+        let cfg: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dir.join("firecracker-linux-disk.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(cfg["boot-source"].get("initrd_path"), None);
+        assert_eq!(
+            cfg["drives"],
+            json!([{"drive_id": "root", "path_on_host": d, "is_root_device": true,
+                    "is_read_only": true}])
+        );
+        assert_eq!(fc.spec(ctx()).required_measures, ["seqread.ns"]);
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
