@@ -574,6 +574,8 @@ fn cases(f: &Fixture) -> Vec<Case> {
         bench(&["--runtimes", "bogus"], "bogus"),
         bench(&["--load", "100000"], "--load 100000 is more than 4x the"),
         bench(&["--load", "-1"], "-1"),
+        bench(&["--seqread", "0"], "--seqread"),
+        bench(&["--seqread", "100000"], "100000"),
         bench(&["--runtimes", "runc,", "--out-root", &dir], "\"\""),
         bench(&["--name", "a/b"], "a/b"),
         bench(&["--name", "../x"], "../x"),
