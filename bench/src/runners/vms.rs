@@ -109,6 +109,18 @@ impl QemuMicrovm {
             ..QemuMicrovm::new(None)
         }
     }
+
+    /// The `-M` value. With a root disk ACPI is off: QEMU 7.2 adds the
+    /// `virtio_mmio.device=` entries the guest finds its disk by to the command line
+    /// only then (with ACPI it describes the devices in ACPI tables, which our
+    /// guest kernel, built without ACPI, never reads: without the entries it found
+    /// no root and the row timed out in the lane).
+    fn machine(&self) -> &'static str {
+        match &self.linux {
+            Some(l) if l.root_disk.is_some() => "microvm,acpi=off",
+            _ => "microvm",
+        }
+    }
 }
 
 impl Runner for QemuMicrovm {
@@ -147,7 +159,7 @@ impl Runner for QemuMicrovm {
             _ => "host,-arch-capabilities",
         };
         let mut spec = RunSpec::new(bin, ConsoleMap::Vm)
-            .args(["-M", "microvm", "-enable-kvm", "-cpu", cpu, "-m"])
+            .args(["-M", self.machine(), "-enable-kvm", "-cpu", cpu, "-m"])
             .arg(GUEST_MEM_MIB.to_string())
             .args([
                 "-nographic",
@@ -208,7 +220,9 @@ impl Runner for QemuMicrovm {
             notes.push(
                 "root disk: `-drive if=none,format=raw,readonly=on` behind a \
                  virtio-blk-device (virtio-mmio), QEMU's defaults otherwise (its \
-                 ioeventfd on: QEMU's main-loop thread serves the queue)"
+                 ioeventfd on: QEMU's main-loop thread serves the queue); `-M \
+                 microvm,acpi=off`, else QEMU 7.2 puts no `virtio_mmio.device=` on the \
+                 command line and the guest kernel (no ACPI) finds no disk"
                     .into(),
             );
         }
@@ -673,6 +687,7 @@ mod tests {
         assert_eq!(q.name(), "qemu-microvm-disk");
         let s = q.spec(ctx());
         let line = s.command_line();
+        assert!(line.contains(" -M microvm,acpi=off "), "{line}");
         assert!(
             line.contains(
                 " -kernel /img/vmlinux -drive id=root,file=/img/rootfs.ext4,format=raw,\
