@@ -50,12 +50,14 @@ CACHE=${BOOTLAB_CACHE:-/var/cache/bootlab}
 IMAGES=${BOOTLAB_IMAGES:-$ROOT/guest-images/out}
 TARGET=x86_64-unknown-linux-gnu
 L1_META=linux-image-cloud-amd64
-# Modules L1 loads, in dependency order (checked against each module's `depends=`).
+# Modules L1 loads, in dependency order (checked against each module's `depends=`);
+# tun gives `bootlab vm run --net` its /dev/net/tun.
 L1_MODULES=(
   virt/lib/irqbypass.ko arch/x86/kvm/kvm.ko arch/x86/kvm/kvm-amd.ko
   drivers/virtio/virtio_ring.ko drivers/virtio/virtio.ko
   drivers/virtio/virtio_pci_modern_dev.ko drivers/virtio/virtio_pci_legacy_dev.ko
   drivers/virtio/virtio_pci.ko drivers/block/virtio_blk.ko
+  drivers/net/tun.ko
 )
 # The CPU QEMU emulates: AMD with SVM and nested paging (without NPT it is ~8x slower).
 L1_CPU=EPYC

@@ -10,6 +10,7 @@
  *     `@@bootlab init-start`, mounts /proc, /sys, /dev, reads
  *     `bootlab.workload=NAME_OR_PATH` (default: built-in `hello`),
  *     `bootlab.args=a,b` and `bootlab.exit=reboot|poweroff` from /proc/cmdline,
+ *     with `bootlab.ip=ADDR/PREFIX` gives eth0 that IPv4 address and brings it up,
  *     with `bootlab.snapshot` prints `@@bootlab snapshot`, waits for the console to
  *     drain and writes the snapshot marker to the port (the monitor saves the
  *     machine there), prints `@@bootlab exec`, runs the workload (fork + execve with a PATH search),
@@ -34,8 +35,18 @@ enum {
 	NR_exit = 1, NR_fork = 2, NR_write = 4, NR_execve = 11, NR_getpid = 20,
 	NR_mount = 21, NR_access = 33, NR_sync = 36, NR_ioctl = 54, NR_reboot = 88,
 	NR_ioperm = 101, NR_wait4 = 114, NR_read = 3, NR_open = 5, NR_close = 6,
-	NR_sched_yield = 158,
+	NR_sched_yield = 158, NR_socket = 359,
 };
+/* eth0's address: socket(AF_INET, SOCK_DGRAM) and the ioctls of
+   uapi/linux/sockios.h on a 32-byte struct ifreq (16-byte name, then a
+   sockaddr_in or the flags), IFF_UP of uapi/linux/if.h. */
+#define AF_INET 2
+#define SOCK_DGRAM 2
+#define SIOCGIFFLAGS 0x8913
+#define SIOCSIFFLAGS 0x8914
+#define SIOCSIFADDR 0x8916
+#define SIOCSIFNETMASK 0x891c
+#define IFF_UP 1
 /* auxv tag of the vDSO system call entry point. */
 #define AT_SYSINFO 32
 /* reboot(2) magic numbers and commands. */
@@ -159,6 +170,9 @@ struct spec {
 	const char *args[MAX_ARGS + 1];
 	int poweroff;
 	int snapshot; /* bootlab.snapshot: announce the snapshot point */
+	int has_ip;   /* bootlab.ip=ADDR/PREFIX parsed into ip, prefix */
+	u8 ip[4];
+	u32 prefix;
 };
 
 static char cmdline_buf[4096];
@@ -183,6 +197,30 @@ static void split_args(struct spec *sp, const char *s)
 			sp->args[k++] = &args_buf[i + 1];
 		}
 	sp->args[k] = 0;
+}
+
+/* `A.B.C.D/P` (P from 1 to 32) into sp->ip and sp->prefix; 1 if it parsed. */
+static int parse_ip(struct spec *sp, const char *v)
+{
+	u32 part = 0, n = 0, digits = 0;
+	for (;; v++) {
+		if (*v >= '0' && *v <= '9') {
+			part = part * 10 + (u32)(*v - '0');
+			if (++digits > 3)
+				return 0;
+		} else if (digits && n < 3 && *v == '.' && part < 256) {
+			sp->ip[n++] = (u8)part;
+			part = digits = 0;
+		} else if (digits && n == 3 && *v == '/' && part < 256) {
+			sp->ip[n++] = (u8)part;
+			part = digits = 0;
+		} else if (digits && n == 4 && !*v) {
+			sp->prefix = part;
+			return part >= 1 && part <= 32;
+		} else {
+			return 0;
+		}
+	}
 }
 
 /* bootlab.* from the kernel command line: whitespace separates, double quotes
@@ -217,7 +255,35 @@ static void parse_cmdline(struct spec *sp, char *s)
 			sp->poweroff = eq(v, "poweroff");
 		else if (eq(p, "bootlab.snapshot"))
 			sp->snapshot = 1;
+		else if ((v = after(p, "bootlab.ip=")))
+			sp->has_ip = parse_ip(sp, v);
 	}
+}
+
+/* Gives eth0 the address of `sp` and brings it up; 0 on success. */
+static int eth0_up(const struct spec *sp)
+{
+	u8 req[32] = { 'e', 't', 'h', '0' };
+	u32 mask = sp->prefix ? 0xffffffffu << (32 - sp->prefix) : 0;
+	long fd = sys3(NR_socket, AF_INET, SOCK_DGRAM, 0);
+	int rc = -1, i;
+	if (fd < 0)
+		return -1;
+	req[16] = AF_INET;
+	memcpy(req + 20, sp->ip, 4);
+	if (sys3(NR_ioctl, fd, SIOCSIFADDR, (long)req) < 0)
+		goto out;
+	for (i = 0; i < 4; i++)
+		req[20 + i] = (u8)(mask >> (24 - 8 * i));
+	if (sys3(NR_ioctl, fd, SIOCSIFNETMASK, (long)req) < 0)
+		goto out;
+	if (sys3(NR_ioctl, fd, SIOCGIFFLAGS, (long)req) < 0)
+		goto out;
+	req[16] |= IFF_UP;
+	rc = sys3(NR_ioctl, fd, SIOCSIFFLAGS, (long)req) < 0 ? -1 : 0;
+out:
+	sys3(NR_close, fd, 0, 0);
+	return rc;
 }
 
 /* Runs `prog` with `args` in a child: PATH search unless it has a '/'. */
@@ -359,6 +425,8 @@ static void __attribute__((noreturn)) vm_main(char **envp)
 	}
 	cmdline_buf[got > 0 ? got : 0] = 0;
 	parse_cmdline(&sp, cmdline_buf);
+	if (sp.has_ip && eth0_up(&sp) != 0)
+		warn("bringing eth0 up failed", "");
 	if (sp.snapshot)
 		announce_snapshot();
 	code = run_workload(&sp, envp);
@@ -379,7 +447,8 @@ static const char USAGE[] =
 	"WORKLOAD: `hello` (built-in, default) or a program path/name.\n"
 	"Prints the @@bootlab markers init-start, exec, done around it and exits\n"
 	"with its status. As PID 1 of a VM it reads bootlab.workload=,\n"
-	"bootlab.args=a,b and bootlab.exit=reboot|poweroff from /proc/cmdline.\n";
+	"bootlab.args=a,b, bootlab.exit=reboot|poweroff and bootlab.ip=ADDR/PREFIX\n"
+	"(eth0) from /proc/cmdline.\n";
 
 static u8 host_main(int argc, char **argv, char **envp)
 {

@@ -4,7 +4,8 @@
 //! vCPUs) and dropping it, and a whole run of the lab guest, each with both
 //! interrupt-controller models (split, and in-kernel with PIT) side by side; what a
 //! virtio-blk disk adds to the build, and its read round trip against a port
-//! write's (`vmm/disk`). The targets
+//! write's (`vmm/disk`); what a virtio-net card adds to the build, on a new tap and
+//! on an existing one (`vmm/net`, as root). The targets
 //! (vmm phase <= 2 ms, lab run <= 10 ms) are checked against these numbers and
 //! `bootlab vm run --timeline`, not in tests.
 
@@ -14,7 +15,7 @@ use vm_memory::GuestAddress;
 use vmm::boot;
 use vmm::device_manager::{DeviceManager, DevicePlan};
 use vmm::devices::irq::SplitIrqChip;
-use vmm::{DeviceSpec, DiskConfig, ExitReason, IrqChipKind, KernelSource, Vm, VmConfig};
+use vmm::{DeviceSpec, DiskConfig, ExitReason, IrqChipKind, KernelSource, NetConfig, Vm, VmConfig};
 
 const MEM_MIB: u64 = 128;
 
@@ -182,5 +183,120 @@ fn disk_costs(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, memory_and_kernel_load, machine_build, disk_costs);
+/// Moves this thread into a network namespace of its own, so that the taps the net
+/// benches make are nobody else's business (and go with the thread's namespace);
+/// false (with a note) without root or /dev/net/tun.
+fn private_netns() -> bool {
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid() == 0
+    });
+    if !root || !std::path::Path::new("/dev/net/tun").exists() {
+        eprintln!("SKIP the net benches: they need root and /dev/net/tun");
+        return false;
+    }
+    // SAFETY: moves only the calling thread into a new network namespace.
+    unsafe { libc::unshare(libc::CLONE_NEWNET) == 0 }
+}
+
+/// A persistent tap `name` (kept after its descriptor closes), for the benches that
+/// attach to an existing tap.
+fn persistent_tap(name: &str) {
+    use std::os::fd::AsRawFd;
+    let tun = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+        .unwrap();
+    // SAFETY: ifreq is plain C data; all zeroes is valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *d = libc::c_char::from_ne_bytes([s]);
+    }
+    req.ifr_ifru.ifru_flags = i16::try_from(libc::IFF_TAP | libc::IFF_NO_PI).unwrap();
+    // SAFETY: TUNSETIFF reads and writes one ifreq; TUNSETPERSIST takes an int.
+    unsafe {
+        assert_eq!(libc::ioctl(tun.as_raw_fd(), libc::TUNSETIFF, &mut req), 0);
+        assert_eq!(libc::ioctl(tun.as_raw_fd(), libc::TUNSETPERSIST, 1), 0);
+    }
+}
+
+/// What one virtio-net card adds to the build (the `vmm` phase): the lab guest's
+/// build with none, with a card on a tap it creates (`--net tap`), and with a card
+/// on an existing persistent tap (`--net tap=NAME`), in a network namespace of the
+/// bench's own; and the device work alone (plan, tap, transport, attach).
+fn net_costs(c: &mut Criterion) {
+    if !kvm_usable() || !private_netns() {
+        return;
+    }
+    persistent_tap("blbench0");
+    let net = |tap: Option<&str>| {
+        DeviceSpec::Net(NetConfig {
+            tap: tap.map(str::to_owned),
+            mac: NetConfig::mac_for(1),
+        })
+    };
+    let mut g = c.benchmark_group("vmm/net");
+    g.sample_size(20).measurement_time(Duration::from_secs(5));
+    for (label, devices) in [
+        ("no net", vec![]),
+        ("one net, new tap", vec![net(None)]),
+        ("one net, existing tap", vec![net(Some("blbench0"))]),
+    ] {
+        g.bench_function(format!("build (split irqchip, lab, {label})"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let mut config = lab_config(IrqChipKind::Split);
+                    config.devices = devices.clone();
+                    let start = std::time::Instant::now();
+                    let vm = Vm::build(config).unwrap();
+                    total += start.elapsed();
+                    drop(vm);
+                }
+                total
+            })
+        });
+    }
+    let kvm = kvm_ioctls::Kvm::new().unwrap();
+    let vmfd = std::sync::Arc::new(kvm.create_vm().unwrap());
+    let mem = vmm::memory::create(MEM_MIB << 20).unwrap();
+    // The device work alone, without its drop: closing a tap's descriptor waits
+    // for an RCU grace period in the kernel (tun_detach), which is the VM's
+    // teardown, not its build.
+    for (label, spec) in [
+        ("a new tap", net(None)),
+        ("an existing tap", net(Some("blbench0"))),
+    ] {
+        g.bench_function(
+            format!("plan+open+attach one net on {label} (split irqchip, no VM build)"),
+            |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let start = std::time::Instant::now();
+                        let plan = DevicePlan::new(std::slice::from_ref(&spec)).unwrap();
+                        let cmdline = plan.cmdline("console=ttyS0");
+                        let chip = std::sync::Arc::new(SplitIrqChip::new(vmfd.clone()));
+                        let mut devices = DeviceManager::new(&vmfd, Some(chip));
+                        devices.attach_plan(&plan, &mem).unwrap();
+                        let parts = criterion::black_box((cmdline, devices.into_parts()));
+                        total += start.elapsed();
+                        drop(parts);
+                    }
+                    total
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    memory_and_kernel_load,
+    machine_build,
+    disk_costs,
+    net_costs
+);
 criterion_main!(benches);

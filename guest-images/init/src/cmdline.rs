@@ -3,7 +3,8 @@
 //!
 //! Kernel parameters: `bootlab.workload=NAME_OR_PATH` (default: the built-in
 //! `hello`; `seqread` is the other built-in), `bootlab.args=a,b,c` (comma-separated arguments) and
-//! `bootlab.exit=reboot|poweroff` (how PID 1 ends the VM; default `reboot`), and
+//! `bootlab.exit=reboot|poweroff` (how PID 1 ends the VM; default `reboot`),
+//! `bootlab.ip=ADDR/PREFIX` (eth0's IPv4 address, see [`crate::net`]), and
 //! the switch `bootlab.snapshot` (announce the snapshot point before the workload). Values
 //! may be double-quoted as the kernel allows (`bootlab.args="a b,c"`). Parsing stops
 //! at `--` (what follows belongs to init's argv). The last occurrence of a parameter
@@ -14,6 +15,8 @@ use alloc::borrow::ToOwned;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use crate::net::Ipv4Cidr;
+
 /// Kernel parameter naming the workload.
 pub const WORKLOAD_PARAM: &str = "bootlab.workload";
 /// Kernel parameter with the workload's arguments, separated by commas.
@@ -23,6 +26,8 @@ pub const EXIT_PARAM: &str = "bootlab.exit";
 /// Kernel switch: announce the `snapshot` marker right before the workload, where
 /// a monitor asked to (`bootlab vm run --snapshot-at snapshot`) saves the machine.
 pub const SNAPSHOT_PARAM: &str = "bootlab.snapshot";
+/// Kernel parameter with eth0's address: `ADDR/PREFIX`.
+pub const IP_PARAM: &str = "bootlab.ip";
 /// Name of the built-in workload.
 pub const HELLO: &str = "hello";
 
@@ -72,6 +77,9 @@ pub struct RunSpec {
     pub exit: ExitMethod,
     /// Announce the snapshot point before the workload (in a VM only).
     pub snapshot: bool,
+    /// eth0's address, brought up before the workload (in a VM only); a value
+    /// that does not parse is ignored.
+    pub ip: Option<Ipv4Cidr>,
 }
 
 impl Default for RunSpec {
@@ -81,6 +89,7 @@ impl Default for RunSpec {
             args: Vec::new(),
             exit: ExitMethod::default(),
             snapshot: false,
+            ip: None,
         }
     }
 }
@@ -142,6 +151,7 @@ pub fn parse_cmdline(cmdline: &str) -> RunSpec {
         match key {
             WORKLOAD_PARAM => spec.workload = Workload::from_name(value),
             ARGS_PARAM => spec.args = split_args(value),
+            IP_PARAM => spec.ip = Ipv4Cidr::parse(value),
             EXIT_PARAM => {
                 spec.exit = match value {
                     "poweroff" => ExitMethod::PowerOff,
@@ -164,6 +174,7 @@ pub fn parse_argv<S: AsRef<str>>(argv: &[S]) -> RunSpec {
             args: rest.iter().map(|a| a.as_ref().to_owned()).collect(),
             exit: ExitMethod::default(),
             snapshot: false,
+            ip: None,
         },
     }
 }
@@ -193,6 +204,12 @@ mod tests {
         assert_eq!(seq.args, ["/dev/vda", "8"]);
         assert!(parse_cmdline("quiet bootlab.snapshot").snapshot);
         assert!(!parse_cmdline("bootlab.snapshotx bootlab.snapshot=").snapshot);
+        assert_eq!(spec.ip, None);
+        let ip = parse_cmdline("console=ttyS0 bootlab.ip=10.0.2.15/24")
+            .ip
+            .unwrap();
+        assert_eq!((ip.addr, ip.prefix), ([10, 0, 2, 15], 24));
+        assert_eq!(parse_cmdline("bootlab.ip=10.0.2.15").ip, None);
     }
 
     #[test]

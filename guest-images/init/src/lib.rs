@@ -16,6 +16,7 @@ pub mod cmdline;
 pub mod console;
 pub mod exec;
 pub mod mode;
+pub mod net;
 pub mod seqread;
 pub mod sys;
 

@@ -2,7 +2,8 @@
 //!
 //! `guest-init [WORKLOAD [ARGS...]]`. As the init of a VM (PID 1 with /proc not yet
 //! mounted, see `guest_init::mode`) it announces `init-start`, mounts /proc, /sys
-//! and /dev, reads `bootlab.*` from /proc/cmdline, announces `snapshot` if asked
+//! and /dev, reads `bootlab.*` from /proc/cmdline, gives eth0 its address and
+//! brings it up if asked (`bootlab.ip=ADDR/PREFIX`), announces `snapshot` if asked
 //! (`bootlab.snapshot`), announces `exec`, runs the
 //! workload, announces `done`, writes the status to the exit port and reboots.
 //! Every marker goes to the console and, in a VM, as one byte to the marker port.
@@ -32,6 +33,7 @@ use guest_init::exec;
 use guest_init::marker::{Marker, EXIT_PORT, MARKER_PORT};
 use guest_init::measure::MAX_LINE;
 use guest_init::mode::{self, Mode};
+use guest_init::net;
 use guest_init::seqread::{self, SeqRead};
 use guest_init::sys::{self, PortIo};
 
@@ -144,6 +146,11 @@ fn vm_main(env: Vec<Vec<u8>>) -> ! {
             RunSpec::default()
         }
     };
+    if let Some(ip) = spec.ip {
+        if let Err(e) = sys::interface_up(net::INTERFACE, ip) {
+            warn(&format!("bringing eth0 up: {e}"));
+        }
+    }
     if spec.snapshot {
         announce_snapshot(ports);
     }
@@ -164,7 +171,8 @@ WORKLOAD: `hello` (built-in, default), `seqread [DEVICE [MIB]]` (built-in:\n\
 O_DIRECT 4 KiB reads of a block device, timed) or a program path/name.\n\
 Prints the @@bootlab markers init-start, exec, done around it and exits\n\
 with its status. As PID 1 of a VM it reads bootlab.workload=,\n\
-bootlab.args=a,b and bootlab.exit=reboot|poweroff from /proc/cmdline.\n";
+bootlab.args=a,b, bootlab.exit=reboot|poweroff and bootlab.ip=ADDR/PREFIX\n\
+(eth0) from /proc/cmdline.\n";
 
 fn host_main(argv: &[String], env: &[Vec<u8>]) -> u8 {
     if matches!(argv.first().map(String::as_str), Some("-h" | "--help")) {

@@ -9,6 +9,7 @@ use core::ffi::CStr;
 use core::fmt;
 
 use crate::cmdline::ExitMethod;
+use crate::net::{self, Ipv4Cidr};
 
 /// A failed system call: the kernel's errno.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -360,6 +361,54 @@ pub fn drain(fd: i32) -> SysResult<()> {
         )
     }
     .map(|_| ())
+}
+
+/// Gives interface `name` the address `ip` and brings it up: an AF_INET datagram
+/// socket and the ioctls SIOCSIFADDR, SIOCSIFNETMASK, SIOCGIFFLAGS and
+/// SIOCSIFFLAGS (IFF_UP). The kernel adds the prefix's route itself.
+pub fn interface_up(name: &CStr, ip: Ipv4Cidr) -> SysResult<()> {
+    /// ioctl numbers of uapi/linux/sockios.h, and IFF_UP of uapi/linux/if.h.
+    const SIOCGIFFLAGS: usize = 0x8913;
+    const SIOCSIFFLAGS: usize = 0x8914;
+    const SIOCSIFADDR: usize = 0x8916;
+    const SIOCSIFNETMASK: usize = 0x891c;
+    const IFF_UP: i16 = 1;
+    // SAFETY: socket takes no pointers.
+    let fd = unsafe {
+        sys(
+            libc::SYS_socket,
+            [
+                libc::AF_INET as usize,
+                (libc::SOCK_DGRAM | libc::SOCK_CLOEXEC) as usize,
+                0,
+                0,
+                0,
+                0,
+            ],
+        )
+    }?;
+    let name = name.to_bytes();
+    let ioctl = |request: usize, req: &mut [u8; net::IFREQ_LEN]| {
+        // SAFETY: each of these ioctls reads (and SIOCGIFFLAGS writes) one ifreq,
+        // which `req` is, live for the call.
+        unsafe {
+            sys(
+                libc::SYS_ioctl,
+                [fd, request, ptr(req.as_mut_ptr()), 0, 0, 0],
+            )
+        }
+    };
+    let result = (|| {
+        ioctl(SIOCSIFADDR, &mut net::ifreq_addr(name, ip.addr))?;
+        ioctl(SIOCSIFNETMASK, &mut net::ifreq_addr(name, ip.netmask()))?;
+        let mut req = net::ifreq(name);
+        ioctl(SIOCGIFFLAGS, &mut req)?;
+        let flags = net::ifreq_flags(&req) | IFF_UP;
+        ioctl(SIOCSIFFLAGS, &mut net::with_flags(req, flags))
+    })();
+    // SAFETY: closing the socket opened above.
+    let _ = unsafe { sys(libc::SYS_close, [fd, 0, 0, 0, 0, 0]) };
+    result.map(|_| ())
 }
 
 /// Flushes file systems, then ends the VM with reboot(2). Returns only on failure.
