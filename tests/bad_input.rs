@@ -395,6 +395,7 @@ fn cases(f: &Fixture) -> Vec<Case> {
         vm(Nothing, &["--guest", "lab", "--net", "tap", "--snapshot-at", "snapshot", "--snapshot-out", &dir], "--net cannot be saved"),
         vm(Root, &["--guest", "lab", "--net", "tap"], "needs root").by_nobody(),
         vm(Root, &["--guest", "lab", "--net", &format!("tap={}", f.busy_tap.as_ref().map_or("", |t| t.name()))], "in use"),
+        vm(Nothing, &["--guest", "lab", "--virtio-notify", "poll"], "invalid value 'poll' for '--virtio-notify"),
         // ---- vm restore: the folder and its files ----
         c(Nothing, &["vm", "restore"], "<DIR>"),
         restore(Nothing, &missing, &[], &missing),

@@ -34,25 +34,31 @@ fn stdout(out: &Output) -> String {
 }
 
 #[test]
-fn the_lab_guest_reads_sector_zero_of_its_disk_under_both_irqchips() {
-    if !kvm_or_skip("the_lab_guest_reads_sector_zero_of_its_disk_under_both_irqchips") {
+fn the_lab_guest_reads_sector_zero_of_its_disk_under_both_irqchips_and_notify_modes() {
+    if !kvm_or_skip(
+        "the_lab_guest_reads_sector_zero_of_its_disk_under_both_irqchips_and_notify_modes",
+    ) {
         return;
     }
     let dir = TempDir::new("vmdev-read").unwrap();
     let line = format!("bootlab disk test {}", std::process::id());
     let img = image(dir.path(), "a.img", &line);
     let img = img.to_str().unwrap();
-    for chip in ["split", "kernel"] {
-        for disk in [img.to_owned(), format!("{img},ro"), format!("{img},rw")] {
-            let out = run_lab(&["--irqchip", chip, "--disk", &disk]);
-            let text = stdout(&out);
-            assert_eq!(out.status.code(), Some(0), "{chip} {disk}: {text}");
-            let want = format!("lab: disk sector 0: {line}\n");
-            assert!(text.contains(&want), "{chip} {disk}: {text}");
-            // The read comes inside the workload, before its end.
-            let read = text.find(&want).unwrap();
-            assert!(read < text.find("@@bootlab done").unwrap(), "{text}");
-        }
+    let disks = [img.to_owned(), format!("{img},ro"), format!("{img},rw")];
+    let runs = ["split", "kernel"]
+        .into_iter()
+        .flat_map(|chip| disks.iter().map(move |d| (chip, d.as_str(), "exit")))
+        .chain(["split", "kernel"].map(|chip| (chip, img, "ioeventfd")));
+    for (chip, disk, notify) in runs {
+        let out = run_lab(&["--irqchip", chip, "--disk", disk, "--virtio-notify", notify]);
+        let chip = format!("{chip}, {notify}");
+        let text = stdout(&out);
+        assert_eq!(out.status.code(), Some(0), "{chip} {disk}: {text}");
+        let want = format!("lab: disk sector 0: {line}\n");
+        assert!(text.contains(&want), "{chip} {disk}: {text}");
+        // The read comes inside the workload, before its end.
+        let read = text.find(&want).unwrap();
+        assert!(read < text.find("@@bootlab done").unwrap(), "{text}");
     }
 }
 

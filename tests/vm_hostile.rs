@@ -125,11 +125,19 @@ fn hostile_virtio_drivers_get_the_device_marked_and_the_monitor_survives() {
     let image: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8).collect();
     std::fs::write(&img, &image).unwrap();
     let disk = format!("{},rw", img.display());
-    for chip in ["split", "kernel"] {
+    // Each irqchip with notifications by exit, and the split one with ioeventfds
+    // (the queue then served on the event loop's thread).
+    for (chip, notify) in [
+        ("split", "exit"),
+        ("kernel", "exit"),
+        ("split", "ioeventfd"),
+    ] {
+        let args = ["--disk", &disk, "--irqchip", chip, "--timeout", "60"];
         let out = fuzz(
             "virtio",
-            &["--disk", &disk, "--irqchip", chip, "--timeout", "60"],
+            &[&args[..], &["--virtio-notify", notify]].concat(),
         );
+        let chip = format!("{chip}, {notify}");
         assert_no_panic("virtio", &out);
         let stdout = text(&out.stdout);
         assert_eq!(

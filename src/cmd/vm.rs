@@ -71,6 +71,26 @@ pub enum IrqChip {
     Split,
 }
 
+/// How virtio queue notifications reach the monitor (`--virtio-notify`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NotifyArg {
+    /// The notify write exits to the monitor, which serves the queue in the exit
+    /// (the fastest single request on our hosts).
+    Exit,
+    /// KVM_IOEVENTFD: the write stays in the kernel and the monitor's event loop
+    /// serves the queue (the vCPU runs on meanwhile).
+    Ioeventfd,
+}
+
+impl NotifyArg {
+    fn mode(self) -> vmm::QueueNotify {
+        match self {
+            NotifyArg::Exit => vmm::QueueNotify::Exit,
+            NotifyArg::Ioeventfd => vmm::QueueNotify::Ioeventfd,
+        }
+    }
+}
+
 /// The CPU vendor the guest sees in CPUID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum VendorArg {
@@ -111,6 +131,7 @@ pub use super::TimelineFormat;
 const DEFAULT_MEM_MIB: u64 = 128;
 const DEFAULT_VCPUS: u32 = 1;
 const DEFAULT_IRQCHIP: IrqChip = IrqChip::Auto;
+const DEFAULT_NOTIFY: NotifyArg = NotifyArg::Exit;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -178,6 +199,9 @@ pub struct RunArgs {
     /// `bootlab.ip=ADDR/PREFIX` (guest-init brings eth0 up with it). Needs root.
     #[arg(long, value_name = "tap[=NAME][,ip=ADDR/PREFIX]")]
     net: Option<String>,
+    /// How the virtio devices take queue notifications.
+    #[arg(long, value_enum, default_value_t = DEFAULT_NOTIFY)]
+    virtio_notify: NotifyArg,
 }
 
 /// A `--vsock` value: the guest's CID and the socket path.
@@ -308,6 +332,7 @@ impl RunArgs {
             "disk",
             "vsock",
             "net",
+            "virtio-notify",
         ],
         repeatable: &["disk"],
     };
@@ -346,6 +371,7 @@ impl RunArgs {
             disk: s.values("disk"),
             vsock: s.value("vsock").map(str::to_owned),
             net: s.value("net").map(str::to_owned),
+            virtio_notify: s.parsed_enum("virtio-notify")?.unwrap_or(DEFAULT_NOTIFY),
         })
     }
 }
@@ -453,6 +479,7 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
         spawn_ns,
         cpu_vendor: plan.cpu_vendor,
         devices,
+        virtio_notify: args.virtio_notify.mode(),
     };
     let mut vm = vmm::Vm::build(config).context("cannot run the microVM")?;
     if kernel_named_tap {

@@ -43,6 +43,7 @@ fn lab_config() -> VmConfig {
         spawn_ns: timeline::now_ns(),
         cpu_vendor: vmm::CpuVendor::Host,
         devices: Vec::new(),
+        virtio_notify: vmm::QueueNotify::default(),
     }
 }
 

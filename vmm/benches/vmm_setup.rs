@@ -15,7 +15,10 @@ use vm_memory::GuestAddress;
 use vmm::boot;
 use vmm::device_manager::{DeviceManager, DevicePlan};
 use vmm::devices::irq::SplitIrqChip;
-use vmm::{DeviceSpec, DiskConfig, ExitReason, IrqChipKind, KernelSource, NetConfig, Vm, VmConfig};
+use vmm::{
+    DeviceSpec, DiskConfig, ExitReason, IrqChipKind, KernelSource, NetConfig, QueueNotify, Vm,
+    VmConfig,
+};
 
 const MEM_MIB: u64 = 128;
 
@@ -55,6 +58,7 @@ fn guest_config(
         spawn_ns: timeline::now_ns(),
         cpu_vendor: vmm::CpuVendor::Host,
         devices: Vec::new(),
+        virtio_notify: vmm::QueueNotify::default(),
     }
 }
 
@@ -126,7 +130,9 @@ fn disk_image() -> (test_support::TempDir, DeviceSpec) {
 /// What one virtio-blk disk costs: the build (the `vmm` phase) with and without
 /// it, and a disk read's round trip against a port write's, each as a run of the
 /// fuzz guest doing N of them (`rtdisk N`, `rtport N`) beside the same run doing
-/// one: the per-trip cost is (run(N) - run(1)) / (N - 1).
+/// one: the per-trip cost is (run(N) - run(1)) / (N - 1). The disk's rows come
+/// with each way of notifying the device (served in the exit, or through an
+/// ioeventfd by the event loop).
 fn disk_costs(c: &mut Criterion) {
     if !kvm_usable() {
         return;
@@ -134,13 +140,26 @@ fn disk_costs(c: &mut Criterion) {
     let (_dir, disk) = disk_image();
     let mut g = c.benchmark_group("vmm/disk");
     g.sample_size(10).measurement_time(Duration::from_secs(5));
-    for (label, devices) in [("no disk", vec![]), ("one disk", vec![disk.clone()])] {
+    for (label, devices, notify) in [
+        ("no disk", vec![], QueueNotify::Exit),
+        (
+            "one disk, notify by exit",
+            vec![disk.clone()],
+            QueueNotify::Exit,
+        ),
+        (
+            "one disk, ioeventfd",
+            vec![disk.clone()],
+            QueueNotify::Ioeventfd,
+        ),
+    ] {
         g.bench_function(format!("build (split irqchip, lab, {label})"), |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let mut config = lab_config(IrqChipKind::Split);
                     config.devices = devices.clone();
+                    config.virtio_notify = notify;
                     let start = std::time::Instant::now();
                     let vm = Vm::build(config).unwrap();
                     total += start.elapsed();
@@ -169,16 +188,28 @@ fn disk_costs(c: &mut Criterion) {
             })
         },
     );
-    for cmdline in ["rtdisk 1", "rtdisk 10001", "rtport 1", "rtport 10001"] {
-        g.bench_function(format!("fuzz guest run ({cmdline}, split irqchip)"), |b| {
-            b.iter(|| {
-                let mut config =
-                    guest_config(IrqChipKind::Split, "fuzz", vmm::lab::FUZZ_ELF, cmdline);
-                config.devices = vec![disk.clone()];
-                let out = vmm::run(config).unwrap();
-                assert_eq!(out.reason, ExitReason::GuestExit(42), "{cmdline}");
-            })
-        });
+    // The disk's rows with each way of notifying, beside the port's.
+    for (cmdline, notify, label) in [
+        ("rtdisk 1", QueueNotify::Exit, ", notify by exit"),
+        ("rtdisk 10001", QueueNotify::Exit, ", notify by exit"),
+        ("rtdisk 1", QueueNotify::Ioeventfd, ", ioeventfd"),
+        ("rtdisk 10001", QueueNotify::Ioeventfd, ", ioeventfd"),
+        ("rtport 1", QueueNotify::default(), ""),
+        ("rtport 10001", QueueNotify::default(), ""),
+    ] {
+        g.bench_function(
+            format!("fuzz guest run ({cmdline}, split irqchip{label})"),
+            |b| {
+                b.iter(|| {
+                    let mut config =
+                        guest_config(IrqChipKind::Split, "fuzz", vmm::lab::FUZZ_ELF, cmdline);
+                    config.devices = vec![disk.clone()];
+                    config.virtio_notify = notify;
+                    let out = vmm::run(config).unwrap();
+                    assert_eq!(out.reason, ExitReason::GuestExit(42), "{cmdline}");
+                })
+            },
+        );
     }
     g.finish();
 }

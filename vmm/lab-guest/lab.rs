@@ -166,8 +166,8 @@ find_virtio:
     /* disk: if a virtio-blk device sits in one of the first virtio-mmio slots,
        set it up with one queue of VQ_SIZE, read sector 0 with one request
        (header, 512-byte buffer, status byte), and print the sector's text up to
-       its first NUL or newline. The device serves the request during the notify
-       write, so the used ring is complete when that write returns. */
+       its first NUL or newline. The device may serve the request after the
+       notify write returns (an ioeventfd): disk_wait waits for it. */
 disk:
     mov $VIRTIO_ID_BLOCK, %eax
     call find_virtio
@@ -203,6 +203,7 @@ disk:
     movw $0, vq_avail + 4
     movw $1, vq_avail + 2
     movl $0, VM_QUEUE_NOTIFY(%ebx)
+    call disk_wait
     cmpw $1, vq_used + 2
     jne 8f
     cmpb $0, vq_status
@@ -227,6 +228,20 @@ disk:
     mov $(msg_disk_failed_end - msg_disk_failed), %ecx
     call puts
 9:  ret
+
+    /* disk_wait: until the used ring's index is 1, for at most about 2^33 TSC
+       cycles (a device that never answers is then reported as failed). */
+disk_wait:
+    rdtsc
+    mov %edx, %esi
+1:  cmpw $1, vq_used + 2
+    je 2f
+    pause
+    rdtsc
+    sub %esi, %edx
+    cmp $2, %edx
+    jb 1b
+2:  ret
 
     /* ---- vsock: one stream to the host, and one from it when asked ---- */
     .set VIRTIO_ID_VSOCK, 19

@@ -7,10 +7,11 @@
 use crate::devices::irq::{IrqLine, SplitIrqChip};
 use crate::devices::mmio::{AttachError, MmioBus, MmioDevice, Window};
 pub use crate::devices::virtio::block::DiskConfig;
+use crate::devices::virtio::mmio::{MmioTransport, QUEUE_NOTIFY};
 pub use crate::devices::virtio::net::NetConfig;
 use crate::devices::virtio::vsock::Vsock;
 pub use crate::devices::virtio::vsock::VsockConfig;
-use crate::devices::virtio::{block::Block, mmio::MmioTransport, net::Net, VirtioDevice};
+use crate::devices::virtio::{block::Block, net::Net, VirtioDevice};
 use crate::error::Error;
 use crate::layout::{MMIO_DEVICES_END, MMIO_DEVICES_START, MMIO_DEVICE_SIZE};
 use crate::memory::GuestMemory;
@@ -73,6 +74,8 @@ pub enum DeviceSpec {
 pub struct DevicePlan {
     slots: Vec<MmioSlot>,
     specs: Vec<DeviceSpec>,
+    /// How the virtio devices take queue notifications.
+    notify: QueueNotify,
 }
 
 impl DevicePlan {
@@ -83,6 +86,13 @@ impl DevicePlan {
             plan.add(d.clone())?;
         }
         Ok(plan)
+    }
+
+    /// The plan with its virtio devices taking queue notifications as `notify` says.
+    #[must_use]
+    pub fn with_notify(mut self, notify: QueueNotify) -> Self {
+        self.notify = notify;
+        self
     }
 
     /// Places `spec` at the next free window and line.
@@ -156,6 +166,7 @@ impl DevicePlan {
     pub fn open(&self) -> Result<OpenDevices, Error> {
         let mut open = OpenDevices {
             slots: self.slots.clone(),
+            notify: self.notify,
             ..OpenDevices::default()
         };
         for (index, spec) in self.specs.iter().enumerate() {
@@ -187,6 +198,7 @@ impl DevicePlan {
 #[derive(Debug, Default)]
 pub struct OpenDevices {
     slots: Vec<MmioSlot>,
+    notify: QueueNotify,
     devices: Vec<Box<dyn VirtioDevice>>,
     taps: Vec<String>,
 }
@@ -196,6 +208,28 @@ impl OpenDevices {
     pub fn taps(&self) -> &[String] {
         &self.taps
     }
+}
+
+/// How a driver's queue notification (its write of the queue's index to the
+/// virtio-mmio QueueNotify register) reaches the device.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum QueueNotify {
+    /// An eventfd per queue registered with KVM_IOEVENTFD for that register and
+    /// the queue's index: the vCPU does not exit to the monitor, whose event loop
+    /// serves the queue. A write that matches no queue still exits.
+    Ioeventfd,
+    /// The write exits to the monitor, which serves the queue in the vCPU's exit.
+    #[default]
+    Exit,
+}
+
+/// A queue's ioeventfd, for the event loop.
+#[derive(Debug)]
+pub struct QueueEvent {
+    /// The device's index in [`DeviceIo::virtio`].
+    pub device: usize,
+    pub queue: u16,
+    pub fd: vmm_sys_util::eventfd::EventFd,
 }
 
 /// Makes interrupt lines for the VM's irqchip and attaches devices to the MMIO
@@ -210,6 +244,7 @@ pub struct DeviceManager<'a> {
     /// What their queue notifications write to wake that loop (made with the
     /// first virtio device: a machine without any has no such loop).
     io_wake: Option<vmm_sys_util::eventfd::EventFd>,
+    queue_events: Vec<QueueEvent>,
 }
 
 impl<'a> DeviceManager<'a> {
@@ -222,6 +257,7 @@ impl<'a> DeviceManager<'a> {
             mmio: MmioBus::default(),
             virtio: Vec::new(),
             io_wake: None,
+            queue_events: Vec::new(),
         }
     }
 
@@ -269,7 +305,28 @@ impl<'a> DeviceManager<'a> {
             .map_err(Error::Thread)?;
             let transport = Arc::new(MmioTransport::new(device, irq, mem.clone()).with_wake(wake));
             self.attach(slot.window, transport.clone())?;
+            if open.notify == QueueNotify::Ioeventfd {
+                self.register_queue_events(slot.window.base, transport.queue_count())?;
+            }
             self.virtio.push(transport);
+        }
+        Ok(())
+    }
+
+    /// An ioeventfd for each of the `queues` queues of the virtio device at `base`,
+    /// the next one to be pushed to `self.virtio`.
+    fn register_queue_events(&mut self, base: u64, queues: usize) -> Result<(), Error> {
+        let device = self.virtio.len();
+        let at = kvm_ioctls::IoEventAddress::Mmio(base + QUEUE_NOTIFY);
+        for queue in (0..queues).filter_map(|q| u16::try_from(q).ok()) {
+            let fd = vmm_sys_util::eventfd::EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)
+                .map_err(Error::EventLoop)?;
+            // The driver writes the index as 32 bits: a u32 datamatch makes KVM
+            // match 4-byte writes of exactly that value.
+            self.vm
+                .register_ioevent(&fd, &at, u32::from(queue))
+                .map_err(Error::kvm("KVM_IOEVENTFD"))?;
+            self.queue_events.push(QueueEvent { device, queue, fd });
         }
         Ok(())
     }
@@ -287,6 +344,7 @@ impl<'a> DeviceManager<'a> {
             DeviceIo {
                 virtio: self.virtio,
                 wake: self.io_wake,
+                queue_events: self.queue_events,
             },
         )
     }
@@ -300,6 +358,8 @@ pub struct DeviceIo {
     pub virtio: Vec<Arc<MmioTransport>>,
     /// `None` when there is no virtio device.
     pub wake: Option<vmm_sys_util::eventfd::EventFd>,
+    /// The queues' ioeventfds ([`QueueNotify::Ioeventfd`]).
+    pub queue_events: Vec<QueueEvent>,
 }
 
 impl DeviceIo {

@@ -1,7 +1,8 @@
 //! The monitor's own I/O during a run, on one thread beside the vCPUs and waited
 //! on with one epoll: the end of another vCPU, the timeout, console input for the
-//! serial port, the snapshot signal, and the host side of the virtio devices
-//! (their taps and sockets, and the eventfd that says their set changed). When one
+//! serial port, the snapshot signal, the virtio devices' queue notifications
+//! (their ioeventfds) and their host side (taps and sockets, and the eventfd that
+//! says their set changed). When one
 //! of these ends the run, the loop stops vCPU 0 (which runs on the monitor's
 //! calling thread) and returns why. Nothing polls: every source is a descriptor,
 //! and the loop's own end is an eventfd too.
@@ -118,9 +119,11 @@ enum Token {
     InputDrained,
     DevicesChanged,
     HostFd { device: usize, fd: RawFd },
+    QueueNotify { device: usize, queue: u16 },
 }
 
 const HOST_FD_TAG: u64 = 1 << 63;
+const QUEUE_TAG: u64 = 1 << 62;
 
 impl Token {
     fn data(self) -> u64 {
@@ -134,10 +137,20 @@ impl Token {
             Token::HostFd { device, fd } => {
                 HOST_FD_TAG | (device as u64) << 32 | u64::from(fd.unsigned_abs())
             }
+            Token::QueueNotify { device, queue } => {
+                QUEUE_TAG | (device as u64) << 32 | u64::from(queue)
+            }
         }
     }
 
     fn from_data(data: u64) -> Option<Token> {
+        if data & QUEUE_TAG != 0 {
+            #[allow(clippy::cast_possible_truncation)] // packed by `data` from these widths
+            return Some(Token::QueueNotify {
+                device: ((data & !QUEUE_TAG) >> 32) as usize,
+                queue: u16::try_from(data & 0xffff_ffff).ok()?,
+            });
+        }
         if data & HOST_FD_TAG != 0 {
             #[allow(clippy::cast_possible_truncation)] // packed by `data` from these widths
             return Some(Token::HostFd {
@@ -222,6 +235,13 @@ impl Loop {
         if let Some(wake) = &l.bus.device_io.wake {
             l.add(wake.as_raw_fd(), Token::DevicesChanged)?;
         }
+        for q in &l.bus.device_io.queue_events {
+            let token = Token::QueueNotify {
+                device: q.device,
+                queue: q.queue,
+            };
+            l.add(q.fd.as_raw_fd(), token)?;
+        }
         l.refresh_host_fds();
         Ok(l)
     }
@@ -271,6 +291,7 @@ impl Loop {
                             self.refresh_device(device);
                         }
                     }
+                    Token::QueueNotify { device, queue } => self.serve_queue(device, queue),
                 }
             }
         }
@@ -391,6 +412,23 @@ impl Loop {
         usize::try_from(n) == Ok(info.len())
     }
 
+    /// The driver notified `queue` of `device` (once or many times since the last
+    /// read of its ioeventfd): the device serves what the queue holds, and may
+    /// now wait on other host descriptors (an RX queue got buffers).
+    fn serve_queue(&mut self, device: usize, queue: u16) {
+        let io = &self.bus.device_io;
+        let event = io
+            .queue_events
+            .iter()
+            .find(|q| q.device == device && q.queue == queue);
+        let (Some(event), Some(t)) = (event, io.virtio.get(device)) else {
+            return;
+        };
+        let _ = event.fd.read();
+        t.notify_queue(u32::from(queue));
+        self.refresh_device(device);
+    }
+
     /// Registers every device's host descriptors as they are now.
     fn refresh_host_fds(&mut self) {
         for device in 0..self.host_fds.len() {
@@ -447,6 +485,10 @@ mod tests {
             Token::HostFd {
                 device: 18,
                 fd: i32::MAX,
+            },
+            Token::QueueNotify {
+                device: 18,
+                queue: u16::MAX,
             },
         ] {
             assert_eq!(Token::from_data(t.data()), Some(t), "{t:?}");

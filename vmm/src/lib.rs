@@ -33,5 +33,6 @@ pub use error::{CmdlineError, Error, MemoryError};
 pub use snapshot::RestoreOptions;
 pub use vm::{
     run, CpuVendor, DeviceSpec, DiskConfig, ExitReason, IrqChipKind, KernelSource, NetConfig,
-    SnapshotPoint, SnapshotRequest, Vm, VmConfig, VmOutcome, VsockConfig, SNAPSHOT_SIGNAL,
+    QueueNotify, SnapshotPoint, SnapshotRequest, Vm, VmConfig, VmOutcome, VsockConfig,
+    SNAPSHOT_SIGNAL,
 };

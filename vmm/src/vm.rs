@@ -8,7 +8,7 @@ use crate::boot;
 pub use crate::boot::KernelSource;
 use crate::cpuid_cache;
 use crate::device_manager::{DeviceManager, DevicePlan, OpenDevices};
-pub use crate::device_manager::{DeviceSpec, DiskConfig, NetConfig, VsockConfig};
+pub use crate::device_manager::{DeviceSpec, DiskConfig, NetConfig, QueueNotify, VsockConfig};
 use crate::devices::boot_timer::{self, BootTimer};
 use crate::devices::console::Console;
 pub use crate::devices::irq::IrqChipKind;
@@ -68,6 +68,8 @@ pub struct VmConfig {
     /// The virtio devices, in order (the first disk is the guest's /dev/vda);
     /// each gets a `virtio_mmio.device=` entry at the end of the command line.
     pub devices: Vec<DeviceSpec>,
+    /// How the virtio devices take queue notifications.
+    pub virtio_notify: QueueNotify,
 }
 
 impl std::fmt::Debug for VmConfig {
@@ -85,6 +87,7 @@ impl std::fmt::Debug for VmConfig {
             .field("spawn_ns", &self.spawn_ns)
             .field("cpu_vendor", &self.cpu_vendor)
             .field("devices", &self.devices)
+            .field("virtio_notify", &self.virtio_notify)
             .finish_non_exhaustive()
     }
 }
@@ -317,7 +320,9 @@ impl Vm {
         // The devices are placed first (their entries end the command line) and
         // their host sides opened before KVM: a tap or disk the host refuses ends
         // the run before any VM work.
-        let plan = DevicePlan::new(&config.devices).map_err(Error::DevicePlan)?;
+        let plan = DevicePlan::new(&config.devices)
+            .map_err(Error::DevicePlan)?
+            .with_notify(config.virtio_notify);
         let devices = plan.open()?;
         let taps = devices.taps().to_vec();
         let kvm = open_kvm(config.vcpus, &recorder)?;
@@ -778,6 +783,7 @@ mod tests {
                 spawn_ns: timeline::now_ns(),
                 cpu_vendor: CpuVendor::Host,
                 devices: Vec::new(),
+                virtio_notify: QueueNotify::default(),
             })
             .unwrap();
             let msr_index = vm.kvm.get_msr_index_list().unwrap().as_slice().to_vec();

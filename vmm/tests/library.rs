@@ -24,6 +24,7 @@ fn config(kernel: KernelSource, console: Captured) -> VmConfig {
         spawn_ns: timeline::now_ns(),
         cpu_vendor: vmm::CpuVendor::Host,
         devices: Vec::new(),
+        virtio_notify: vmm::QueueNotify::default(),
     }
 }
 

@@ -1,10 +1,13 @@
 //! The virtio-mmio transport (virtio 1.x, "modern" register layout, version 2): the
 //! register page a driver finds at the device's MMIO window, feature negotiation,
 //! queue set-up through `virtio-queue`, and notifications. A queue notification
-//! is served right in the vCPU's MMIO exit (no ioeventfd, no I/O thread): the
-//! driver's write returns when the request is done, and the interrupt goes out
-//! through the device's [`IrqLine`] (KVM_IRQFD with the in-kernel irqchip, an MSI
-//! from our IO-APIC with the split one).
+//! reaches the device one of two ways (`device_manager::QueueNotify`): through
+//! an ioeventfd that KVM writes without leaving the kernel, served by the
+//! monitor's event loop ([`MmioTransport::notify_queue`]), or as a register write
+//! in the vCPU's MMIO exit, served there (the driver's write returns when the
+//! request is done). The interrupt goes out through the device's [`IrqLine`]
+//! (KVM_IRQFD with the in-kernel irqchip, an MSI from our IO-APIC with the split
+//! one).
 //!
 //! A driver that breaks the contract (a queue size that is not a power of two or
 //! too large, a queue outside guest memory, a chain that loops, an available index
@@ -45,7 +48,8 @@ const QUEUE_SEL: u64 = reg::VIRTIO_MMIO_QUEUE_SEL as u64;
 const QUEUE_NUM_MAX: u64 = reg::VIRTIO_MMIO_QUEUE_NUM_MAX as u64;
 const QUEUE_NUM: u64 = reg::VIRTIO_MMIO_QUEUE_NUM as u64;
 const QUEUE_READY: u64 = reg::VIRTIO_MMIO_QUEUE_READY as u64;
-const QUEUE_NOTIFY: u64 = reg::VIRTIO_MMIO_QUEUE_NOTIFY as u64;
+/// The QueueNotify register, where an ioeventfd may take the driver's writes.
+pub const QUEUE_NOTIFY: u64 = reg::VIRTIO_MMIO_QUEUE_NOTIFY as u64;
 const INTERRUPT_STATUS: u64 = reg::VIRTIO_MMIO_INTERRUPT_STATUS as u64;
 const INTERRUPT_ACK: u64 = reg::VIRTIO_MMIO_INTERRUPT_ACK as u64;
 const STATUS: u64 = reg::VIRTIO_MMIO_STATUS as u64;
@@ -155,6 +159,19 @@ impl MmioTransport {
             Ok(false) => {}
             Err(e) => self.fail(&mut t, &e),
         }
+    }
+
+    /// The driver notified queue `index` through its ioeventfd (KVM_IOEVENTFD on
+    /// the QueueNotify register): served as the register write would be.
+    pub fn notify_queue(&self, index: u32) {
+        if let Ok(mut t) = self.state.lock() {
+            self.notify(&mut t, index);
+        }
+    }
+
+    /// How many queues the device has.
+    pub fn queue_count(&self) -> usize {
+        self.state.lock().map_or(0, |t| t.queues.len())
     }
 
     fn interrupt(&self, t: &mut Transport, bits: u32) {
