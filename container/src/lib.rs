@@ -7,7 +7,8 @@
 //!
 //! Speed is a design goal: one `clone(2)` with every `CLONE_NEW*` flag, posix_spawn
 //! style (`CLONE_VM | CLONE_VFORK`, no page-table copy), the network namespace made
-//! by a runtime thread in parallel with the child's set-up (`netns`), everything that
+//! off the clone: by a runtime thread in parallel with the child's set-up when a CPU
+//! is idle, else by the child after its root filesystem (`netns`), everything that
 //! can be computed (seccomp program, paths, argv) computed before the clone, a
 //! parent/child round trip only when the parent must act (custom multi-range id
 //! maps), cgroups only when limits or a timeout are asked for.

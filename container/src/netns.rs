@@ -1,23 +1,91 @@
-//! A network namespace made in parallel with the child's set-up.
+//! Where and when the sandbox's network namespace is made.
 //!
 //! Creating a network namespace is the most expensive part of `clone(2)` with every
 //! `CLONE_NEW*` flag (the kernel initialises a whole network stack: about
 //! 0.35-0.6 ms on our hosts, more under load), and it does not depend on anything
-//! the child does. So when the runtime is root and no user namespace is asked for,
-//! a thread of the runtime makes it instead (`unshare(CLONE_NEWNET)`, loopback up)
-//! while the child clones without `CLONE_NEWNET` and sets up its root filesystem;
-//! then the child takes the namespace's descriptor from the runtime with
-//! `pidfd_getfd(2)` and joins it with `setns(2)`.
+//! the child does before its root filesystem is set up. As root without a user
+//! namespace it is therefore made outside the clone, in one of two ways
+//! ([`placement`]):
+//! - in parallel, when a CPU is idle ([`idle_cpu`]): a thread of the runtime makes
+//!   it (`unshare(CLONE_NEWNET)`, loopback up) while the child clones without
+//!   `CLONE_NEWNET` and sets up its root filesystem; then the child takes the
+//!   namespace's descriptor from the runtime with `pidfd_getfd(2)` and joins it with
+//!   `setns(2)`. Nothing is lost when the thread fails: the child then creates its
+//!   own namespace the ordinary way;
+//! - in the child, after its root filesystem, when no CPU is idle: the thread would
+//!   only take turns with the runtime on the one CPU it gets (measured with
+//!   `bootlab bench --load 2`: the runtime's own steps before the clone went from
+//!   0.3 to 3-6 ms median while the thread ran), and a namespace made by the clone
+//!   itself made the lazy unmount of the old root, which waits for an RCU grace
+//!   period, slower (median 0.16 -> 1.7 ms under strace).
 //!
-//! Not used when the rootfs gets a sysfs mount: sysfs takes the network namespace of
-//! the task that mounts it, and the child mounts before it joins.
-//!
-//! Nothing is lost when this fails: the child then creates its own namespace the
-//! ordinary way. The sandbox always ends up in a fresh network namespace.
+//! Made in the clone instead when something needs it before the root filesystem:
+//! a sysfs mount (sysfs takes the network namespace of the task that mounts it),
+//! a net.* sysctl, or hooks (see `process::netns_placement`). The sandbox always
+//! ends up in a fresh network namespace.
 
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
+
+/// Where the network namespace is made (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// By the clone (`CLONE_NEWNET`), or not at all when none is asked for.
+    InClone,
+    /// By a thread of the runtime while the child sets up its root filesystem.
+    Parallel,
+    /// By the child itself, once its root filesystem is set up.
+    InChild,
+}
+
+/// Where a network namespace that may be made outside the clone (`movable`) is
+/// made, given whether a CPU is idle to run a thread beside the child.
+pub fn placement(movable: bool, idle_cpu: bool) -> Placement {
+    match (movable, idle_cpu) {
+        (false, _) => Placement::InClone,
+        (true, true) => Placement::Parallel,
+        (true, false) => Placement::InChild,
+    }
+}
+
+/// Whether a CPU we may run on is idle right now: fewer runnable tasks in the
+/// system (`/proc/loadavg`, this one included) than CPUs in our affinity mask. A
+/// snapshot, taken once per start; when it cannot be read, no CPU counts as idle.
+pub fn idle_cpu() -> bool {
+    let Ok(text) = std::fs::read_to_string("/proc/loadavg") else {
+        return false;
+    };
+    match (runnable_tasks(&text), affinity_cpus()) {
+        (Some(runnable), Some(cpus)) => runnable < cpus,
+        _ => false,
+    }
+}
+
+/// The number of runnable tasks in a `/proc/loadavg` line (the `R` of `R/T`).
+fn runnable_tasks(loadavg: &str) -> Option<u32> {
+    loadavg
+        .split_whitespace()
+        .nth(3)?
+        .split('/')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The number of CPUs in this thread's affinity mask.
+fn affinity_cpus() -> Option<u32> {
+    // SAFETY: an all-zero cpu_set_t is a valid (empty) set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is writable for the size passed; pid 0 is the calling thread.
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: CPU_COUNT only reads the set filled above.
+    u32::try_from(unsafe { libc::CPU_COUNT(&set) }).ok()
+}
 
 /// Stack of the namespace thread: it makes two system calls and an ioctl, so the
 /// default 2 MiB would only cost a larger mapping.
@@ -208,4 +276,31 @@ fn futex_wake(word: &AtomicI32) {
             i32::MAX,
         )
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runnable_tasks_are_read_from_loadavg() {
+        // Lines read on this host: loaded (12 runnable) and quiet (1: the reader).
+        assert_eq!(runnable_tasks("10.80 11.50 10.40 12/187 30481\n"), Some(12));
+        assert_eq!(runnable_tasks("0.08 0.12 0.10 1/143 2210\n"), Some(1));
+        assert_eq!(runnable_tasks("0.08 0.12 0.10"), None);
+        assert_eq!(runnable_tasks("0.08 0.12 0.10 x/143 2210"), None);
+    }
+
+    #[test]
+    fn the_thread_is_used_only_beside_an_idle_cpu() {
+        assert_eq!(placement(true, true), Placement::Parallel);
+        assert_eq!(placement(true, false), Placement::InChild);
+        assert_eq!(placement(false, true), Placement::InClone);
+        assert_eq!(placement(false, false), Placement::InClone);
+    }
+
+    #[test]
+    fn this_thread_may_run_on_some_cpu() {
+        assert!(affinity_cpus().is_some_and(|n| n >= 1));
+    }
 }

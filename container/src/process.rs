@@ -30,7 +30,8 @@
 //! (go pipe / own id maps), every inherited descriptor closed but our pipes
 //! (CVE-2024-21626), `setsid` (no controlling terminal: no TIOCSTI into the
 //! host's), join the cgroup and unshare the cgroup namespace after it, the rootfs
-//! ([`crate::rootfs`]), hostname, `lo` up, `chdir` (checked to be inside the
+//! ([`crate::rootfs`]), hostname, the network namespace joined or made
+//! ([`crate::netns`]) and `lo` up, `chdir` (checked to be inside the
 //! root), PATH lookup inside the new root
 //! and the refusal of the runtime's own binary (also as a `#!` interpreter), rlimits,
 //! umask, bounding set, `no_new_privs`, seccomp, uid/gid, capabilities, the
@@ -46,7 +47,7 @@
 
 use crate::cgroups::{self, Cgroup};
 use crate::namespaces::Namespace;
-use crate::netns::{NetnsHandle, ParallelNetns};
+use crate::netns::{self, NetnsHandle, ParallelNetns, Placement};
 use crate::nsjoin::Joins;
 use crate::rootfs::RootfsPlan;
 use crate::security::{self, caps, seccomp::Filter};
@@ -167,6 +168,9 @@ struct Prepared {
     rootfs: Option<RootfsPlan>,
     hostname: Option<String>,
     lo_up: bool,
+    /// The child makes its network namespace itself once its root filesystem is
+    /// set up (`unshare`, then `lo` up); then `CLONE_NEWNET` is not in `flags`.
+    unshare_net: bool,
     cgroup_procs: Vec<CString>,
     late_cgroupns: bool,
     cmd: String,
@@ -317,6 +321,7 @@ impl Prepared {
                 .then(|| spec.hostname.clone())
                 .flatten(),
             lo_up: ns.contains(Namespace::Net) && !joined(Namespace::Net),
+            unshare_net: false,
             cgroup_procs: Vec::new(),
             late_cgroupns: false,
             cmd: spec.args[0].clone(),
@@ -379,14 +384,21 @@ pub fn run_in(spec: &SandboxSpec, bundle_dir: Option<&Path>) -> Result<Outcome> 
     }
     // SAFETY: geteuid cannot fail.
     let euid = unsafe { libc::geteuid() };
-    // As root without a user namespace, a thread makes the network namespace while
-    // the child sets up the rest (the vfork path below; see crate::netns). It is the
-    // longest step of a start, so it starts first. Not when the rootfs gets a sysfs:
-    // mounted before the child joins the new namespace, it would show the host's
-    // interfaces.
-    let parallel_net = parallel_netns(spec, euid);
+    // The network namespace is the longest step of a start: where a CPU is idle, a
+    // thread makes it while the child sets up the rest, so it starts first; else the
+    // child makes it after its root filesystem (see crate::netns).
+    let placement = netns_placement(spec, euid);
+    let parallel_net = match placement {
+        Placement::Parallel => ParallelNetns::start(),
+        Placement::InClone | Placement::InChild => None,
+    };
     let mut prep = Prepared::new(spec, bundle_dir)?;
-    use_parallel_netns(&mut prep, parallel_net.as_ref());
+    match (placement, &parallel_net) {
+        (Placement::Parallel, Some(net)) => use_parallel_netns(&mut prep, net),
+        (Placement::InChild, _) => prep_unshare_net(&mut prep),
+        // No thread (an old kernel without pidfd_open): the clone makes it.
+        (Placement::Parallel | Placement::InClone, _) => {}
+    }
     let cgroup = if spec.resources.any() || spec.timeout.is_some() || spec.cgroups_path.is_some() {
         if euid != 0 && (spec.resources.any() || spec.cgroups_path.is_some()) {
             return Err(Error::Cgroup(
@@ -452,11 +464,13 @@ fn cgroup_steps(prep: &mut Prepared, spec: &SandboxSpec, cg: &Cgroup) -> Result<
     Ok(())
 }
 
-/// The network namespace made by a runtime thread while the child sets up (see
-/// [`crate::netns`]), when `spec` allows it: as root, a new network namespace, no
-/// user namespace, and neither a sysfs mount nor a net.* sysctl (both made before
-/// the child joins the namespace, they would see or change the host's).
-fn parallel_netns(spec: &SandboxSpec, euid: u32) -> Option<ParallelNetns> {
+/// Where the sandbox's network namespace is made (see [`crate::netns`]). Outside
+/// the clone only as root, for a new network namespace without a user namespace,
+/// and when nothing needs it before the child's root filesystem is set up: no
+/// sysfs mount and no net.* sysctl (made before, they would see or change the
+/// host's) and no hooks (the prestart and createRuntime hooks are given the
+/// sandbox's pid to configure its network namespace, which must exist then).
+fn netns_placement(spec: &SandboxSpec, euid: u32) -> Placement {
     let ns = spec.namespaces;
     let sysfs = spec.rootfs.is_some()
         && spec
@@ -468,26 +482,32 @@ fn parallel_netns(spec: &SandboxSpec, euid: u32) -> Option<ParallelNetns> {
         .namespace_paths
         .iter()
         .any(|(n, _)| *n == Namespace::Net);
-    if ns.contains(Namespace::Net)
+    let movable = ns.contains(Namespace::Net)
         && !joined_net
         && !ns.contains(Namespace::User)
         && euid == 0
         && !sysfs
         && !net_sysctl
-    {
-        ParallelNetns::start()
+        && spec.hooks.is_none();
+    if movable {
+        netns::placement(true, netns::idle_cpu())
     } else {
-        None
+        Placement::InClone
     }
 }
 
 /// The child joins `net` instead of cloning a network namespace itself.
-fn use_parallel_netns(prep: &mut Prepared, net: Option<&ParallelNetns>) {
-    if let Some(n) = net {
-        prep.flags &= !libc::CLONE_NEWNET;
-        prep.lo_up = false;
-        prep.netns = Some(n.handle());
-    }
+fn use_parallel_netns(prep: &mut Prepared, net: &ParallelNetns) {
+    prep.flags &= !libc::CLONE_NEWNET;
+    prep.lo_up = false;
+    prep.netns = Some(net.handle());
+}
+
+/// The child makes its network namespace after its root filesystem.
+fn prep_unshare_net(prep: &mut Prepared) {
+    prep.flags &= !libc::CLONE_NEWNET;
+    prep.lo_up = false;
+    prep.unshare_net = true;
 }
 
 /// The parent-alive pipe, held (write end) by the runtime while the child sets up:
@@ -1465,6 +1485,12 @@ fn child_setup(
     }
     if let Some(n) = &p.netns {
         step("joining the new network namespace", n.join())?;
+    } else if p.unshare_net {
+        step(
+            "unshare(CLONE_NEWNET)",
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET),
+        )?;
+        step("bringing up lo", loopback_up())?;
     } else if p.lo_up {
         step("bringing up lo", loopback_up())?;
     }
