@@ -89,8 +89,9 @@ impl Netns {
         .unwrap()
     }
 
-    /// `bootlab vm run --guest lab --net NET` in the namespace, stdout and stderr piped.
-    fn spawn_lab(&self, net: &str) -> Child {
+    /// `bootlab vm run --guest lab --net NET EXTRA...` in the namespace, stdout and
+    /// stderr piped.
+    fn spawn_lab(&self, net: &str, extra: &[&str]) -> Child {
         let ns = self.ns.as_raw_fd();
         let mut cmd = bootlab();
         cmd.args([
@@ -103,6 +104,7 @@ impl Netns {
             "--net",
             net,
         ])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -230,7 +232,17 @@ fn needs(test: &str) -> bool {
 /// Runs the lab guest with `--net NET` in `ns`: receives its frame, answers it, and
 /// returns the frame, the interface it came on, the guest's stdout and stderr.
 fn exchange(ns: &Netns, net: &str, answer: &str) -> (Vec<u8>, i32, String, String) {
-    let child = ns.spawn_lab(net);
+    exchange_with(ns, net, &[], answer)
+}
+
+/// [`exchange`] with more `vm run` arguments.
+fn exchange_with(
+    ns: &Netns,
+    net: &str,
+    extra: &[&str],
+    answer: &str,
+) -> (Vec<u8>, i32, String, String) {
+    let child = ns.spawn_lab(net, extra);
     let (frame, ifindex) = ns.recv();
     ns.send(ifindex, &frame[6..12], answer.as_bytes());
     let out = child.wait_with_output().unwrap();
@@ -281,6 +293,12 @@ fn the_lab_guest_sends_and_receives_a_frame_through_a_tap_it_made_which_then_goe
         .to_owned();
     assert!(name.starts_with("bootlab"), "{stderr}");
     assert_eq!(ns.ifindex(&name), None, "{name} outlived the VM");
+
+    // Queue notifications through ioeventfds: the event loop serves both queues.
+    let extra = ["--virtio-notify", "ioeventfd"];
+    let (frame, _, stdout, _) = exchange_with(&ns, "tap=bltest1", &extra, "by eventfd\n");
+    check_guest_frame(&frame);
+    assert!(stdout.contains("lab: net got: by eventfd\n"), "{stdout}");
 }
 
 #[test]
@@ -306,7 +324,7 @@ fn a_tap_the_monitor_made_goes_when_the_monitor_is_killed() {
         return;
     }
     let ns = Netns::new();
-    let mut child = ns.spawn_lab("tap=blkill0");
+    let mut child = ns.spawn_lab("tap=blkill0", &[]);
     // The guest's frame says the tap is up and the guest waits for an answer.
     let (frame, _) = ns.recv();
     check_guest_frame(&frame);
