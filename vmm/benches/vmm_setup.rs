@@ -5,7 +5,8 @@
 //! interrupt-controller models (split, and in-kernel with PIT) side by side; what a
 //! virtio-blk disk adds to the build, and its read round trip against a port
 //! write's (`vmm/disk`); what a virtio-net card adds to the build, on a new tap and
-//! on an existing one (`vmm/net`, as root). The targets
+//! on an existing one (`vmm/net`, as root); what a virtio-vsock device (its Unix
+//! socket listening) adds to the build (`vmm/vsock`). The targets
 //! (vmm phase <= 2 ms, lab run <= 10 ms) are checked against these numbers and
 //! `bootlab vm run --timeline`, not in tests.
 
@@ -17,7 +18,7 @@ use vmm::device_manager::{DeviceManager, DevicePlan};
 use vmm::devices::irq::SplitIrqChip;
 use vmm::{
     DeviceSpec, DiskConfig, ExitReason, IrqChipKind, KernelSource, NetConfig, QueueNotify, Vm,
-    VmConfig,
+    VmConfig, VsockConfig,
 };
 
 const MEM_MIB: u64 = 128;
@@ -323,11 +324,70 @@ fn net_costs(c: &mut Criterion) {
     g.finish();
 }
 
+/// What one virtio-vsock device costs the build: its socket bound and listening,
+/// its descriptors, the transport with three queues. Each build's socket is
+/// removed when the machine is dropped, so one path serves every iteration.
+fn vsock_costs(c: &mut Criterion) {
+    if !kvm_usable() {
+        return;
+    }
+    let dir = test_support::TempDir::new("bench-vsock").unwrap();
+    let vsock = DeviceSpec::Vsock(VsockConfig {
+        guest_cid: 3,
+        path: dir.path().join("v.sock"),
+    });
+    let mut g = c.benchmark_group("vmm/vsock");
+    g.sample_size(10).measurement_time(Duration::from_secs(5));
+    for (label, devices) in [("no device", vec![]), ("one vsock", vec![vsock.clone()])] {
+        g.bench_function(format!("build (split irqchip, lab, {label})"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let mut config = lab_config(IrqChipKind::Split);
+                    config.devices = devices.clone();
+                    let start = std::time::Instant::now();
+                    let vm = Vm::build(config).unwrap();
+                    total += start.elapsed();
+                    drop(vm);
+                }
+                total
+            })
+        });
+    }
+    let kvm = kvm_ioctls::Kvm::new().unwrap();
+    let vmfd = std::sync::Arc::new(kvm.create_vm().unwrap());
+    let mem = vmm::memory::create(MEM_MIB << 20).unwrap();
+    g.bench_function(
+        "plan+listen+attach one vsock (split irqchip, no VM build)",
+        |b| {
+            // Timed up to the attach; the teardown (the socket's unlink) is a
+            // VM's end, not its build.
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let start = std::time::Instant::now();
+                    let plan = DevicePlan::new(std::slice::from_ref(&vsock)).unwrap();
+                    let cmdline = plan.cmdline("console=ttyS0");
+                    let chip = std::sync::Arc::new(SplitIrqChip::new(vmfd.clone()));
+                    let mut devices = DeviceManager::new(&vmfd, Some(chip));
+                    devices.attach_plan(&plan, &mem).unwrap();
+                    let parts = criterion::black_box((cmdline, devices.into_parts()));
+                    total += start.elapsed();
+                    drop(parts);
+                }
+                total
+            })
+        },
+    );
+    g.finish();
+}
+
 criterion_group!(
     benches,
     memory_and_kernel_load,
     machine_build,
     disk_costs,
-    net_costs
+    net_costs,
+    vsock_costs
 );
 criterion_main!(benches);

@@ -42,7 +42,8 @@ pub struct Vsock {
     /// The guest had no receive buffer when we had something for it; cleared when
     /// it notifies the RX queue.
     rx_starved: bool,
-    /// One packet's payload on its way (at most CONN_BUF bytes).
+    /// One packet's payload on its way (CONN_BUF bytes, allocated at the first
+    /// packet: not part of the machine's build).
     scratch: Vec<u8>,
     descs: Vec<Descriptor>,
 }
@@ -55,13 +56,14 @@ impl Vsock {
             cid,
             muxer: Muxer::new(cid, &config.path)?,
             rx_starved: false,
-            scratch: vec![0; CONN_BUF as usize],
+            scratch: Vec::new(),
             descs: Vec::with_capacity(4),
         })
     }
 
     /// Serves every packet on the TX queue.
     fn serve_tx(&mut self, queue: &mut Queue, mem: &GuestMemory) -> Result<bool, DeviceError> {
+        self.scratch.resize(CONN_BUF as usize, 0);
         let mut used = false;
         while let Some(chain) = queue.iter(mem)?.next() {
             let head = chain.head_index();
@@ -134,6 +136,7 @@ impl Vsock {
         rx: &mut Queue,
         mem: &GuestMemory,
     ) -> Result<bool, DeviceError> {
+        self.scratch.resize(CONN_BUF as usize, 0);
         let mut used = false;
         for _ in 0..PACKETS_PER_EVENT {
             let credit = self.muxer.credit(key);
