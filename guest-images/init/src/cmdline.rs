@@ -5,7 +5,9 @@
 //! `hello`; `seqread` is the other built-in), `bootlab.args=a,b,c` (comma-separated arguments) and
 //! `bootlab.exit=reboot|poweroff` (how PID 1 ends the VM; default `reboot`),
 //! `bootlab.ip=ADDR/PREFIX` (eth0's IPv4 address, see [`crate::net`]), and
-//! the switch `bootlab.snapshot` (announce the snapshot point before the workload). Values
+//! the switch `bootlab.snapshot` (announce the snapshot point before the workload), and
+//! `bootlab.markers=vsock:PORT` (also send every marker line to host CID 2 port PORT
+//! over vsock, a third channel beside the console and the marker port). Values
 //! may be double-quoted as the kernel allows (`bootlab.args="a b,c"`). Parsing stops
 //! at `--` (what follows belongs to init's argv). The last occurrence of a parameter
 //! wins; unknown values fall back to the default instead of failing (PID 1 must not
@@ -28,6 +30,8 @@ pub const EXIT_PARAM: &str = "bootlab.exit";
 pub const SNAPSHOT_PARAM: &str = "bootlab.snapshot";
 /// Kernel parameter with eth0's address: `ADDR/PREFIX`.
 pub const IP_PARAM: &str = "bootlab.ip";
+/// Kernel parameter naming an extra channel for the markers: `vsock:PORT`.
+pub const MARKERS_PARAM: &str = "bootlab.markers";
 /// Name of the built-in workload.
 pub const HELLO: &str = "hello";
 
@@ -80,6 +84,8 @@ pub struct RunSpec {
     /// eth0's address, brought up before the workload (in a VM only); a value
     /// that does not parse is ignored.
     pub ip: Option<Ipv4Cidr>,
+    /// Also send the marker lines to this vsock port of the host (in a VM only).
+    pub markers_vsock_port: Option<u32>,
 }
 
 impl Default for RunSpec {
@@ -90,6 +96,7 @@ impl Default for RunSpec {
             exit: ExitMethod::default(),
             snapshot: false,
             ip: None,
+            markers_vsock_port: None,
         }
     }
 }
@@ -152,6 +159,9 @@ pub fn parse_cmdline(cmdline: &str) -> RunSpec {
             WORKLOAD_PARAM => spec.workload = Workload::from_name(value),
             ARGS_PARAM => spec.args = split_args(value),
             IP_PARAM => spec.ip = Ipv4Cidr::parse(value),
+            MARKERS_PARAM => {
+                spec.markers_vsock_port = value.strip_prefix("vsock:").and_then(|p| p.parse().ok());
+            }
             EXIT_PARAM => {
                 spec.exit = match value {
                     "poweroff" => ExitMethod::PowerOff,
@@ -175,6 +185,7 @@ pub fn parse_argv<S: AsRef<str>>(argv: &[S]) -> RunSpec {
             exit: ExitMethod::default(),
             snapshot: false,
             ip: None,
+            markers_vsock_port: None,
         },
     }
 }
@@ -182,6 +193,26 @@ pub fn parse_argv<S: AsRef<str>>(argv: &[S]) -> RunSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn markers_over_vsock_name_a_port_and_anything_else_is_ignored() {
+        let port = |c: &str| parse_cmdline(c).markers_vsock_port;
+        assert_eq!(port("console=ttyS0 bootlab.markers=vsock:52"), Some(52));
+        assert_eq!(
+            port("bootlab.markers=vsock:52 bootlab.markers=vsock:7"),
+            Some(7)
+        );
+        for c in [
+            "",
+            "bootlab.markers=vsock:",
+            "bootlab.markers=vsock:x",
+            "bootlab.markers=tcp:52",
+            "bootlab.markers=vsock:4294967296",
+            "-- bootlab.markers=vsock:52",
+        ] {
+            assert_eq!(port(c), None, "{c}");
+        }
+    }
 
     #[test]
     fn defaults_to_hello_when_nothing_is_given() {

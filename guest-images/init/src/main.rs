@@ -6,7 +6,8 @@
 //! brings it up if asked (`bootlab.ip=ADDR/PREFIX`), announces `snapshot` if asked
 //! (`bootlab.snapshot`), announces `exec`, runs the
 //! workload, announces `done`, writes the status to the exit port and reboots.
-//! Every marker goes to the console and, in a VM, as one byte to the marker port.
+//! Every marker goes to the console and, in a VM, as one byte to the marker port,
+//! and with `bootlab.markers=vsock:PORT` as its line to host port PORT over vsock.
 //! Otherwise it runs the argv workload with the same console markers and exits
 //! with its status.
 //!
@@ -40,13 +41,40 @@ use guest_init::sys::{self, PortIo};
 const STDOUT: i32 = 1;
 const STDERR: i32 = 2;
 
-/// Announces `marker` on the console and, when granted, on the marker port.
-fn announce(marker: Marker, ports: Option<PortIo>) {
-    if let Some(p) = ports {
+/// Where markers go besides the console: the marker port (when granted) and a
+/// vsock stream to the host (when asked for on the command line).
+#[derive(Debug, Clone, Copy, Default)]
+struct Channels {
+    ports: Option<PortIo>,
+    vsock: Option<i32>,
+}
+
+/// Announces `marker` on the console and the other channels.
+fn announce(marker: Marker, ch: Channels) {
+    if let Some(p) = ch.ports {
         p.outb(MARKER_PORT, marker.code());
     }
+    let line = MarkerLine::new(marker);
     // Nothing sensible to do if the console is gone; keep going.
-    let _ = sys::write_all(STDOUT, MarkerLine::new(marker).as_bytes());
+    let _ = sys::write_all(STDOUT, line.as_bytes());
+    if let Some(fd) = ch.vsock {
+        let _ = sys::write_all(fd, line.as_bytes());
+    }
+}
+
+/// Opens the vsock marker channel to host `port`; it starts with the markers
+/// already announced on the others (init-start).
+fn open_vsock_markers(port: u32) -> Option<sys::Fd> {
+    match sys::vsock_connect(libc::VMADDR_CID_HOST, port) {
+        Ok(fd) => {
+            let _ = sys::write_all(fd.raw(), MarkerLine::new(Marker::InitStart).as_bytes());
+            Some(fd)
+        }
+        Err(e) => {
+            warn(&format!("markers over vsock to port {port}: {e}"));
+            None
+        }
+    }
 }
 
 fn warn(msg: &str) {
@@ -97,17 +125,21 @@ fn run_seqread(args: &[String]) -> u8 {
 
 /// The snapshot point: the console line first, then the port write at which the
 /// monitor saves the machine (the line belongs to the run that is saved).
-fn announce_snapshot(ports: Option<PortIo>) {
-    let _ = sys::write_all(STDOUT, MarkerLine::new(Marker::Snapshot).as_bytes());
+fn announce_snapshot(ch: Channels) {
+    let line = MarkerLine::new(Marker::Snapshot);
+    let _ = sys::write_all(STDOUT, line.as_bytes());
     let _ = sys::drain(STDOUT);
-    if let Some(p) = ports {
+    if let Some(fd) = ch.vsock {
+        let _ = sys::write_all(fd, line.as_bytes());
+    }
+    if let Some(p) = ch.ports {
         p.outb(MARKER_PORT, Marker::Snapshot.code());
     }
 }
 
 /// Runs the workload between the `exec` and `done` markers; returns its exit code.
-fn run_workload(spec: &RunSpec, env: &[Vec<u8>], ports: Option<PortIo>) -> u8 {
-    announce(Marker::Exec, ports);
+fn run_workload(spec: &RunSpec, env: &[Vec<u8>], ch: Channels) -> u8 {
+    announce(Marker::Exec, ch);
     let code = match &spec.workload {
         Workload::Hello => match sys::write_all(STDOUT, HELLO_LINE.as_bytes()) {
             Ok(()) => 0,
@@ -116,13 +148,13 @@ fn run_workload(spec: &RunSpec, env: &[Vec<u8>], ports: Option<PortIo>) -> u8 {
         Workload::SeqRead => run_seqread(&spec.args),
         Workload::Program(program) => run_program(program, &spec.args, env),
     };
-    announce(Marker::Done, ports);
+    announce(Marker::Done, ch);
     code
 }
 
 fn vm_main(env: Vec<Vec<u8>>) -> ! {
     let ports = PortIo::open(&[MARKER_PORT, EXIT_PORT]);
-    announce(Marker::InitStart, ports);
+    announce(Marker::InitStart, Channels { ports, vsock: None });
     for (fstype, target) in [
         (c"proc", c"/proc"),
         (c"sysfs", c"/sys"),
@@ -151,10 +183,16 @@ fn vm_main(env: Vec<Vec<u8>>) -> ! {
             warn(&format!("bringing eth0 up: {e}"));
         }
     }
+    let vsock = spec.markers_vsock_port.and_then(open_vsock_markers);
+    let ch = Channels {
+        ports,
+        vsock: vsock.as_ref().map(sys::Fd::raw),
+    };
     if spec.snapshot {
-        announce_snapshot(ports);
+        announce_snapshot(ch);
     }
-    let code = run_workload(&spec, &env, ports);
+    let code = run_workload(&spec, &env, ch);
+    drop(vsock);
     // The workload's last lines and `done` must be on the console before the
     // exit port ends the VM (seen cut mid-line in the nested lane under load).
     let _ = sys::drain(STDOUT);
@@ -171,17 +209,17 @@ WORKLOAD: `hello` (built-in, default), `seqread [DEVICE [MIB]]` (built-in:\n\
 O_DIRECT 4 KiB reads of a block device, timed) or a program path/name.\n\
 Prints the @@bootlab markers init-start, exec, done around it and exits\n\
 with its status. As PID 1 of a VM it reads bootlab.workload=,\n\
-bootlab.args=a,b, bootlab.exit=reboot|poweroff and bootlab.ip=ADDR/PREFIX\n\
-(eth0) from /proc/cmdline.\n";
+bootlab.args=a,b, bootlab.exit=reboot|poweroff, bootlab.ip=ADDR/PREFIX\n\
+(eth0) and bootlab.markers=vsock:PORT from /proc/cmdline.\n";
 
 fn host_main(argv: &[String], env: &[Vec<u8>]) -> u8 {
     if matches!(argv.first().map(String::as_str), Some("-h" | "--help")) {
         let _ = sys::write_all(STDOUT, USAGE);
         return 0;
     }
-    announce(Marker::InitStart, None);
+    announce(Marker::InitStart, Channels::default());
     let spec = cmdline::parse_argv(argv);
-    run_workload(&spec, env, None)
+    run_workload(&spec, env, Channels::default())
 }
 
 /// guest-init proper: `argv` without argv\[0\], `env` as `KEY=VALUE` entries.

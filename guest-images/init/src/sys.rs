@@ -144,6 +144,13 @@ pub fn read_file(path: &CStr) -> SysResult<Vec<u8>> {
 #[derive(Debug)]
 pub struct Fd(usize);
 
+impl Fd {
+    /// The descriptor's number (for [`write_all`]).
+    pub fn raw(&self) -> i32 {
+        i32::try_from(self.0).unwrap_or(-1)
+    }
+}
+
 impl Drop for Fd {
     fn drop(&mut self) {
         // SAFETY: closing the descriptor this value owns.
@@ -409,6 +416,59 @@ pub fn interface_up(name: &CStr, ip: Ipv4Cidr) -> SysResult<()> {
     // SAFETY: closing the socket opened above.
     let _ = unsafe { sys(libc::SYS_close, [fd, 0, 0, 0, 0, 0]) };
     result.map(|_| ())
+}
+
+/// A vsock stream socket connected to `port` of `cid`. Closing it (dropping the
+/// [`Fd`]) lingers until the host has taken its bytes, 2 s at most.
+pub fn vsock_connect(cid: u32, port: u32) -> SysResult<Fd> {
+    const LINGER_S: i32 = 2;
+    // SAFETY: socket takes no pointers.
+    let fd = unsafe {
+        sys(
+            libc::SYS_socket,
+            [
+                libc::AF_VSOCK as usize,
+                (libc::SOCK_STREAM | libc::SOCK_CLOEXEC) as usize,
+                0,
+                0,
+                0,
+                0,
+            ],
+        )
+    }
+    .map(Fd)?;
+    // struct sockaddr_vm: family, reserved, port, cid, zero padding.
+    let mut addr = [0u8; 16];
+    #[allow(clippy::cast_possible_truncation)] // AF_VSOCK is 40
+    addr[0..2].copy_from_slice(&(libc::AF_VSOCK as u16).to_ne_bytes());
+    addr[4..8].copy_from_slice(&port.to_ne_bytes());
+    addr[8..12].copy_from_slice(&cid.to_ne_bytes());
+    // A linger makes close wait for the host's reset, which comes once the host
+    // socket has the stream's bytes: the last marker is not lost when the VM ends
+    // right after.
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: LINGER_S,
+    };
+    // SAFETY: `linger` and `addr` are live buffers of the lengths given.
+    unsafe {
+        sys(
+            libc::SYS_setsockopt,
+            [
+                fd.0,
+                libc::SOL_SOCKET as usize,
+                libc::SO_LINGER as usize,
+                ptr(&raw const linger),
+                core::mem::size_of::<libc::linger>(),
+                0,
+            ],
+        )?;
+        sys(
+            libc::SYS_connect,
+            [fd.0, ptr(addr.as_ptr()), addr.len(), 0, 0, 0],
+        )?;
+    }
+    Ok(fd)
 }
 
 /// Flushes file systems, then ends the VM with reboot(2). Returns only on failure.
