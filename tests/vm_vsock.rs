@@ -144,3 +144,46 @@ fn a_host_client_connects_to_the_listening_lab_guest_through_path() {
     assert!(text.contains("lab: vsock accepted\n"), "{text}");
     assert!(!path.exists(), "{} left behind", path.display());
 }
+
+#[test]
+fn a_monitor_ended_by_sigterm_or_sigint_removes_its_socket() {
+    if !kvm_or_skip("a_monitor_ended_by_sigterm_or_sigint_removes_its_socket") {
+        return;
+    }
+    let dir = TempDir::new("vsock-signal").unwrap();
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        let path = dir.path().join(format!("v{sig}.sock"));
+        // `bootlab.hold`: the lab guest waits for a console byte that never comes.
+        let mut child = bootlab()
+            .args(["vm", "run", "--guest", "lab", "--timeout", "20"])
+            .args(["--cmdline", "bootlab.hold", "--vsock"])
+            .arg(format!("3,{}", path.display()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        while line != "@@bootlab snapshot\n" {
+            line.clear();
+            assert_ne!(
+                stdout.read_line(&mut line).unwrap(),
+                0,
+                "the guest ended early"
+            );
+        }
+        assert!(path.exists(), "{} not made", path.display());
+        let pid = libc::pid_t::try_from(child.id()).unwrap();
+        // SAFETY: signalling our own child.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(sig), "{status:?}");
+        assert!(
+            !path.exists(),
+            "signal {sig}: {} left behind",
+            path.display()
+        );
+    }
+}

@@ -2,8 +2,10 @@
 //! stream sockets between the guest (its CID in the configuration space) and
 //! host programs that talk to a Unix socket. One file per job: the device and
 //! its queues ([`device`]), the packet header ([`packet`]), one stream's
-//! protocol state ([`connection`]) and the host side ([`muxer`]).
+//! protocol state ([`connection`]), the host side ([`muxer`]) and the removal of
+//! its socket on a terminating signal ([`cleanup`]).
 
+pub mod cleanup;
 pub mod connection;
 pub mod device;
 pub mod muxer;

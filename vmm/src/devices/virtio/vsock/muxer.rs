@@ -8,7 +8,8 @@
 //! buffering at most [`CONN_BUF`](super::connection::CONN_BUF) bytes of guest data while the host reader is
 //! slow (credit flow control keeps the guest below that), and at most
 //! [`MAX_ORPHAN_RSTS`] resets owed for unknown streams. PATH is removed when the
-//! muxer is dropped (the VM ends or fails to build); a SIGKILLed monitor leaves it.
+//! muxer is dropped (the VM ends or fails to build) and on SIGTERM, SIGINT and
+//! SIGHUP ([`super::cleanup`]); a SIGKILLed monitor leaves it.
 
 use super::connection::{reset_reply, Connection, Recv};
 use super::packet::{op, Header, HOST_CID, TYPE_STREAM};
@@ -91,6 +92,8 @@ pub struct Muxer {
     /// Always readable: stands in the device's descriptor set for "packets are
     /// owed to the guest", which only a call with the RX queue can send.
     owed: EventFd,
+    /// PATH removed on a terminating signal while the muxer lives.
+    _on_signal: super::cleanup::Registration,
 }
 
 impl Muxer {
@@ -113,6 +116,7 @@ impl Muxer {
             next_port: HOST_PORT_FIRST,
             flush,
             owed,
+            _on_signal: super::cleanup::register(path),
         };
         let flush = Epoll::new();
         let owed = EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC);
