@@ -11,6 +11,8 @@ PACKAGES=(
   # peers and tools the harness drives (seabios: qemu-pc-seabios's firmware, named
   # because the lane copies it; ovmf: qemu-q35-ovmf's UEFI firmware, OVMF.fd)
   qemu-system-x86 seabios ovmf crun runc bubblewrap hyperfine strace iproute2
+  # the host end of vsock streams in the nested lane (a Unix socket listener)
+  socat
   # engines that drive the OCI runtime (issue 14), and libseccomp's static archive
   # (container/src/security/oci_seccomp.rs links it, see .cargo/config.toml)
   podman containerd libseccomp-dev

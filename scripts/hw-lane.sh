@@ -255,6 +255,9 @@ for a in $(busybox --list); do
 done
 add_program "$bootlab" bootlab
 add_program "$qemu" qemu-system-x86_64
+# socat: the host end of a guest's vsock streams (a Unix socket listener), which
+# busybox's nc cannot be.
+if command -v socat >/dev/null; then add_program "$(command -v socat)" socat; fi
 # QEMU finds its firmware relative to its executable (/lane/bin/../share/qemu).
 cp -rL /usr/share/qemu "$R/lane/share/qemu" 2>/dev/null || die "cannot copy /usr/share/qemu"
 # Debian's QEMU takes SeaBIOS (bios-256k.bin, -M pc's BIOS) from /usr/share/seabios.
