@@ -378,7 +378,9 @@ vs_send0:
     xor %ecx, %ecx
     xor %edx, %edx
     /* vs_send: a packet of op eax, flags edx and ecx bytes of msg_vs on the stream
-       vs_lport -> vs_pport. The device serves it during the notify write. */
+       vs_lport -> vs_pport; returns once the device has taken it (during the
+       notify write by exit, a moment later with an ioeventfd; at most
+       VS_WAIT_TSC_HI * 2^32 TSC ticks), as the next packet reuses the buffers. */
 vs_send:
     mov vs_lport, %esi
     mov %esi, vs_tx_hdr + 16
@@ -394,7 +396,17 @@ vs_send:
     mov %ax, vs_tx_desc + 12
     incw vs_tx_avail + 2
     movl $1, VM_QUEUE_NOTIFY(%ebx)
-    ret
+    rdtsc
+    mov %edx, %esi
+1:  mov vs_tx_used + 2, %ax
+    cmp vs_tx_avail + 2, %ax
+    je 2f
+    pause
+    rdtsc
+    sub %esi, %edx
+    cmp $VS_WAIT_TSC_HI, %edx
+    jb 1b
+2:  ret
 
     /* vs_recv: offer the receive buffer and wait for the next packet in it; eax =
        its op, or 0 after VS_WAIT_TSC_HI * 2^32 TSC ticks. */
