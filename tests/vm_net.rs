@@ -22,12 +22,44 @@ use test_support::Need;
 const ETHERTYPE: u16 = 0x88b5;
 const ETH_HDR: usize = 14;
 
-/// A network namespace of the test's own, with an AF_PACKET socket for the lab
-/// guest's ethertype and a datagram socket for interface look-ups, both in it.
+/// A network namespace of the test's own, with AF_PACKET sockets for the lab
+/// guest's ethertype and for ARP, and a datagram socket for interface look-ups,
+/// all in it.
 struct Netns {
     ns: File,
     packet: OwnedFd,
+    arp: OwnedFd,
     dgram: OwnedFd,
+}
+
+/// ARP's ethertype.
+const ETHERTYPE_ARP: u16 = 0x0806;
+
+/// An AF_PACKET socket for frames of `ethertype` whose reads give up after `wait`.
+fn packet_socket(ethertype: u16, wait: std::time::Duration) -> OwnedFd {
+    let packet = socket(
+        libc::AF_PACKET,
+        libc::SOCK_RAW,
+        i32::from(ethertype.to_be()),
+    );
+    let timeout = libc::timeval {
+        tv_sec: wait.as_secs().try_into().unwrap(),
+        tv_usec: wait.subsec_micros().into(),
+    };
+    // SAFETY: SO_RCVTIMEO reads one timeval, which `timeout` is.
+    check(
+        unsafe {
+            libc::setsockopt(
+                packet.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                std::ptr::from_ref(&timeout).cast(),
+                socklen::<libc::timeval>(),
+            )
+        },
+        "SO_RCVTIMEO",
+    );
+    packet
 }
 
 /// The size of `T` as a socket-address or option length.
@@ -63,27 +95,15 @@ impl Netns {
             // SAFETY: moves only this thread into a new network namespace.
             check(unsafe { libc::unshare(libc::CLONE_NEWNET) }, "unshare");
             let ns = File::open("/proc/thread-self/ns/net").unwrap();
-            let proto = i32::from(ETHERTYPE.to_be());
-            let packet = socket(libc::AF_PACKET, libc::SOCK_RAW, proto);
-            let timeout = libc::timeval {
-                tv_sec: 30,
-                tv_usec: 0,
-            };
-            // SAFETY: SO_RCVTIMEO reads one timeval, which `timeout` is.
-            check(
-                unsafe {
-                    libc::setsockopt(
-                        packet.as_raw_fd(),
-                        libc::SOL_SOCKET,
-                        libc::SO_RCVTIMEO,
-                        std::ptr::from_ref(&timeout).cast(),
-                        socklen::<libc::timeval>(),
-                    )
-                },
-                "SO_RCVTIMEO",
-            );
+            let packet = packet_socket(ETHERTYPE, std::time::Duration::from_secs(30));
+            let arp = packet_socket(ETHERTYPE_ARP, std::time::Duration::from_millis(50));
             let dgram = socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
-            Netns { ns, packet, dgram }
+            Netns {
+                ns,
+                packet,
+                arp,
+                dgram,
+            }
         })
         .join()
         .unwrap()
@@ -92,22 +112,20 @@ impl Netns {
     /// `bootlab vm run --guest lab --net NET EXTRA...` in the namespace, stdout and
     /// stderr piped.
     fn spawn_lab(&self, net: &str, extra: &[&str]) -> Child {
+        let mut args = vec!["--guest", "lab", "--timeout", "60", "--net", net];
+        args.extend(extra);
+        self.spawn_vm(&args)
+    }
+
+    /// `bootlab vm run ARGS...` in the namespace, stdout and stderr piped.
+    fn spawn_vm(&self, args: &[&str]) -> Child {
         let ns = self.ns.as_raw_fd();
         let mut cmd = bootlab();
-        cmd.args([
-            "vm",
-            "run",
-            "--guest",
-            "lab",
-            "--timeout",
-            "60",
-            "--net",
-            net,
-        ])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        cmd.args(["vm", "run"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         // SAFETY: setns is async-signal-safe and touches only the child.
         unsafe {
             cmd.pre_exec(move || {
@@ -182,6 +200,49 @@ impl Netns {
             )
         };
         check(n.try_into().unwrap_or(-1), "sendto");
+    }
+
+    /// Asks on interface `ifindex` (broadcast) who has IPv4 address `ip`.
+    fn arp_ask(&self, ifindex: i32, ip: [u8; 4]) {
+        let me = [0x02, 0, 0, 0, 0, 0x01];
+        let mut frame = vec![0xff; 6];
+        frame.extend(me);
+        frame.extend(ETHERTYPE_ARP.to_be_bytes());
+        // Ethernet, IPv4, 6- and 4-byte addresses, a request.
+        frame.extend([0, 1, 0x08, 0, 6, 4, 0, 1]);
+        frame.extend(me);
+        frame.extend([10, 0, 2, 1]);
+        frame.extend([0; 6]);
+        frame.extend(ip);
+        // SAFETY: sockaddr_ll is plain C data.
+        let mut to: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        to.sll_family = u16::try_from(libc::AF_PACKET).unwrap();
+        to.sll_protocol = ETHERTYPE_ARP.to_be();
+        to.sll_ifindex = ifindex;
+        // SAFETY: sends from live buffers of the lengths given; a failure (the tap
+        // not up yet) only means this question is not asked.
+        unsafe {
+            libc::sendto(
+                self.arp.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                std::ptr::from_ref(&to).cast(),
+                socklen::<libc::sockaddr_ll>(),
+            )
+        };
+    }
+
+    /// The MAC address of an ARP reply for `ip` that arrives within the ARP
+    /// socket's wait, if one does.
+    fn arp_answer(&self, ip: [u8; 4]) -> Option<[u8; 6]> {
+        let mut buf = [0u8; 128];
+        // SAFETY: reads into a live buffer of its own length.
+        let n = unsafe { libc::recv(self.arp.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        let frame = &buf[..usize::try_from(n).ok()?];
+        // A reply (opcode 2) whose sender protocol address is `ip`.
+        (frame.len() >= 42 && frame[20..22] == [0, 2] && frame[28..32] == ip)
+            .then(|| frame[22..28].try_into().unwrap())
     }
 
     /// Makes a persistent tap `name` in the namespace (gone with the namespace).
@@ -348,4 +409,55 @@ fn a_tap_the_monitor_made_goes_when_the_monitor_is_killed() {
         ns.ifindex("blkill0").is_none()
     });
     assert!(gone, "blkill0 outlived the killed monitor");
+}
+
+/// The slow one: a Linux guest (guest-init32 on an emulated /dev/kvm, guest-init
+/// on hardware) with `--net tap=NAME,ip=10.0.2.15/24` answers ARP for that address
+/// on the tap: guest-init gave eth0 the address from `bootlab.ip=` and frames went
+/// both ways. The questions are asked from the moment the tap exists; the tap
+/// holds them until the guest's driver makes receive buffers available (when eth0
+/// comes up), so even a guest that ends at once answers. Minutes on an
+/// emulated-KVM host (about 2 here), seconds on hardware.
+#[test]
+fn a_linux_guest_takes_its_address_from_the_net_option_and_answers_arp_slow() {
+    let test = "a_linux_guest_takes_its_address_from_the_net_option_and_answers_arp_slow";
+    let images = std::env::var_os("BOOTLAB_IMAGES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("guest-images/out")
+        });
+    let vmlinux = images.join("vmlinux");
+    if !needs(test)
+        || !test_support::need(test, &[Need::Path(&vmlinux, "run guest-images/build.sh")])
+    {
+        return;
+    }
+    let ns = Netns::new();
+    let ip = [10, 0, 2, 15];
+    let mut child = ns.spawn_vm(&[
+        "--guest",
+        "linux",
+        "--timeout",
+        "900",
+        "--net",
+        "tap=blslow0,ip=10.0.2.15/24",
+    ]);
+    let mut answer = None;
+    while answer.is_none() && child.try_wait().unwrap().is_none() {
+        if let Some(index) = ns.ifindex("blslow0") {
+            ns.arp_ask(index, ip);
+        }
+        answer = ns.arp_answer(ip);
+    }
+    // An answer may have come just before the guest ended.
+    for _ in 0..10 {
+        answer = answer.or_else(|| ns.arp_answer(ip));
+    }
+    let out = child.wait_with_output().unwrap();
+    let console = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{console}");
+    assert!(console.contains(" bootlab.ip=10.0.2.15/24 "), "{console}");
+    let mac = answer.unwrap_or_else(|| panic!("no ARP reply from 10.0.2.15:\n{console}"));
+    assert_eq!(&mac[..3], &[0x02, b'b', b'l'], "the card's MAC");
+    assert_eq!(ns.ifindex("blslow0"), None, "the tap outlived the VM");
 }
