@@ -310,7 +310,7 @@ impl Muxer {
         }
         let mut target = self.path.clone().into_os_string();
         target.push(format!("_{}", hdr.dst_port));
-        match UnixStream::connect(&target).and_then(|s| s.set_nonblocking(true).map(|()| s)) {
+        match connect_nonblocking(Path::new(&target)) {
             Ok(sock) => {
                 let proto = Connection::accept_guest(self.guest_cid, hdr);
                 self.streams
@@ -497,6 +497,48 @@ pub fn parse_connect(line: &[u8]) -> Option<u32> {
         return None;
     }
     port.parse().ok()
+}
+
+/// Connects a non-blocking stream socket to the Unix socket at `path`. A Unix
+/// socket connects at once or fails at once: a listener whose backlog is full
+/// gives EAGAIN rather than stalling the vCPU that sent the guest's request.
+fn connect_nonblocking(path: &Path) -> std::io::Result<UnixStream> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: a zeroed sockaddr_un is valid; the path is copied in below.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    #[allow(clippy::cast_possible_truncation)] // AF_UNIX is 1
+    {
+        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    }
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(std::io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = libc::c_char::from_ne_bytes([*s]);
+    }
+    // SAFETY: socket takes no pointers.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new descriptor nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    #[allow(clippy::cast_possible_truncation)] // sockaddr_un is 110 bytes
+    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: `addr` is a valid sockaddr_un of `len` bytes, alive for the call.
+    let rc = unsafe { libc::connect(fd.as_raw_fd(), (&raw const addr).cast(), len) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(UnixStream::from(fd))
 }
 
 /// Sends without blocking and without SIGPIPE on a closed peer.

@@ -293,6 +293,31 @@ fn a_guest_request_to_a_port_nobody_listens_on_is_reset() {
 }
 
 #[test]
+fn a_host_listener_that_does_not_accept_gets_requests_reset_not_waited_for() {
+    let mut g = Guest::new();
+    let path = {
+        let mut p = g.path.clone().into_os_string();
+        p.push("_1234");
+        PathBuf::from(p)
+    };
+    // A listener with the smallest backlog that nobody accepts on: a blocking
+    // connect would hang (here the test, in a VM the vCPU) once it is full.
+    let listener = UnixListener::bind(&path).unwrap();
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&listener);
+    // SAFETY: listen again on our own socket, with a backlog of 0.
+    assert_eq!(unsafe { libc::listen(raw, 0) }, 0);
+    g.rx_buffers(8);
+    let mut ops = Vec::new();
+    for port in 0..8 {
+        g.send(&to_host(op::REQUEST, 6000 + port, 1234, 0), &[]);
+        g.pump();
+        ops.extend(g.ops());
+    }
+    assert!(ops.contains(&op::RESPONSE), "{ops:?}");
+    assert!(ops.contains(&op::RST), "the full backlog refuses: {ops:?}");
+}
+
+#[test]
 fn a_host_client_connects_to_a_guest_port_and_gets_ok_then_the_stream() {
     let mut g = Guest::new();
     g.rx_buffers(4);
