@@ -15,7 +15,7 @@
 //! - in the child, after its root filesystem, when no CPU is idle: the thread would
 //!   only take turns with the runtime on the one CPU it gets (measured with
 //!   `bootlab bench --load 2`: the runtime's own steps before the clone went from
-//!   0.3 to 3-6 ms median while the thread ran), and a namespace made by the clone
+//!   0.3 to 1-6 ms median while the thread ran), and a namespace made by the clone
 //!   itself made the lazy unmount of the old root, which waits for an RCU grace
 //!   period, slower (median 0.16 -> 1.7 ms under strace).
 //!
