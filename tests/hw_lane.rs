@@ -127,10 +127,20 @@ const TWO_VCPUS: &str = "bootlab vm run --guest linux --vcpus 2 --timeline-out l
          echo 'RETRY: the 2-vCPU guest triple-faulted; booting it again' >&2; \
          bootlab vm run --guest linux --vcpus 2 --timeline-out linux-2cpu.json; }";
 
+/// guest-init's markers over vsock (`bootlab.markers=vsock:5252`): socat listens on
+/// `PATH_5252` and keeps what arrives in vsock-markers.txt; PATH must be gone after.
+const VSOCK_MARKERS: &str = "timeout 120 socat -u UNIX-LISTEN:/tmp/v.sock_5252 \
+    CREATE:vsock-markers.txt & sleep 1; \
+    bootlab vm run --guest linux --vsock 3,/tmp/v.sock \
+      --cmdline 'console=ttyS0 reboot=k panic=-1 bootlab.markers=vsock:5252'; s=$?; \
+    wait; [ ! -e /tmp/v.sock ] || { echo 'vsock: /tmp/v.sock left behind' >&2; exit 1; }; \
+    exit $s";
+
 /// In one L1: the lab guest, the Linux guest with `vm run --guest linux` and default
 /// arguments (64-bit init, host CPU vendor, kvmclock), the same with two vCPUs, the
 /// kernel built without the emulated-KVM workarounds, a snapshot and restore of
-/// both guests, and the Linux guest with its root on rootfs.ext4 (`--disk`).
+/// both guests, the Linux guest with its root on rootfs.ext4 (`--disk`), and the
+/// Linux guest sending its markers over vsock.
 #[test]
 fn hardware_kvm_path_boots_linux_with_defaults_in_the_nested_svm_lane() {
     if !lane_or_skip("hardware_kvm_path_boots_linux_with_defaults_in_the_nested_svm_lane") {
@@ -210,6 +220,10 @@ fn hardware_kvm_path_boots_linux_with_defaults_in_the_nested_svm_lane() {
             "/lane/images/rootfs.ext4",
             "--timeline-out",
             "linux-disk.json",
+            "--",
+            "sh",
+            "-c",
+            VSOCK_MARKERS,
         ],
     );
     let stderr = text(&out.stderr);
@@ -222,7 +236,7 @@ fn hardware_kvm_path_boots_linux_with_defaults_in_the_nested_svm_lane() {
     assert!(stderr.contains("EMULATED hardware"), "{stderr}");
     let res = dir.join("out");
     let cmd_out = |n: u32| std::fs::read_to_string(res.join(format!("lane/{n}.out"))).unwrap();
-    for n in 1..=9 {
+    for n in 1..=10 {
         let status = std::fs::read_to_string(res.join(format!("lane/{n}.status"))).unwrap();
         assert_eq!(status.trim(), "0", "command {n}");
     }
@@ -307,6 +321,14 @@ fn hardware_kvm_path_boots_linux_with_defaults_in_the_nested_svm_lane() {
     assert_every_phase(
         &timeline(&res.join("linux-disk.json")),
         "linux from the disk",
+    );
+
+    // The markers over vsock: the console has them, and so has the host socket.
+    assert_in_order(&cmd_out(10), &test_support::LINUX_RUN_LINES, "linux, vsock");
+    let markers = std::fs::read_to_string(res.join("vsock-markers.txt")).unwrap_or_default();
+    assert_eq!(
+        markers, "@@bootlab init-start\n@@bootlab exec\n@@bootlab done\n",
+        "markers over vsock"
     );
     assert_nothing_left(dir);
 }
