@@ -116,6 +116,25 @@ fn only_loopback_and_it_is_up() {
     assert_eq!(lines.next(), None, "{out}");
 }
 
+/// The runtime pins itself to one CPU for the clone (container's `affinity`): the
+/// workload must still get the caller's whole CPU mask.
+#[test]
+fn the_workload_gets_the_callers_cpu_mask() {
+    if !require_root() {
+        return;
+    }
+    let allowed = |status: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with("Cpus_allowed_list:"))
+            .map(|l| l.split_whitespace().nth(1).unwrap_or_default().to_owned())
+    };
+    let ours = allowed(&std::fs::read_to_string("/proc/self/status").unwrap());
+    let out = sh(&[], "cat /proc/self/status");
+    assert!(ours.is_some());
+    assert_eq!(allowed(&out), ours, "{out}");
+}
+
 #[test]
 fn root_is_read_only_tmp_is_writable_and_rw_flag_works() {
     if !require_root() {

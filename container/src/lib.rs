@@ -6,13 +6,15 @@
 //! lists them).
 //!
 //! Speed is a design goal: one `clone(2)` with every `CLONE_NEW*` flag, posix_spawn
-//! style (`CLONE_VM | CLONE_VFORK`, no page-table copy), the network namespace made
-//! off the clone: by a runtime thread in parallel with the child's set-up when a CPU
-//! is idle, else by the child after its root filesystem (`netns`), everything that
+//! style (`CLONE_VM | CLONE_VFORK`, no page-table copy) on the parent's own CPU
+//! (`affinity`), the network namespace made off the clone: by a runtime thread in
+//! parallel with the child's set-up when a CPU is idle, else by the child after its
+//! root filesystem (`netns`), everything that
 //! can be computed (seccomp program, paths, argv) computed before the clone, a
 //! parent/child round trip only when the parent must act (custom multi-range id
 //! maps), cgroups only when limits or a timeout are asked for.
 
+mod affinity;
 pub mod cgroups;
 pub mod console;
 pub mod devices;

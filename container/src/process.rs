@@ -902,6 +902,8 @@ struct VforkArgs<'a> {
     exec_ns: u64,
     fail: Option<ChildFail>,
     steps: Steps,
+    /// The runtime's own CPU mask, which the child puts back (see crate::affinity).
+    pin: Option<crate::affinity::Pin>,
 }
 
 extern "C" fn vfork_child(arg: *mut libc::c_void) -> libc::c_int {
@@ -910,6 +912,11 @@ extern "C" fn vfork_child(arg: *mut libc::c_void) -> libc::c_int {
     // touches it meanwhile.
     let a = unsafe { &mut *(arg as *mut VforkArgs) };
     a.steps.stamp(1);
+    if let Some(Err(e)) = a.pin.map(|p| p.restore()) {
+        a.fail = Some(ChildFail::Msg(format!("sched_setaffinity: {e}")));
+        // SAFETY: _exit ends the child without unwinding into the parent's state.
+        unsafe { libc::_exit(127) }
+    }
     match child_setup(a.prep, None, None, &mut a.steps) {
         Ok(path) => {
             prepare_exec(a.old_mask);
@@ -962,8 +969,10 @@ fn spawn_vfork(prep: &Prepared, old_mask: &SigSet) -> Result<Launch> {
         exec_ns: 0,
         fail: None,
         steps: Steps::default(),
+        pin: None,
     };
     args.steps.stamp(0);
+    args.pin = crate::affinity::Pin::to_current_cpu();
     // SAFETY: the stack top is inside the mapping (stacks grow down on x86_64); the
     // callback never returns (it execs or _exits); `args` outlives the call because
     // CLONE_VFORK suspends us until the child is done with it.
@@ -976,6 +985,10 @@ fn spawn_vfork(prep: &Prepared, old_mask: &SigSet) -> Result<Launch> {
         )
     };
     let err = std::io::Error::last_os_error();
+    if let Some(p) = args.pin {
+        // Best effort: the runtime only waits from here on.
+        let _ = p.restore();
+    }
     // SAFETY: the mapping was created above and the child no longer uses it.
     unsafe { libc::munmap(stack, CHILD_STACK) };
     if pid < 0 {
