@@ -2,10 +2,9 @@
 //! on with one epoll: the end of another vCPU, the timeout, console input for the
 //! serial port, the snapshot signal, the virtio devices' queue notifications
 //! (their ioeventfds) and their host side (taps and sockets, and the eventfd that
-//! says their set changed). When one
-//! of these ends the run, the loop stops vCPU 0 (which runs on the monitor's
-//! calling thread) and returns why. Nothing polls: every source is a descriptor,
-//! and the loop's own end is an eventfd too.
+//! says their set changed). When one of these ends the run, the loop stops vCPU 0
+//! (which runs on the monitor's calling thread) and returns why. Nothing polls:
+//! every source is a descriptor, and the loop's own end is an eventfd too.
 //!
 //! vmm-sys-util's epoll, not nix's: the crate is already the monitor's source of
 //! eventfds, and nix is not a dependency of vmm.
