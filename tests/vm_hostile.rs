@@ -410,18 +410,26 @@ impl Watched {
         }
     }
 
-    /// Growth of the resident set from half a second after the first output to the
-    /// last sample, in bytes.
+    /// The resident set half a second after the first output and at the last sample
+    /// taken while output still arrived, in bytes. Samples after the last output
+    /// are left out: by then the timeout has stopped the guest and the monitor is
+    /// building its timeline and exiting, which allocates whatever the flood did.
     fn rss_growth(&self) -> (u64, u64) {
         let first = self.arrivals.first().expect("no output at all").0;
+        let last = self.arrivals.last().expect("no output at all").0;
         let early = self
             .samples
             .iter()
             .find(|s| s.0 >= first + 0.5)
-            .expect("no sample once the guest ran")
-            .1
-             .0;
-        (early, self.samples.last().unwrap().1 .0)
+            .expect("no sample once the guest ran");
+        let late = self
+            .samples
+            .iter()
+            .rev()
+            .find(|s| s.0 <= last)
+            .filter(|s| s.0 > early.0)
+            .expect("no sample while the flood ran");
+        (early.1 .0, late.1 .0)
     }
 
     fn assert_no_panic(&self) {
