@@ -140,7 +140,8 @@ const VSOCK_MARKERS: &str = "timeout 120 socat -u UNIX-LISTEN:/tmp/v.sock_5252 \
 /// arguments (64-bit init, host CPU vendor, kvmclock), the same with two vCPUs, the
 /// kernel built without the emulated-KVM workarounds, a snapshot and restore of
 /// both guests, the Linux guest with its root on rootfs.ext4 (`--disk`), and the
-/// Linux guest sending its markers over vsock.
+/// Linux guest sending its markers over vsock, and the Linux guest from rootfs.ext4
+/// with a network card (`--net`) pinging the host's end of the tap.
 #[test]
 fn hardware_kvm_path_boots_linux_with_defaults_in_the_nested_svm_lane() {
     if !lane_or_skip("hardware_kvm_path_boots_linux_with_defaults_in_the_nested_svm_lane") {
@@ -224,6 +225,21 @@ fn hardware_kvm_path_boots_linux_with_defaults_in_the_nested_svm_lane() {
             "sh",
             "-c",
             VSOCK_MARKERS,
+            "--",
+            "sh",
+            "-c",
+            NET_HOST_SIDE,
+            "--",
+            "vm",
+            "run",
+            "--guest",
+            "linux",
+            "--disk",
+            "/lane/images/rootfs.ext4",
+            "--net",
+            "tap=bl0,ip=10.0.2.15/24",
+            "--cmdline",
+            NET_PING_CMDLINE,
         ],
     );
     let stderr = text(&out.stderr);
@@ -236,7 +252,7 @@ fn hardware_kvm_path_boots_linux_with_defaults_in_the_nested_svm_lane() {
     assert!(stderr.contains("EMULATED hardware"), "{stderr}");
     let res = dir.join("out");
     let cmd_out = |n: u32| std::fs::read_to_string(res.join(format!("lane/{n}.out"))).unwrap();
-    for n in 1..=10 {
+    for n in 1..=12 {
         let status = std::fs::read_to_string(res.join(format!("lane/{n}.status"))).unwrap();
         assert_eq!(status.trim(), "0", "command {n}");
     }
@@ -330,8 +346,32 @@ fn hardware_kvm_path_boots_linux_with_defaults_in_the_nested_svm_lane() {
         markers, "@@bootlab init-start\n@@bootlab exec\n@@bootlab done\n",
         "markers over vsock"
     );
+
+    // The network card: guest-init gave eth0 the address of `bootlab.ip=` and the
+    // guest's ping (ARP and ICMP out, their answers in) got its reply.
+    let net = cmd_out(12);
+    assert!(net.contains(" bootlab.ip=10.0.2.15/24 "), "{net}");
+    assert_in_order(
+        &net,
+        &[
+            "@@bootlab exec",
+            "PING 10.0.2.1 (10.0.2.1): 56 data bytes",
+            "1 packets transmitted, 1 packets received, 0% packet loss",
+            "@@bootlab done",
+        ],
+        "linux with --net",
+    );
     assert_nothing_left(dir);
 }
+
+/// The host's end of the lane's tap: a persistent tap with an address, made in L1
+/// before the guest attaches to it.
+const NET_HOST_SIDE: &str =
+    "tunctl -t bl0 >/dev/null && ip addr add 10.0.2.1/24 dev bl0 && ip link set bl0 up";
+/// The Linux guest from rootfs.ext4 whose workload is one ping of the host's end
+/// (busybox; `--net ...,ip=` adds `bootlab.ip=10.0.2.15/24`).
+const NET_PING_CMDLINE: &str = "console=ttyS0 reboot=k panic=-1 root=/dev/vda rootfstype=ext4 ro \
+    init=/sbin/guest-init bootlab.workload=/bin/ping bootlab.args=-c,1,-W,10,10.0.2.1";
 
 /// Bad input to the lane: one `hw-lane: error:` line, exit 1, no QEMU left behind.
 #[test]
