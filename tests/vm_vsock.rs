@@ -8,6 +8,7 @@
 
 mod common;
 use common::{bootlab, kvm_or_skip};
+use std::os::unix::process::CommandExt;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -158,7 +159,18 @@ fn a_monitor_ended_by_sigterm_or_sigint_removes_its_socket() {
     for sig in [libc::SIGTERM, libc::SIGINT] {
         let path = dir.path().join(format!("v{sig}.sock"));
         // `bootlab.hold`: the lab guest waits for a console byte that never comes.
-        let mut child = bootlab()
+        let mut cmd = bootlab();
+        // A test run in the background of a non-interactive shell (CI started with
+        // `cmd &`) inherits SIGINT ignored, and the monitor rightly keeps an ignored
+        // signal ignored: the child gets the default disposition back.
+        // SAFETY: only signal(2), which is async-signal-safe, runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::signal(sig, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        let mut child = cmd
             .args(["vm", "run", "--guest", "lab", "--timeout", "20"])
             .args(["--cmdline", "bootlab.hold", "--vsock"])
             .arg(format!("3,{}", path.display()))
