@@ -224,10 +224,7 @@ impl VirtioDevice for Block {
     fn read_config(&self, offset: u64, data: &mut [u8]) {
         // The configuration space up to what we offer: the capacity in sectors.
         let config = self.sectors.to_le_bytes();
-        for (i, d) in data.iter_mut().enumerate() {
-            let at = usize::try_from(offset).ok().and_then(|o| o.checked_add(i));
-            *d = at.and_then(|a| config.get(a)).copied().unwrap_or(0);
-        }
+        super::read_config_bytes(&config, offset, data);
     }
 
     fn process_queue(

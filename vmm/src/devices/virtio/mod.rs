@@ -31,6 +31,16 @@ pub enum DeviceError {
     Memory(#[from] vm_memory::GuestMemoryError),
 }
 
+/// Copies the bytes of a device's configuration space `config` at `offset` into
+/// `data`; bytes beyond its end read as 0 (what every device's
+/// [`VirtioDevice::read_config`] answers).
+pub fn read_config_bytes(config: &[u8], offset: u64, data: &mut [u8]) {
+    for (i, d) in data.iter_mut().enumerate() {
+        let at = usize::try_from(offset).ok().and_then(|o| o.checked_add(i));
+        *d = at.and_then(|a| config.get(a)).copied().unwrap_or(0);
+    }
+}
+
 /// What the virtio-mmio transport needs of a device.
 pub trait VirtioDevice: std::fmt::Debug + Send {
     /// The virtio device type (VIRTIO_ID_*).

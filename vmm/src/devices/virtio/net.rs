@@ -258,10 +258,7 @@ impl VirtioDevice for Net {
 
     fn read_config(&self, offset: u64, data: &mut [u8]) {
         // The configuration space up to what we offer: the MAC address.
-        for (i, d) in data.iter_mut().enumerate() {
-            let at = usize::try_from(offset).ok().and_then(|o| o.checked_add(i));
-            *d = at.and_then(|a| self.mac.get(a)).copied().unwrap_or(0);
-        }
+        super::read_config_bytes(&self.mac, offset, data);
     }
 
     fn process_queue(

@@ -309,10 +309,7 @@ impl VirtioDevice for Vsock {
     fn read_config(&self, offset: u64, data: &mut [u8]) {
         // struct virtio_vsock_config: the guest's CID, 64 bits.
         let config = self.cid.to_le_bytes();
-        for (i, d) in data.iter_mut().enumerate() {
-            let at = usize::try_from(offset).ok().and_then(|o| o.checked_add(i));
-            *d = at.and_then(|a| config.get(a)).copied().unwrap_or(0);
-        }
+        crate::devices::virtio::read_config_bytes(&config, offset, data);
     }
 
     fn process_queue(
