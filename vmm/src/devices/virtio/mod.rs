@@ -87,4 +87,6 @@ pub trait VirtioDevice: std::fmt::Debug + Send {
 #[cfg(test)]
 mod net_tests;
 #[cfg(test)]
+mod test_driver;
+#[cfg(test)]
 mod tests;

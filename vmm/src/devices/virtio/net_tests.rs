@@ -7,29 +7,37 @@
 
 use super::mmio::MmioTransport;
 use super::net::{Net, BUF_LEN};
+use super::test_driver::{TestDriver, NEXT, QSIZE, WRITE};
+use super::VIRTIO_F_VERSION_1;
 use crate::devices::irq::IrqLine;
 use crate::devices::mmio::MmioDevice;
-use crate::memory::{self, GuestMemory};
+use crate::memory;
 use crate::tap::VNET_HDR_LEN;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use virtio_bindings::virtio_net::VIRTIO_NET_F_MAC;
 use vm_memory::{Bytes, GuestAddress};
 use vmm_sys_util::eventfd::EventFd;
 
-const NEEDS_RESET: u32 = 0x40;
-const QSIZE: u16 = 8;
-/// Each queue's rings: descriptors, available ring, used ring, one page each.
-const RINGS: [u64; 2] = [0x10_0000, 0x11_0000];
 const BUFS: u64 = 0x20_0000;
-const NEXT: u16 = 1;
-const WRITE: u16 = 2;
 const MAC: [u8; 6] = [2, 0x62, 0x6c, 1, 2, 3];
 
 struct Driver {
-    dev: MmioTransport,
-    mem: GuestMemory,
+    drv: TestDriver,
     /// The host's end of the "tap".
     host: OwnedFd,
-    avail_idx: [u16; 2],
+}
+
+impl std::ops::Deref for Driver {
+    type Target = TestDriver;
+    fn deref(&self) -> &TestDriver {
+        &self.drv
+    }
+}
+
+impl std::ops::DerefMut for Driver {
+    fn deref_mut(&mut self) -> &mut TestDriver {
+        &mut self.drv
+    }
 }
 
 fn seqpacket_pair() -> (OwnedFd, OwnedFd) {
@@ -59,80 +67,17 @@ impl Driver {
             mem.clone(),
         );
         let mut d = Driver {
-            dev,
-            mem,
+            drv: TestDriver::new(dev, mem),
             host,
-            avail_idx: [0; 2],
         };
         d.setup();
         d
     }
 
-    fn w(&self, offset: u64, v: u32) {
-        self.dev.write(offset, &v.to_le_bytes());
-    }
-
-    fn r(&self, offset: u64) -> u32 {
-        let mut b = [0u8; 4];
-        self.dev.read(offset, &mut b);
-        u32::from_le_bytes(b)
-    }
-
     /// Negotiates VERSION_1 and MAC and sets both queues up.
     fn setup(&mut self) {
-        self.w(0x70, 0);
-        self.w(0x70, 3);
-        self.w(0x24, 0);
-        self.w(0x20, 1 << 5);
-        self.w(0x24, 1);
-        self.w(0x20, 1);
-        self.w(0x70, 11);
-        assert_eq!(self.r(0x70) & 8, 8, "FEATURES_OK");
-        for (q, base) in RINGS.iter().enumerate() {
-            self.w(0x30, u32::try_from(q).unwrap());
-            self.w(0x38, u32::from(QSIZE));
-            self.w(0x80, u32::try_from(*base).unwrap());
-            self.w(0x90, u32::try_from(base + 0x1000).unwrap());
-            self.w(0xa0, u32::try_from(base + 0x2000).unwrap());
-            self.w(0x44, 1);
-        }
-        self.w(0x70, 15);
-        self.avail_idx = [0; 2];
-    }
-
-    fn desc(&self, q: usize, i: u16, addr: u64, len: u32, flags: u16, next: u16) {
-        let at = RINGS[q] + 16 * u64::from(i);
-        self.mem.write_obj(addr, GuestAddress(at)).unwrap();
-        self.mem.write_obj(len, GuestAddress(at + 8)).unwrap();
-        self.mem.write_obj(flags, GuestAddress(at + 12)).unwrap();
-        self.mem.write_obj(next, GuestAddress(at + 14)).unwrap();
-    }
-
-    /// Makes chain `head` of queue `q` available and notifies the queue.
-    fn submit(&mut self, q: usize, head: u16) {
-        let avail = RINGS[q] + 0x1000;
-        let slot = u64::from(self.avail_idx[q] % QSIZE);
-        self.mem
-            .write_obj(head, GuestAddress(avail + 4 + 2 * slot))
-            .unwrap();
-        self.avail_idx[q] = self.avail_idx[q].wrapping_add(1);
-        self.mem
-            .write_obj(self.avail_idx[q], GuestAddress(avail + 2))
-            .unwrap();
-        self.w(0x50, u32::try_from(q).unwrap());
-    }
-
-    /// Used ring entry `n` of queue `q`: (index of the used ring, id, length).
-    fn used(&self, q: usize, n: u64) -> (u16, u32, u32) {
-        let used = RINGS[q] + 0x2000;
-        let idx = self.mem.read_obj(GuestAddress(used + 2)).unwrap();
-        let id = self.mem.read_obj(GuestAddress(used + 4 + 8 * n)).unwrap();
-        let len = self.mem.read_obj(GuestAddress(used + 8 + 8 * n)).unwrap();
-        (idx, id, len)
-    }
-
-    fn needs_reset(&self) -> bool {
-        self.r(0x70) & NEEDS_RESET != 0
+        let features = (1 << VIRTIO_F_VERSION_1) | (1 << VIRTIO_NET_F_MAC);
+        self.drv.start(features, &[u32::from(QSIZE); 2]);
     }
 
     /// What the host reads from its end, if a frame is there.

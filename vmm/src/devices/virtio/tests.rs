@@ -5,30 +5,39 @@
 
 use super::block::{Block, DiskConfig, SECTOR_SIZE};
 use super::mmio::{MmioTransport, MAGIC, VERSION};
+use super::test_driver::{TestDriver, NEXT, WRITE};
+use super::VIRTIO_F_VERSION_1;
 use crate::devices::irq::IrqLine;
 use crate::devices::mmio::MmioDevice;
-use crate::memory::{self, GuestMemory};
+use crate::memory;
 use test_support::TempDir;
 use vm_memory::{Bytes, GuestAddress};
 use vmm_sys_util::eventfd::EventFd;
 
-const NEEDS_RESET: u32 = 0x40;
-const DESC: u64 = 0x10_0000;
-const AVAIL: u64 = 0x10_1000;
-const USED: u64 = 0x10_2000;
+/// Queue 0's available ring.
+const AVAIL: u64 = super::test_driver::RINGS + 0x1000;
 const HDR: u64 = 0x10_3000;
 const STATUS_BYTE: u64 = 0x10_3100;
 const DATA: u64 = 0x10_4000;
-const NEXT: u16 = 1;
-const WRITE: u16 = 2;
 
 struct Driver {
-    dev: MmioTransport,
-    mem: GuestMemory,
+    drv: TestDriver,
     irq: EventFd,
-    avail_idx: u16,
     _dir: TempDir,
     image: std::path::PathBuf,
+}
+
+impl std::ops::Deref for Driver {
+    type Target = TestDriver;
+    fn deref(&self) -> &TestDriver {
+        &self.drv
+    }
+}
+
+impl std::ops::DerefMut for Driver {
+    fn deref_mut(&mut self) -> &mut TestDriver {
+        &mut self.drv
+    }
 }
 
 impl Driver {
@@ -51,62 +60,25 @@ impl Driver {
         let line = IrqLine::Irqfd(irq.try_clone().unwrap());
         let block = Block::new(file, len, read_only, "test-disk");
         Driver {
-            dev: MmioTransport::new(Box::new(block), line, mem.clone()),
-            mem,
+            drv: TestDriver::new(MmioTransport::new(Box::new(block), line, mem.clone()), mem),
             irq,
-            avail_idx: 0,
             _dir: dir,
             image,
         }
     }
 
-    fn w(&self, offset: u64, v: u32) {
-        self.dev.write(offset, &v.to_le_bytes());
-    }
-
-    fn r(&self, offset: u64) -> u32 {
-        let mut b = [0u8; 4];
-        self.dev.read(offset, &mut b);
-        u32::from_le_bytes(b)
-    }
-
     /// Negotiates VERSION_1 and sets queue 0 up with `size` entries.
     fn setup(&mut self, size: u32) {
-        self.w(0x70, 0);
-        self.w(0x70, 3);
-        self.w(0x24, 1);
-        self.w(0x20, 1);
-        self.w(0x70, 11);
-        assert_eq!(self.r(0x70) & 8, 8, "FEATURES_OK");
-        self.w(0x30, 0);
-        self.w(0x38, size);
-        self.w(0x80, u32::try_from(DESC).unwrap());
-        self.w(0x90, u32::try_from(AVAIL).unwrap());
-        self.w(0xa0, u32::try_from(USED).unwrap());
-        self.w(0x44, 1);
-        self.w(0x70, 15);
-        self.avail_idx = 0;
+        self.drv.start(1 << VIRTIO_F_VERSION_1, &[size]);
     }
 
-    fn desc(&self, i: u64, addr: u64, len: u32, flags: u16, next: u16) {
-        let at = DESC + 16 * i;
-        self.mem.write_obj(addr, GuestAddress(at)).unwrap();
-        self.mem.write_obj(len, GuestAddress(at + 8)).unwrap();
-        self.mem.write_obj(flags, GuestAddress(at + 12)).unwrap();
-        self.mem.write_obj(next, GuestAddress(at + 14)).unwrap();
+    fn desc(&self, i: u16, addr: u64, len: u32, flags: u16, next: u16) {
+        self.drv.desc(0, i, addr, len, flags, next);
     }
 
     /// Makes chain `head` available and notifies queue 0.
     fn submit(&mut self, head: u16) {
-        let slot = u64::from(self.avail_idx % 8);
-        self.mem
-            .write_obj(head, GuestAddress(AVAIL + 4 + 2 * slot))
-            .unwrap();
-        self.avail_idx = self.avail_idx.wrapping_add(1);
-        self.mem
-            .write_obj(self.avail_idx, GuestAddress(AVAIL + 2))
-            .unwrap();
-        self.w(0x50, 0);
+        self.drv.submit(0, head);
     }
 
     /// A three-descriptor request of `kind` at `sector` with `len` data bytes.
@@ -125,11 +97,7 @@ impl Driver {
     }
 
     fn used_idx(&self) -> u16 {
-        self.mem.read_obj(GuestAddress(USED + 2)).unwrap()
-    }
-
-    fn needs_reset(&self) -> bool {
-        self.r(0x70) & NEEDS_RESET != 0
+        self.drv.used_idx(0)
     }
 }
 

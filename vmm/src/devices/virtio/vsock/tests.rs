@@ -21,7 +21,9 @@ use super::packet::{op, shutdown, Header, HEADER_LEN, HOST_CID, TYPE_STREAM};
 use crate::devices::irq::IrqLine;
 use crate::devices::mmio::MmioDevice;
 use crate::devices::virtio::mmio::MmioTransport;
-use crate::memory::{self, GuestMemory};
+use crate::devices::virtio::test_driver::{ring, TestDriver, QSIZE, STATUS};
+use crate::devices::virtio::VIRTIO_F_VERSION_1;
+use crate::memory;
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
@@ -30,27 +32,29 @@ use vm_memory::{Bytes, GuestAddress};
 use vmm_sys_util::eventfd::EventFd;
 
 const CID: u32 = 3;
-const QSIZE: u16 = 8;
-const NEEDS_RESET: u32 = 0x40;
-/// Queue q's rings at RINGS + q * 0x10000: descriptors, then available, then used.
-const RINGS: u64 = 0x10_0000;
 /// RX buffers, one page each, and the TX packet.
 const RX_BUFS: u64 = 0x20_0000;
 const TX_BUF: u64 = 0x30_0000;
 const RX_BUF_LEN: u32 = 4096;
 
 struct Guest {
-    dev: MmioTransport,
-    mem: GuestMemory,
-    avail: [u16; 3],
+    drv: TestDriver,
     used_seen: u16,
     dir: TempDir,
     path: PathBuf,
 }
 
-fn ring(q: u64) -> (u64, u64, u64) {
-    let base = RINGS + q * 0x1_0000;
-    (base, base + 0x1000, base + 0x2000)
+impl std::ops::Deref for Guest {
+    type Target = TestDriver;
+    fn deref(&self) -> &TestDriver {
+        &self.drv
+    }
+}
+
+impl std::ops::DerefMut for Guest {
+    fn deref_mut(&mut self) -> &mut TestDriver {
+        &mut self.drv
+    }
 }
 
 impl Guest {
@@ -65,9 +69,7 @@ impl Guest {
         let mem = memory::create(32 << 20).unwrap();
         let irq = IrqLine::Irqfd(EventFd::new(libc::EFD_NONBLOCK).unwrap());
         let mut g = Guest {
-            dev: MmioTransport::new(Box::new(vsock), irq, mem.clone()),
-            mem,
-            avail: [0; 3],
+            drv: TestDriver::new(MmioTransport::new(Box::new(vsock), irq, mem.clone()), mem),
             used_seen: 0,
             dir,
             path,
@@ -76,52 +78,15 @@ impl Guest {
         g
     }
 
-    fn w(&self, offset: u64, v: u32) {
-        self.dev.write(offset, &v.to_le_bytes());
-    }
-
-    fn r(&self, offset: u64) -> u32 {
-        let mut b = [0u8; 4];
-        self.dev.read(offset, &mut b);
-        u32::from_le_bytes(b)
-    }
-
     fn setup(&mut self) {
-        self.w(0x70, 3);
-        self.w(0x24, 1);
-        self.w(0x20, 1);
-        self.w(0x70, 11);
-        for q in 0..3 {
-            let (desc, avail, used) = ring(q);
-            self.w(0x30, u32::try_from(q).unwrap());
-            self.w(0x38, u32::from(QSIZE));
-            self.w(0x80, u32::try_from(desc).unwrap());
-            self.w(0x90, u32::try_from(avail).unwrap());
-            self.w(0xa0, u32::try_from(used).unwrap());
-            self.w(0x44, 1);
-        }
-        self.w(0x70, 15);
-        assert_eq!(self.r(0x70), 15, "DRIVER_OK");
+        self.drv
+            .start(1 << VIRTIO_F_VERSION_1, &[u32::from(QSIZE); 3]);
+        assert_eq!(self.r(STATUS), 15, "DRIVER_OK");
     }
 
-    fn desc(&self, q: u64, i: u16, addr: u64, len: u32, flags: u16) {
-        let at = ring(q).0 + 16 * u64::from(i);
-        self.mem.write_obj(addr, GuestAddress(at)).unwrap();
-        self.mem.write_obj(len, GuestAddress(at + 8)).unwrap();
-        self.mem.write_obj(flags, GuestAddress(at + 12)).unwrap();
-        self.mem.write_obj(0u16, GuestAddress(at + 14)).unwrap();
-    }
-
-    fn make_available(&mut self, q: usize, head: u16) {
-        let avail = ring(q as u64).1;
-        let slot = u64::from(self.avail[q] % QSIZE);
-        self.mem
-            .write_obj(head, GuestAddress(avail + 4 + 2 * slot))
-            .unwrap();
-        self.avail[q] = self.avail[q].wrapping_add(1);
-        self.mem
-            .write_obj(self.avail[q], GuestAddress(avail + 2))
-            .unwrap();
+    /// Writes descriptor `i` of queue `q`, a chain of one.
+    fn desc(&self, q: usize, i: u16, addr: u64, len: u32, flags: u16) {
+        self.drv.desc(q, i, addr, len, flags, 0);
     }
 
     /// Gives the device RX buffers (descriptors i of queue 0) and notifies it.
@@ -132,7 +97,7 @@ impl Guest {
             self.desc(0, i, addr, RX_BUF_LEN, 2);
             self.make_available(0, i);
         }
-        self.w(0x50, 0);
+        self.notify(0);
     }
 
     /// Sends one packet on the TX queue (one descriptor: header and payload).
@@ -147,7 +112,7 @@ impl Guest {
         let i = self.avail[1] % QSIZE;
         self.desc(1, i, TX_BUF, u32::try_from(bytes.len()).unwrap(), 0);
         self.make_available(1, i);
-        self.w(0x50, 1);
+        self.notify(1);
     }
 
     /// Serves the host side the way the monitor's loop does, until nothing is
@@ -207,10 +172,6 @@ impl Guest {
 
     fn ops(&mut self) -> Vec<u16> {
         self.received().iter().map(|(h, _)| h.op).collect()
-    }
-
-    fn needs_reset(&self) -> bool {
-        self.r(0x70) & NEEDS_RESET != 0
     }
 }
 
@@ -436,8 +397,8 @@ fn a_tx_chain_shorter_than_a_header_marks_the_device_needs_reset() {
 
 #[test]
 fn the_socket_file_goes_with_the_device() {
-    let Guest { dev, path, dir, .. } = Guest::new();
-    drop(dev);
+    let Guest { drv, path, dir, .. } = Guest::new();
+    drop(drv);
     assert!(!path.exists());
     drop(dir);
 }
