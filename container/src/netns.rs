@@ -49,15 +49,18 @@ pub fn placement(movable: bool, idle_cpu: bool) -> Placement {
     }
 }
 
-/// Whether a CPU we may run on is idle right now: fewer runnable tasks in the
-/// system (`/proc/loadavg`, this one included) than CPUs in our affinity mask. A
-/// snapshot, taken once per start; when it cannot be read, no CPU counts as idle.
+/// Whether a CPU we may run on is free for the thread right now: at most one
+/// runnable task in the system (`/proc/loadavg`, this one included) per CPU in our
+/// affinity mask. ("Fewer than" sent a quiet `bootlab bench` run, where the
+/// harness is often runnable beside us, to the child's path, which was slower
+/// there.) A snapshot, taken once per start; when it cannot be read, no CPU
+/// counts as free.
 pub fn idle_cpu() -> bool {
     let Ok(text) = std::fs::read_to_string("/proc/loadavg") else {
         return false;
     };
     match (runnable_tasks(&text), affinity_cpus()) {
-        (Some(runnable), Some(cpus)) => runnable < cpus,
+        (Some(runnable), Some(cpus)) => runnable <= cpus,
         _ => false,
     }
 }
