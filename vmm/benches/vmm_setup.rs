@@ -117,6 +117,47 @@ fn machine_build(c: &mut Criterion) {
 }
 
 /// A 1 MiB raw image in a temporary folder, as the one disk of the disk benches.
+/// `iters` builds of the lab guest's machine with `devices`, timed without their
+/// drops (a VM's teardown is not its build).
+fn builds_timed(iters: u64, devices: &[DeviceSpec], notify: QueueNotify) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let mut config = lab_config(IrqChipKind::Split);
+        config.devices = devices.to_vec();
+        config.virtio_notify = notify;
+        let start = std::time::Instant::now();
+        let vm = Vm::build(config).unwrap();
+        total += start.elapsed();
+        drop(vm);
+    }
+    total
+}
+
+/// `iters` times the device work alone for `spec` on the VM `vmfd`: the plan, its
+/// command-line entry, opening the device, the transport, the attach (the split
+/// irqchip's line is a pin: no ioctl); timed without the drop, which for a tap
+/// or a socket is the VM's teardown (an RCU grace period, an unlink).
+fn attaches_timed(
+    iters: u64,
+    spec: &DeviceSpec,
+    vmfd: &std::sync::Arc<kvm_ioctls::VmFd>,
+    mem: &vmm::memory::GuestMemory,
+) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let start = std::time::Instant::now();
+        let plan = DevicePlan::new(std::slice::from_ref(spec)).unwrap();
+        let cmdline = plan.cmdline("console=ttyS0");
+        let chip = std::sync::Arc::new(SplitIrqChip::new(vmfd.clone()));
+        let mut devices = DeviceManager::new(vmfd, Some(chip));
+        devices.attach_plan(&plan, mem).unwrap();
+        let parts = criterion::black_box((cmdline, devices.into_parts()));
+        total += start.elapsed();
+        drop(parts);
+    }
+    total
+}
+
 fn disk_image() -> (test_support::TempDir, DeviceSpec) {
     let dir = test_support::TempDir::new("bench-disk").unwrap();
     let path = dir.path().join("disk.img");
@@ -155,19 +196,7 @@ fn disk_costs(c: &mut Criterion) {
         ),
     ] {
         g.bench_function(format!("build (split irqchip, lab, {label})"), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let mut config = lab_config(IrqChipKind::Split);
-                    config.devices = devices.clone();
-                    config.virtio_notify = notify;
-                    let start = std::time::Instant::now();
-                    let vm = Vm::build(config).unwrap();
-                    total += start.elapsed();
-                    drop(vm);
-                }
-                total
-            })
+            b.iter_custom(|iters| builds_timed(iters, &devices, notify))
         });
     }
     // The device work alone, on a VM made once: the plan, the command-line entry,
@@ -276,18 +305,7 @@ fn net_costs(c: &mut Criterion) {
         ("one net, existing tap", vec![net(Some("blbench0"))]),
     ] {
         g.bench_function(format!("build (split irqchip, lab, {label})"), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let mut config = lab_config(IrqChipKind::Split);
-                    config.devices = devices.clone();
-                    let start = std::time::Instant::now();
-                    let vm = Vm::build(config).unwrap();
-                    total += start.elapsed();
-                    drop(vm);
-                }
-                total
-            })
+            b.iter_custom(|iters| builds_timed(iters, &devices, QueueNotify::default()))
         });
     }
     let kvm = kvm_ioctls::Kvm::new().unwrap();
@@ -302,23 +320,7 @@ fn net_costs(c: &mut Criterion) {
     ] {
         g.bench_function(
             format!("plan+open+attach one net on {label} (split irqchip, no VM build)"),
-            |b| {
-                b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let start = std::time::Instant::now();
-                        let plan = DevicePlan::new(std::slice::from_ref(&spec)).unwrap();
-                        let cmdline = plan.cmdline("console=ttyS0");
-                        let chip = std::sync::Arc::new(SplitIrqChip::new(vmfd.clone()));
-                        let mut devices = DeviceManager::new(&vmfd, Some(chip));
-                        devices.attach_plan(&plan, &mem).unwrap();
-                        let parts = criterion::black_box((cmdline, devices.into_parts()));
-                        total += start.elapsed();
-                        drop(parts);
-                    }
-                    total
-                })
-            },
+            |b| b.iter_custom(|iters| attaches_timed(iters, &spec, &vmfd, &mem)),
         );
     }
     g.finish();
@@ -340,18 +342,7 @@ fn vsock_costs(c: &mut Criterion) {
     g.sample_size(10).measurement_time(Duration::from_secs(5));
     for (label, devices) in [("no device", vec![]), ("one vsock", vec![vsock.clone()])] {
         g.bench_function(format!("build (split irqchip, lab, {label})"), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let mut config = lab_config(IrqChipKind::Split);
-                    config.devices = devices.clone();
-                    let start = std::time::Instant::now();
-                    let vm = Vm::build(config).unwrap();
-                    total += start.elapsed();
-                    drop(vm);
-                }
-                total
-            })
+            b.iter_custom(|iters| builds_timed(iters, &devices, QueueNotify::default()))
         });
     }
     let kvm = kvm_ioctls::Kvm::new().unwrap();
@@ -362,21 +353,7 @@ fn vsock_costs(c: &mut Criterion) {
         |b| {
             // Timed up to the attach; the teardown (the socket's unlink) is a
             // VM's end, not its build.
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let start = std::time::Instant::now();
-                    let plan = DevicePlan::new(std::slice::from_ref(&vsock)).unwrap();
-                    let cmdline = plan.cmdline("console=ttyS0");
-                    let chip = std::sync::Arc::new(SplitIrqChip::new(vmfd.clone()));
-                    let mut devices = DeviceManager::new(&vmfd, Some(chip));
-                    devices.attach_plan(&plan, &mem).unwrap();
-                    let parts = criterion::black_box((cmdline, devices.into_parts()));
-                    total += start.elapsed();
-                    drop(parts);
-                }
-                total
-            })
+            b.iter_custom(|iters| attaches_timed(iters, &vsock, &vmfd, &mem))
         },
     );
     g.finish();
