@@ -163,6 +163,24 @@ find_virtio:
 9:  test %ebx, %ebx
     ret
 
+    /* virtio_start: for the device at %ebx (from find_virtio), check that it has
+       the version 2 register layout, reset it, acknowledge it and negotiate
+       VIRTIO_F_VERSION_1 alone. ZF is set when the device is not usable (another
+       layout, or FEATURES_OK did not stick); the caller sets its queues up and
+       then DRIVER_OK. Clobbers %eax. */
+virtio_start:
+    cmpl $2, VM_VERSION(%ebx)
+    jne 8f
+    movl $0, VM_STATUS(%ebx)
+    movl $S_ACK_DRIVER, VM_STATUS(%ebx)
+    movl $1, VM_DRIVER_FEATURES_SEL(%ebx)
+    movl $1, VM_DRIVER_FEATURES(%ebx) /* VIRTIO_F_VERSION_1, bit 32 */
+    movl $(S_ACK_DRIVER | S_FEATURES_OK), VM_STATUS(%ebx)
+    testl $S_FEATURES_OK, VM_STATUS(%ebx)
+    ret
+8:  xor %eax, %eax
+    ret
+
     /* disk: if a virtio-blk device sits in one of the first virtio-mmio slots,
        set it up with one queue of VQ_SIZE, read sector 0 with one request
        (header, 512-byte buffer, status byte), and print the sector's text up to
@@ -172,14 +190,7 @@ disk:
     mov $VIRTIO_ID_BLOCK, %eax
     call find_virtio
     jz 9f
-    cmpl $2, VM_VERSION(%ebx)
-    jne 8f
-    movl $0, VM_STATUS(%ebx)
-    movl $S_ACK_DRIVER, VM_STATUS(%ebx)
-    movl $1, VM_DRIVER_FEATURES_SEL(%ebx)
-    movl $1, VM_DRIVER_FEATURES(%ebx) /* VIRTIO_F_VERSION_1, bit 32 */
-    movl $(S_ACK_DRIVER | S_FEATURES_OK), VM_STATUS(%ebx)
-    testl $S_FEATURES_OK, VM_STATUS(%ebx)
+    call virtio_start
     jz 8f
     movl $0, VM_QUEUE_SEL(%ebx)
     movl $VQ_SIZE, VM_QUEUE_NUM(%ebx)
@@ -271,14 +282,7 @@ vsock:
     mov $VIRTIO_ID_VSOCK, %eax
     call find_virtio
     jz 9f
-    cmpl $2, VM_VERSION(%ebx)
-    jne 8f
-    movl $0, VM_STATUS(%ebx)
-    movl $S_ACK_DRIVER, VM_STATUS(%ebx)
-    movl $1, VM_DRIVER_FEATURES_SEL(%ebx)
-    movl $1, VM_DRIVER_FEATURES(%ebx) /* VIRTIO_F_VERSION_1, bit 32 */
-    movl $(S_ACK_DRIVER | S_FEATURES_OK), VM_STATUS(%ebx)
-    testl $S_FEATURES_OK, VM_STATUS(%ebx)
+    call virtio_start
     jz 8f
     movl $0, VM_QUEUE_SEL(%ebx)
     movl $VS_QSIZE, VM_QUEUE_NUM(%ebx)
@@ -571,12 +575,7 @@ lab_net:
     mov $VIRTIO_ID_NET, %eax
     call find_virtio
     jz 9f
-    movl $0, VM_STATUS(%ebx)
-    movl $S_ACK_DRIVER, VM_STATUS(%ebx)
-    movl $1, VM_DRIVER_FEATURES_SEL(%ebx)
-    movl $1, VM_DRIVER_FEATURES(%ebx) /* VIRTIO_F_VERSION_1, bit 32 */
-    movl $(S_ACK_DRIVER | S_FEATURES_OK), VM_STATUS(%ebx)
-    testl $S_FEATURES_OK, VM_STATUS(%ebx)
+    call virtio_start
     jz 8f
     movl $0, VM_QUEUE_SEL(%ebx)
     movl $NQ_SIZE, VM_QUEUE_NUM(%ebx)
