@@ -135,6 +135,41 @@ fn the_workload_gets_the_callers_cpu_mask() {
     assert_eq!(allowed(&out), ours, "{out}");
 }
 
+/// The start runs with a short scheduler slice (the container crate's `slice`);
+/// the workload must get the kernel's default slice back, with the caller's nice
+/// value and policy.
+#[test]
+fn the_workload_gets_the_default_slice_and_the_callers_nice_value() {
+    if !require_root() {
+        return;
+    }
+    let field = |sched: &str, name: &str| {
+        sched
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|v| v.trim().to_owned())
+    };
+    let ours = std::fs::read_to_string("/proc/self/sched").unwrap();
+    let bin = bootlab().get_program().to_owned();
+    let o = Command::new("nice")
+        .args(["-n", "3"])
+        .arg(bin)
+        .args(["sandbox", "run", "--rootfs"])
+        .arg(rootfs())
+        .args(["--", "/bin/cat", "/proc/self/sched"])
+        .output()
+        .expect("running nice bootlab");
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let out = stdout(&o);
+    let slice = field(&out, "se.slice");
+    assert!(slice.is_some(), "{out}");
+    assert_eq!(slice, field(&ours, "se.slice"), "{out}");
+    let prio = |s: &str| field(s, "prio").and_then(|v| v.parse::<i64>().ok());
+    assert_eq!(prio(&out), prio(&ours).map(|p| p + 3), "{out}");
+    assert_eq!(field(&out, "policy"), field(&ours, "policy"), "{out}");
+}
+
 #[test]
 fn root_is_read_only_tmp_is_writable_and_rw_flag_works() {
     if !require_root() {

@@ -9,7 +9,8 @@
 //! style (`CLONE_VM | CLONE_VFORK`, no page-table copy) on the parent's own CPU
 //! (`affinity`), the network namespace made off the clone: by a runtime thread in
 //! parallel with the child's set-up when a CPU is idle, else by the child after its
-//! root filesystem (`netns`), everything that
+//! root filesystem (`netns`), with a short scheduler slice asked for until the
+//! workload's execve (`slice`), everything that
 //! can be computed (seccomp program, paths, argv) computed before the clone, a
 //! parent/child round trip only when the parent must act (custom multi-range id
 //! maps), cgroups only when limits or a timeout are asked for.
@@ -28,6 +29,7 @@ pub mod oci;
 pub mod process;
 pub mod rootfs;
 pub mod security;
+mod slice;
 pub mod spec;
 mod sys;
 pub mod sysctl;

@@ -163,6 +163,9 @@ impl HookCtx {
 struct Prepared {
     /// A bundle's hooks: the start goes through the forked path.
     hooks: Option<HookCtx>,
+    /// The short scheduler slice the start runs with, which the child gives back
+    /// before the workload's execve (see crate::slice).
+    slice: Option<crate::slice::Shortened>,
     flags: libc::c_int,
     userns: Option<(String, String)>,
     rootfs: Option<RootfsPlan>,
@@ -296,6 +299,7 @@ impl Prepared {
                 .collect()
         };
         Ok(Prepared {
+            slice: None,
             hooks: spec.hooks.clone().map(|hooks| HookCtx {
                 hooks,
                 id: spec
@@ -384,6 +388,7 @@ pub fn run_in(spec: &SandboxSpec, bundle_dir: Option<&Path>) -> Result<Outcome> 
     }
     // SAFETY: geteuid cannot fail.
     let euid = unsafe { libc::geteuid() };
+    let slice = crate::slice::Shortened::request();
     // The network namespace is the longest step of a start: where a CPU is idle, a
     // thread makes it while the child sets up the rest, so it starts first; else the
     // child makes it after its root filesystem (see crate::netns).
@@ -393,6 +398,7 @@ pub fn run_in(spec: &SandboxSpec, bundle_dir: Option<&Path>) -> Result<Outcome> 
         Placement::InClone | Placement::InChild => None,
     };
     let mut prep = Prepared::new(spec, bundle_dir)?;
+    prep.slice = slice;
     match (placement, &parallel_net) {
         (Placement::Parallel, Some(net)) => use_parallel_netns(&mut prep, net),
         (Placement::InChild, _) => prep_unshare_net(&mut prep),
@@ -800,7 +806,7 @@ fn exec_joiner(
 fn exec_child(p: &Prepared, report: RawFd, old_mask: &SigSet) -> ! {
     match child_setup(p, None, Some(report), &mut Steps::default()) {
         Ok(path) => {
-            prepare_exec(old_mask);
+            prepare_exec(p, old_mask);
             // SAFETY: path and the prepared argv/envp arrays are valid, NUL- and
             // null-terminated, and outlive the call.
             unsafe { libc::execve(path.as_ptr(), p.argv_ptrs.as_ptr(), p.envp_ptrs.as_ptr()) };
@@ -919,7 +925,7 @@ extern "C" fn vfork_child(arg: *mut libc::c_void) -> libc::c_int {
     }
     match child_setup(a.prep, None, None, &mut a.steps) {
         Ok(path) => {
-            prepare_exec(a.old_mask);
+            prepare_exec(a.prep, a.old_mask);
             a.exec_ns = timeline::now_ns();
             // SAFETY: path and the prepared argv/envp arrays are valid, NUL- and
             // null-terminated, and outlive the call.
@@ -1292,9 +1298,14 @@ fn write_fd(fd: RawFd, data: &[u8]) {
     unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
 }
 
-/// Last steps before the execve, in the child: default SIGPIPE (Rust's runtime
-/// ignores it; the workload must get the default) and the original signal mask.
-fn prepare_exec(old_mask: &SigSet) {
+/// Last steps before the execve, in the child: the kernel's default scheduler
+/// slice, default SIGPIPE (Rust's runtime ignores it; the workload must get the
+/// default) and the original signal mask.
+fn prepare_exec(p: &Prepared, old_mask: &SigSet) {
+    if let Some(s) = &p.slice {
+        // Best effort: the slice is a hint.
+        let _ = s.reset();
+    }
     // SAFETY: resetting a disposition to the default is always valid.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(old_mask), None);
@@ -1304,7 +1315,7 @@ fn child_main(p: &Prepared, exec_w: RawFd, go_r: OwnedFd, old_mask: &SigSet) -> 
     match child_setup(p, Some(go_r), Some(exec_w), &mut Steps::default()) {
         Ok(path) if p.hold.is_some() => hold_then_exec(p, &path, exec_w, old_mask),
         Ok(path) => {
-            prepare_exec(old_mask);
+            prepare_exec(p, old_mask);
             let mut rec = [0u8; 9];
             rec[0] = b'T';
             rec[1..].copy_from_slice(&timeline::now_ns().to_le_bytes());
@@ -1367,7 +1378,7 @@ fn hold_then_exec(p: &Prepared, path: &CString, exec_w: RawFd, old_mask: &SigSet
             fail(e.to_string());
         }
     }
-    prepare_exec(old_mask);
+    prepare_exec(p, old_mask);
     // SAFETY: path and the prepared argv/envp arrays are valid, NUL- and
     // null-terminated, and outlive the call.
     unsafe { libc::execve(path.as_ptr(), p.argv_ptrs.as_ptr(), p.envp_ptrs.as_ptr()) };
