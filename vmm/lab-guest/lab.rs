@@ -55,6 +55,7 @@ global_asm!(
     .set VM_DRIVER_FEATURES, 0x20
     .set VM_DRIVER_FEATURES_SEL, 0x24
     .set VM_QUEUE_SEL, 0x30
+    .set VM_QUEUE_NUM_MAX, 0x34
     .set VM_QUEUE_NUM, 0x38
     .set VM_QUEUE_READY, 0x44
     .set VM_QUEUE_NOTIFY, 0x50
@@ -66,6 +67,12 @@ global_asm!(
     .set S_FEATURES_OK, 8
     .set S_DRIVER_OK, 4
     .set VQ_SIZE, 8
+    /* A queue's record (see virtio_queue): its size, then the addresses of its
+       descriptor table, available ring and used ring. */
+    .set Q_SIZE, 0
+    .set Q_DESC, 4
+    .set Q_AVAIL, 8
+    .set Q_USED, 12
     .set D_NEXT, 1
     .set D_WRITE, 2
     .set SECTOR_PRINT_MAX, 64
@@ -181,6 +188,29 @@ virtio_start:
 8:  xor %eax, %eax
     ret
 
+    /* virtio_queue: sets queue %eax of the device at %ebx up from the record at
+       %esi (Q_SIZE, Q_DESC, Q_AVAIL, Q_USED): selects it, checks that the device
+       offers that many entries, writes the size and the three ring addresses and
+       makes it ready. ZF is set when the device offers fewer (or no such queue).
+       Clobbers %eax. */
+virtio_queue:
+    mov %eax, VM_QUEUE_SEL(%ebx)
+    mov Q_SIZE(%esi), %eax
+    cmp %eax, VM_QUEUE_NUM_MAX(%ebx)
+    jb 8f
+    mov %eax, VM_QUEUE_NUM(%ebx)
+    mov Q_DESC(%esi), %eax
+    mov %eax, VM_QUEUE_DESC(%ebx)
+    mov Q_AVAIL(%esi), %eax
+    mov %eax, VM_QUEUE_AVAIL(%ebx)
+    mov Q_USED(%esi), %eax
+    mov %eax, VM_QUEUE_USED(%ebx)
+    movl $1, VM_QUEUE_READY(%ebx)
+    test %ebx, %ebx
+    ret
+8:  xor %eax, %eax
+    ret
+
     /* disk: if a virtio-blk device sits in one of the first virtio-mmio slots,
        set it up with one queue of VQ_SIZE, read sector 0 with one request
        (header, 512-byte buffer, status byte), and print the sector's text up to
@@ -192,12 +222,10 @@ disk:
     jz 9f
     call virtio_start
     jz 8f
-    movl $0, VM_QUEUE_SEL(%ebx)
-    movl $VQ_SIZE, VM_QUEUE_NUM(%ebx)
-    movl $vq_desc, VM_QUEUE_DESC(%ebx)
-    movl $vq_avail, VM_QUEUE_AVAIL(%ebx)
-    movl $vq_used, VM_QUEUE_USED(%ebx)
-    movl $1, VM_QUEUE_READY(%ebx)
+    xor %eax, %eax
+    lea vq_queue, %esi
+    call virtio_queue
+    jz 8f
     movl $(S_ACK_DRIVER | S_FEATURES_OK | S_DRIVER_OK), VM_STATUS(%ebx)
     /* descriptors: address (64 bits), length (32), flags (16), next (16) */
     movl $vq_hdr, vq_desc
@@ -284,18 +312,14 @@ vsock:
     jz 9f
     call virtio_start
     jz 8f
-    movl $0, VM_QUEUE_SEL(%ebx)
-    movl $VS_QSIZE, VM_QUEUE_NUM(%ebx)
-    movl $vs_rx_desc, VM_QUEUE_DESC(%ebx)
-    movl $vs_rx_avail, VM_QUEUE_AVAIL(%ebx)
-    movl $vs_rx_used, VM_QUEUE_USED(%ebx)
-    movl $1, VM_QUEUE_READY(%ebx)
-    movl $1, VM_QUEUE_SEL(%ebx)
-    movl $VS_QSIZE, VM_QUEUE_NUM(%ebx)
-    movl $vs_tx_desc, VM_QUEUE_DESC(%ebx)
-    movl $vs_tx_avail, VM_QUEUE_AVAIL(%ebx)
-    movl $vs_tx_used, VM_QUEUE_USED(%ebx)
-    movl $1, VM_QUEUE_READY(%ebx)
+    xor %eax, %eax
+    lea vs_rx_queue, %esi
+    call virtio_queue
+    jz 8f
+    mov $1, %eax
+    lea vs_tx_queue, %esi
+    call virtio_queue
+    jz 8f
     movl $(S_ACK_DRIVER | S_FEATURES_OK | S_DRIVER_OK), VM_STATUS(%ebx)
     /* What stays the same in every packet and descriptor: our CID (below 2^32),
        the host's, the stream type, our buffer; RX descriptor 0 is the one receive
@@ -491,6 +515,12 @@ msg_vs_accepted_end:
 msg_vs_failed: .ascii "lab: vsock failed\n"
 msg_vs_failed_end:
 
+    /* The queues' records for virtio_queue. */
+    .balign 4
+vq_queue: .long VQ_SIZE, vq_desc, vq_avail, vq_used
+vs_rx_queue: .long VS_QSIZE, vs_rx_desc, vs_rx_avail, vs_rx_used
+vs_tx_queue: .long VS_QSIZE, vs_tx_desc, vs_tx_avail, vs_tx_used
+
     /* The virtqueue (descriptor table, available and used rings) and the
        request's header, status byte and data buffer. */
     .section .bss.virtio, "aw", @nobits
@@ -577,18 +607,14 @@ lab_net:
     jz 9f
     call virtio_start
     jz 8f
-    movl $0, VM_QUEUE_SEL(%ebx)
-    movl $NQ_SIZE, VM_QUEUE_NUM(%ebx)
-    movl $nrx_desc, VM_QUEUE_DESC(%ebx)
-    movl $nrx_avail, VM_QUEUE_AVAIL(%ebx)
-    movl $nrx_used, VM_QUEUE_USED(%ebx)
-    movl $1, VM_QUEUE_READY(%ebx)
-    movl $1, VM_QUEUE_SEL(%ebx)
-    movl $NQ_SIZE, VM_QUEUE_NUM(%ebx)
-    movl $ntx_desc, VM_QUEUE_DESC(%ebx)
-    movl $ntx_avail, VM_QUEUE_AVAIL(%ebx)
-    movl $ntx_used, VM_QUEUE_USED(%ebx)
-    movl $1, VM_QUEUE_READY(%ebx)
+    xor %eax, %eax
+    lea nrx_queue, %esi
+    call virtio_queue
+    jz 8f
+    mov $1, %eax
+    lea ntx_queue, %esi
+    call virtio_queue
+    jz 8f
     movl $(S_ACK_DRIVER | S_FEATURES_OK | S_DRIVER_OK), VM_STATUS(%ebx)
     /* the receive buffer: descriptor 0, available as entry 0 */
     movl $net_rx_buf, nrx_desc
@@ -683,6 +709,9 @@ msg_net_none: .ascii "lab: net got nothing\n"
 msg_net_none_end:
 msg_net_failed: .ascii "lab: net failed\n"
 msg_net_failed_end:
+    .balign 4
+nrx_queue: .long NQ_SIZE, nrx_desc, nrx_avail, nrx_used
+ntx_queue: .long NQ_SIZE, ntx_desc, ntx_avail, ntx_used
 
     /* The frame to send: an empty virtio-net header, the broadcast address, the
        source (filled in), ethertype 0x88b5 and the payload. */
