@@ -2,7 +2,10 @@
 //! fuzz guest's modes (vmm/lab-guest/fuzz.rs). The monitor must survive every port
 //! and MMIO access, report how the VM ended (guest status, triple fault, timeout),
 //! honour `--timeout` whatever the guest does (also when nobody reads its console),
-//! keep its memory bounded under a serial flood, and never panic.
+//! keep its memory bounded under a serial flood, and never panic; against the
+//! guest's hostile virtio drivers, mark a device whose ring is broken
+//! DEVICE_NEEDS_RESET, answer a broken vsock packet with a RST, and serve again
+//! after a reset.
 
 mod common;
 use common::{bootlab, kvm_or_skip};
@@ -166,6 +169,132 @@ fn hostile_virtio_drivers_get_the_device_marked_and_the_monitor_survives() {
         std::fs::read(&img).unwrap() == image,
         "the guest only ever read"
     );
+}
+
+/// A host service on `PATH_1234` for the fuzz guest's vsock streams: takes every
+/// connection, reads one line, answers [`VSOCK_REPLY`] and waits for the end of
+/// the stream. Stopped by [`VsockService::finish`], which returns the line of each
+/// connection in order.
+struct VsockService {
+    at: std::path::PathBuf,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    accepter: std::thread::JoinHandle<Vec<std::thread::JoinHandle<String>>>,
+}
+
+const VSOCK_REPLY: &str = "hello hostile guest\n";
+
+impl VsockService {
+    fn start(path: &std::path::Path) -> VsockService {
+        use std::io::BufRead;
+        let mut at = path.as_os_str().to_owned();
+        at.push("_1234");
+        let at = std::path::PathBuf::from(at);
+        let listener = std::os::unix::net::UnixListener::bind(&at).unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let accepter = std::thread::spawn(move || {
+            let mut streams = Vec::new();
+            for sock in listener.incoming() {
+                if stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                let sock = sock.unwrap();
+                streams.push(std::thread::spawn(move || {
+                    let mut reader = std::io::BufReader::new(sock);
+                    let mut line = String::new();
+                    let _ = reader.read_line(&mut line);
+                    // A stream the guest reset is closed: the reply may not go.
+                    let _ = reader.get_mut().write_all(VSOCK_REPLY.as_bytes());
+                    let _ = reader.read_to_end(&mut Vec::new());
+                    line
+                }));
+            }
+            streams
+        });
+        VsockService { at, stop, accepter }
+    }
+
+    /// Stops taking connections (the monitor has exited, so every stream has
+    /// ended) and returns each connection's line.
+    fn finish(self) -> Vec<String> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::os::unix::net::UnixStream::connect(&self.at);
+        let streams = self.accepter.join().unwrap();
+        streams.into_iter().map(|s| s.join().unwrap()).collect()
+    }
+}
+
+/// The fuzz guest's hostile virtio-vsock driver (`virtio-vsock`) against a
+/// `--vsock` device, with notifications by exit and by ioeventfd: a broken ring
+/// (a chain that loops, leaves its table or guest memory, is too short for the
+/// 44-byte header, has a buffer of the wrong direction, TX or RX) gets the device
+/// marked DEVICE_NEEDS_RESET (attacks 1-7); a broken header (a length its buffers
+/// do not hold, one above 64 KiB, an unknown op or socket type on an open stream,
+/// data for a stream never opened) gets that stream a RST while the device goes
+/// on serving (8-12). A notification storm and a reset with a stream in flight
+/// each leave a device that connects to the host again and carries a line both
+/// ways; the monitor survives and removes its socket.
+#[test]
+fn a_hostile_vsock_driver_gets_needs_reset_for_broken_rings_and_rst_for_broken_packets() {
+    let test =
+        "a_hostile_vsock_driver_gets_needs_reset_for_broken_rings_and_rst_for_broken_packets";
+    if !kvm_or_skip(test) {
+        return;
+    }
+    let dir = test_support::TempDir::new("hostile-vsock").unwrap();
+    for (chip, notify) in [("split", "exit"), ("kernel", "ioeventfd")] {
+        let path = dir.path().join(format!("{notify}.sock"));
+        let service = VsockService::start(&path);
+        let vsock = format!("3,{}", path.display());
+        let out = fuzz(
+            "virtio-vsock",
+            &[
+                "--vsock",
+                &vsock,
+                "--irqchip",
+                chip,
+                "--virtio-notify",
+                notify,
+                "--timeout",
+                "120",
+            ],
+        );
+        let lines = service.finish();
+        let what = format!("{chip}, {notify}");
+        assert_no_panic(&what, &out);
+        let stdout = text(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(i32::from(FUZZ_STATUS_SURVIVED)),
+            "{what}: {stdout}{}",
+            text(&out.stderr)
+        );
+        for n in 1..=12 {
+            let outcome = if n <= 7 {
+                "needs-reset"
+            } else {
+                "rst, serving"
+            };
+            let line = format!("fuzz: vsock attack {n}: {outcome}\n");
+            assert!(stdout.contains(&line), "{what}: attack {n}: {stdout}");
+        }
+        assert!(
+            stdout.contains("fuzz: vsock storm done, connect ok\n"),
+            "{what}: {stdout}"
+        );
+        let last = format!("fuzz: vsock reset mid-stream done, got: {VSOCK_REPLY}");
+        assert!(stdout.contains(&last), "{what}: {stdout}");
+        assert!(
+            stdout.ends_with(&format!("{FUZZ_SURVIVED_LINE}\n")),
+            "{stdout}"
+        );
+        // Streams reached the host for attacks 10 and 11 (no line: reset first),
+        // after the storm (none), and twice around the reset (the guest's line
+        // both times).
+        let line = "fuzz vsock\n";
+        assert_eq!(lines, ["", "", "", line, line], "{what}: {stdout}");
+        assert!(!path.exists(), "{what}: {} left behind", path.display());
+    }
 }
 
 #[test]

@@ -38,6 +38,9 @@ seed replays the same accesses):
   virtio     hostile drivers of the --disk device (looping chains, buffers outside
              memory, bad queue sizes, a jumping index, a notify storm, a reset
              mid-request), each must leave it marked DEVICE_NEEDS_RESET; status 42
+  virtio-vsock  hostile drivers of the --vsock device: broken rings must leave it
+             marked DEVICE_NEEDS_RESET, broken packets get a RST; a storm and a reset
+             mid-stream, then a stream to host port 1234 (PATH_1234); status 42
   rtdisk N   N reads of the --disk device's sector 0, then status 42
   rtport N   N writes to the marker port, then status 42 (beside rtdisk: a benchmark)")]
     Run(RunArgs),

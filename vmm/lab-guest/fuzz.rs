@@ -34,6 +34,13 @@
 //!   notifications and a reset between a request and its notify, each followed by
 //!   a read that must work (`... done, read ok`); exit status 42.
 //!
+//! - `virtio-vsock`: attacks the virtio-vsock device (`--vsock`, with a host
+//!   listener on `PATH_1234`): broken rings, TX and RX (`... attack N:
+//!   needs-reset`, 1-7), then broken packet headers in sound chains, which must
+//!   cost only their stream a RST (`...: rst, serving`, 8-12); then a storm and a
+//!   reset with a stream in flight, each followed by a stream to the host that must
+//!   work; exit status 42. The rules are written above its code.
+//!
 //! - `rtdisk N` / `rtport N`: N disk reads (one notify each) / N writes of an
 //!   unknown code to the marker port, then status 42: the round-trip benchmark.
 //!
@@ -144,6 +151,7 @@ lab_pvh_entry:
     je rtdisk
     cmp $0x6f707472, %eax /* "rtpo" */
     je rtport
+bad_mode:
     lea msg_bad, %esi
     mov $(msg_bad_end - msg_bad), %ecx
     call puts
@@ -480,7 +488,13 @@ echo:
     movl $(\flags | \next << 16), vq_desc + 16 * \i + 12
     .endm
 virtio:
-    mov $VIRTIO, %ebx
+    /* "virtio-vsock" attacks the vsock device; "virtio" alone the disk */
+    cmpb $'-', 6(%esi)
+    jne 1f
+    cmpb $'v', 7(%esi)
+    je virtio_vsock
+    jmp bad_mode
+1:  mov $VIRTIO, %ebx
     cmpl $V_MAGIC, (%ebx)
     je 1f
     lea msg_nodev, %esi
@@ -733,7 +747,7 @@ null_idt: .word 0
 msg_hello: .ascii "fuzz: "
 msg_hello_end:
 msg_nl: .ascii "\n"
-msg_bad: .ascii "fuzz: unknown mode (sweep|hypercall|triple|spin|flood|echo|markers|virtio|rtdisk|rtport)\n"
+msg_bad: .ascii "fuzz: unknown mode (sweep|hypercall|triple|spin|flood|echo|markers|virtio|virtio-vsock|rtdisk|rtport)\n"
 msg_bad_end:
 msg_ports: .ascii "fuzz: ports done\n"
 msg_ports_end:
@@ -812,6 +826,482 @@ lab_stack_top:
     .balign 4
     .long lab_pvh_entry
     .balign 4
+    .code64
+"#,
+    options(att_syntax)
+);
+
+/* The hostile virtio-vsock driver (`virtio-vsock`, give the VM a `--vsock`): its
+   own part, using puts, done, exit and the register names of the part above. Each
+   attack starts from a fresh set-up (reset, VIRTIO_F_VERSION_1, RX queue 0 and TX
+   queue 1 of DQ_SIZE entries, DRIVER_OK) on a new local port. What the device must
+   do depends on what broke:
+   - the ring (a chain that loops, leaves its table or guest memory, has a buffer
+     of the wrong direction or no room for the 44-byte header): the device cannot
+     tell what the driver meant, so it marks itself DEVICE_NEEDS_RESET
+     ("needs-reset");
+   - one packet's header (a length its buffers do not hold or above 64 KiB, an
+     unknown op or socket type, a stream that does not exist): that stream ends
+     with a RST to our port and the device goes on serving ("rst, serving").
+   Then a notification storm and a reset with a stream open and its data in
+   flight, each followed by a connection to host port VS_HOST_PORT that must
+   work. */
+global_asm!(
+    r#"
+    .code32
+    .set VIRTIO_SLOTS, 4
+    .set VIRTIO_SLOT_SIZE, 0x1000
+    .set V_DEVICE_ID, 0x08
+    .set V_DRIVER_FEATURES, 0x20
+    .set V_DRIVER_FEATURES_SEL, 0x24
+    .set V_QUEUE_SEL, 0x30
+    .set V_QUEUE_READY, 0x44
+    .set V_QUEUE_DESC, 0x80
+    .set V_QUEUE_AVAIL, 0x90
+    .set V_QUEUE_USED, 0xa0
+    .set V_CONFIG, 0x100 /* the guest's CID */
+    .set S_ACK_DRIVER, 3
+    .set S_FEATURES_OK, 8
+    .set S_DRIVER_OK, 4
+    .set ID_VSOCK, 19
+    .set DQ_SIZE, 8
+    /* struct virtio_vsock_hdr: 44 bytes, and the offsets of its fields we use */
+    .set VS_HDR, 44
+    .set H_SRC_PORT, 16
+    .set H_DST_PORT, 20
+    .set H_LEN, 24
+    .set H_TYPE, 28
+    .set H_OP, 30
+    .set VS_RX_LEN, 128
+    .set VS_BUF_ALLOC, 64
+    .set VS_HOST_CID, 2
+    .set VS_HOST_PORT, 1234
+    .set VS_FIRST_PORT, 2000
+    .set VS_PRINT_MAX, 64
+    .set OP_REQUEST, 1
+    .set OP_RESPONSE, 2
+    .set OP_RST, 3
+    .set OP_RW, 5
+    .set OP_UNKNOWN, 99
+    .set TYPE_STREAM, 1
+    .set TYPE_UNKNOWN, 2 /* not a stream: the device carries streams only */
+    /* a payload above 64 KiB, read from our own image (guest RAM) */
+    .set BIG_LEN, 0x20000
+    .set BIG_AT, 0x100000
+    /* waits end after this many 2^32 TSC ticks */
+    .set WAIT_HI, 2
+
+    /* QDESC q, i, ...: descriptor i of queue q (rq or tq) */
+    .macro QDESC q, i, lo, hi, len, flags, next
+    movl \lo, \q\()_desc + 16 * \i
+    movl \hi, \q\()_desc + 16 * \i + 4
+    movl \len, \q\()_desc + 16 * \i + 8
+    movl $(\flags | \next << 16), \q\()_desc + 16 * \i + 12
+    .endm
+
+    .section .text.vsock, "ax"
+virtio_vsock:
+    mov $ID_VSOCK, %eax
+    call vfind
+    jnz 1f
+    lea msg_vs_nodev, %esi
+    mov $(msg_vs_nodev_end - msg_vs_nodev), %ecx
+    call puts
+    mov $STATUS_BAD_MODE, %al
+    jmp exit
+1:  mov V_CONFIG(%ebx), %eax
+    mov %eax, vs_cid
+    movl $VS_FIRST_PORT, vs_lport
+
+    /* 1: a TX chain that loops */
+    call vs_setup
+    call vs_fill0
+    QDESC tq, 0, $pk_hdr, $0, $VS_HDR, D_NEXT, 1
+    QDESC tq, 1, $pk_hdr, $0, $VS_HDR, D_NEXT, 0
+    call tx_submit
+    call vs_marked
+    /* 2: a next index past the table */
+    call vs_setup
+    call vs_fill0
+    QDESC tq, 0, $pk_hdr, $0, $VS_HDR, D_NEXT, 200
+    call tx_submit
+    call vs_marked
+    /* 3: a header at 1 TiB, outside guest memory */
+    call vs_setup
+    call vs_fill0
+    QDESC tq, 0, $0, $0x100, $VS_HDR, 0, 0
+    call tx_submit
+    call vs_marked
+    /* 4: a packet of 20 bytes, too short for its header */
+    call vs_setup
+    call vs_fill0
+    QDESC tq, 0, $pk_hdr, $0, $20, 0, 0
+    call tx_submit
+    call vs_marked
+    /* 5: a TX header the device is to write */
+    call vs_setup
+    call vs_fill0
+    QDESC tq, 0, $pk_hdr, $0, $VS_HDR, D_WRITE, 0
+    call tx_submit
+    call vs_marked
+    /* 6: an RX buffer the device may only read, then a packet that owes us a RST */
+    call vs_setup
+    QDESC rq, 0, $rx_buf, $0, $VS_RX_LEN, 0, 0
+    call rx_offer
+    call vs_fill0
+    call tx_submit
+    call vs_marked
+    /* 7: an RX buffer too short for a header, the same way */
+    call vs_setup
+    QDESC rq, 0, $rx_buf, $0, $20, D_WRITE, 0
+    call rx_offer
+    call vs_fill0
+    call tx_submit
+    call vs_marked
+    /* 8: a length field of 100 with 10 payload bytes, on no stream */
+    call vs_setup
+    mov $OP_RW, %eax
+    mov $10, %ecx
+    call vs_fill
+    movl $100, pk_hdr + H_LEN
+    call tx_send
+    call vs_rst
+    /* 9: a payload of 128 KiB that is all there, above a stream's 64 KiB */
+    call vs_setup
+    call vs_fill0
+    movl $BIG_LEN, pk_hdr + H_LEN
+    QDESC tq, 0, $pk_hdr, $0, $VS_HDR, D_NEXT, 1
+    QDESC tq, 1, $BIG_AT, $0, $BIG_LEN, 0, 0
+    call tx_send
+    call vs_rst
+    /* 10: an unknown op on an open stream */
+    call vs_setup
+    call vs_connect
+    mov $OP_UNKNOWN, %eax
+    xor %ecx, %ecx
+    call vs_fill
+    call tx_send
+    call vs_rst
+    /* 11: an unknown socket type on an open stream */
+    call vs_setup
+    call vs_connect
+    call vs_fill0
+    movw $TYPE_UNKNOWN, pk_hdr + H_TYPE
+    call tx_send
+    call vs_rst
+    /* 12: data for a stream that was never opened */
+    call vs_setup
+    mov $OP_RW, %eax
+    mov $10, %ecx
+    call vs_fill
+    call tx_send
+    call vs_rst
+
+    /* a notification storm on both queues, then a connection */
+    call vs_setup
+    mov $N_STORM, %ecx
+2:  movl $1, V_QUEUE_NOTIFY(%ebx)
+    movl $0, V_QUEUE_NOTIFY(%ebx)
+    loop 2b
+    lea msg_vs_storm, %esi
+    mov $(msg_vs_storm_end - msg_vs_storm), %ecx
+    call puts
+    call vs_connect
+    lea msg_vs_connected, %esi
+    mov $(msg_vs_connected_end - msg_vs_connected), %ecx
+    je 3f
+    lea msg_read_failed, %esi
+    mov $(msg_read_failed_end - msg_read_failed), %ecx
+3:  call puts
+
+    /* a reset with a stream open, our line sent and the host's reply on its way;
+       then a connection that carries a line both ways */
+    call vs_setup
+    call vs_connect
+    call vs_line
+    call rx_offer
+    movl $0, V_STATUS(%ebx)
+    lea msg_vs_midreset, %esi
+    mov $(msg_vs_midreset_end - msg_vs_midreset), %ecx
+    call puts
+    call vs_setup
+    call vs_connect
+    jne 8f
+    call vs_line
+    call vs_recv
+    cmp $OP_RW, %eax
+    jne 8f
+    lea msg_vs_got, %esi
+    mov $(msg_vs_got_end - msg_vs_got), %ecx
+    call puts
+    call vs_print
+    jmp done
+8:  lea msg_read_failed, %esi
+    mov $(msg_read_failed_end - msg_read_failed), %ecx
+    call puts
+    jmp done
+
+    /* vfind: the first virtio-mmio slot whose device has type eax, in ebx (0 and
+       ZF set if none); the monitor fills its slots in order */
+vfind:
+    mov $VIRTIO, %ebx
+    mov $VIRTIO_SLOTS, %ecx
+1:  cmpl $V_MAGIC, (%ebx)
+    jne 8f
+    cmpl %eax, V_DEVICE_ID(%ebx)
+    je 9f
+    add $VIRTIO_SLOT_SIZE, %ebx
+    loop 1b
+8:  xor %ebx, %ebx
+9:  test %ebx, %ebx
+    ret
+
+    /* vs_setup: reset, VIRTIO_F_VERSION_1, queues 0 (rq) and 1 (tq), indices
+       zeroed, DRIVER_OK; RX descriptor 0 the receive buffer; a new local port */
+vs_setup:
+    movl $0, V_STATUS(%ebx)
+    movw $0, rq_avail + 2
+    movw $0, rq_used + 2
+    movw $0, tq_avail + 2
+    movw $0, tq_used + 2
+    movw $0, rx_seen
+    movl $S_ACK_DRIVER, V_STATUS(%ebx)
+    movl $1, V_DRIVER_FEATURES_SEL(%ebx)
+    movl $1, V_DRIVER_FEATURES(%ebx)
+    movl $(S_ACK_DRIVER | S_FEATURES_OK), V_STATUS(%ebx)
+    movl $0, V_QUEUE_SEL(%ebx)
+    movl $DQ_SIZE, V_QUEUE_NUM(%ebx)
+    movl $rq_desc, V_QUEUE_DESC(%ebx)
+    movl $rq_avail, V_QUEUE_AVAIL(%ebx)
+    movl $rq_used, V_QUEUE_USED(%ebx)
+    movl $1, V_QUEUE_READY(%ebx)
+    movl $1, V_QUEUE_SEL(%ebx)
+    movl $DQ_SIZE, V_QUEUE_NUM(%ebx)
+    movl $tq_desc, V_QUEUE_DESC(%ebx)
+    movl $tq_avail, V_QUEUE_AVAIL(%ebx)
+    movl $tq_used, V_QUEUE_USED(%ebx)
+    movl $1, V_QUEUE_READY(%ebx)
+    movl $(S_ACK_DRIVER | S_FEATURES_OK | S_DRIVER_OK), V_STATUS(%ebx)
+    QDESC rq, 0, $rx_buf, $0, $VS_RX_LEN, D_WRITE, 0
+    incl vs_lport
+    ret
+
+    /* vs_fill: the header at pk_hdr of op eax with ecx payload bytes of
+       msg_vsline, from vs_lport to the host's VS_HOST_PORT; TX descriptor 0 the
+       header, chained to descriptor 1, the payload, if there is one. vs_fill0: an
+       RW packet without payload. */
+vs_fill0:
+    mov $OP_RW, %eax
+    xor %ecx, %ecx
+vs_fill:
+    mov vs_cid, %edx
+    mov %edx, pk_hdr
+    movl $0, pk_hdr + 4
+    movl $VS_HOST_CID, pk_hdr + 8
+    movl $0, pk_hdr + 12
+    mov vs_lport, %edx
+    mov %edx, pk_hdr + H_SRC_PORT
+    movl $VS_HOST_PORT, pk_hdr + H_DST_PORT
+    mov %ecx, pk_hdr + H_LEN
+    movw $TYPE_STREAM, pk_hdr + H_TYPE
+    mov %ax, pk_hdr + H_OP
+    movl $0, pk_hdr + 32
+    movl $VS_BUF_ALLOC, pk_hdr + 36
+    movl $0, pk_hdr + 40
+    QDESC tq, 0, $pk_hdr, $0, $VS_HDR, 0, 0
+    QDESC tq, 1, $msg_vsline, $0, %ecx, 0, 0
+    jecxz 1f
+    movl $(D_NEXT | 1 << 16), tq_desc + 12
+1:  ret
+
+    /* tx_submit: TX chain 0 made available, then the notify; tx_send also waits
+       until the device has used it (at most WAIT_HI * 2^32 TSC ticks) */
+tx_submit:
+    movzwl tq_avail + 2, %eax
+    and $(DQ_SIZE - 1), %eax
+    movw $0, tq_avail + 4(,%eax,2)
+    incw tq_avail + 2
+    movl $1, V_QUEUE_NOTIFY(%ebx)
+    ret
+tx_send:
+    call tx_submit
+    rdtsc
+    mov %edx, %esi
+1:  mov tq_used + 2, %ax
+    cmp tq_avail + 2, %ax
+    je 2f
+    pause
+    rdtsc
+    sub %esi, %edx
+    cmp $WAIT_HI, %edx
+    jb 1b
+2:  ret
+
+    /* rx_offer: RX chain 0 made available, then the notify; vs_recv also waits
+       for the next packet in it: eax = its op, 0 if none came in time */
+rx_offer:
+    movzwl rq_avail + 2, %eax
+    and $(DQ_SIZE - 1), %eax
+    movw $0, rq_avail + 4(,%eax,2)
+    incw rq_avail + 2
+    movl $0, V_QUEUE_NOTIFY(%ebx)
+    ret
+vs_recv:
+    call rx_offer
+    rdtsc
+    mov %edx, %esi
+1:  mov rq_used + 2, %ax
+    cmp rx_seen, %ax
+    jne 2f
+    pause
+    rdtsc
+    sub %esi, %edx
+    cmp $WAIT_HI, %edx
+    jb 1b
+    xor %eax, %eax
+    ret
+2:  incw rx_seen
+    movzwl rx_buf + H_OP, %eax
+    ret
+
+    /* vs_connect: REQUEST to the host's VS_HOST_PORT; ZF set on its RESPONSE */
+vs_connect:
+    mov $OP_REQUEST, %eax
+    xor %ecx, %ecx
+    call vs_fill
+    call tx_send
+    call vs_recv
+    cmp $OP_RESPONSE, %eax
+    ret
+
+    /* vs_line: msg_vsline on the stream */
+vs_line:
+    mov $OP_RW, %eax
+    mov $(msg_vsline_end - msg_vsline), %ecx
+    call vs_fill
+    jmp tx_send
+
+    /* attack: "fuzz: vsock attack N" for the next N */
+attack:
+    incb attack_no
+    lea msg_vs_attack, %esi
+    mov $(msg_vs_attack_end - msg_vs_attack), %ecx
+    call puts
+    movzbl attack_no, %eax
+    mov $10, %cl
+    div %cl
+    mov %ah, %ch
+    mov $COM1, %dx
+    test %al, %al
+    jz 1f
+    add $'0', %al
+    out %al, %dx
+1:  mov %ch, %al
+    add $'0', %al
+    out %al, %dx
+    ret
+
+    /* vs_marked: the attack's line, ending ": needs-reset" once the status says so
+       or ": not marked" after WAIT_HI * 2^32 TSC ticks */
+vs_marked:
+    call attack
+    rdtsc
+    mov %edx, %edi
+    lea msg_marked, %esi
+    mov $(msg_marked_end - msg_marked), %ecx
+1:  testl $V_NEEDS_RESET, V_STATUS(%ebx)
+    jnz 2f
+    rdtsc
+    sub %edi, %edx
+    cmp $WAIT_HI, %edx
+    jb 1b
+    lea msg_unmarked, %esi
+    mov $(msg_unmarked_end - msg_unmarked), %ecx
+2:  jmp puts
+
+    /* vs_rst: an RX buffer offered; the attack's line, ending ": rst, serving" when
+       the next packet is a RST to our port and the device is not marked, else ":
+       no rst" (or ": needs-reset") */
+vs_rst:
+    call vs_recv
+    push %eax
+    call attack
+    pop %eax
+    lea msg_vs_norst, %esi
+    mov $(msg_vs_norst_end - msg_vs_norst), %ecx
+    cmp $OP_RST, %eax
+    jne 1f
+    mov vs_lport, %eax
+    cmp rx_buf + H_DST_PORT, %eax
+    jne 1f
+    lea msg_marked, %esi
+    mov $(msg_marked_end - msg_marked), %ecx
+    testl $V_NEEDS_RESET, V_STATUS(%ebx)
+    jnz 1f
+    lea msg_vs_rst, %esi
+    mov $(msg_vs_rst_end - msg_vs_rst), %ecx
+1:  jmp puts
+
+    /* vs_print: the received payload, up to VS_PRINT_MAX bytes or a newline, and
+       a newline */
+vs_print:
+    lea rx_buf + VS_HDR, %esi
+    mov rx_buf + H_LEN, %ecx
+    cmp $VS_PRINT_MAX, %ecx
+    jbe 1f
+    mov $VS_PRINT_MAX, %ecx
+1:  mov $COM1, %dx
+    jecxz 3f
+2:  lodsb
+    cmp $10, %al
+    je 3f
+    out %al, %dx
+    loop 2b
+3:  mov $10, %al
+    out %al, %dx
+    ret
+
+    .section .rodata.vsock, "a"
+msg_vs_nodev: .ascii "fuzz: no vsock device (give --vsock)\n"
+msg_vs_nodev_end:
+msg_vs_attack: .ascii "fuzz: vsock attack "
+msg_vs_attack_end:
+msg_vs_rst: .ascii ": rst, serving\n"
+msg_vs_rst_end:
+msg_vs_norst: .ascii ": no rst\n"
+msg_vs_norst_end:
+msg_vs_storm: .ascii "fuzz: vsock storm done, "
+msg_vs_storm_end:
+msg_vs_connected: .ascii "connect ok\n"
+msg_vs_connected_end:
+msg_vs_midreset: .ascii "fuzz: vsock reset mid-stream done, "
+msg_vs_midreset_end:
+msg_vs_got: .ascii "got: "
+msg_vs_got_end:
+msg_vsline: .ascii "fuzz vsock\n"
+msg_vsline_end:
+
+    /* both queues, the receive buffer, the packet header and the driver's state */
+    .section .bss.vsock, "aw", @nobits
+    .balign 16
+rq_desc: .skip 16 * DQ_SIZE
+    .balign 16
+rq_avail: .skip 6 + 2 * DQ_SIZE
+    .balign 16
+rq_used: .skip 6 + 8 * DQ_SIZE
+    .balign 16
+tq_desc: .skip 16 * DQ_SIZE
+    .balign 16
+tq_avail: .skip 6 + 2 * DQ_SIZE
+    .balign 16
+tq_used: .skip 6 + 8 * DQ_SIZE
+    .balign 16
+rx_buf: .skip VS_RX_LEN
+pk_hdr: .skip VS_HDR
+vs_cid: .skip 4
+vs_lport: .skip 4
+rx_seen: .skip 2
+attack_no: .skip 1
     .code64
 "#,
     options(att_syntax)
