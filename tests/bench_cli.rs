@@ -519,27 +519,56 @@ fn engine_processes() -> Vec<String> {
 
 #[test]
 fn podman_rows_run_the_workload_through_bootlab_and_runc_and_leave_nothing() {
+    engine_rows_run_and_leave_nothing(
+        "bench podman rows",
+        ["podman+bootlab", "podman+runc"],
+        &["podman", "conmon", "runc"],
+    );
+}
+
+/// The containerd rows: a containerd of the session's own, its image imported from
+/// podman's archive, `ctr run` with our runtime and with runc.
+#[test]
+fn containerd_rows_run_the_workload_through_bootlab_and_runc_and_leave_nothing() {
+    engine_rows_run_and_leave_nothing(
+        "bench containerd rows",
+        ["containerd+bootlab", "containerd+runc"],
+        &[
+            "containerd",
+            "ctr",
+            "containerd-shim-runc-v2",
+            "podman",
+            "runc",
+        ],
+    );
+}
+
+/// The engine tests one at a time: each checks that no engine process or folder
+/// is left, anywhere on the host.
+static ENGINES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Two runs of each of an engine's rows (ours and runc under it): both ran, every
+/// run reached the workload, and no mount, engine process or engine folder is left.
+fn engine_rows_run_and_leave_nothing(what: &str, rows: [&str; 2], tools: &[&'static str]) {
+    let _one_at_a_time = ENGINES.lock().unwrap_or_else(|e| e.into_inner());
     let images = Path::new(env!("CARGO_MANIFEST_DIR")).join("guest-images/out");
     let init = images.join("rootfs/sbin/guest-init");
-    if !test_support::need(
-        "bench podman rows",
-        &[
-            test_support::Need::Root,
-            test_support::Need::Tool("podman"),
-            test_support::Need::Tool("conmon"),
-            test_support::Need::Tool("runc"),
-            test_support::Need::Path(&init, "run `bootlab images build` (guest-images/build.sh)"),
-        ],
-    ) {
+    let mut needs = vec![
+        test_support::Need::Root,
+        test_support::Need::Path(&init, "run `bootlab images build` (guest-images/build.sh)"),
+    ];
+    needs.extend(tools.iter().map(|t| test_support::Need::Tool(t)));
+    if !test_support::need(what, &needs) {
         return;
     }
     let out = temp_dir("engines");
+    let runtimes = rows.join(",");
     let (o, results) = bench(
         &images,
         &out,
         &[
             "--runtimes",
-            "podman+bootlab,podman+runc",
+            &runtimes,
             "--runs",
             "2",
             "--warmup",
@@ -551,7 +580,7 @@ fn podman_rows_run_the_workload_through_bootlab_and_runc_and_leave_nothing() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "bench: {stderr}");
     let r = results.expect("results.json");
-    for row in ["podman+bootlab", "podman+runc"] {
+    for row in rows {
         let info = r.runtime(row).expect(row);
         assert_eq!(info.status, RuntimeStatus::Ran, "{row}: {:?}", info.status);
         let runs: Vec<_> = r.runs_of(row).collect();
