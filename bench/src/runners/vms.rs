@@ -74,6 +74,17 @@ impl LinuxBoot {
         }
     }
 }
+
+/// What a VM peer's run must show, for the lab guest (`linux` None) or a Linux
+/// guest: the three console markers, the Linux workload's measurements, and the
+/// Linux boot's timeout.
+fn expect_guest(mut spec: RunSpec, linux: Option<&LinuxBoot>) -> RunSpec {
+    spec.required = vec![event::INIT_START, event::EXEC, event::DONE];
+    spec.required_measures = linux.map_or_else(Vec::new, |l| l.measures.clone());
+    spec.timeout = linux.map_or(VM_PEER_TIMEOUT, LinuxBoot::timeout);
+    spec
+}
+
 /// Guest memory given to every VM peer, MiB (same as our monitor's default).
 pub(super) const GUEST_MEM_MIB: u32 = 128;
 
@@ -190,16 +201,7 @@ impl Runner for QemuMicrovm {
             .arg(format!("isa-debug-exit,iobase={EXIT_PORT:#x}"));
         // isa-debug-exit ends QEMU with (status << 1) | 1; both guests write 0.
         spec.expect = ExitExpect::Code(1);
-        spec.required = vec![event::INIT_START, event::EXEC, event::DONE];
-        spec.required_measures = self
-            .linux
-            .as_ref()
-            .map_or_else(Vec::new, |l| l.measures.clone());
-        spec.timeout = self
-            .linux
-            .as_ref()
-            .map_or(VM_PEER_TIMEOUT, LinuxBoot::timeout);
-        spec
+        expect_guest(spec, self.linux.as_ref())
     }
 
     fn version(&self) -> Option<String> {
@@ -396,16 +398,7 @@ impl Runner for Firecracker {
         // Firecracker has no exit port: the run ends at the guest's `done` line.
         spec.kill_on = Some(event::DONE);
         spec.expect = ExitExpect::Any;
-        spec.required = vec![event::INIT_START, event::EXEC, event::DONE];
-        spec.required_measures = self
-            .linux
-            .as_ref()
-            .map_or_else(Vec::new, |l| l.measures.clone());
-        spec.timeout = self
-            .linux
-            .as_ref()
-            .map_or(VM_PEER_TIMEOUT, LinuxBoot::timeout);
-        spec
+        expect_guest(spec, self.linux.as_ref())
     }
 
     fn version(&self) -> Option<String> {
