@@ -9,7 +9,11 @@
 //! driver has made receive buffers available ([`VirtioDevice::host_fds`]) and
 //! hands it to [`VirtioDevice::process_host_event`], which reads frames into the
 //! available chains. A frame larger than its chain is dropped (the chain comes
-//! back used with nothing in it) and counted. Memory is two frame buffers of
+//! back used with nothing in it) and counted, and so is a transmitted frame
+//! larger than [`BUF_LEN`]: the chain is sound, only the frame cannot go. A
+//! broken chain (it loops or leaves guest memory, a buffer of the wrong
+//! direction, less room than the 12-byte header) is the driver's fault: the
+//! device is marked DEVICE_NEEDS_RESET. Memory is two frame buffers of
 //! [`BUF_LEN`] bytes, made once.
 
 use super::{DeviceError, VirtioDevice, VIRTIO_F_VERSION_1};
@@ -111,7 +115,7 @@ impl Net {
         let mut used = false;
         while let Some(chain) = queue.iter(mem)?.next() {
             let head = chain.head_index();
-            let (mut len, mut count, mut more) = (0usize, 0usize, true);
+            let (mut len, mut count, mut more, mut oversize) = (0usize, 0usize, true, false);
             for d in chain {
                 count += 1;
                 if count > MAX_CHAIN {
@@ -122,18 +126,30 @@ impl Net {
                         "a transmit buffer the device is to write",
                     ));
                 }
-                let end = len
-                    .checked_add(d.len() as usize)
-                    .filter(|&e| e <= BUF_LEN)
-                    .ok_or(DeviceError::BadRequest("a frame larger than 64 KiB"))?;
-                mem.read_slice(&mut self.tx_buf[len..end], d.addr())?;
-                len = end;
+                // Past BUF_LEN the chain is still walked (it must end) but no
+                // longer read.
+                match len.checked_add(d.len() as usize) {
+                    Some(end) if end <= BUF_LEN && !oversize => {
+                        mem.read_slice(&mut self.tx_buf[len..end], d.addr())?;
+                        len = end;
+                    }
+                    _ => oversize = true,
+                }
                 more = d.has_next();
             }
             // The iterator stops early (no error) at a loop, an index past the
             // table or a table outside memory: the last one still says "next".
             if more {
                 return Err(DeviceError::ChainUnterminated);
+            }
+            if oversize {
+                // A sound chain whose frame no tap carries: dropped, as a wire
+                // drops it.
+                log::debug!("virtio-net: a frame larger than 64 KiB dropped");
+                self.stats.tx_dropped += 1;
+                queue.add_used(mem, head, 0)?;
+                used = true;
+                continue;
             }
             if len < VNET_HDR_LEN {
                 return Err(DeviceError::BadRequest("a frame shorter than its header"));
@@ -180,6 +196,12 @@ impl Net {
             if more {
                 return Err(DeviceError::ChainUnterminated);
             }
+            let room: u64 = self.rx_chain.iter().map(|&(_, l)| u64::from(l)).sum();
+            if room < VNET_HDR_LEN as u64 {
+                return Err(DeviceError::BadRequest(
+                    "a receive buffer shorter than the virtio-net header",
+                ));
+            }
             let len = match read(&self.fd, &mut self.rx_buf) {
                 Ok(n) if n >= VNET_HDR_LEN => n,
                 other => {
@@ -196,7 +218,6 @@ impl Net {
                     }
                 }
             };
-            let room: u64 = self.rx_chain.iter().map(|&(_, l)| u64::from(l)).sum();
             if len as u64 > room {
                 self.stats.rx_dropped += 1;
                 queue.add_used(mem, head, 0)?;
