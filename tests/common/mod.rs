@@ -2,6 +2,8 @@
 //! test-support crate; what is left here needs this package's binary.
 #![allow(dead_code, unused_imports)] // each test binary uses a different subset
 
+pub mod netns;
+
 pub use test_support::{is_root, kvm_or_skip, required};
 
 /// The `bootlab` binary under test, without a harness spawn time in its environment.
