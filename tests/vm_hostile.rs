@@ -4,8 +4,9 @@
 //! honour `--timeout` whatever the guest does (also when nobody reads its console),
 //! keep its memory bounded under a serial flood, and never panic; against the
 //! guest's hostile virtio drivers, mark a device whose ring is broken
-//! DEVICE_NEEDS_RESET, answer a broken vsock packet with a RST, and serve again
-//! after a reset.
+//! DEVICE_NEEDS_RESET, answer a broken vsock packet with a RST, drop a frame that
+//! cannot go, and serve again after a reset. The net case runs in a network
+//! namespace of its own (tests/common/netns.rs) and needs root.
 
 mod common;
 use common::{bootlab, kvm_or_skip};
@@ -294,6 +295,110 @@ fn a_hostile_vsock_driver_gets_needs_reset_for_broken_rings_and_rst_for_broken_p
         let line = "fuzz vsock\n";
         assert_eq!(lines, ["", "", "", line, line], "{what}: {stdout}");
         assert!(!path.exists(), "{what}: {} left behind", path.display());
+    }
+}
+
+/// The fuzz guest's hostile virtio-net driver (`virtio-net`) against a `--net`
+/// card, in a network namespace of the test's own, with notifications by exit
+/// and by ioeventfd. A broken ring (a TX chain that loops, leaves its table or
+/// guest memory, is shorter than the 12-byte header or device-writable; an RX
+/// buffer that is read-only or shorter than the header) gets the device marked
+/// DEVICE_NEEDS_RESET (attacks 1-7); a sound chain whose frame cannot go (128 KiB
+/// out, a 64-byte RX buffer for a 126-byte frame in) only drops that frame (8-9).
+/// The host answers each `fuzz net ping` with a larger frame, which is what
+/// brings the RX attacks to the device. After a notification storm and a reset
+/// with a frame on its way in the card sends again; the tap is gone at the end.
+#[test]
+fn a_hostile_net_driver_gets_needs_reset_for_broken_rings_and_drops_frames_that_cannot_go() {
+    use common::netns::{needs, Netns, ETH_HDR};
+    let test =
+        "a_hostile_net_driver_gets_needs_reset_for_broken_rings_and_drops_frames_that_cannot_go";
+    if !needs(test) {
+        return;
+    }
+    let ns = Netns::new();
+    // Only the test's frames reach the guest, so each ping is sent and answered.
+    ns.without_ipv6();
+    for (chip, notify) in [("split", "exit"), ("kernel", "ioeventfd")] {
+        let tap = format!("blfuzz{}", notify.len());
+        let what = format!("{chip}, {notify}");
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let (out, payloads) = std::thread::scope(|scope| {
+            // The host side: every frame of the guest's ethertype is kept, a ping
+            // answered with 100 bytes of payload.
+            let host = scope.spawn(|| {
+                let mut payloads = Vec::new();
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    let wait = Duration::from_millis(100);
+                    let Some((frame, ifindex)) = ns.recv_within(wait) else {
+                        continue;
+                    };
+                    let payload = text(&frame[ETH_HDR..]);
+                    if payload.starts_with("fuzz net ping") {
+                        ns.send(ifindex, &frame[6..12], &[b'p'; 100]);
+                    }
+                    payloads.push(payload);
+                }
+                payloads
+            });
+            let child = ns.spawn_vm(&[
+                "--guest",
+                "fuzz",
+                "--cmdline",
+                "virtio-net",
+                "--net",
+                &format!("tap={tap}"),
+                "--irqchip",
+                chip,
+                "--virtio-notify",
+                notify,
+                "--timeout",
+                "120",
+            ]);
+            let out = child.wait_with_output().unwrap();
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            (out, host.join().unwrap())
+        });
+        assert_no_panic(&what, &out);
+        let stdout = text(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(i32::from(FUZZ_STATUS_SURVIVED)),
+            "{what}: {stdout}{}",
+            text(&out.stderr)
+        );
+        for n in 1..=9 {
+            let outcome = if n <= 7 {
+                "needs-reset"
+            } else {
+                "dropped, serving"
+            };
+            let line = format!("fuzz: net attack {n}: {outcome}\n");
+            assert!(stdout.contains(&line), "{what}: attack {n}: {stdout}");
+        }
+        for line in [
+            "fuzz: net storm done, sent\n",
+            "fuzz: net reset mid-traffic done, sent\n",
+        ] {
+            assert!(stdout.contains(line), "{what}: {stdout}");
+        }
+        // Pings for attacks 6, 7, 9 and before the reset, then the two frames
+        // after the storm and the reset, in that order; nothing of the broken or
+        // 128 KiB frames.
+        let ping = "fuzz net ping\n";
+        assert_eq!(
+            payloads,
+            [
+                ping,
+                ping,
+                ping,
+                "fuzz net after the storm\n",
+                ping,
+                "fuzz net after the reset\n"
+            ],
+            "{what}: {stdout}"
+        );
+        assert_eq!(ns.ifindex(&tap), None, "{what}: {tap} outlived the VM");
     }
 }
 

@@ -41,6 +41,9 @@ seed replays the same accesses):
   virtio-vsock  hostile drivers of the --vsock device: broken rings must leave it
              marked DEVICE_NEEDS_RESET, broken packets get a RST; a storm and a reset
              mid-stream, then a stream to host port 1234 (PATH_1234); status 42
+  virtio-net hostile drivers of the --net card: broken rings must leave it marked
+             DEVICE_NEEDS_RESET, frames that cannot go are dropped; a storm and a
+             reset mid-traffic, then a frame out; status 42
   rtdisk N   N reads of the --disk device's sector 0, then status 42
   rtport N   N writes to the marker port, then status 42 (beside rtdisk: a benchmark)")]
     Run(RunArgs),

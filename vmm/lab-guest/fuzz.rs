@@ -41,6 +41,12 @@
 //!   reset with a stream in flight, each followed by a stream to the host that must
 //!   work; exit status 42. The rules are written above its code.
 //!
+//! - `virtio-net`: attacks the virtio-net card (`--net`, with a host that answers
+//!   each `fuzz net ping` frame with a larger one): broken rings (`... attack N:
+//!   needs-reset`, 1-7), then frames that cannot go, which must only be dropped
+//!   (`...: dropped, serving`, 8-9); then a storm and a reset with a frame on its
+//!   way in, each followed by a frame out (`... done, sent`); exit status 42.
+//!
 //! - `rtdisk N` / `rtport N`: N disk reads (one notify each) / N writes of an
 //!   unknown code to the marker port, then status 42: the round-trip benchmark.
 //!
@@ -488,11 +494,13 @@ echo:
     movl $(\flags | \next << 16), vq_desc + 16 * \i + 12
     .endm
 virtio:
-    /* "virtio-vsock" attacks the vsock device; "virtio" alone the disk */
+    /* "virtio-vsock" and "virtio-net" attack those devices; "virtio" alone the disk */
     cmpb $'-', 6(%esi)
     jne 1f
     cmpb $'v', 7(%esi)
     je virtio_vsock
+    cmpb $'n', 7(%esi)
+    je virtio_net
     jmp bad_mode
 1:  mov $VIRTIO, %ebx
     cmpl $V_MAGIC, (%ebx)
@@ -747,7 +755,7 @@ null_idt: .word 0
 msg_hello: .ascii "fuzz: "
 msg_hello_end:
 msg_nl: .ascii "\n"
-msg_bad: .ascii "fuzz: unknown mode (sweep|hypercall|triple|spin|flood|echo|markers|virtio|virtio-vsock|rtdisk|rtport)\n"
+msg_bad: .ascii "fuzz: unknown mode (sweep|hypercall|triple|spin|flood|echo|markers|virtio|virtio-vsock|virtio-net|rtdisk|rtport)\n"
 msg_bad_end:
 msg_ports: .ascii "fuzz: ports done\n"
 msg_ports_end:
@@ -909,7 +917,9 @@ virtio_vsock:
     call puts
     mov $STATUS_BAD_MODE, %al
     jmp exit
-1:  mov V_CONFIG(%ebx), %eax
+1:  movl $msg_vs_name, dev_name
+    movl $(msg_vs_name_end - msg_vs_name), dev_name_len
+    mov V_CONFIG(%ebx), %eax
     mov %eax, vs_cid
     movl $VS_FIRST_PORT, vs_lport
 
@@ -919,45 +929,45 @@ virtio_vsock:
     QDESC tq, 0, $pk_hdr, $0, $VS_HDR, D_NEXT, 1
     QDESC tq, 1, $pk_hdr, $0, $VS_HDR, D_NEXT, 0
     call tx_submit
-    call vs_marked
+    call dmarked
     /* 2: a next index past the table */
     call vs_setup
     call vs_fill0
     QDESC tq, 0, $pk_hdr, $0, $VS_HDR, D_NEXT, 200
     call tx_submit
-    call vs_marked
+    call dmarked
     /* 3: a header at 1 TiB, outside guest memory */
     call vs_setup
     call vs_fill0
     QDESC tq, 0, $0, $0x100, $VS_HDR, 0, 0
     call tx_submit
-    call vs_marked
+    call dmarked
     /* 4: a packet of 20 bytes, too short for its header */
     call vs_setup
     call vs_fill0
     QDESC tq, 0, $pk_hdr, $0, $20, 0, 0
     call tx_submit
-    call vs_marked
+    call dmarked
     /* 5: a TX header the device is to write */
     call vs_setup
     call vs_fill0
     QDESC tq, 0, $pk_hdr, $0, $VS_HDR, D_WRITE, 0
     call tx_submit
-    call vs_marked
+    call dmarked
     /* 6: an RX buffer the device may only read, then a packet that owes us a RST */
     call vs_setup
     QDESC rq, 0, $rx_buf, $0, $VS_RX_LEN, 0, 0
     call rx_offer
     call vs_fill0
     call tx_submit
-    call vs_marked
+    call dmarked
     /* 7: an RX buffer too short for a header, the same way */
     call vs_setup
     QDESC rq, 0, $rx_buf, $0, $20, D_WRITE, 0
     call rx_offer
     call vs_fill0
     call tx_submit
-    call vs_marked
+    call dmarked
     /* 8: a length field of 100 with 10 payload bytes, on no stream */
     call vs_setup
     mov $OP_RW, %eax
@@ -1056,9 +1066,16 @@ vfind:
 9:  test %ebx, %ebx
     ret
 
-    /* vs_setup: reset, VIRTIO_F_VERSION_1, queues 0 (rq) and 1 (tq), indices
-       zeroed, DRIVER_OK; RX descriptor 0 the receive buffer; a new local port */
+    /* vs_setup: dsetup, RX descriptor 0 the receive buffer, a new local port */
 vs_setup:
+    call dsetup
+    QDESC rq, 0, $rx_buf, $0, $VS_RX_LEN, D_WRITE, 0
+    incl vs_lport
+    ret
+
+    /* dsetup: reset the device at ebx, negotiate VIRTIO_F_VERSION_1, queues 0
+       (rq) and 1 (tq) of DQ_SIZE entries with their indices zeroed, DRIVER_OK */
+dsetup:
     movl $0, V_STATUS(%ebx)
     movw $0, rq_avail + 2
     movw $0, rq_used + 2
@@ -1082,8 +1099,6 @@ vs_setup:
     movl $tq_used, V_QUEUE_USED(%ebx)
     movl $1, V_QUEUE_READY(%ebx)
     movl $(S_ACK_DRIVER | S_FEATURES_OK | S_DRIVER_OK), V_STATUS(%ebx)
-    QDESC rq, 0, $rx_buf, $0, $VS_RX_LEN, D_WRITE, 0
-    incl vs_lport
     ret
 
     /* vs_fill: the header at pk_hdr of op eax with ecx payload bytes of
@@ -1181,11 +1196,17 @@ vs_line:
     call vs_fill
     jmp tx_send
 
-    /* attack: "fuzz: vsock attack N" for the next N */
+    /* attack: "fuzz: <dev_name> attack N" for the next N */
 attack:
     incb attack_no
-    lea msg_vs_attack, %esi
-    mov $(msg_vs_attack_end - msg_vs_attack), %ecx
+    lea msg_hello, %esi
+    mov $(msg_hello_end - msg_hello), %ecx
+    call puts
+    mov dev_name, %esi
+    mov dev_name_len, %ecx
+    call puts
+    lea msg_dev_attack, %esi
+    mov $(msg_dev_attack_end - msg_dev_attack), %ecx
     call puts
     movzbl attack_no, %eax
     mov $10, %cl
@@ -1201,9 +1222,9 @@ attack:
     out %al, %dx
     ret
 
-    /* vs_marked: the attack's line, ending ": needs-reset" once the status says so
+    /* dmarked: the attack's line, ending ": needs-reset" once the status says so
        or ": not marked" after WAIT_HI * 2^32 TSC ticks */
-vs_marked:
+dmarked:
     call attack
     rdtsc
     mov %edx, %edi
@@ -1264,8 +1285,10 @@ vs_print:
     .section .rodata.vsock, "a"
 msg_vs_nodev: .ascii "fuzz: no vsock device (give --vsock)\n"
 msg_vs_nodev_end:
-msg_vs_attack: .ascii "fuzz: vsock attack "
-msg_vs_attack_end:
+msg_vs_name: .ascii "vsock"
+msg_vs_name_end:
+msg_dev_attack: .ascii " attack "
+msg_dev_attack_end:
 msg_vs_rst: .ascii ": rst, serving\n"
 msg_vs_rst_end:
 msg_vs_norst: .ascii ": no rst\n"
@@ -1300,8 +1323,229 @@ rx_buf: .skip VS_RX_LEN
 pk_hdr: .skip VS_HDR
 vs_cid: .skip 4
 vs_lport: .skip 4
+dev_name: .skip 4
+dev_name_len: .skip 4
 rx_seen: .skip 2
 attack_no: .skip 1
+    .code64
+"#,
+    options(att_syntax)
+);
+
+/* The hostile virtio-net driver (`virtio-net`, give the VM a `--net`; a host
+   that answers each `fuzz net ping` frame with a larger one): the same rule as
+   for vsock. A broken ring (a TX chain that loops, leaves its table or guest
+   memory, is shorter than the 12-byte virtio_net_hdr_v1 or device-writable; an
+   RX buffer the device may only read or shorter than that header) gets the device
+   marked DEVICE_NEEDS_RESET (attacks 1-7). A sound chain whose frame cannot go
+   (a 128 KiB TX frame; an RX buffer of 64 bytes for a larger frame) costs only
+   that frame: the chain comes back used and empty ("dropped, serving", 8-9). Then
+   a notification storm and a reset with a frame on its way in, each followed by a
+   frame the host must get. Uses the vsock part's queues and routines. */
+global_asm!(
+    r#"
+    .code32
+    .set ID_NET, 1
+    .set NET_HDR, 12
+    .set NF_HEAD, NET_HDR + 14 /* with the Ethernet header */
+    .set NET_RX_LEN, NET_HDR + 1514
+    .set NET_SMALL_RX, 64
+    .set NET_TINY, 8
+    .set U_LEN0, 8 /* the first used entry's length, in a used ring */
+
+    .section .text.net, "ax"
+virtio_net:
+    mov $ID_NET, %eax
+    call vfind
+    jnz 1f
+    lea msg_net_nodev, %esi
+    mov $(msg_net_nodev_end - msg_net_nodev), %ecx
+    call puts
+    mov $STATUS_BAD_MODE, %al
+    jmp exit
+1:  movl $msg_net_name, dev_name
+    movl $(msg_net_name_end - msg_net_name), dev_name_len
+    /* our frames' source: the card's MAC */
+    mov V_CONFIG(%ebx), %eax
+    mov %eax, nf_src
+    movw V_CONFIG + 4(%ebx), %ax
+    movw %ax, nf_src + 4
+
+    /* 1: a TX chain that loops */
+    call dsetup
+    QDESC tq, 0, $nf_head, $0, $NF_HEAD, D_NEXT, 1
+    QDESC tq, 1, $nf_head, $0, $NF_HEAD, D_NEXT, 0
+    call tx_submit
+    call dmarked
+    /* 2: a next index past the table */
+    call dsetup
+    QDESC tq, 0, $nf_head, $0, $NF_HEAD, D_NEXT, 200
+    call tx_submit
+    call dmarked
+    /* 3: a frame at 1 TiB, outside guest memory */
+    call dsetup
+    QDESC tq, 0, $0, $0x100, $NF_HEAD, 0, 0
+    call tx_submit
+    call dmarked
+    /* 4: a frame of 8 bytes, shorter than its header */
+    call dsetup
+    QDESC tq, 0, $nf_head, $0, $NET_TINY, 0, 0
+    call tx_submit
+    call dmarked
+    /* 5: a TX buffer the device is to write */
+    call dsetup
+    QDESC tq, 0, $nf_head, $0, $NF_HEAD, D_WRITE, 0
+    call tx_submit
+    call dmarked
+    /* 6: a frame on its way in (the ping's answer, or one an earlier attack
+       left in the tap) and an RX buffer the device may only read. The ping goes
+       first: a device marked by a frame already there would not send it. */
+    call dsetup
+    call net_ping
+    QDESC rq, 0, $net_rx_buf, $0, $NET_RX_LEN, 0, 0
+    call rx_offer
+    call dmarked
+    /* 7: a frame on its way in and an RX buffer of 8 bytes */
+    call dsetup
+    call net_ping
+    QDESC rq, 0, $net_rx_buf, $0, $NET_TINY, D_WRITE, 0
+    call rx_offer
+    call dmarked
+    /* 8: a TX frame of 128 KiB, all in guest memory */
+    call dsetup
+    QDESC tq, 0, $BIG_AT, $0, $BIG_LEN, 0, 0
+    call tx_send
+    lea tq_used, %edi
+    call ddropped
+    /* 9: a frame of 126 bytes on its way in and an RX buffer of 64 */
+    call dsetup
+    call net_ping
+    QDESC rq, 0, $net_rx_buf, $0, $NET_SMALL_RX, D_WRITE, 0
+    call rx_offer
+    lea rq_used, %edi
+    call ddropped
+
+    /* a notification storm on both queues, then a frame */
+    call dsetup
+    mov $N_STORM, %ecx
+2:  movl $1, V_QUEUE_NOTIFY(%ebx)
+    movl $0, V_QUEUE_NOTIFY(%ebx)
+    loop 2b
+    lea msg_net_storm, %esi
+    mov $(msg_net_storm_end - msg_net_storm), %ecx
+    call puts
+    lea nf_storm, %esi
+    mov $(nf_storm_end - nf_storm), %ecx
+    call net_send
+    call net_sent
+
+    /* a reset with a receive buffer out and the host's answer on its way, then a
+       frame */
+    call dsetup
+    QDESC rq, 0, $net_rx_buf, $0, $NET_RX_LEN, D_WRITE, 0
+    call rx_offer
+    call net_ping
+    movl $0, V_STATUS(%ebx)
+    lea msg_net_midreset, %esi
+    mov $(msg_net_midreset_end - msg_net_midreset), %ecx
+    call puts
+    call dsetup
+    lea nf_after, %esi
+    mov $(nf_after_end - nf_after), %ecx
+    call net_send
+    call net_sent
+    jmp done
+
+    /* net_send: a frame of nf_head and ecx payload bytes at esi (two
+       descriptors), sent and waited for; net_ping: the frame the host answers */
+net_ping:
+    lea nf_ping, %esi
+    mov $(nf_ping_end - nf_ping), %ecx
+net_send:
+    QDESC tq, 0, $nf_head, $0, $NF_HEAD, D_NEXT, 1
+    QDESC tq, 1, %esi, $0, %ecx, 0, 0
+    jmp tx_send
+
+    /* net_sent: "sent" if the TX queue used all it was given and the device is
+       not marked, else "not sent" */
+net_sent:
+    lea msg_net_notsent, %esi
+    mov $(msg_net_notsent_end - msg_net_notsent), %ecx
+    testl $V_NEEDS_RESET, V_STATUS(%ebx)
+    jnz 1f
+    mov tq_used + 2, %ax
+    cmp tq_avail + 2, %ax
+    jne 1f
+    lea msg_net_sent, %esi
+    mov $(msg_net_sent_end - msg_net_sent), %ecx
+1:  jmp puts
+
+    /* ddropped: once the used ring at edi has its first entry (at most WAIT_HI *
+       2^32 TSC ticks), the attack's line, ending ": dropped, serving" when that
+       entry is empty and the device not marked, ": needs-reset" when marked, else
+       ": not dropped" */
+ddropped:
+    rdtsc
+    mov %edx, %esi
+1:  cmpw $1, 2(%edi)
+    je 2f
+    pause
+    rdtsc
+    sub %esi, %edx
+    cmp $WAIT_HI, %edx
+    jb 1b
+2:  call attack
+    lea msg_marked, %esi
+    mov $(msg_marked_end - msg_marked), %ecx
+    testl $V_NEEDS_RESET, V_STATUS(%ebx)
+    jnz 3f
+    lea msg_net_kept, %esi
+    mov $(msg_net_kept_end - msg_net_kept), %ecx
+    cmpw $1, 2(%edi)
+    jne 3f
+    cmpl $0, U_LEN0(%edi)
+    jne 3f
+    lea msg_net_dropped, %esi
+    mov $(msg_net_dropped_end - msg_net_dropped), %ecx
+3:  jmp puts
+
+    .section .rodata.net, "a"
+msg_net_nodev: .ascii "fuzz: no net device (give --net)\n"
+msg_net_nodev_end:
+msg_net_name: .ascii "net"
+msg_net_name_end:
+msg_net_dropped: .ascii ": dropped, serving\n"
+msg_net_dropped_end:
+msg_net_kept: .ascii ": not dropped\n"
+msg_net_kept_end:
+msg_net_storm: .ascii "fuzz: net storm done, "
+msg_net_storm_end:
+msg_net_midreset: .ascii "fuzz: net reset mid-traffic done, "
+msg_net_midreset_end:
+msg_net_sent: .ascii "sent\n"
+msg_net_sent_end:
+msg_net_notsent: .ascii "not sent\n"
+msg_net_notsent_end:
+nf_ping: .ascii "fuzz net ping\n"
+nf_ping_end:
+nf_storm: .ascii "fuzz net after the storm\n"
+nf_storm_end:
+nf_after: .ascii "fuzz net after the reset\n"
+nf_after_end:
+
+    /* A frame's head: an empty virtio-net header, the broadcast address, our
+       MAC (filled in) and ethertype 0x88b5 ("local experimental"). */
+    .section .data.net, "aw"
+nf_head:
+    .skip NET_HDR
+    .byte 0xff, 0xff, 0xff, 0xff, 0xff, 0xff
+nf_src:
+    .skip 6
+    .byte 0x88, 0xb5
+
+    .section .bss.net, "aw", @nobits
+    .balign 16
+net_rx_buf: .skip NET_RX_LEN
     .code64
 "#,
     options(att_syntax)

@@ -21,7 +21,7 @@ pub const HOLD_SWITCH: &str = "bootlab.hold";
 pub const FUZZ_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/fuzz.elf"));
 
 /// Modes of the fuzz guest (the first word of its command line).
-pub const FUZZ_MODES: [&str; 11] = [
+pub const FUZZ_MODES: [&str; 12] = [
     "sweep",
     "hypercall",
     "triple",
@@ -31,6 +31,7 @@ pub const FUZZ_MODES: [&str; 11] = [
     "markers",
     "virtio",
     "virtio-vsock",
+    "virtio-net",
     "rtdisk",
     "rtport",
 ];
