@@ -500,6 +500,7 @@ const MOUNT_OPTIONS: [&str; 29] = [
 
 /// The runtime-spec features document: what this runtime honours today.
 fn features() -> serde_json::Value {
+    use container::security::oci_seccomp;
     serde_json::json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
@@ -519,26 +520,9 @@ fn features() -> serde_json::Value {
             // What container/src/security/oci_seccomp.rs compiles (libseccomp).
             "seccomp": {
                 "enabled": true,
-                "actions": [
-                    "SCMP_ACT_ALLOW",
-                    "SCMP_ACT_ERRNO",
-                    "SCMP_ACT_KILL",
-                    "SCMP_ACT_KILL_PROCESS",
-                    "SCMP_ACT_KILL_THREAD",
-                    "SCMP_ACT_LOG",
-                    "SCMP_ACT_TRACE",
-                    "SCMP_ACT_TRAP"
-                ],
-                "operators": [
-                    "SCMP_CMP_EQ",
-                    "SCMP_CMP_GE",
-                    "SCMP_CMP_GT",
-                    "SCMP_CMP_LE",
-                    "SCMP_CMP_LT",
-                    "SCMP_CMP_MASKED_EQ",
-                    "SCMP_CMP_NE"
-                ],
-                "archs": ["SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32"]
+                "actions": oci_seccomp::spec_names(oci_seccomp::ACTIONS),
+                "operators": oci_seccomp::spec_names(oci_seccomp::OPERATORS),
+                "archs": oci_seccomp::spec_names(oci_seccomp::ARCHES)
             },
             // process.apparmorProfile is applied where the host enables AppArmor.
             "apparmor": {"enabled": true},

@@ -67,6 +67,44 @@ const FLAG_LOG: u32 = 2;
 const FLAG_SPEC_ALLOW: u32 = 4;
 const FLAG_WAIT_KILLABLE_RECV: u32 = 32;
 
+/// The actions [`compile`] takes (all but `SCMP_ACT_NOTIFY`); `oci features` lists
+/// their names, so the two cannot drift apart (a test compiles each).
+pub const ACTIONS: &[LinuxSeccompAction] = &[
+    LinuxSeccompAction::ScmpActAllow,
+    LinuxSeccompAction::ScmpActErrno,
+    LinuxSeccompAction::ScmpActKill,
+    LinuxSeccompAction::ScmpActKillProcess,
+    LinuxSeccompAction::ScmpActKillThread,
+    LinuxSeccompAction::ScmpActLog,
+    LinuxSeccompAction::ScmpActTrace,
+    LinuxSeccompAction::ScmpActTrap,
+];
+
+/// The argument comparisons [`compile`] takes (all of the runtime-spec's).
+pub const OPERATORS: &[LinuxSeccompOperator] = &[
+    LinuxSeccompOperator::ScmpCmpEq,
+    LinuxSeccompOperator::ScmpCmpGe,
+    LinuxSeccompOperator::ScmpCmpGt,
+    LinuxSeccompOperator::ScmpCmpLe,
+    LinuxSeccompOperator::ScmpCmpLt,
+    LinuxSeccompOperator::ScmpCmpMaskedEq,
+    LinuxSeccompOperator::ScmpCmpNe,
+];
+
+/// The architectures [`compile`] takes (x86's three ABIs).
+pub const ARCHES: &[Arch] = &[Arch::ScmpArchX86, Arch::ScmpArchX86_64, Arch::ScmpArchX32];
+
+/// The runtime-spec names of `items` (`SCMP_ACT_ALLOW`, ...), as oci-spec writes them.
+pub fn spec_names<T: serde::Serialize>(items: &[T]) -> Vec<String> {
+    items
+        .iter()
+        .filter_map(|i| match serde_json::to_value(i) {
+            Ok(serde_json::Value::String(s)) => Some(s),
+            _ => None,
+        })
+        .collect()
+}
+
 fn arch(a: Arch) -> Result<ScmpArch, ProfileError> {
     match a {
         Arch::ScmpArchNative | Arch::ScmpArchX86_64 => Ok(ScmpArch::X8664),
@@ -235,6 +273,36 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, ProfileErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `oci features` lists is what compiles: every listed action, operator
+    /// and architecture is taken, the one action left out is refused, and the
+    /// names are the runtime-spec's.
+    #[test]
+    fn the_listed_features_are_the_compiled_ones() {
+        for a in ACTIONS {
+            assert!(action(*a, None).is_ok(), "{a:?}");
+        }
+        assert!(action(LinuxSeccompAction::ScmpActNotify, None).is_err());
+        for op in OPERATORS {
+            let arg = oci_spec::runtime::LinuxSeccompArgBuilder::default()
+                .index(0usize)
+                .value(1u64)
+                .op(*op)
+                .build()
+                .unwrap();
+            assert!(condition(&arg).is_ok(), "{op:?}");
+        }
+        for a in ARCHES {
+            assert!(arch(*a).is_ok(), "{a:?}");
+        }
+        assert_eq!(spec_names(ACTIONS).len(), ACTIONS.len());
+        assert_eq!(spec_names(ACTIONS)[0], "SCMP_ACT_ALLOW");
+        assert_eq!(spec_names(OPERATORS)[5], "SCMP_CMP_MASKED_EQ");
+        assert_eq!(
+            spec_names(ARCHES),
+            ["SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32"]
+        );
+    }
 
     /// The `linux.seccomp` of a captured engine config (container/tests/fixtures).
     fn fixture(name: &str) -> LinuxSeccomp {
