@@ -232,7 +232,8 @@ impl VsockService {
 /// marked DEVICE_NEEDS_RESET (attacks 1-7); a broken header (a length its buffers
 /// do not hold, one above 64 KiB, an unknown op or socket type on an open stream,
 /// data for a stream never opened) gets that stream a RST while the device goes
-/// on serving (8-12). A notification storm and a reset with a stream in flight
+/// on serving (8-12). 200 packets for no stream while the guest offers no receive
+/// buffer get only the device's bound of RSTs. A notification storm and a reset with a stream in flight
 /// each leave a device that connects to the host again and carries a line both
 /// ways; the monitor survives and removes its socket.
 #[test]
@@ -279,6 +280,12 @@ fn a_hostile_vsock_driver_gets_needs_reset_for_broken_rings_and_rst_for_broken_p
             let line = format!("fuzz: vsock attack {n}: {outcome}\n");
             assert!(stdout.contains(&line), "{what}: attack {n}: {stdout}");
         }
+        // 200 RSTs owed with nowhere to go: the device keeps its bound of them.
+        let flood = format!(
+            "fuzz: vsock flood of 200 packets for no stream done, rsts: {}\n",
+            vmm::devices::virtio::vsock::muxer::MAX_ORPHAN_RSTS
+        );
+        assert!(stdout.contains(&flood), "{what}: {stdout}");
         assert!(
             stdout.contains("fuzz: vsock storm done, connect ok\n"),
             "{what}: {stdout}"

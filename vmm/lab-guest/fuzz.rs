@@ -37,7 +37,9 @@
 //! - `virtio-vsock`: attacks the virtio-vsock device (`--vsock`, with a host
 //!   listener on `PATH_1234`): broken rings, TX and RX (`... attack N:
 //!   needs-reset`, 1-7), then broken packet headers in sound chains, which must
-//!   cost only their stream a RST (`...: rst, serving`, 8-12); then a storm and a
+//!   cost only their stream a RST (`...: rst, serving`, 8-12); then a flood of
+//!   packets for no stream with no receive buffer offered, after which the RSTs
+//!   that come are counted (the device keeps a bounded number); then a storm and a
 //!   reset with a stream in flight, each followed by a stream to the host that must
 //!   work; exit status 42. The rules are written above its code.
 //!
@@ -851,9 +853,10 @@ lab_stack_top:
    - one packet's header (a length its buffers do not hold or above 64 KiB, an
      unknown op or socket type, a stream that does not exist): that stream ends
      with a RST to our port and the device goes on serving ("rst, serving").
-   Then a notification storm and a reset with a stream open and its data in
-   flight, each followed by a connection to host port VS_HOST_PORT that must
-   work. */
+   Then a flood of packets for no stream with no receive buffer offered (the
+   device must keep a bounded number of RSTs for us), a notification storm and a
+   reset with a stream open and its data in flight, the last two each followed by
+   a connection to host port VS_HOST_PORT that must work. */
 global_asm!(
     r#"
     .code32
@@ -886,6 +889,7 @@ global_asm!(
     .set VS_HOST_PORT, 1234
     .set VS_FIRST_PORT, 2000
     .set VS_PRINT_MAX, 64
+    .set VS_FLOOD, 200
     .set OP_REQUEST, 1
     .set OP_RESPONSE, 2
     .set OP_RST, 3
@@ -1006,6 +1010,31 @@ virtio_vsock:
     call vs_fill
     call tx_send
     call vs_rst
+
+    /* a flood of VS_FLOOD packets for streams that do not exist while no
+       receive buffer is offered: the device owes a RST for each but keeps at
+       most its bound of them; then the RSTs that come are counted */
+    call vs_setup
+    mov $VS_FLOOD, %edi
+1:  incl vs_lport
+    call vs_fill0
+    call tx_send
+    dec %edi
+    jnz 1b
+    xor %edi, %edi
+2:  call vs_recv
+    cmp $OP_RST, %eax
+    jne 3f
+    inc %edi
+    jmp 2b
+3:  lea msg_vs_flood, %esi
+    mov $(msg_vs_flood_end - msg_vs_flood), %ecx
+    call puts
+    mov %edi, %eax
+    call putdec
+    lea msg_nl, %esi
+    mov $1, %ecx
+    call puts
 
     /* a notification storm on both queues, then a connection */
     call vs_setup
@@ -1209,16 +1238,18 @@ attack:
     mov $(msg_dev_attack_end - msg_dev_attack), %ecx
     call puts
     movzbl attack_no, %eax
-    mov $10, %cl
-    div %cl
-    mov %ah, %ch
-    mov $COM1, %dx
-    test %al, %al
+    /* putdec: eax in decimal to COM1; clobbers eax, ecx, edx */
+putdec:
+    mov $10, %ecx
+    xor %edx, %edx
+    div %ecx
+    push %edx
+    test %eax, %eax
     jz 1f
+    call putdec
+1:  pop %eax
     add $'0', %al
-    out %al, %dx
-1:  mov %ch, %al
-    add $'0', %al
+    mov $COM1, %dx
     out %al, %dx
     ret
 
@@ -1293,6 +1324,8 @@ msg_vs_rst: .ascii ": rst, serving\n"
 msg_vs_rst_end:
 msg_vs_norst: .ascii ": no rst\n"
 msg_vs_norst_end:
+msg_vs_flood: .ascii "fuzz: vsock flood of 200 packets for no stream done, rsts: "
+msg_vs_flood_end:
 msg_vs_storm: .ascii "fuzz: vsock storm done, "
 msg_vs_storm_end:
 msg_vs_connected: .ascii "connect ok\n"
