@@ -123,6 +123,46 @@ pub enum TimelineFormat {
     Text,
 }
 
+/// `--timeline` and `--timeline-out`, which `vm run`, `vm restore` and `sandbox run`
+/// take alike.
+#[derive(Debug, Default, clap::Args)]
+pub struct TimelineArgs {
+    /// Print the run's timeline on stderr at the end.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub timeline: Option<TimelineFormat>,
+    /// Write the run's timeline as JSON to this file.
+    #[arg(long, value_name = "PATH")]
+    pub timeline_out: Option<std::path::PathBuf>,
+}
+
+impl TimelineArgs {
+    /// The two options from the scanner (their names are in each command's
+    /// `FAST` list); `None` for a format value clap must refuse.
+    pub fn fast(s: &crate::fastargs::Scan<'_>) -> Option<TimelineArgs> {
+        Some(TimelineArgs {
+            timeline: s.parsed_enum("timeline")?,
+            timeline_out: s.value("timeline-out").map(std::path::PathBuf::from),
+        })
+    }
+
+    /// Refuses, before the run, a `--timeline-out` that could not be written.
+    pub fn check(&self) -> anyhow::Result<()> {
+        match &self.timeline_out {
+            Some(path) => check_out_file("--timeline-out", path),
+            None => Ok(()),
+        }
+    }
+
+    /// [`report_timeline`] with these options.
+    pub fn report(
+        &self,
+        tl: &timeline::Timeline,
+        model: &timeline::PhaseModel,
+    ) -> anyhow::Result<()> {
+        report_timeline(tl, model, self.timeline, self.timeline_out.as_deref())
+    }
+}
+
 /// Writes a finished run's timeline to `--timeline-out` and prints it on stderr for
 /// `--timeline`: how every runtime of ours reports its timeline.
 pub fn report_timeline(

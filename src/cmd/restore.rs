@@ -1,7 +1,7 @@
 //! `bootlab vm restore DIR`: run a microVM saved with `vm run --snapshot-at` from
 //! where it was saved, in this fresh process.
 
-use super::vm::{finish, RawStdout, SnapshotAt, TimelineFormat};
+use super::vm::{finish, RawStdout, SnapshotArgs};
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
@@ -22,22 +22,11 @@ pub struct RestoreArgs {
     /// Refuse the snapshot unless its guest has this many vCPUs.
     #[arg(long)]
     vcpus: Option<u32>,
-    /// Print the run's timeline on stderr at the end.
-    #[arg(long, value_enum)]
-    timeline: Option<TimelineFormat>,
-    /// Write the run's timeline as JSON to this file.
-    #[arg(long, value_name = "PATH")]
-    timeline_out: Option<PathBuf>,
-    /// Save the restored machine again when the guest announces this marker, or on
-    /// SIGUSR1 (as for `vm run`).
-    #[arg(long, value_enum, value_name = "EVENT", requires = "snapshot_out")]
-    snapshot_at: Option<SnapshotAt>,
-    /// The new snapshot's folder.
-    #[arg(long, value_name = "DIR", requires = "snapshot_at")]
-    snapshot_out: Option<PathBuf>,
-    /// Keep the guest running after the new snapshot is saved.
-    #[arg(long, requires = "snapshot_at")]
-    snapshot_continue: bool,
+    #[command(flatten)]
+    report: super::TimelineArgs,
+    /// Saving the restored machine again.
+    #[command(flatten)]
+    snapshot: SnapshotArgs,
 }
 
 impl RestoreArgs {
@@ -65,11 +54,7 @@ impl RestoreArgs {
             .to_str()
             .filter(|d| !d.is_empty() && !d.starts_with('-'))?;
         let s = crate::fastargs::scan(rest, &Self::FAST)?;
-        let (at, out) = (s.value("snapshot-at"), s.value("snapshot-out"));
-        if !s.rest.is_empty()
-            || at.is_some() != out.is_some()
-            || (s.flag("snapshot-continue") && at.is_none())
-        {
+        if !s.rest.is_empty() {
             return None;
         }
         Some(RestoreArgs {
@@ -77,23 +62,16 @@ impl RestoreArgs {
             timeout: s.parsed("timeout")?,
             mem: s.parsed("mem")?,
             vcpus: s.parsed("vcpus")?,
-            timeline: s.parsed_enum("timeline")?,
-            timeline_out: s.value("timeline-out").map(PathBuf::from),
-            snapshot_at: s.parsed_enum("snapshot-at")?,
-            snapshot_out: out.map(PathBuf::from),
-            snapshot_continue: s.flag("snapshot-continue"),
+            report: super::TimelineArgs::fast(&s)?,
+            snapshot: SnapshotArgs::fast(&s)?,
         })
     }
 }
 
 pub fn run(args: RestoreArgs) -> anyhow::Result<u8> {
     let spawn_ns = timeline::clock::spawn_ns_from_env().unwrap_or_else(timeline::now_ns);
-    if let Some(path) = &args.timeline_out {
-        super::check_out_file("--timeline-out", path)?;
-    }
-    if let Some(dir) = &args.snapshot_out {
-        super::check_out_dir("--snapshot-out", dir)?;
-    }
+    args.report.check()?;
+    args.snapshot.check()?;
     let timeout = args
         .timeout
         .map(|s| super::timeout("--timeout", s))
@@ -107,22 +85,17 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<u8> {
         vcpus: args.vcpus,
     };
     let mut vm = vmm::Vm::restore(&args.dir, opts).context("cannot restore the microVM")?;
-    if let (Some(at), Some(dir)) = (args.snapshot_at, &args.snapshot_out) {
-        vm.snapshot_at(vmm::SnapshotRequest {
-            at: at.point(),
-            dir: dir.clone(),
-            keep_running: args.snapshot_continue,
-        });
+    if let Some(r) = args.snapshot.request() {
+        vm.snapshot_at(r);
     }
     let outcome = vm.run().context("cannot run the restored microVM")?;
-    if args.snapshot_at.is_some() && outcome.snapshot.is_none() {
+    if args.snapshot.asked() && outcome.snapshot.is_none() {
         eprintln!("bootlab: the run ended before its snapshot point; nothing saved");
     }
     finish(
         outcome,
         step::RESTORE_MAIN,
         &RESTORED_VM_MODEL,
-        args.timeline,
-        args.timeline_out.as_deref(),
+        &args.report,
     )
 }

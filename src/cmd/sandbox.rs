@@ -15,8 +15,6 @@ pub enum SandboxCommand {
     Run(Box<RunArgs>),
 }
 
-use super::TimelineFormat;
-
 #[derive(Debug, Args)]
 #[command(
     after_help = "Namespaces: pid, mount, uts, ipc, net, cgroup, user. Default: all of them, \
@@ -72,12 +70,8 @@ pub struct RunArgs {
     /// Extra environment variable KEY=VALUE (repeatable).
     #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
     pub env: Vec<String>,
-    /// Print the timeline to stderr at the end.
-    #[arg(long, value_name = "FORMAT")]
-    pub timeline: Option<TimelineFormat>,
-    /// Write the timeline as JSON to this file.
-    #[arg(long, value_name = "PATH")]
-    pub timeline_out: Option<PathBuf>,
+    #[command(flatten)]
+    pub report: super::TimelineArgs,
     /// The command and its arguments (with --bundle: overrides process.args).
     #[arg(last = true, value_name = "CMD")]
     pub cmd: Vec<String>,
@@ -136,8 +130,7 @@ impl RunArgs {
             timeout: s.parsed("timeout")?,
             rw: s.flag("rw"),
             env: s.values("env"),
-            timeline: s.parsed_enum("timeline")?,
-            timeline_out: s.value("timeline-out").map(PathBuf::from),
+            report: super::TimelineArgs::fast(&s)?,
             cmd: s.rest,
         })
     }
@@ -261,9 +254,7 @@ fn run_one(a: RunArgs) -> anyhow::Result<u8> {
             EventSource::Runtime,
         ),
     };
-    if let Some(path) = &a.timeline_out {
-        super::check_out_file("--timeline-out", path)?;
-    }
+    a.report.check()?;
     let mut tl = Timeline::new("bootlab-sandbox", spawn_ns);
     tl.push(event::SPAWN, spawn_ns, spawn_src);
     super::push_main_entry(&mut tl, step::SANDBOX_MAIN);
@@ -292,12 +283,7 @@ fn run_one(a: RunArgs) -> anyhow::Result<u8> {
     };
     tl.exit_code = Some(code);
     tl.push(event::EXIT, timeline::now_ns(), EventSource::Runtime);
-    super::report_timeline(
-        &tl,
-        &timeline::CONTAINER_MODEL,
-        a.timeline,
-        a.timeline_out.as_deref(),
-    )?;
+    a.report.report(&tl, &timeline::CONTAINER_MODEL)?;
     result?;
     Ok(u8::try_from(code.clamp(0, 255)).unwrap_or(u8::MAX))
 }

@@ -131,8 +131,6 @@ impl SnapshotAt {
     }
 }
 
-pub use super::TimelineFormat;
-
 /// Defaults of `vm run`, shared by clap and the argument scanner.
 const DEFAULT_MEM_MIB: u64 = 128;
 const DEFAULT_VCPUS: u32 = 1;
@@ -170,22 +168,10 @@ pub struct RunArgs {
     /// End the VM after this many seconds (exit status 124).
     #[arg(long, value_name = "S")]
     timeout: Option<f64>,
-    /// Print the run's timeline on stderr at the end.
-    #[arg(long, value_enum)]
-    timeline: Option<TimelineFormat>,
-    /// Write the run's timeline as JSON to this file.
-    #[arg(long, value_name = "PATH")]
-    timeline_out: Option<PathBuf>,
-    /// Save the machine when the guest announces this marker (on the marker
-    /// port), or on SIGUSR1, then exit 0; restore it with `bootlab vm restore DIR`.
-    #[arg(long, value_enum, value_name = "EVENT", requires = "snapshot_out")]
-    snapshot_at: Option<SnapshotAt>,
-    /// The snapshot folder (created with mode 0700 if missing).
-    #[arg(long, value_name = "DIR", requires = "snapshot_at")]
-    snapshot_out: Option<PathBuf>,
-    /// Keep the guest running after the snapshot is saved.
-    #[arg(long, requires = "snapshot_at")]
-    snapshot_continue: bool,
+    #[command(flatten)]
+    report: super::TimelineArgs,
+    #[command(flatten)]
+    snapshot: SnapshotArgs,
     /// A raw disk image as a virtio-blk device, read-only unless `,rw` follows
     /// (repeatable; the first is the guest's /dev/vda). With --guest linux and no
     /// --initrd the first disk is the root (ext4, e.g. the images' rootfs.ext4) and
@@ -316,6 +302,62 @@ fn check_disk(disk: &vmm::DiskConfig) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{what} {}: {e}", disk.path.display()))
 }
 
+/// `--snapshot-at`, `--snapshot-out` and `--snapshot-continue`: saving the machine
+/// (`vm run`), or saving a restored one again (`vm restore`).
+#[derive(Debug, Default, Args)]
+pub struct SnapshotArgs {
+    /// Save the machine when the guest announces this marker (on the marker
+    /// port), or on SIGUSR1, then exit 0; restore it with `bootlab vm restore DIR`.
+    #[arg(long, value_enum, value_name = "EVENT", requires = "snapshot_out")]
+    pub snapshot_at: Option<SnapshotAt>,
+    /// The snapshot folder (created with mode 0700 if missing).
+    #[arg(long, value_name = "DIR", requires = "snapshot_at")]
+    pub snapshot_out: Option<PathBuf>,
+    /// Keep the guest running after the snapshot is saved.
+    #[arg(long, requires = "snapshot_at")]
+    pub snapshot_continue: bool,
+}
+
+impl SnapshotArgs {
+    /// The three options from the scanner; `None` for a combination clap must
+    /// refuse (one of --snapshot-at and --snapshot-out without the other,
+    /// --snapshot-continue alone) or an unknown marker.
+    pub fn fast(s: &crate::fastargs::Scan<'_>) -> Option<SnapshotArgs> {
+        let (at, out) = (s.value("snapshot-at"), s.value("snapshot-out"));
+        if at.is_some() != out.is_some() || (s.flag("snapshot-continue") && at.is_none()) {
+            return None;
+        }
+        Some(SnapshotArgs {
+            snapshot_at: s.parsed_enum("snapshot-at")?,
+            snapshot_out: out.map(PathBuf::from),
+            snapshot_continue: s.flag("snapshot-continue"),
+        })
+    }
+
+    /// Whether a snapshot is asked for.
+    pub fn asked(&self) -> bool {
+        self.snapshot_at.is_some()
+    }
+
+    /// Refuses, before the run, a `--snapshot-out` that could not be written.
+    pub fn check(&self) -> anyhow::Result<()> {
+        match &self.snapshot_out {
+            Some(dir) => super::check_out_dir("--snapshot-out", dir),
+            None => Ok(()),
+        }
+    }
+
+    /// The monitor's request, when a snapshot is asked for.
+    pub fn request(&self) -> Option<SnapshotRequest> {
+        let (at, dir) = (self.snapshot_at?, self.snapshot_out.as_ref()?);
+        Some(SnapshotRequest {
+            at: at.point(),
+            dir: dir.clone(),
+            keep_running: self.snapshot_continue,
+        })
+    }
+}
+
 impl RunArgs {
     /// The options the scanner takes (what clap knows for this command: a test
     /// in src/main.rs checks that none is missing).
@@ -350,15 +392,6 @@ impl RunArgs {
         if !s.rest.is_empty() || (s.value("kernel").is_some() && s.value("guest").is_some()) {
             return None;
         }
-        let snapshot = [
-            s.value("snapshot-at").is_some(),
-            s.value("snapshot-out").is_some(),
-        ];
-        if (s.flag("snapshot-continue") || snapshot[1]) && !snapshot[0]
-            || snapshot[0] && !snapshot[1]
-        {
-            return None;
-        }
         Some(RunArgs {
             kernel: s.value("kernel").map(PathBuf::from),
             guest: s.parsed_enum("guest")?,
@@ -369,11 +402,8 @@ impl RunArgs {
             irqchip: s.parsed_enum("irqchip")?.unwrap_or(DEFAULT_IRQCHIP),
             cpu_vendor: s.parsed_enum("cpu-vendor")?,
             timeout: s.parsed("timeout")?,
-            timeline: s.parsed_enum("timeline")?,
-            timeline_out: s.value("timeline-out").map(PathBuf::from),
-            snapshot_at: s.parsed_enum("snapshot-at")?,
-            snapshot_out: s.value("snapshot-out").map(PathBuf::from),
-            snapshot_continue: s.flag("snapshot-continue"),
+            report: super::TimelineArgs::fast(&s)?,
+            snapshot: SnapshotArgs::fast(&s)?,
             disk: s.values("disk"),
             vsock: s.value("vsock").map(str::to_owned),
             net: s.value("net").map(str::to_owned),
@@ -406,7 +436,7 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
             cmdline: args.cmdline.as_deref(),
             irqchip: args.irqchip,
             cpu_vendor: args.cpu_vendor,
-            snapshot_at: args.snapshot_at,
+            snapshot_at: args.snapshot.snapshot_at,
             first_disk_read_only: disks.first().map(|d| d.read_only),
             net_ip: net.as_ref().and_then(|n| n.ip.as_deref()),
         },
@@ -433,12 +463,8 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
     if let Some(i) = &plan.initrd {
         super::check_file("initrd", i)?;
     }
-    if let Some(path) = &args.timeline_out {
-        super::check_out_file("--timeline-out", path)?;
-    }
-    if let Some(dir) = &args.snapshot_out {
-        super::check_out_dir("--snapshot-out", dir)?;
-    }
+    args.report.check()?;
+    args.snapshot.check()?;
     let timeout = args
         .timeout
         .map(|s| super::timeout("--timeout", s))
@@ -446,10 +472,10 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
     for d in &disks {
         check_disk(d)?;
     }
-    if !disks.is_empty() && args.snapshot_at.is_some() {
+    if !disks.is_empty() && args.snapshot.asked() {
         anyhow::bail!("--snapshot-at: a machine with --disk cannot be saved yet");
     }
-    if net.is_some() && args.snapshot_at.is_some() {
+    if net.is_some() && args.snapshot.asked() {
         anyhow::bail!("--snapshot-at: a machine with --net cannot be saved yet");
     }
     let kernel_named_tap = net.as_ref().is_some_and(|n| n.tap.is_none());
@@ -460,7 +486,7 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
         })
     });
     if let Some(v) = &vsock {
-        if args.snapshot_at.is_some() {
+        if args.snapshot.asked() {
             anyhow::bail!("--snapshot-at: a machine with --vsock cannot be saved yet");
         }
         check_vsock(v)?;
@@ -493,15 +519,11 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
             eprintln!("bootlab: tap {tap} (removed when the VM ends)");
         }
     }
-    if let (Some(at), Some(dir)) = (args.snapshot_at, &args.snapshot_out) {
-        vm.snapshot_at(SnapshotRequest {
-            at: at.point(),
-            dir: dir.clone(),
-            keep_running: args.snapshot_continue,
-        });
+    if let Some(r) = args.snapshot.request() {
+        vm.snapshot_at(r);
     }
     let outcome = vm.run().context("cannot run the microVM")?;
-    if let (Some(stats), Some(dir)) = (&outcome.snapshot, &args.snapshot_out) {
+    if let (Some(stats), Some(dir)) = (&outcome.snapshot, &args.snapshot.snapshot_out) {
         if std::env::var_os("BOOTLAB_DEBUG").is_some() {
             eprintln!(
                 "bootlab: snapshot in {}: {} memory pages, {} bytes of state",
@@ -510,16 +532,10 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
                 stats.state_bytes
             );
         }
-    } else if args.snapshot_at.is_some() {
+    } else if args.snapshot.asked() {
         eprintln!("bootlab: the run ended before its snapshot point; nothing saved");
     }
-    finish(
-        outcome,
-        step::VMM_MAIN,
-        &VM_MODEL,
-        args.timeline,
-        args.timeline_out.as_deref(),
-    )
+    finish(outcome, step::VMM_MAIN, &VM_MODEL, &args.report)
 }
 
 /// The exit status for how a VM ended.
@@ -541,8 +557,7 @@ pub fn finish(
     outcome: vmm::VmOutcome,
     main_step: &str,
     model: &PhaseModel,
-    format: Option<TimelineFormat>,
-    timeline_out: Option<&std::path::Path>,
+    report: &super::TimelineArgs,
 ) -> anyhow::Result<u8> {
     let mut timeline = outcome.timeline;
     super::push_main_entry(&mut timeline, main_step);
@@ -559,7 +574,7 @@ pub fn finish(
     if outcome.unhandled_pio + outcome.unhandled_mmio > 0 {
         log_unhandled(outcome.unhandled_pio, outcome.unhandled_mmio);
     }
-    super::report_timeline(&timeline, model, format, timeline_out)?;
+    report.report(&timeline, model)?;
     Ok(code)
 }
 
