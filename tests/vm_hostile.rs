@@ -48,6 +48,34 @@ fn assert_no_panic(what: &str, out: &Output) {
     }
 }
 
+/// A hostile-driver run of `device` that survived (no panic, the survived status)
+/// and printed, for attacks 1..=`total`, "needs-reset" for the first `broken` (a
+/// broken ring) and `soft` for the rest (a sound chain with a bad packet); returns
+/// its stdout.
+fn assert_attacks(
+    what: &str,
+    out: &Output,
+    device: &str,
+    broken: u32,
+    total: u32,
+    soft: &str,
+) -> String {
+    assert_no_panic(what, out);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(i32::from(FUZZ_STATUS_SURVIVED)),
+        "{what}: {stdout}{}",
+        text(&out.stderr)
+    );
+    for n in 1..=total {
+        let outcome = if n <= broken { "needs-reset" } else { soft };
+        let line = format!("fuzz: {device} attack {n}: {outcome}\n");
+        assert!(stdout.contains(&line), "{what}: attack {n}: {stdout}");
+    }
+    stdout
+}
+
 /// Seeds of the sweep, each with a vCPU count (a second vCPU waits for a SIPI that
 /// never comes, but the machine is set up for SMP) and an interrupt controller model
 /// (`split` puts the monitor's own IO-APIC in the guest's way); a failure names its
@@ -142,17 +170,7 @@ fn hostile_virtio_drivers_get_the_device_marked_and_the_monitor_survives() {
             &[&args[..], &["--virtio-notify", notify]].concat(),
         );
         let chip = format!("{chip}, {notify}");
-        assert_no_panic("virtio", &out);
-        let stdout = text(&out.stdout);
-        assert_eq!(
-            out.status.code(),
-            Some(i32::from(FUZZ_STATUS_SURVIVED)),
-            "{chip}: {stdout}"
-        );
-        for n in 1..=8 {
-            let line = format!("fuzz: virtio attack {n}: needs-reset\n");
-            assert!(stdout.contains(&line), "{chip}: attack {n}: {stdout}");
-        }
+        let stdout = assert_attacks(&chip, &out, "virtio", 8, 8, "");
         for what in ["storm", "reset mid-request"] {
             let line = format!("fuzz: virtio {what} done, read ok\n");
             assert!(stdout.contains(&line), "{chip}: {what}: {stdout}");
@@ -263,23 +281,7 @@ fn a_hostile_vsock_driver_gets_needs_reset_for_broken_rings_and_rst_for_broken_p
         );
         let lines = service.finish();
         let what = format!("{chip}, {notify}");
-        assert_no_panic(&what, &out);
-        let stdout = text(&out.stdout);
-        assert_eq!(
-            out.status.code(),
-            Some(i32::from(FUZZ_STATUS_SURVIVED)),
-            "{what}: {stdout}{}",
-            text(&out.stderr)
-        );
-        for n in 1..=12 {
-            let outcome = if n <= 7 {
-                "needs-reset"
-            } else {
-                "rst, serving"
-            };
-            let line = format!("fuzz: vsock attack {n}: {outcome}\n");
-            assert!(stdout.contains(&line), "{what}: attack {n}: {stdout}");
-        }
+        let stdout = assert_attacks(&what, &out, "vsock", 7, 12, "rst, serving");
         // 200 RSTs owed with nowhere to go: the device keeps its bound of them.
         let flood = format!(
             "fuzz: vsock flood of 200 packets for no stream done, rsts: {}\n",
@@ -366,23 +368,7 @@ fn a_hostile_net_driver_gets_needs_reset_for_broken_rings_and_drops_frames_that_
             done.store(true, std::sync::atomic::Ordering::SeqCst);
             (out, host.join().unwrap())
         });
-        assert_no_panic(&what, &out);
-        let stdout = text(&out.stdout);
-        assert_eq!(
-            out.status.code(),
-            Some(i32::from(FUZZ_STATUS_SURVIVED)),
-            "{what}: {stdout}{}",
-            text(&out.stderr)
-        );
-        for n in 1..=9 {
-            let outcome = if n <= 7 {
-                "needs-reset"
-            } else {
-                "dropped, serving"
-            };
-            let line = format!("fuzz: net attack {n}: {outcome}\n");
-            assert!(stdout.contains(&line), "{what}: attack {n}: {stdout}");
-        }
+        let stdout = assert_attacks(&what, &out, "net", 7, 9, "dropped, serving");
         for line in [
             "fuzz: net storm done, sent\n",
             "fuzz: net reset mid-traffic done, sent\n",
