@@ -5,6 +5,11 @@
 //! creates (a kernel-chosen `bootlab%d`, or a name that did not exist) is not
 //! persistent: the kernel removes it with its last descriptor, also when the
 //! monitor is killed. The link is set up (IFF_UP) once attached.
+//!
+//! Creating a tap is the kernel's work, not ours (ftrace, 2026-12-06): TUNSETIFF
+//! about 0.31 ms (the netdev's sysfs entries and uevent, its IPv4 and IPv6 state),
+//! IFF_UP about 0.10 ms (IPv6 addrconf); our other calls about 0.035 ms. Attaching
+//! to an existing tap skips the registration (README: Network).
 
 use std::fs::File;
 use std::io;
