@@ -13,6 +13,10 @@ fn main() {
     let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
     let script = manifest.join("lab-guest/lab.ld");
     println!("cargo:rerun-if-changed={}", script.display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        manifest.join("lab-guest/virtio_mmio.s").display()
+    );
     for name in ["lab", "fuzz"] {
         let src = manifest.join(format!("lab-guest/{name}.rs"));
         println!("cargo:rerun-if-changed={}", src.display());

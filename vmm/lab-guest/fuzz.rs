@@ -60,6 +60,8 @@
 
 use core::arch::global_asm;
 
+global_asm!(include_str!("virtio_mmio.s"), options(att_syntax));
+
 global_asm!(
     r#"
     .set COM1, 0x3f8
@@ -480,14 +482,6 @@ echo:
        DEVICE_NEEDS_RESET ("fuzz: virtio attack N: needs-reset"). Then a
        notification storm and a reset between a request and its notify, each
        followed by a good read, which must still work. */
-    .set VIRTIO, 0xd0001000
-    .set V_MAGIC, 0x74726976
-    .set V_QUEUE_NUM, 0x38
-    .set V_QUEUE_NOTIFY, 0x50
-    .set V_STATUS, 0x70
-    .set V_NEEDS_RESET, 0x40
-    .set D_NEXT, 1
-    .set D_WRITE, 2
     .set N_STORM, 10000
     .macro DESC i, lo, hi, len, flags, next
     movl \lo, vq_desc + 16 * \i
@@ -505,7 +499,7 @@ virtio:
     je virtio_net
     jmp bad_mode
 1:  mov $VIRTIO, %ebx
-    cmpl $V_MAGIC, (%ebx)
+    cmpl $VIRTIO_MAGIC, (%ebx)
     je 1f
     lea msg_nodev, %esi
     mov $(msg_nodev_end - msg_nodev), %ecx
@@ -550,7 +544,7 @@ virtio:
     /* 6: an available index that jumps ahead by more than the queue size */
     call vsetup8
     movw $1000, vq_avail + 2
-    movl $0, V_QUEUE_NOTIFY(%ebx)
+    movl $0, VM_QUEUE_NOTIFY(%ebx)
     mov $'6', %al
     call vcheck
     /* 7: a queue size that is not a power of two; 8: one above the maximum */
@@ -565,7 +559,7 @@ virtio:
     /* a notification storm, then a good read */
     call vsetup8
     mov $N_STORM, %ecx
-2:  movl $0, V_QUEUE_NOTIFY(%ebx)
+2:  movl $0, VM_QUEUE_NOTIFY(%ebx)
     loop 2b
     lea msg_storm, %esi
     mov $(msg_storm_end - msg_storm), %ecx
@@ -575,8 +569,8 @@ virtio:
     call vsetup8
     call vrequest
     movw $1, vq_avail + 2
-    movl $0, V_STATUS(%ebx)
-    movl $0, V_QUEUE_NOTIFY(%ebx)
+    movl $0, VM_STATUS(%ebx)
+    movl $0, VM_QUEUE_NOTIFY(%ebx)
     lea msg_midreset, %esi
     mov $(msg_midreset_end - msg_midreset), %ecx
     call puts
@@ -591,7 +585,7 @@ virtio:
        write's (vmm/benches/vmm_setup.rs). */
 rtdisk:
     mov $VIRTIO, %ebx
-    cmpl $V_MAGIC, (%ebx)
+    cmpl $VIRTIO_MAGIC, (%ebx)
     jne 8f
     call vsetup8
     call vrequest
@@ -603,7 +597,7 @@ rtdisk:
     xor %edi, %edi
 1:  inc %edi
     mov %di, vq_avail + 2
-    movl $0, V_QUEUE_NOTIFY(%ebx)
+    movl $0, VM_QUEUE_NOTIFY(%ebx)
     cmp %di, vq_used + 2
     je 2f
     call vused
@@ -631,27 +625,27 @@ rtport:
 vsetup8:
     mov $8, %eax
 vsetup:
-    movl $0, V_STATUS(%ebx)
+    movl $0, VM_STATUS(%ebx)
     movw $0, vq_avail + 2
     movw $0, vq_used + 2
-    movl $3, V_STATUS(%ebx)
+    movl $3, VM_STATUS(%ebx)
     movl $1, 0x24(%ebx)
     movl $1, 0x20(%ebx)
-    movl $11, V_STATUS(%ebx)
+    movl $11, VM_STATUS(%ebx)
     movl $0, 0x30(%ebx)
-    movl %eax, V_QUEUE_NUM(%ebx)
+    movl %eax, VM_QUEUE_NUM(%ebx)
     movl $vq_desc, 0x80(%ebx)
     movl $vq_avail, 0x90(%ebx)
     movl $vq_used, 0xa0(%ebx)
     movl $1, 0x44(%ebx)
-    movl $15, V_STATUS(%ebx)
+    movl $15, VM_STATUS(%ebx)
     ret
 
     /* vsubmit: chain 0 made available as entry 0, index 1, then the notify */
 vsubmit:
     movw $0, vq_avail + 4
     movw $1, vq_avail + 2
-    movl $0, V_QUEUE_NOTIFY(%ebx)
+    movl $0, VM_QUEUE_NOTIFY(%ebx)
     ret
 
     /* vcheck: "fuzz: virtio attack <al>: needs-reset" once the status says so
@@ -664,7 +658,7 @@ vcheck:
     call puts
     rdtsc
     mov %edx, %esi
-2:  testl $V_NEEDS_RESET, V_STATUS(%ebx)
+2:  testl $S_NEEDS_RESET, VM_STATUS(%ebx)
     jnz 3f
     rdtsc
     sub %esi, %edx
@@ -860,24 +854,8 @@ lab_stack_top:
 global_asm!(
     r#"
     .code32
-    .set VIRTIO_SLOTS, 4
-    .set VIRTIO_SLOT_SIZE, 0x1000
-    .set V_DEVICE_ID, 0x08
-    .set V_DRIVER_FEATURES, 0x20
-    .set V_DRIVER_FEATURES_SEL, 0x24
-    .set V_QUEUE_SEL, 0x30
-    .set V_QUEUE_READY, 0x44
-    .set V_QUEUE_DESC, 0x80
-    .set V_QUEUE_AVAIL, 0x90
-    .set V_QUEUE_USED, 0xa0
-    .set V_CONFIG, 0x100 /* the guest's CID */
-    .set S_ACK_DRIVER, 3
-    .set S_FEATURES_OK, 8
-    .set S_DRIVER_OK, 4
-    .set ID_VSOCK, 19
     .set DQ_SIZE, 8
-    /* struct virtio_vsock_hdr: 44 bytes, and the offsets of its fields we use */
-    .set VS_HDR, 44
+    /* the offsets of the struct virtio_vsock_hdr fields we use (VS_HDR bytes) */
     .set H_SRC_PORT, 16
     .set H_DST_PORT, 20
     .set H_LEN, 24
@@ -913,7 +891,7 @@ global_asm!(
 
     .section .text.vsock, "ax"
 virtio_vsock:
-    mov $ID_VSOCK, %eax
+    mov $VIRTIO_ID_VSOCK, %eax
     call vfind
     jnz 1f
     lea msg_vs_nodev, %esi
@@ -923,7 +901,7 @@ virtio_vsock:
     jmp exit
 1:  movl $msg_vs_name, dev_name
     movl $(msg_vs_name_end - msg_vs_name), dev_name_len
-    mov V_CONFIG(%ebx), %eax
+    mov VM_CONFIG(%ebx), %eax
     mov %eax, vs_cid
     movl $VS_FIRST_PORT, vs_lport
 
@@ -1039,8 +1017,8 @@ virtio_vsock:
     /* a notification storm on both queues, then a connection */
     call vs_setup
     mov $N_STORM, %ecx
-2:  movl $1, V_QUEUE_NOTIFY(%ebx)
-    movl $0, V_QUEUE_NOTIFY(%ebx)
+2:  movl $1, VM_QUEUE_NOTIFY(%ebx)
+    movl $0, VM_QUEUE_NOTIFY(%ebx)
     loop 2b
     lea msg_vs_storm, %esi
     mov $(msg_vs_storm_end - msg_vs_storm), %ecx
@@ -1059,7 +1037,7 @@ virtio_vsock:
     call vs_connect
     call vs_line
     call rx_offer
-    movl $0, V_STATUS(%ebx)
+    movl $0, VM_STATUS(%ebx)
     lea msg_vs_midreset, %esi
     mov $(msg_vs_midreset_end - msg_vs_midreset), %ecx
     call puts
@@ -1085,9 +1063,9 @@ virtio_vsock:
 vfind:
     mov $VIRTIO, %ebx
     mov $VIRTIO_SLOTS, %ecx
-1:  cmpl $V_MAGIC, (%ebx)
+1:  cmpl $VIRTIO_MAGIC, (%ebx)
     jne 8f
-    cmpl %eax, V_DEVICE_ID(%ebx)
+    cmpl %eax, VM_DEVICE_ID(%ebx)
     je 9f
     add $VIRTIO_SLOT_SIZE, %ebx
     loop 1b
@@ -1105,29 +1083,29 @@ vs_setup:
     /* dsetup: reset the device at ebx, negotiate VIRTIO_F_VERSION_1, queues 0
        (rq) and 1 (tq) of DQ_SIZE entries with their indices zeroed, DRIVER_OK */
 dsetup:
-    movl $0, V_STATUS(%ebx)
+    movl $0, VM_STATUS(%ebx)
     movw $0, rq_avail + 2
     movw $0, rq_used + 2
     movw $0, tq_avail + 2
     movw $0, tq_used + 2
     movw $0, rx_seen
-    movl $S_ACK_DRIVER, V_STATUS(%ebx)
-    movl $1, V_DRIVER_FEATURES_SEL(%ebx)
-    movl $1, V_DRIVER_FEATURES(%ebx)
-    movl $(S_ACK_DRIVER | S_FEATURES_OK), V_STATUS(%ebx)
-    movl $0, V_QUEUE_SEL(%ebx)
-    movl $DQ_SIZE, V_QUEUE_NUM(%ebx)
-    movl $rq_desc, V_QUEUE_DESC(%ebx)
-    movl $rq_avail, V_QUEUE_AVAIL(%ebx)
-    movl $rq_used, V_QUEUE_USED(%ebx)
-    movl $1, V_QUEUE_READY(%ebx)
-    movl $1, V_QUEUE_SEL(%ebx)
-    movl $DQ_SIZE, V_QUEUE_NUM(%ebx)
-    movl $tq_desc, V_QUEUE_DESC(%ebx)
-    movl $tq_avail, V_QUEUE_AVAIL(%ebx)
-    movl $tq_used, V_QUEUE_USED(%ebx)
-    movl $1, V_QUEUE_READY(%ebx)
-    movl $(S_ACK_DRIVER | S_FEATURES_OK | S_DRIVER_OK), V_STATUS(%ebx)
+    movl $S_ACK_DRIVER, VM_STATUS(%ebx)
+    movl $1, VM_DRIVER_FEATURES_SEL(%ebx)
+    movl $1, VM_DRIVER_FEATURES(%ebx)
+    movl $(S_ACK_DRIVER | S_FEATURES_OK), VM_STATUS(%ebx)
+    movl $0, VM_QUEUE_SEL(%ebx)
+    movl $DQ_SIZE, VM_QUEUE_NUM(%ebx)
+    movl $rq_desc, VM_QUEUE_DESC(%ebx)
+    movl $rq_avail, VM_QUEUE_AVAIL(%ebx)
+    movl $rq_used, VM_QUEUE_USED(%ebx)
+    movl $1, VM_QUEUE_READY(%ebx)
+    movl $1, VM_QUEUE_SEL(%ebx)
+    movl $DQ_SIZE, VM_QUEUE_NUM(%ebx)
+    movl $tq_desc, VM_QUEUE_DESC(%ebx)
+    movl $tq_avail, VM_QUEUE_AVAIL(%ebx)
+    movl $tq_used, VM_QUEUE_USED(%ebx)
+    movl $1, VM_QUEUE_READY(%ebx)
+    movl $(S_ACK_DRIVER | S_FEATURES_OK | S_DRIVER_OK), VM_STATUS(%ebx)
     ret
 
     /* vs_fill: the header at pk_hdr of op eax with ecx payload bytes of
@@ -1165,7 +1143,7 @@ tx_submit:
     and $(DQ_SIZE - 1), %eax
     movw $0, tq_avail + 4(,%eax,2)
     incw tq_avail + 2
-    movl $1, V_QUEUE_NOTIFY(%ebx)
+    movl $1, VM_QUEUE_NOTIFY(%ebx)
     ret
 tx_send:
     call tx_submit
@@ -1188,7 +1166,7 @@ rx_offer:
     and $(DQ_SIZE - 1), %eax
     movw $0, rq_avail + 4(,%eax,2)
     incw rq_avail + 2
-    movl $0, V_QUEUE_NOTIFY(%ebx)
+    movl $0, VM_QUEUE_NOTIFY(%ebx)
     ret
 vs_recv:
     call rx_offer
@@ -1261,7 +1239,7 @@ dmarked:
     mov %edx, %edi
     lea msg_marked, %esi
     mov $(msg_marked_end - msg_marked), %ecx
-1:  testl $V_NEEDS_RESET, V_STATUS(%ebx)
+1:  testl $S_NEEDS_RESET, VM_STATUS(%ebx)
     jnz 2f
     rdtsc
     sub %edi, %edx
@@ -1288,7 +1266,7 @@ vs_rst:
     jne 1f
     lea msg_marked, %esi
     mov $(msg_marked_end - msg_marked), %ecx
-    testl $V_NEEDS_RESET, V_STATUS(%ebx)
+    testl $S_NEEDS_RESET, VM_STATUS(%ebx)
     jnz 1f
     lea msg_vs_rst, %esi
     mov $(msg_vs_rst_end - msg_vs_rst), %ecx
@@ -1339,18 +1317,8 @@ msg_vsline_end:
 
     /* both queues, the receive buffer, the packet header and the driver's state */
     .section .bss.vsock, "aw", @nobits
-    .balign 16
-rq_desc: .skip 16 * DQ_SIZE
-    .balign 16
-rq_avail: .skip 6 + 2 * DQ_SIZE
-    .balign 16
-rq_used: .skip 6 + 8 * DQ_SIZE
-    .balign 16
-tq_desc: .skip 16 * DQ_SIZE
-    .balign 16
-tq_avail: .skip 6 + 2 * DQ_SIZE
-    .balign 16
-tq_used: .skip 6 + 8 * DQ_SIZE
+    VQ_MEM rq, DQ_SIZE
+    VQ_MEM tq, DQ_SIZE
     .balign 16
 rx_buf: .skip VS_RX_LEN
 pk_hdr: .skip VS_HDR
@@ -1378,8 +1346,6 @@ attack_no: .skip 1
 global_asm!(
     r#"
     .code32
-    .set ID_NET, 1
-    .set NET_HDR, 12
     .set NF_HEAD, NET_HDR + 14 /* with the Ethernet header */
     .set NET_RX_LEN, NET_HDR + 1514
     .set NET_SMALL_RX, 64
@@ -1388,7 +1354,7 @@ global_asm!(
 
     .section .text.net, "ax"
 virtio_net:
-    mov $ID_NET, %eax
+    mov $VIRTIO_ID_NET, %eax
     call vfind
     jnz 1f
     lea msg_net_nodev, %esi
@@ -1399,9 +1365,9 @@ virtio_net:
 1:  movl $msg_net_name, dev_name
     movl $(msg_net_name_end - msg_net_name), dev_name_len
     /* our frames' source: the card's MAC */
-    mov V_CONFIG(%ebx), %eax
+    mov VM_CONFIG(%ebx), %eax
     mov %eax, nf_src
-    movw V_CONFIG + 4(%ebx), %ax
+    movw VM_CONFIG + 4(%ebx), %ax
     movw %ax, nf_src + 4
 
     /* 1: a TX chain that loops */
@@ -1461,8 +1427,8 @@ virtio_net:
     /* a notification storm on both queues, then a frame */
     call dsetup
     mov $N_STORM, %ecx
-2:  movl $1, V_QUEUE_NOTIFY(%ebx)
-    movl $0, V_QUEUE_NOTIFY(%ebx)
+2:  movl $1, VM_QUEUE_NOTIFY(%ebx)
+    movl $0, VM_QUEUE_NOTIFY(%ebx)
     loop 2b
     lea msg_net_storm, %esi
     mov $(msg_net_storm_end - msg_net_storm), %ecx
@@ -1478,7 +1444,7 @@ virtio_net:
     QDESC rq, 0, $net_rx_buf, $0, $NET_RX_LEN, D_WRITE, 0
     call rx_offer
     call net_ping
-    movl $0, V_STATUS(%ebx)
+    movl $0, VM_STATUS(%ebx)
     lea msg_net_midreset, %esi
     mov $(msg_net_midreset_end - msg_net_midreset), %ecx
     call puts
@@ -1504,7 +1470,7 @@ net_send:
 net_sent:
     lea msg_net_notsent, %esi
     mov $(msg_net_notsent_end - msg_net_notsent), %ecx
-    testl $V_NEEDS_RESET, V_STATUS(%ebx)
+    testl $S_NEEDS_RESET, VM_STATUS(%ebx)
     jnz 1f
     mov tq_used + 2, %ax
     cmp tq_avail + 2, %ax
@@ -1530,7 +1496,7 @@ ddropped:
 2:  call attack
     lea msg_marked, %esi
     mov $(msg_marked_end - msg_marked), %ecx
-    testl $V_NEEDS_RESET, V_STATUS(%ebx)
+    testl $S_NEEDS_RESET, VM_STATUS(%ebx)
     jnz 3f
     lea msg_net_kept, %esi
     mov $(msg_net_kept_end - msg_net_kept), %ecx

@@ -35,6 +35,8 @@
 
 use core::arch::global_asm;
 
+global_asm!(include_str!("virtio_mmio.s"), options(att_syntax));
+
 global_asm!(
     r#"
     .set COM1, 0x3f8
@@ -42,30 +44,8 @@ global_asm!(
     .set EXIT_PORT, 0x501
     .set COM1_LSR, 0x3fd
     .set SI_CMDLINE, 24
-    /* The virtio-mmio slots the monitor's device manager hands out (the first
-       VIRTIO_SLOTS of them are probed), and the registers of the virtio-mmio
-       layout (version 2) the drivers below use. */
-    .set VIRTIO, 0xd0001000
-    .set VIRTIO_SLOT_SIZE, 0x1000
-    .set VIRTIO_SLOTS, 4
-    .set VIRTIO_MAGIC, 0x74726976
-    .set VIRTIO_ID_BLOCK, 2
-    .set VM_VERSION, 0x04
-    .set VM_DEVICE_ID, 0x08
-    .set VM_DRIVER_FEATURES, 0x20
-    .set VM_DRIVER_FEATURES_SEL, 0x24
-    .set VM_QUEUE_SEL, 0x30
-    .set VM_QUEUE_NUM_MAX, 0x34
-    .set VM_QUEUE_NUM, 0x38
-    .set VM_QUEUE_READY, 0x44
-    .set VM_QUEUE_NOTIFY, 0x50
-    .set VM_STATUS, 0x70
-    .set VM_QUEUE_DESC, 0x80
-    .set VM_QUEUE_AVAIL, 0x90
-    .set VM_QUEUE_USED, 0xa0
-    .set S_ACK_DRIVER, 3
-    .set S_FEATURES_OK, 8
-    .set S_DRIVER_OK, 4
+    /* The virtio-mmio slots, registers and bits are in virtio_mmio.s. The disk
+       queue's size: */
     .set VQ_SIZE, 8
     /* A queue's record (see virtio_queue): its size, then the addresses of its
        descriptor table, available ring and used ring. */
@@ -73,8 +53,6 @@ global_asm!(
     .set Q_DESC, 4
     .set Q_AVAIL, 8
     .set Q_USED, 12
-    .set D_NEXT, 1
-    .set D_WRITE, 2
     .set SECTOR_PRINT_MAX, 64
 
     .section .text.entry, "ax"
@@ -283,10 +261,7 @@ disk_wait:
 2:  ret
 
     /* ---- vsock: one stream to the host, and one from it when asked ---- */
-    .set VIRTIO_ID_VSOCK, 19
-    .set VM_CONFIG, 0x100
     .set VS_QSIZE, 4
-    .set VS_HDR, 44
     .set VS_RX_LEN, 128
     /* Our receive buffer for a stream (the host's credit): a reply fits one RX
        buffer. */
@@ -527,30 +502,15 @@ vs_tx_queue: .long VS_QSIZE, vs_tx_desc, vs_tx_avail, vs_tx_used
     /* The alignments virtio asks for (descriptors 16, available ring 2, used
        ring 4), no more: a page alignment here would page-align the one PT_LOAD
        and move the code in the file. */
-    .balign 16
-vq_desc: .skip 16 * VQ_SIZE
-    .balign 16
-vq_avail: .skip 6 + 2 * VQ_SIZE
-    .balign 16
-vq_used: .skip 6 + 8 * VQ_SIZE
+    VQ_MEM vq, VQ_SIZE
     .balign 16
 vq_hdr: .skip 16
 vq_status: .skip 16
 vq_data: .skip 512
     /* vsock: the RX and TX queues, the one receive buffer, the packet header, the
        stream's ports and how many packets were received. */
-    .balign 16
-vs_rx_desc: .skip 16 * VS_QSIZE
-    .balign 16
-vs_rx_avail: .skip 6 + 2 * VS_QSIZE
-    .balign 16
-vs_rx_used: .skip 6 + 8 * VS_QSIZE
-    .balign 16
-vs_tx_desc: .skip 16 * VS_QSIZE
-    .balign 16
-vs_tx_avail: .skip 6 + 2 * VS_QSIZE
-    .balign 16
-vs_tx_used: .skip 6 + 8 * VS_QSIZE
+    VQ_MEM vs_rx, VS_QSIZE
+    VQ_MEM vs_tx, VS_QSIZE
     .balign 16
 vs_rx_buf: .skip VS_RX_LEN
 vs_tx_hdr: .skip VS_HDR
@@ -586,10 +546,7 @@ lab_stack_top:
 global_asm!(
     r#"
     .code32
-    .set VIRTIO_ID_NET, 1
-    .set VM_CONFIG, 0x100 /* the MAC address */
     .set NQ_SIZE, 4
-    .set NET_HDR, 12 /* virtio_net_hdr_v1 */
     .set ETH_HDR, 14
     .set NET_RX_LEN, NET_HDR + 1514
     .set NET_PRINT_MAX, 64
@@ -727,18 +684,8 @@ net_frame_end:
 
     /* Both queues (NQ_SIZE entries each) and the receive buffer. */
     .section .bss.net, "aw", @nobits
-    .balign 16
-nrx_desc: .skip 16 * NQ_SIZE
-    .balign 16
-nrx_avail: .skip 6 + 2 * NQ_SIZE
-    .balign 16
-nrx_used: .skip 6 + 8 * NQ_SIZE
-    .balign 16
-ntx_desc: .skip 16 * NQ_SIZE
-    .balign 16
-ntx_avail: .skip 6 + 2 * NQ_SIZE
-    .balign 16
-ntx_used: .skip 6 + 8 * NQ_SIZE
+    VQ_MEM nrx, NQ_SIZE
+    VQ_MEM ntx, NQ_SIZE
     .balign 16
 net_rx_buf: .skip NET_RX_LEN
     .code64
