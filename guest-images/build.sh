@@ -277,61 +277,60 @@ build_kernel() {
   (rm -rf "$build.trash" &)
 }
 
-step_kernel() {
-  local t0 key dest how
-  t0=$(now)
+# Gets the kernel KERNEL_VARIANT describes into its cache entry, building it unless
+# the entry already has FILE (vmlinux, bzImage); one builder per key at a time
+# (several checkouts may share the cache). Sets KDEST (the entry) and KHOW (how the
+# kernel was got, for the summary).
+cached_kernel() {
+  local file=$1 key
   [[ -f "$KSRC_TAR" ]] || die "$KSRC_TAR missing (apt-get install $KSRC_PKG)"
   key=$(kernel_key)
-  dest="$CACHE/kernel/$key"
+  KDEST="$CACHE/kernel/$key"
   mkdir -p "$CACHE/kernel"
-  how="cached"
   (
-    # One builder per key at a time (several checkouts may share the cache).
     flock 9
-    if [[ ! -f "$dest/vmlinux" ]]; then
-      build_kernel "$dest" "$CACHE/kernel/$key.build"
+    if [[ ! -f "$KDEST/$file" ]]; then
+      build_kernel "$KDEST" "$CACHE/kernel/$key.build"
     fi
   ) 9>"$CACHE/kernel/$key.lock"
-  [[ -f "$dest/build-seconds" ]] && how="cache $key, cold build took $(cat "$dest/build-seconds") s"
+  KHOW="cached"
+  if [[ -f "$KDEST/build-seconds" ]]; then
+    KHOW="cache $key, cold build took $(cat "$KDEST/build-seconds") s"
+  fi
+}
+
+step_kernel() {
+  local t0
+  t0=$(now)
+  cached_kernel vmlinux
   # The PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY, owner "Xen", type 18) lets a
   # monitor enter the ELF vmlinux directly in 32-bit protected mode.
-  readelf -n "$dest/vmlinux" | grep -A1 -E '^\s+Xen\s' | grep -q -E '0x00000012|PHYS32_ENTRY' ||
-    die "$dest/vmlinux has no PVH (XEN_ELFNOTE_PHYS32_ENTRY) note"
+  readelf -n "$KDEST/vmlinux" | grep -A1 -E '^\s+Xen\s' | grep -q -E '0x00000012|PHYS32_ENTRY' ||
+    die "$KDEST/vmlinux has no PVH (XEN_ELFNOTE_PHYS32_ENTRY) note"
   mkdir -p "$OUT"
-  cp "$dest/vmlinux" "$OUT/vmlinux.tmp"
-  cp "$dest/config" "$OUT/vmlinux.config"
+  cp "$KDEST/vmlinux" "$OUT/vmlinux.tmp"
+  cp "$KDEST/config" "$OUT/vmlinux.config"
   mv -f "$OUT/vmlinux.tmp" "$OUT/vmlinux"
-  note "vmlinux" "$(size_of "$OUT/vmlinux") bytes, workarounds=$WORKAROUNDS ($how) in $(elapsed "$t0") s"
+  note "vmlinux" "$(size_of "$OUT/vmlinux") bytes, workarounds=$WORKAROUNDS ($KHOW) in $(elapsed "$t0") s"
 }
 
 # The same kernel with the EFI stub, as a bzImage (kernel/efi.config on top of the
 # vmlinux recipe), in its own cache entry: for UEFI firmware (qemu-q35-ovmf, OVMF
 # starts it as an EFI application). ~4-7 min cold on 2 cores.
 step_kernel_efi() {
-  local t0 key dest how
+  local t0
   t0=$(now)
-  [[ -f "$KSRC_TAR" ]] || die "$KSRC_TAR missing (apt-get install $KSRC_PKG)"
   KERNEL_VARIANT=efi
-  key=$(kernel_key)
-  dest="$CACHE/kernel/$key"
-  mkdir -p "$CACHE/kernel"
-  how="cached"
-  (
-    flock 9
-    if [[ ! -f "$dest/bzImage" ]]; then
-      build_kernel "$dest" "$CACHE/kernel/$key.build"
-    fi
-  ) 9>"$CACHE/kernel/$key.lock"
+  cached_kernel bzImage
   KERNEL_VARIANT=vmlinux
-  [[ -f "$dest/build-seconds" ]] && how="cache $key, cold build took $(cat "$dest/build-seconds") s"
   # A PE/COFF image: the bzImage starts with "MZ" and has a "PE\0\0" header.
-  [[ "$(head -c2 "$dest/bzImage")" == MZ ]] || die "$dest/bzImage has no MZ header (no EFI stub)"
-  grep -qx 'CONFIG_EFI_STUB=y' "$dest/config" || die "$dest/config lacks CONFIG_EFI_STUB=y"
+  [[ "$(head -c2 "$KDEST/bzImage")" == MZ ]] || die "$KDEST/bzImage has no MZ header (no EFI stub)"
+  grep -qx 'CONFIG_EFI_STUB=y' "$KDEST/config" || die "$KDEST/config lacks CONFIG_EFI_STUB=y"
   mkdir -p "$OUT"
-  cp "$dest/bzImage" "$OUT/bzImage-efi.tmp"
-  cp "$dest/config" "$OUT/bzImage-efi.config"
+  cp "$KDEST/bzImage" "$OUT/bzImage-efi.tmp"
+  cp "$KDEST/config" "$OUT/bzImage-efi.config"
   mv -f "$OUT/bzImage-efi.tmp" "$OUT/bzImage-efi"
-  note "bzImage-efi" "$(size_of "$OUT/bzImage-efi") bytes, workarounds=$WORKAROUNDS ($how) in $(elapsed "$t0") s"
+  note "bzImage-efi" "$(size_of "$OUT/bzImage-efi") bytes, workarounds=$WORKAROUNDS ($KHOW) in $(elapsed "$t0") s"
 }
 
 main() {
