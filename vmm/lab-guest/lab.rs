@@ -193,7 +193,7 @@ virtio_queue:
        set it up with one queue of VQ_SIZE, read sector 0 with one request
        (header, 512-byte buffer, status byte), and print the sector's text up to
        its first NUL or newline. The device may serve the request after the
-       notify write returns (an ioeventfd): disk_wait waits for it. */
+       notify write returns (an ioeventfd): used_wait waits for it. */
 disk:
     mov $VIRTIO_ID_BLOCK, %eax
     call find_virtio
@@ -220,8 +220,11 @@ disk:
     movw $0, vq_avail + 4
     movw $1, vq_avail + 2
     movl $0, VM_QUEUE_NOTIFY(%ebx)
-    call disk_wait
-    cmpw $1, vq_used + 2
+    /* a device that never answers is reported as failed */
+    lea vq_used + 2, %esi
+    mov $1, %ecx
+    mov $2, %edi
+    call used_wait
     jne 8f
     cmpb $0, vq_status
     jne 8f
@@ -246,19 +249,25 @@ disk:
     call puts
 9:  ret
 
-    /* disk_wait: until the used ring's index is 1, for at most about 2^33 TSC
-       cycles (a device that never answers is then reported as failed). */
-disk_wait:
+    /* used_wait: until the used ring's 16-bit index at (%esi) is %cx, for at
+       most %edi * 2^32 TSC ticks; ZF set if it got there. The disk, vsock and net
+       drivers wait with it for what a notify asked: served during the notify
+       write with notifications by exit, a moment later with an ioeventfd.
+       Clobbers eax and edx. */
+used_wait:
+    push %ebp
     rdtsc
-    mov %edx, %esi
-1:  cmpw $1, vq_used + 2
+    mov %edx, %ebp
+1:  cmp (%esi), %cx
     je 2f
     pause
     rdtsc
-    sub %esi, %edx
-    cmp $2, %edx
+    sub %ebp, %edx
+    cmp %edi, %edx
     jb 1b
-2:  ret
+    test %esp, %esp /* timed out: ZF clear */
+2:  pop %ebp
+    ret
 
     /* ---- vsock: one stream to the host, and one from it when asked ---- */
     .set VS_QSIZE, 4
@@ -399,17 +408,13 @@ vs_send:
     mov %ax, vs_tx_desc + 12
     incw vs_tx_avail + 2
     movl $1, VM_QUEUE_NOTIFY(%ebx)
-    rdtsc
-    mov %edx, %esi
-1:  mov vs_tx_used + 2, %ax
-    cmp vs_tx_avail + 2, %ax
-    je 2f
-    pause
-    rdtsc
-    sub %esi, %edx
-    cmp $VS_WAIT_TSC_HI, %edx
-    jb 1b
-2:  ret
+    push %edi
+    lea vs_tx_used + 2, %esi
+    movzwl vs_tx_avail + 2, %ecx
+    mov $VS_WAIT_TSC_HI, %edi
+    call used_wait
+    pop %edi
+    ret
 
     /* vs_recv: offer the receive buffer and wait for the next packet in it; eax =
        its op, or 0 after VS_WAIT_TSC_HI * 2^32 TSC ticks. */
@@ -417,16 +422,13 @@ vs_recv:
     incw vs_rx_avail + 2
     movl $0, VM_QUEUE_NOTIFY(%ebx)
     incw vs_rx_seen
-    rdtsc
-    mov %edx, %esi
-1:  mov vs_rx_used + 2, %ax
-    cmp vs_rx_seen, %ax
+    push %edi
+    lea vs_rx_used + 2, %esi
+    movzwl vs_rx_seen, %ecx
+    mov $VS_WAIT_TSC_HI, %edi
+    call used_wait
+    pop %edi
     je 2f
-    pause
-    rdtsc
-    sub %esi, %edx
-    cmp $VS_WAIT_TSC_HI, %edx
-    jb 1b
     xor %eax, %eax
     ret
 2:  movzwl vs_rx_buf + 30, %eax
@@ -588,19 +590,13 @@ lab_net:
     movl $(net_frame_end - net_frame), ntx_desc + 8
     movw $1, ntx_avail + 2
     movl $1, VM_QUEUE_NOTIFY(%ebx)
-    /* the frame is sent when the used ring says so: at once with notifications
-       by exit, a moment later with an ioeventfd; at most about 2^33 TSC cycles */
-    rdtsc
-    mov %edx, %esi
-1:  cmpw $1, ntx_used + 2
-    je 2f
-    pause
-    rdtsc
-    sub %esi, %edx
-    cmp $2, %edx
-    jb 1b
-    jmp 8f
-2:  lea msg_net_sent, %esi
+    /* the frame is sent when the used ring says so */
+    lea ntx_used + 2, %esi
+    mov $1, %ecx
+    mov $2, %edi
+    call used_wait
+    jne 8f
+    lea msg_net_sent, %esi
     mov $(msg_net_sent_end - msg_net_sent), %ecx
     call puts
     /* wait: edi counts the used entries seen, ebp is the TSC deadline's high half */
